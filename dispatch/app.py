@@ -1,0 +1,188 @@
+"""The composition root: `create_app(settings)` builds everything and owns its lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zoneinfo
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from console_web import static_dir
+from dispatch.clock import Clock, SystemClock
+from dispatch.demo.loader import DemoLogin, ensure_demo_city
+from dispatch.domain.priority import PriorityWeights
+from dispatch.evidence import EvidenceStore
+from dispatch.feed import Publisher
+from dispatch.geofence import PrecinctRegistry
+from dispatch.http import citizen_api, openapi, ops, staff_api, status
+from dispatch.http.errors import error_middleware
+from dispatch.http.keys import (
+    CITIZENS,
+    CLOCK,
+    INCIDENTS,
+    INFRA,
+    INTAKE,
+    METRICS,
+    OFFICERS,
+    OVERDUE,
+    PASSWORDS,
+    PRECINCTS,
+    PUBLISHER,
+    QUEUE,
+    SETTINGS,
+    SMS,
+    STAFF_AUTH,
+    TRACKING,
+    WORKFLOW,
+)
+from dispatch.identity_providers import AttestationVerifier, DemoSmsSender, SmsSender
+from dispatch.metrics import Metrics
+from dispatch.passwords import Passwords
+from dispatch.queue import PriorityQueue
+from dispatch.runtime import Infrastructure, open_infrastructure
+from dispatch.services.citizens import CitizenServices
+from dispatch.services.incidents import IncidentQueries
+from dispatch.services.intake import IntakeService
+from dispatch.services.officers import OfficerService
+from dispatch.services.overdue import OverdueWatch
+from dispatch.services.staff_auth import StaffAuth
+from dispatch.services.tracking import TrackingService
+from dispatch.services.workflow import Workflow
+from dispatch.settings import Settings
+from dispatch.tokens import TokenSigner
+
+DEMO_LOGINS = web.AppKey("demo_logins", list[DemoLogin])
+
+
+async def _infrastructure_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_infrastructure(app[SETTINGS]) as infra:
+        app[INFRA] = infra
+        yield
+
+
+async def _demo_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.load_demo:
+        infra = app[INFRA]
+        app[DEMO_LOGINS] = await ensure_demo_city(infra.pool, app[PASSWORDS], settings.data_dir)
+    yield
+
+
+async def _precincts_ctx(app: web.Application) -> AsyncIterator[None]:
+    registry = PrecinctRegistry(app[INFRA].pool)
+    await registry.load()
+    app[PRECINCTS] = registry
+    watcher = asyncio.create_task(registry.watch(), name="precinct-watch")
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, infra = app[SETTINGS], app[INFRA]
+    assert infra.redis is not None
+    clock = app[CLOCK]
+    signer = TokenSigner(infra.keys.secret_key)
+    app[PUBLISHER] = publisher = Publisher()
+    app[QUEUE] = queue = PriorityQueue(infra.redis)
+    await queue.rebuild(infra.pool)
+    app[CITIZENS] = CitizenServices(
+        pool=infra.pool,
+        signer=signer,
+        keys=infra.keys,
+        clock=clock,
+        sms=app[SMS],
+        attestations=AttestationVerifier.from_file(settings.attestation_keys_file),
+        access_ttl=timedelta(seconds=settings.citizen_token_ttl_s),
+    )
+    app[INTAKE] = IntakeService(
+        pool=infra.pool,
+        queue=queue,
+        precincts=app[PRECINCTS],
+        signer=signer,
+        clock=clock,
+        publisher=publisher,
+        evidence=EvidenceStore(settings.data_dir.resolve() / "evidence"),
+        weights=PriorityWeights(),
+        case_prefix=settings.case_prefix,
+        timezone=zoneinfo.ZoneInfo(settings.timezone),
+        duplicate_radius_m=settings.duplicate_radius_m,
+        duplicate_window=timedelta(seconds=settings.duplicate_window_s),
+    )
+    app[TRACKING] = TrackingService(infra.pool, signer, clock)
+    app[STAFF_AUTH] = StaffAuth(
+        pool=infra.pool,
+        redis=infra.redis,
+        passwords=app[PASSWORDS],
+        signer=signer,
+        clock=clock,
+        ttl=timedelta(seconds=settings.staff_token_ttl_s),
+    )
+    app[WORKFLOW] = Workflow(pool=infra.pool, queue=queue, publisher=publisher, clock=clock)
+    app[INCIDENTS] = incidents = IncidentQueries(pool=infra.pool, agency=settings.agency)
+    app[OVERDUE] = OverdueWatch(
+        pool=infra.pool, clock=clock, publisher=publisher, thresholds_s=settings.overdue_thresholds
+    )
+    app[OFFICERS] = OfficerService(
+        pool=infra.pool,
+        clock=clock,
+        publisher=publisher,
+        precincts=app[PRECINCTS],
+        incidents=incidents,
+    )
+    yield
+
+
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Periodic work, owned here and cancelled at shutdown."""
+    tasks: list[asyncio.Task[None]] = []
+    if app[SETTINGS].background_tasks:
+        tasks.append(asyncio.create_task(app[OVERDUE].run(), name="overdue-watch"))
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(
+    settings: Settings,
+    *,
+    infrastructure: Infrastructure | None = None,
+    clock: Clock | None = None,
+    sms_sender: SmsSender | None = None,
+) -> web.Application:
+    """The aiohttp application.
+
+    Tests pass `infrastructure` (the session's servers), a fake `clock`, and an SMS
+    sender that records instead of sending (the true seams).
+    """
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=settings.max_upload_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[PASSWORDS] = Passwords()
+    app[CLOCK] = clock or SystemClock()
+    app[SMS] = sms_sender or DemoSmsSender()
+    if infrastructure is None:
+        app.cleanup_ctx.append(_infrastructure_ctx)
+    else:
+        app[INFRA] = infrastructure
+    app.cleanup_ctx.append(_demo_ctx)
+    app.cleanup_ctx.append(_precincts_ctx)
+    app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(_background_ctx)
+    app.add_routes(ops.routes)
+    app.add_routes(status.routes)
+    app.add_routes(citizen_api.routes)
+    app.add_routes(openapi.routes)
+    app.add_routes(staff_api.routes)
+    app.router.add_static("/static/", static_dir(), show_index=False, append_version=True)
+    return app

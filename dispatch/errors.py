@@ -1,0 +1,66 @@
+"""One exception tree with stable machine codes.
+
+Translated to HTTP in `dispatch.http.errors` and to Socket.IO acks in `signaling`,
+each in exactly one place.
+"""
+
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    """A request we refuse; `code` is stable, `message` is for people."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class BadRequest(DispatchError):
+    code = "bad_request"
+    status = 400
+
+
+class Unauthorized(DispatchError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(DispatchError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(DispatchError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(DispatchError):
+    code = "conflict"
+    status = 409
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class PayloadTooLarge(DispatchError):
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(DispatchError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class RateLimited(DispatchError):
+    code = "rate_limited"
+    status = 429

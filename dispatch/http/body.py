@@ -1,0 +1,59 @@
+"""Reading request bodies: bounded, typed, and refused with a clear 4xx."""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+import msgspec
+from aiohttp import web
+
+from dispatch.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+T = TypeVar("T")
+
+_AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
+_MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
+
+
+def field_of(error: msgspec.ValidationError) -> tuple[str | None, str]:
+    """The field a msgspec error is about (`points[2].lat`), and the message without it."""
+    message = str(error)
+    path: str | None = None
+    if match := _AT_PATH.search(message):
+        path = match["path"].lstrip(".") or None
+        message = message[: match.start()]
+    for pattern in (_UNKNOWN, _MISSING):
+        if found := pattern.search(message):
+            name = found["name"]
+            path = f"{path}.{name}" if path else name
+    return path, message
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(
+            f"the body is {request.content_length} bytes; the limit is {max_bytes}"
+        )
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
+    return body
+
+
+async def read_json(request: web.Request, model: type[T], *, max_bytes: int) -> T:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/json, got {request.content_type or 'none'}"
+        )
+    body = await read_body(request, max_bytes)
+    if not body.strip():
+        raise BadRequest("the request body is empty; expected a JSON object")
+    try:
+        return msgspec.json.decode(body, type=model, strict=True)
+    except msgspec.ValidationError as exc:
+        field, message = field_of(exc)
+        raise BadRequest(message, field=field) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None

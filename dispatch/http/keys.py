@@ -1,0 +1,43 @@
+"""Typed application state keys (aiohttp AppKey)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dispatch.clock import Clock
+from dispatch.feed import Publisher
+from dispatch.geofence import PrecinctRegistry
+from dispatch.identity_providers import SmsSender
+from dispatch.metrics import Metrics
+from dispatch.passwords import Passwords
+from dispatch.queue import PriorityQueue
+from dispatch.runtime import Infrastructure
+from dispatch.services.citizens import CitizenServices
+from dispatch.services.incidents import IncidentQueries
+from dispatch.services.intake import IntakeService
+from dispatch.services.officers import OfficerService
+from dispatch.services.overdue import OverdueWatch
+from dispatch.services.staff_auth import StaffAuth
+from dispatch.services.tracking import TrackingService
+from dispatch.services.workflow import Workflow
+from dispatch.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+INFRA = web.AppKey("infrastructure", Infrastructure)
+METRICS = web.AppKey("metrics", Metrics)
+PASSWORDS = web.AppKey("passwords", Passwords)
+PRECINCTS = web.AppKey("precincts", PrecinctRegistry)
+
+# Services, built by the composition root once the infrastructure is up.
+CLOCK = web.AppKey("clock", Clock)
+PUBLISHER = web.AppKey("publisher", Publisher)
+QUEUE = web.AppKey("queue", PriorityQueue)
+SMS = web.AppKey("sms", SmsSender)
+CITIZENS = web.AppKey("citizens", CitizenServices)
+INTAKE = web.AppKey("intake", IntakeService)
+TRACKING = web.AppKey("tracking", TrackingService)
+STAFF_AUTH = web.AppKey("staff_auth", StaffAuth)
+WORKFLOW = web.AppKey("workflow", Workflow)
+INCIDENTS = web.AppKey("incidents", IncidentQueries)
+OFFICERS = web.AppKey("officers", OfficerService)
+OVERDUE = web.AppKey("overdue", OverdueWatch)

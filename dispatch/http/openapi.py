@@ -1,0 +1,193 @@
+"""The OpenAPI 3.1 document, generated from the same models the handlers decode with.
+
+OPERATIONS is the declarative list of every endpoint; a test checks it against the
+router, so an endpoint cannot be added without being documented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from dispatch.http import models as m
+
+routes = web.RouteTableDef()
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    request: type[msgspec.Struct] | str | None = None  # a model, "multipart", or nothing
+    response: type[msgspec.Struct] | None = None
+    status: int = 200
+    auth: str | None = None  # citizen | tracking-or-citizen | None
+    errors: tuple[int, ...] = ()
+
+
+_BODY_ERRORS = (400, 413, 415)
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("get", "/healthz", "Liveness", "operations"),
+    Operation("get", "/readyz", "Readiness: PostgreSQL and Redis answer", "operations",
+              errors=(503,)),
+    Operation("get", "/metrics", "Prometheus metrics", "operations"),
+    Operation("get", "/api/status", "Server status", "operations"),
+    Operation("get", "/api/openapi.json", "This document", "operations"),
+    Operation("post", "/api/citizens", "Register a device; returns citizen tokens", "citizens",
+              m.RegisterCitizenIn, m.CitizenTokensOut, 201, errors=_BODY_ERRORS),
+    Operation("post", "/api/citizens/refresh", "Exchange a refresh token (rotated) for new tokens",
+              "citizens", m.RefreshIn, m.CitizenTokensOut, errors=(*_BODY_ERRORS, 401)),
+    Operation("post", "/api/citizens/me/phone", "Send a one-time code to a phone", "citizens",
+              m.PhoneStartIn, None, 202, "citizen", (*_BODY_ERRORS, 401, 429)),
+    Operation("post", "/api/citizens/me/phone/verify", "Confirm the one-time code", "citizens",
+              m.PhoneVerifyIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 404, 429)),
+    Operation("post", "/api/citizens/me/real-name", "Verify name and national ID number",
+              "citizens", m.RealNameIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 403)),
+    Operation("post", "/api/citizens/me/attestation", "Present a signed identity attestation",
+              "citizens", m.AttestationIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 403)),
+    Operation("post", "/api/alarms", "One-tap silent alarm", "intake", m.AlarmIn, m.IntakeOut,
+              201, "citizen", (*_BODY_ERRORS, 401)),
+    Operation("post", "/api/alarms/{incident_id}/trail", "Add positions to an alarm's trail",
+              "intake", m.TrailIn, None, 202, "citizen", (*_BODY_ERRORS, 401, 404, 429)),
+    Operation("post", "/api/alarms/{incident_id}/cancel", "Withdraw a false trigger", "intake",
+              m.CancelIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 404)),
+    Operation("post", "/api/reports", "Text report with up to 6 images", "intake", "multipart",
+              m.IntakeOut, 201, "citizen", (*_BODY_ERRORS, 401)),
+    Operation("get", "/api/cases/{case_no}", "A case's status and timeline", "tracking", None,
+              m.CaseOut, 200, "tracking-or-citizen", (404,)),
+    Operation("post", "/api/cases/{case_no}/rating", "Rate how a resolved case was handled",
+              "tracking", m.RatingIn, None, 201, "tracking-or-citizen", (*_BODY_ERRORS, 404, 409)),
+    Operation("post", "/api/auth/login", "Staff login", "staff", m.LoginIn, m.LoginOut,
+              errors=(*_BODY_ERRORS, 401, 429)),
+    Operation("post", "/api/auth/logout", "End this staff session", "staff", auth="staff",
+              errors=(401,)),
+    Operation("get", "/api/auth/me", "Who this token belongs to", "staff", None, m.StaffUserOut,
+              auth="staff", errors=(401,)),
+    Operation("get", "/api/incidents", "Open incidents in my scope, most urgent first",
+              "workflow", auth="staff", errors=(401, 403)),
+    Operation("get", "/api/incidents/{incident_id}", "One incident", "workflow", None,
+              m.IncidentOut, auth="staff", errors=(400, 401, 404)),
+    Operation("post", "/api/incidents/next", "Claim the most urgent queued incident in scope",
+              "workflow", auth="staff", errors=(401, 403)),
+    *(
+        Operation("post", f"/api/incidents/{{incident_id}}/{verb}", summary, "workflow", model,
+                  m.IncidentOut, auth="staff", errors=(*_BODY_ERRORS, 401, 403, 404, 409))
+        for verb, summary, model in (
+            ("claim", "Claim an incident", None),
+            ("release", "Put a claimed incident back in the queue", None),
+            ("assign", "Assign officers", m.AssignIn),
+            ("merge", "Merge into another incident", m.MergeIn),
+            ("unmerge", "Undo a merge", None),
+            ("invalid", "Mark invalid (counts against the reporter's record)", m.InvalidIn),
+            ("transfer", "Transfer to a precinct, outside agency or department", m.TransferIn),
+            ("escalate", "Escalate to a commander", m.EscalateIn),
+            ("resolve", "Resolve with a disposition", m.ResolveIn),
+            ("close", "Close", None),
+        )
+    ),
+    Operation("post", "/api/incidents/{incident_id}/notes", "Follow-up or callback note",
+              "workflow", m.NoteIn, None, 201, "staff", (*_BODY_ERRORS, 401, 404)),
+    Operation("get", "/api/incidents/{incident_id}/history", "Every event, with actor and time",
+              "workflow", auth="staff", errors=(401, 404)),
+    Operation("get", "/api/incidents/{incident_id}/eido", "NENA EIDO-style export", "workflow",
+              auth="staff", errors=(401, 404)),
+    Operation("get", "/api/incidents/{incident_id}/reporter",
+              "The reporter's identity (every read is audited)", "workflow", auth="staff",
+              errors=(400, 401, 403, 404)),
+    Operation("get", "/api/incidents/{incident_id}/recommendations",
+              "Nearest available officers", "workflow", auth="staff", errors=(400, 401, 404)),
+    Operation("post", "/api/officers/me/duty", "Go on or off duty", "officers", m.DutyIn,
+              auth="staff", errors=(*_BODY_ERRORS, 401, 403)),
+    Operation("post", "/api/officers/me/position", "Report position (at most once a second)",
+              "officers", m.PositionIn, None, 202, "staff", (*_BODY_ERRORS, 401, 403, 429)),
+)  # fmt: skip
+
+_MULTIPART_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["idempotency_key"],
+    "properties": {
+        "text": {"type": "string", "maxLength": 5000},
+        "tag": {"type": "string", "default": "other"},
+        "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+        "datum": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+        "accuracy_m": {"type": "number", "exclusiveMinimum": 0},
+        "idempotency_key": {"type": "string", "minLength": 8, "maxLength": 128},
+        "client_time": {"type": "string", "format": "date-time"},
+        "images": {
+            "type": "array",
+            "maxItems": 6,
+            "items": {"type": "string", "contentMediaType": "image/jpeg, image/png, image/webp"},
+        },
+    },
+}
+
+
+def _schema_ref(model: type[msgspec.Struct]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def build_document() -> dict[str, Any]:
+    models = {
+        op_model
+        for op in OPERATIONS
+        for op_model in (op.request, op.response)
+        if isinstance(op_model, type)
+    } | {m.ErrorOut}
+    _, components = msgspec.json.schema_components(
+        sorted(models, key=lambda t: t.__name__), ref_template="#/components/schemas/{name}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag]}
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in ("incident_id", "case_no")
+            if "{" + name + "}" in op.path
+        ]
+        if parameters:
+            operation["parameters"] = parameters
+        if op.request == "multipart":
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": _MULTIPART_SCHEMA}},
+            }
+        elif isinstance(op.request, type):
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _schema_ref(op.request)}},
+            }
+        success: dict[str, Any] = {"description": "success"}
+        if op.response is not None:
+            success["content"] = {"application/json": {"schema": _schema_ref(op.response)}}
+        responses: dict[str, Any] = {str(op.status): success}
+        for status in op.errors:
+            responses[str(status)] = {
+                "description": "error",
+                "content": {"application/json": {"schema": _schema_ref(m.ErrorOut)}},
+            }
+        operation["responses"] = responses
+        if op.auth:
+            operation["security"] = [{"bearer": []}]
+        paths.setdefault(op.path, {})[op.method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "micro-110 dispatch API", "version": "0.1.0"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_document())

@@ -1,0 +1,85 @@
+"""Operations endpoints: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import redis.exceptions
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from dispatch.http.keys import INFRA, METRICS, SETTINGS
+from dispatch.runtime import ping
+
+logger = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+# A readiness probe must answer quickly even when a dependency hangs.
+_PROBE_TIMEOUT_S = 2.0
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive", "node": request.app[SETTINGS].node_name})
+
+
+async def _check_postgres(pool: asyncpg.Pool) -> str | None:
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT_S):
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+async def _check_redis(request: web.Request) -> str | None:
+    client = request.app[INFRA].redis
+    if client is None:
+        return "not configured"
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT_S):
+            await ping(client)
+    except (OSError, TimeoutError, redis.exceptions.RedisError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    infra = request.app[INFRA]
+    pg_problem, redis_problem = await asyncio.gather(
+        _check_postgres(infra.pool), _check_redis(request)
+    )
+    checks = {"postgresql": pg_problem, "redis": redis_problem}
+    gauge = request.app[METRICS].ready
+    for name, problem in checks.items():
+        gauge.labels(name).set(0 if problem else 1)
+    failed = {name: problem for name, problem in checks.items() if problem}
+    if failed:
+        logger.warning("not ready", extra={"failed": failed})
+        return web.json_response(
+            {
+                "status": "unavailable",
+                "failed": sorted(failed),
+                "error": {
+                    "code": "dependency_unavailable",
+                    "message": "; ".join(f"{k}: {v}" for k, v in sorted(failed.items())),
+                    "field": None,
+                },
+            },
+            status=503,
+        )
+    return web.json_response({"status": "ready", "checks": {k: "ok" for k in checks}})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=body)
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response

@@ -1,0 +1,35 @@
+"""The landing page and the status it shows."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from console_web import static_dir
+from dispatch.http.keys import INFRA, PRECINCTS, SETTINGS
+from dispatch.store.database import schema_version
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(static_dir() / "index.html")
+
+
+@routes.get("/api/status")
+async def api_status(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    snapshot = request.app[PRECINCTS].snapshot
+    return web.json_response(
+        {
+            "service": "micro110",
+            "node": settings.node_name,
+            "schema_version": await schema_version(request.app[INFRA].pool),
+            "precincts": len(snapshot.index),
+            "precinct_import": snapshot.import_id,
+            "embedded": {
+                "postgresql": settings.embedded_database,
+                "redis": settings.embedded_redis,
+            },
+        }
+    )

@@ -1,0 +1,50 @@
+"""Prometheus metrics, in a registry owned by the app (no global default registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        # Built here rather than as field defaults so they register with *this* registry.
+        object.__setattr__(
+            self,
+            "http_requests",
+            Counter(
+                "micro110_http_requests_total",
+                "HTTP requests handled",
+                ["method", "route", "status"],
+                registry=self.registry,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "http_latency",
+            Histogram(
+                "micro110_http_request_seconds",
+                "HTTP request latency",
+                ["method", "route"],
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                registry=self.registry,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "ready",
+            Gauge(
+                "micro110_dependency_up",
+                "1 when the dependency answered the last readiness check",
+                ["dependency"],
+                registry=self.registry,
+            ),
+        )
+
+    http_requests: Counter = field(init=False)
+    http_latency: Histogram = field(init=False)
+    ready: Gauge = field(init=False)

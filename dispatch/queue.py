@@ -1,0 +1,113 @@
+"""The priority queue index in Redis: one sorted set per precinct plus a global one.
+
+Redis is an index, never the only copy: every member is an open, unclaimed incident
+in PostgreSQL, scored by its `priority_score`.  A failed Redis write after commit is
+logged and repaired by `rebuild` (run at start and by `micro110 queue rebuild`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+import redis.asyncio as aioredis
+import redis.exceptions
+
+logger = logging.getLogger(__name__)
+
+GLOBAL_KEY = "m110:queue:all"
+_PRECINCT_PREFIX = "m110:queue:precinct:"
+# Incidents with no precinct (out of jurisdiction, or no position) wait here.
+NO_PRECINCT = "_none"
+
+
+def precinct_key(precinct_code: str | None) -> str:
+    return _PRECINCT_PREFIX + (precinct_code or NO_PRECINCT)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    incident_id: UUID
+    precinct_code: str | None
+    score: float
+
+
+class PriorityQueue:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    async def add(self, entries: Iterable[QueueEntry]) -> bool:
+        """Index entries; False (logged) when Redis failed: PostgreSQL still has them."""
+        pipe = self._redis.pipeline(transaction=True)
+        count = 0
+        for entry in entries:
+            member = str(entry.incident_id)
+            pipe.zadd(GLOBAL_KEY, {member: entry.score})
+            pipe.zadd(precinct_key(entry.precinct_code), {member: entry.score})
+            count += 1
+        if not count:
+            return True
+        try:
+            await pipe.execute()
+        except (OSError, redis.exceptions.RedisError):
+            logger.exception("queue index write failed; a rebuild will repair it")
+            return False
+        return True
+
+    async def remove(self, incident_id: UUID, precinct_code: str | None) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrem(GLOBAL_KEY, str(incident_id))
+        pipe.zrem(precinct_key(precinct_code), str(incident_id))
+        try:
+            await pipe.execute()
+        except (OSError, redis.exceptions.RedisError):
+            logger.exception("queue index removal failed; a rebuild will repair it")
+
+    async def ordered(
+        self, precinct_code: str | None = None, *, all_precincts: bool = False
+    ) -> list[UUID]:
+        key = GLOBAL_KEY if all_precincts else precinct_key(precinct_code)
+        return [
+            UUID(m.decode() if isinstance(m, bytes) else m)
+            for m in await self._redis.zrange(key, 0, -1)
+        ]
+
+    async def rebuild(self, pool: asyncpg.Pool) -> int:
+        """Make the index agree with PostgreSQL; returns the number of queued incidents.
+
+        Safe while intake runs: it only adds what PostgreSQL has queued, and removes a
+        member only after PostgreSQL confirms that incident is no longer queued.
+        """
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, precinct_code, priority_score FROM incidents WHERE state = 'queued'"
+            )
+        await self.add(QueueEntry(r["id"], r["precinct_code"], r["priority_score"]) for r in rows)
+        queued = {str(r["id"]) for r in rows}
+        keys = [GLOBAL_KEY] + [k async for k in self._redis.scan_iter(match=_PRECINCT_PREFIX + "*")]
+        indexed: dict[str, list[str | bytes]] = {}
+        for key in keys:
+            for member in await self._redis.zrange(key, 0, -1):
+                text = member.decode() if isinstance(member, bytes) else str(member)
+                if text not in queued:
+                    indexed.setdefault(text, []).append(key)
+        if indexed:
+            async with pool.acquire() as conn:
+                still = {
+                    str(r["id"])
+                    for r in await conn.fetch(
+                        "SELECT id FROM incidents WHERE id = any($1::uuid[]) AND state = 'queued'",
+                        [UUID(m) for m in indexed],
+                    )
+                }
+            pipe = self._redis.pipeline(transaction=False)
+            for member, member_keys in indexed.items():
+                if member not in still:
+                    for key in member_keys:
+                        pipe.zrem(key, member)
+            await pipe.execute()
+        logger.info("queue rebuilt", extra={"queued": len(rows), "stale_removed": len(indexed)})
+        return len(rows)

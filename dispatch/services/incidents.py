@@ -1,0 +1,144 @@
+"""Reading incidents: the queue view, one incident, its history, and EIDO export."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from dispatch.domain.incidents import Incident
+from dispatch.errors import NotFound
+from dispatch.services.staff_auth import StaffSession
+from dispatch.store import events as event_store
+from dispatch.store import workflow as store
+from dispatch.store.workflow import scope_clause
+
+# NENA EIDO-style incident status vocabulary.
+_EIDO_STATUS = {
+    "queued": "Pending",
+    "claimed": "Active",
+    "assigned": "Dispatched",
+    "escalated": "Active",
+    "resolved": "Resolved",
+    "closed": "Closed",
+    "merged": "Merged",
+    "invalid": "Closed",
+    "transferred": "Transferred",
+    "cancelled": "Closed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQueries:
+    pool: asyncpg.Pool
+    agency: str
+
+    async def open_incidents(self, session: StaffSession) -> list[Incident]:
+        """Open incidents in my scope, most urgent first (the console's queue)."""
+        all_precincts = session.user.role.sees_all_precincts
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT * FROM incidents
+                    WHERE state IN ('queued', 'claimed', 'assigned', 'escalated')
+                      AND {scope_clause(1, all_precincts)}
+                    ORDER BY priority_score, id LIMIT 1000""",
+                sorted(session.user.precincts),
+            )
+        return [store.incident_from_row(r) for r in rows]
+
+    async def get(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
+        async with self.pool.acquire() as conn:
+            incident = await store.get_incident(conn, incident_id)
+        scope = incident.scope_precinct if incident else None
+        if incident is None or not (
+            session.user.role.sees_all_precincts or scope is None or scope in session.user.precincts
+        ):
+            raise NotFound("no such incident in your precincts", field="incident_id")
+        return incident
+
+    async def history(self, session: StaffSession, incident_id: uuid.UUID) -> list[dict[str, Any]]:
+        await self.get(session, incident_id)
+        async with self.pool.acquire() as conn:
+            events = await event_store.events_for_incident(conn, incident_id)
+        return [
+            {"seq": e.seq, "type": e.type, "at": e.created_at.isoformat(),
+             "actor": {"kind": e.actor.kind.value, "id": e.actor.id}, "payload": e.payload}
+            for e in events
+        ]  # fmt: skip
+
+    async def eido(self, session: StaffSession, incident_id: uuid.UUID) -> dict[str, Any]:
+        """A NENA EIDO-style JSON document for exchange with other agencies."""
+        incident = await self.get(session, incident_id)
+        async with self.pool.acquire() as conn:
+            events = await event_store.events_for_incident(conn, incident_id)
+            units = await conn.fetch(
+                """SELECT a.id, a.state, a.offered_at, a.acked_at, o.callsign
+                   FROM assignments a JOIN officers o ON o.user_id = a.officer_id
+                   WHERE a.incident_id = $1 ORDER BY a.offered_at""",
+                incident_id,
+            )
+            links = await conn.fetch(
+                "SELECT other_id, kind FROM incident_links WHERE incident_id = $1", incident_id
+            )
+            merged_in = await conn.fetch(
+                "SELECT id, case_no FROM incidents WHERE merged_into = $1", incident_id
+            )
+            precinct_name = await conn.fetchval(
+                "SELECT name FROM precincts WHERE code = $1", incident.scope_precinct
+            )
+        notes = [
+            {"noteDateTimeStamp": e.created_at.isoformat(), "noteText": e.payload.get("text", ""),
+             "noteType": e.payload.get("kind", "note"),
+             "authorReference": f"{e.actor.kind}:{e.actor.id}"}
+            for e in events if e.type == "incident.note"
+        ]  # fmt: skip
+        location = None
+        if incident.lon is not None and incident.lat is not None:
+            location = {
+                "locationReference": f"{incident.id}:location",
+                "geometry": {"type": "Point", "coordinates": [incident.lon, incident.lat]},
+                "crs": "urn:ogc:def:crs:EPSG::4326",
+                "uncertaintyRadiusMeters": incident.accuracy_m,
+            }
+        return {
+            "$schema": "urn:nena:eido:incident:1.0-style",
+            "eidoMessageIdentifier": f"urn:micro110:eido:{uuid.uuid4()}",
+            "incidentComponent": {
+                "incidentTrackingIdentifier": f"urn:micro110:incident:{incident.id}",
+                "localIncidentIdentifier": incident.case_no,
+                "incidentTypeCommonRegistryText": incident.tag,
+                "incidentStatusCommonRegistryText": _EIDO_STATUS[incident.state.value],
+                "incidentStateText": incident.state.value,
+                "priority": incident.severity,
+                "priorityScore": incident.priority_score,
+                "incidentCreationTimestamp": incident.received_at.isoformat(),
+                "callSource": incident.channel,
+                "reporterVerification": incident.verification,
+                "disposition": incident.disposition,
+            },
+            "agencyComponent": {
+                "agencyIdentifier": self.agency,
+                "owningPrecinct": {"code": incident.scope_precinct, "name": precinct_name},
+                "jurisdiction": incident.jurisdiction,
+                "transfer": incident.transfer,
+            },
+            "locationComponent": [location] if location else [],
+            "notesComponent": notes,
+            "unitComponent": [
+                {"unitIdentifier": u["callsign"], "assignmentReference": str(u["id"]),
+                 "unitStatus": u["state"], "dispatchTimestamp": u["offered_at"].isoformat(),
+                 "acknowledgedTimestamp": u["acked_at"].isoformat() if u["acked_at"] else None}
+                for u in units
+            ],
+            "linkComponent": (
+                [{"linkedIncidentIdentifier": f"urn:micro110:incident:{link['other_id']}",
+                  "linkType": link["kind"]} for link in links]
+                + ([{"linkedIncidentIdentifier": f"urn:micro110:incident:{incident.merged_into}",
+                     "linkType": "merged_into"}] if incident.merged_into else [])
+                + [{"linkedIncidentIdentifier": f"urn:micro110:incident:{m['id']}",
+                    "linkType": "merged_from", "localIncidentIdentifier": m["case_no"]}
+                   for m in merged_in]
+            ),
+        }  # fmt: skip

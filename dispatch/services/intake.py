@@ -1,0 +1,389 @@
+"""Intake: silent alarms and text/image reports become queued incidents.
+
+One transaction per submission writes the report, the incident and its
+`incident.created` event; the citizen's answer is built inside it and stored with the
+report, so a retry with the same idempotency key (also a racing one) gets the same
+answer and never a second incident.  Queue indexing and publishing happen after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from dispatch.clock import Clock
+from dispatch.domain.duplicates import compatible_with
+from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.identity import VerificationLevel
+from dispatch.domain.incidents import (
+    Action,
+    CitizenId,
+    IncidentState,
+    Location,
+    case_number,
+    transition,
+)
+from dispatch.domain.priority import Channel, PriorityWeights, priority_credit, priority_score
+from dispatch.errors import BadRequest, NotFound, RateLimited, Unauthorized
+from dispatch.evidence import EvidenceStore
+from dispatch.feed import Publisher
+from dispatch.geofence import PrecinctRegistry
+from dispatch.http.models import IntakeOut
+from dispatch.images import VerifiedImage
+from dispatch.queue import PriorityQueue, QueueEntry
+from dispatch.store import citizens as citizen_store
+from dispatch.store import events as event_store
+from dispatch.store import incidents as incident_store
+from dispatch.store.events import StoredEvent
+from dispatch.tokens import TokenKind, TokenSigner, token_digest
+from geo.datum import Datum, to_wgs84
+from geo.distance import degree_box, haversine_m
+
+logger = logging.getLogger(__name__)
+
+TRACKING_TTL = timedelta(days=365)
+# Trail updates: at most this many points per incident per minute.
+TRAIL_POINTS_PER_MINUTE = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    lon: float
+    lat: float
+    datum: Datum
+    accuracy_m: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What every intake channel hands to the common path."""
+
+    channel: Channel
+    tag: str
+    idempotency_key: str
+    position: Position | None
+    location_source: str  # device | exif | none
+    text: str | None = None
+    client_time: datetime | None = None
+    images: tuple[tuple[VerifiedImage, str], ...] = field(default=())  # (image, storage key)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    answer: IntakeOut
+    replayed: bool
+
+
+@dataclass(slots=True)
+class IntakeService:
+    pool: asyncpg.Pool
+    queue: PriorityQueue
+    precincts: PrecinctRegistry
+    signer: TokenSigner
+    clock: Clock
+    publisher: Publisher
+    evidence: EvidenceStore
+    weights: PriorityWeights
+    case_prefix: str
+    timezone: zoneinfo.ZoneInfo
+    duplicate_radius_m: float = 300.0
+    duplicate_window: timedelta = timedelta(minutes=30)
+    _trail_budget: dict[uuid.UUID, tuple[float, float]] = field(default_factory=dict)
+
+    def locate(self, position: Position | None) -> Location:
+        if position is None:
+            return Location(None, None, None, None, "unknown", None, None)
+        lon, lat = to_wgs84(position.lon, position.lat, position.datum)
+        found = self.precincts.snapshot.index.locate(lon, lat)
+        if found.precinct is not None:
+            return Location(lon, lat, position.accuracy_m, found.precinct, "inside", None, None)
+        return Location(
+            lon, lat, position.accuracy_m, None, "out_of_jurisdiction", found.nearest,
+            found.distance_m if found.nearest is not None else None,
+        )  # fmt: skip
+
+    def _tracking_token(self, incident_id: uuid.UUID, case_no: str, received_at: datetime) -> str:
+        # Deterministic for an incident (fixed iat and jti), so a replayed submission
+        # gets the same token back without the token ever being stored.
+        token, _ = self.signer.issue(
+            TokenKind.TRACKING, str(incident_id), now=received_at, ttl=TRACKING_TTL,
+            case=case_no, jti=str(incident_id),
+        )  # fmt: skip
+        return token
+
+    def _answer(self, stored: dict[str, Any]) -> IntakeOut:
+        token = self._tracking_token(
+            uuid.UUID(stored["incident_id"]),
+            stored["case_no"],
+            datetime.fromisoformat(stored["received_at"]),
+        )
+        body = {k: v for k, v in stored.items() if k != "received_at"} | {"tracking_token": token}
+        return msgspec.convert(body, IntakeOut)
+
+    def _stored_answer(
+        self, incident_id: uuid.UUID, case_no: str, received_at: datetime, location: Location
+    ) -> dict[str, Any]:
+        names = self.precincts.snapshot.names
+        precinct = (
+            {"code": location.precinct_code, "name": names.get(location.precinct_code, "")}
+            if location.precinct_code
+            else None
+        )
+        jurisdiction: dict[str, Any] = {"status": location.jurisdiction}
+        if location.jurisdiction == "out_of_jurisdiction" and location.nearest_code:
+            jurisdiction["nearest"] = {
+                "code": location.nearest_code,
+                "name": names.get(location.nearest_code, ""),
+            }
+            jurisdiction["distance_m"] = round(location.distance_m or 0.0, 1)
+        return {
+            "case_no": case_no,
+            "incident_id": str(incident_id),
+            "precinct": precinct,
+            "jurisdiction": jurisdiction,
+            "status": IncidentState.QUEUED.value,
+            "received_at": received_at.isoformat(),
+        }
+
+    async def submit(self, citizen_id: CitizenId, submission: Submission) -> IntakeResult:
+        location = self.locate(submission.position)
+        async with self.pool.acquire() as conn:
+            earlier = await incident_store.find_response(
+                conn, citizen_id, submission.idempotency_key
+            )
+            if earlier is not None:
+                return self._replay(earlier, submission)
+            try:
+                async with conn.transaction():
+                    stored, event, entry = await self._write(conn, citizen_id, submission, location)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "reports_citizen_id_idempotency_key_key":
+                    raise
+                # A racing retry committed first: answer as it was answered.
+                earlier = await incident_store.find_response(
+                    conn, citizen_id, submission.idempotency_key
+                )
+                assert earlier is not None
+                return self._replay(earlier, submission)
+        await self.queue.add([entry])
+        await self.publisher.publish([event])
+        logger.info(
+            "incident created",
+            extra={"incident_id": stored["incident_id"], "case_no": stored["case_no"],
+                   "channel": submission.channel.value, "precinct": location.precinct_code},
+        )  # fmt: skip
+        return IntakeResult(self._answer(stored), replayed=False)
+
+    def _replay(self, earlier: tuple[dict[str, Any], str], submission: Submission) -> IntakeResult:
+        stored, channel = earlier
+        if channel != submission.channel.value:
+            raise BadRequest(
+                "this idempotency key was already used for another kind of report",
+                field="idempotency_key",
+            )
+        return IntakeResult(self._answer(stored), replayed=True)
+
+    async def _write(
+        self,
+        conn: asyncpg.Connection,
+        citizen_id: CitizenId,
+        submission: Submission,
+        location: Location,
+    ) -> tuple[dict[str, Any], StoredEvent, QueueEntry]:
+        citizen = await citizen_store.get_citizen(conn, citizen_id)
+        if citizen is None:
+            raise Unauthorized("unknown citizen; register again", field="token")
+        severity = await incident_store.tag_severity(conn, submission.tag)
+        if severity is None:
+            raise BadRequest(f"unknown tag {submission.tag!r}", field="tag")
+        received_at = self.clock.now()
+        credit = priority_credit(
+            self.weights,
+            severity=severity,
+            verification=citizen.verification,
+            channel=submission.channel,
+            false_alarms=citizen.false_alarms,
+        )
+        score = priority_score(received_at, credit)
+        serial = await incident_store.next_case_serial(conn)
+        case_no = case_number(self.case_prefix, received_at.astimezone(self.timezone), serial)
+        incident_id = uuid.uuid4()
+        stored = self._stored_answer(incident_id, case_no, received_at, location)
+        token = self._tracking_token(incident_id, case_no, received_at)
+        await incident_store.insert_incident(
+            conn,
+            incident_store.NewIncident(
+                id=incident_id, case_no=case_no, channel=submission.channel.value,
+                tag=submission.tag, severity=severity, citizen_id=citizen_id,
+                verification=citizen.verification.value, location=location,
+                received_at=received_at, priority_credit_s=credit, priority_score=score,
+                tracking_token_hash=token_digest(token),
+            ),
+        )  # fmt: skip
+        report_id = uuid.uuid4()
+        position = submission.position
+        await incident_store.insert_report(
+            conn,
+            incident_store.NewReport(
+                id=report_id, incident_id=incident_id, citizen_id=citizen_id,
+                channel=submission.channel.value, idempotency_key=submission.idempotency_key,
+                text=submission.text, tag=submission.tag,
+                lon=position.lon if position else None, lat=position.lat if position else None,
+                datum=position.datum.value if position else None,
+                accuracy_m=position.accuracy_m if position else None,
+                location_source=submission.location_source, client_time=submission.client_time,
+                received_at=received_at, response=stored,
+            ),
+        )  # fmt: skip
+        duplicates = await self._link_duplicates(
+            conn, incident_id, submission.tag, location, received_at
+        )
+        for image, key in submission.images:
+            await incident_store.insert_attachment(
+                conn, attachment_id=uuid.uuid4(), incident_id=incident_id, report_id=report_id,
+                kind="image", media_type=image.media_type, sha256=image.sha256,
+                size=len(image.data), width=image.width, height=image.height, storage_key=key,
+                exif_lon=image.gps[0] if image.gps else None,
+                exif_lat=image.gps[1] if image.gps else None, taken_at=image.taken_at,
+            )  # fmt: skip
+        event = await event_store.append_event(
+            conn,
+            "incident.created",
+            Actor(ActorKind.CITIZEN, str(citizen_id)),
+            {
+                "incident_id": str(incident_id), "case_no": case_no,
+                "channel": submission.channel.value, "tag": submission.tag, "severity": severity,
+                "verification": citizen.verification.value, "state": IncidentState.QUEUED.value,
+                "precinct_code": location.precinct_code, "jurisdiction": location.jurisdiction,
+                "nearest_precinct_code": location.nearest_code, "distance_m": location.distance_m,
+                "lon": location.lon, "lat": location.lat, "accuracy_m": location.accuracy_m,
+                "received_at": received_at.isoformat(), "priority_score": score,
+                "priority_credit_s": credit, "text": submission.text,
+                "images": len(submission.images),
+                "possible_duplicates": duplicates,
+            },
+            incident_id=incident_id,
+            precinct_code=location.precinct_code,
+            citizen_id=citizen_id,
+        )  # fmt: skip
+        return stored, event, QueueEntry(incident_id, location.precinct_code, score)
+
+    async def _link_duplicates(
+        self,
+        conn: asyncpg.Connection,
+        incident_id: uuid.UUID,
+        tag: str,
+        location: Location,
+        received_at: datetime,
+    ) -> list[dict[str, Any]]:
+        """Link open incidents close in space and time with a compatible tag: a suggestion
+        for the dispatcher, never a merge."""
+        if location.lon is None or location.lat is None:
+            return []
+        tags = compatible_with(tag, await incident_store.active_tags(conn))
+        box = degree_box(location.lon, location.lat, self.duplicate_radius_m)
+        candidates = await incident_store.open_nearby(
+            conn, incident_id, box, received_at - self.duplicate_window, tags
+        )
+        found = []
+        for row in candidates:
+            distance = haversine_m(location.lon, location.lat, row["lon"], row["lat"])
+            if distance <= self.duplicate_radius_m:
+                await incident_store.link_possible_duplicate(conn, incident_id, row["id"], distance)
+                found.append({"incident_id": str(row["id"]), "distance_m": round(distance, 1)})
+        return found
+
+    async def _owned_incident(
+        self, conn: asyncpg.Connection, citizen_id: CitizenId, incident_id: uuid.UUID
+    ) -> incident_store.TrackedIncident:
+        incident = await incident_store.get_for_update(conn, incident_id)
+        # Someone else's incident looks exactly like a missing one.
+        if incident is None or incident.citizen_id != citizen_id:
+            raise NotFound("no such alarm")
+        return incident
+
+    def _spend_trail_budget(self, incident_id: uuid.UUID, points: int) -> None:
+        # A token bucket per incident, in this process (a phone sticks to one node).
+        now = asyncio.get_running_loop().time()
+        tokens, last = self._trail_budget.get(incident_id, (float(TRAIL_POINTS_PER_MINUTE), now))
+        tokens = min(TRAIL_POINTS_PER_MINUTE, tokens + (now - last) * TRAIL_POINTS_PER_MINUTE / 60)
+        if tokens < points:
+            raise RateLimited("too many trail points; send at most 2 per second", field="points")
+        self._trail_budget[incident_id] = (tokens - points, now)
+        if len(self._trail_budget) > 10_000:  # bound the memory a flood can take
+            self._trail_budget.clear()
+
+    async def add_trail(
+        self,
+        citizen_id: CitizenId,
+        incident_id: uuid.UUID,
+        points: list[tuple[Position, datetime]],
+    ) -> int:
+        self._spend_trail_budget(incident_id, len(points))
+        located = [(self.locate(position), at) for position, at in points]
+        async with self.pool.acquire() as conn, conn.transaction():
+            incident = await self._owned_incident(conn, citizen_id, incident_id)
+            if incident.channel != Channel.ALARM.value:
+                raise BadRequest("only a silent alarm has a trail")
+            if not incident.state.is_open:
+                raise BadRequest(f"the alarm is {incident.state.value}; it takes no more positions")
+            rows = [(loc.lon, loc.lat, loc.accuracy_m, at) for loc, at in located]
+            await incident_store.add_trail(conn, incident_id, rows)  # type: ignore[arg-type]
+            latest = max(located, key=lambda pair: pair[1])[0]
+            await incident_store.update_position(conn, incident_id, latest)
+            event = await event_store.append_event(
+                conn,
+                "incident.trail",
+                Actor(ActorKind.CITIZEN, str(citizen_id)),
+                {"incident_id": str(incident_id),
+                 "points": [{"lon": loc.lon, "lat": loc.lat, "accuracy_m": loc.accuracy_m,
+                             "time": at.isoformat(), "precinct_code": loc.precinct_code}
+                            for loc, at in located]},
+                incident_id=incident_id,
+                precinct_code=incident.precinct_code,
+                citizen_id=citizen_id,
+            )  # fmt: skip
+        await self.publisher.publish([event])
+        return len(points)
+
+    async def cancel(self, citizen_id: CitizenId, incident_id: uuid.UUID, reason: str) -> str:
+        """The reporter says it was a false trigger: kept, marked, and off the queue."""
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            incident = await self._owned_incident(conn, citizen_id, incident_id)
+            if incident.state is IncidentState.QUEUED:
+                state = transition(incident.state, Action.CANCEL)
+                await incident_store.set_state(
+                    conn, incident_id, state, cancelled_at=now, cancel_reason=reason
+                )
+            elif incident.state.is_open:
+                # Someone is already on it: record the cancellation, let the dispatcher decide.
+                state = incident.state
+                await incident_store.mark_cancelled(conn, incident_id, reason, now)
+            else:
+                raise BadRequest(f"the alarm is already {incident.state.value}", field="state")
+            event = await event_store.append_event(
+                conn,
+                "incident.cancelled",
+                Actor(ActorKind.CITIZEN, str(citizen_id)),
+                {"incident_id": str(incident_id), "reason": reason, "state": state.value},
+                incident_id=incident_id,
+                precinct_code=incident.precinct_code,
+                citizen_id=citizen_id,
+            )
+        if state is IncidentState.CANCELLED:
+            await self.queue.remove(incident_id, incident.precinct_code)
+        await self.publisher.publish([event])
+        return state.value
+
+
+def verification_of(level: str) -> VerificationLevel:
+    return VerificationLevel(level)

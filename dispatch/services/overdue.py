@@ -1,0 +1,71 @@
+"""Overdue incidents: waiting longer than their severity allows raises one event each.
+
+Every node runs the sweep; the conditional UPDATE (`overdue_at IS NULL`) makes sure an
+incident is marked, and its `incident.overdue` event written, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import asyncpg
+
+from dispatch.clock import Clock
+from dispatch.domain.events import Actor
+from dispatch.feed import Publisher
+from dispatch.services.workflow import incident_view
+from dispatch.store import events as event_store
+from dispatch.store.workflow import incident_from_row
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueWatch:
+    pool: asyncpg.Pool
+    clock: Clock
+    publisher: Publisher
+    thresholds_s: Mapping[int, int]  # severity -> seconds
+
+    async def sweep(self) -> int:
+        now = self.clock.now()
+        severities = sorted(self.thresholds_s)
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """UPDATE incidents i SET overdue_at = $1, version = version + 1, updated_at = $1
+                   FROM unnest($2::smallint[], $3::int[]) AS t(severity, seconds)
+                   WHERE i.state = 'queued' AND i.overdue_at IS NULL AND i.severity = t.severity
+                     AND i.received_at <= $1 - make_interval(secs => t.seconds)
+                   RETURNING i.*""",
+                now,
+                severities,
+                [self.thresholds_s[s] for s in severities],
+            )
+            events = []
+            for row in rows:
+                incident = incident_from_row(row)
+                waited = (now - incident.received_at).total_seconds()
+                events.append(
+                    await event_store.append_event(
+                        conn, "incident.overdue", Actor.system("overdue"),
+                        {"incident": incident_view(incident), "waited_s": round(waited, 1),
+                         "threshold_s": self.thresholds_s[incident.severity]},
+                        incident_id=incident.id, precinct_code=incident.scope_precinct,
+                        citizen_id=incident.citizen_id,
+                    )
+                )  # fmt: skip
+        if events:
+            logger.warning("incidents overdue", extra={"count": len(events)})
+            await self.publisher.publish(events)
+        return len(events)
+
+    async def run(self, interval_s: float = 5.0) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                logger.exception("overdue sweep failed; retrying")
+            await asyncio.sleep(interval_s)

@@ -1,0 +1,154 @@
+"""Staff login, logout and per-request authentication.
+
+A staff token is a signed, expiring JWT naming a session row; logout revokes the
+session, so a token stops working at once even before it expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+import asyncpg
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from dispatch.clock import Clock
+from dispatch.domain.events import Actor
+from dispatch.domain.users import Role, User, UserId
+from dispatch.errors import Forbidden, RateLimited, Unauthorized
+from dispatch.passwords import Passwords
+from dispatch.services.users import authenticate
+from dispatch.store import events as event_store
+from dispatch.store import users as user_store
+from dispatch.tokens import TokenKind, TokenSigner
+
+logger = logging.getLogger(__name__)
+
+FAILED_LOGINS_ALLOWED = 10
+FAILED_LOGIN_WINDOW_S = 15 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSession:
+    user: User
+    session_id: uuid.UUID
+    expires_at: datetime
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.staff(self.user.id)
+
+    def require(self, *roles: Role) -> None:
+        if self.user.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise Forbidden(f"this needs the role {allowed}; you are {self.user.role.value}")
+
+    def may_see_precinct(self, precinct_code: str | None) -> bool:
+        if self.user.role.sees_all_precincts:
+            return True
+        return precinct_code is not None and precinct_code in self.user.precincts
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAuth:
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    passwords: Passwords
+    signer: TokenSigner
+    clock: Clock
+    ttl: timedelta
+
+    async def _count_failure(self, username: str) -> int:
+        key = f"m110:login-failures:{username.lower()}"
+        try:
+            # SET NX EX starts the window once (EXPIRE NX needs Redis 7; embedded is 6.2).
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(key, 0, ex=FAILED_LOGIN_WINDOW_S, nx=True)
+            pipe.incr(key)
+            _, count = await pipe.execute()
+        except (OSError, redis.exceptions.RedisError):
+            logger.exception("login failure counter unavailable")
+            return 0
+        return int(count)
+
+    async def _failures(self, username: str) -> int:
+        try:
+            value = await cast(
+                Awaitable[bytes | None], self.redis.get(f"m110:login-failures:{username.lower()}")
+            )
+        except (OSError, redis.exceptions.RedisError):
+            return 0
+        return int(value or 0)
+
+    async def login(self, username: str, password: str) -> tuple[str, StaffSession]:
+        if await self._failures(username) >= FAILED_LOGINS_ALLOWED:
+            raise RateLimited("too many failed logins for this account; wait 15 minutes")
+        user = await authenticate(self.pool, self.passwords, username, password)
+        if user is None:
+            await self._count_failure(username)
+            raise Unauthorized("wrong username or password")
+        now = self.clock.now()
+        session_id = uuid.uuid4()
+        token, expires = self.signer.issue(
+            TokenKind.STAFF,
+            str(user.id),
+            now=now,
+            ttl=self.ttl,
+            sid=str(session_id),
+            role=user.role.value,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO staff_sessions (id, user_id, created_at, expires_at)
+                   VALUES ($1, $2, $3, $4)""",
+                session_id,
+                user.id,
+                now,
+                expires,
+            )
+            await event_store.append_event(
+                conn,
+                "staff.login",
+                Actor.staff(user.id),
+                {"user_id": user.id, "session_id": str(session_id)},
+            )
+        return token, StaffSession(user, session_id, expires)
+
+    async def authenticate(self, token: str) -> StaffSession:
+        now = self.clock.now()
+        claims = self.signer.verify(token, TokenKind.STAFF, now=now)
+        try:
+            session_id = uuid.UUID(str(claims.extra.get("sid")))
+            user_id = UserId(int(claims.subject))
+        except ValueError:
+            raise Unauthorized("the token names no session", field="token") from None
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT user_id, expires_at, revoked_at FROM staff_sessions WHERE id = $1",
+                session_id,
+            )
+            if row is None or row["user_id"] != user_id or row["revoked_at"] is not None:
+                raise Unauthorized("this session has ended; log in again", field="token")
+            user = await user_store.get_user(conn, user_id)
+        if user is None or not user.active:
+            raise Unauthorized("this account is disabled", field="token")
+        return StaffSession(user, session_id, row["expires_at"])
+
+    async def logout(self, session: StaffSession) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE staff_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                session.session_id,
+                self.clock.now(),
+            )
+            await event_store.append_event(
+                conn,
+                "staff.logout",
+                session.actor,
+                {"user_id": session.user.id, "session_id": str(session.session_id)},
+            )

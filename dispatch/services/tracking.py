@@ -1,0 +1,105 @@
+"""A citizen following their case by case number."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from dispatch.clock import Clock
+from dispatch.domain.citizen_view import STATUS_TEXT, timeline_text
+from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.incidents import IncidentState
+from dispatch.errors import Conflict, DispatchError, NotFound
+from dispatch.http.models import CaseOut, PrecinctOut, TimelineEntryOut
+from dispatch.store import events as event_store
+from dispatch.store import incidents as incident_store
+from dispatch.tokens import TokenKind, TokenSigner, token_digest
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingService:
+    pool: asyncpg.Pool
+    signer: TokenSigner
+    clock: Clock
+
+    def _may_see(self, incident: incident_store.TrackedIncident, token: str) -> bool:
+        now = self.clock.now()
+        try:
+            claims = self.signer.verify(token, TokenKind.TRACKING, now=now)
+        except DispatchError:
+            claims = None
+        if claims is not None:
+            return claims.subject == str(incident.id) and hmac.compare_digest(
+                token_digest(token), incident.tracking_token_hash
+            )
+        try:
+            owner = self.signer.verify(token, TokenKind.CITIZEN, now=now)
+        except DispatchError:
+            return False
+        return incident.citizen_id is not None and owner.subject == str(incident.citizen_id)
+
+    async def case(self, case_no: str, token: str | None) -> CaseOut:
+        # Missing, someone else's, and non-existent all answer the same 404.
+        not_found = NotFound("no such case")
+        if not token or len(case_no) > 40:
+            raise not_found
+        async with self.pool.acquire() as conn:
+            incident = await incident_store.get_by_case_no(conn, case_no)
+            if incident is None or not self._may_see(incident, token):
+                raise not_found
+            events = await event_store.events_for_incident(conn, uuid.UUID(str(incident.id)))
+            names = await conn.fetchval(
+                "SELECT name FROM precincts WHERE code = $1", incident.precinct_code
+            )
+        timeline = []
+        for event in events:
+            text = timeline_text(event.type, event.payload)
+            if text is not None:
+                timeline.append(TimelineEntryOut(at=event.created_at, event=event.type, text=text))
+        return CaseOut(
+            case_no=incident.case_no,
+            status=incident.state.value,
+            status_text=STATUS_TEXT[incident.state],
+            channel=incident.channel,
+            tag=incident.tag,
+            precinct=PrecinctOut(incident.precinct_code, names or "")
+            if incident.precinct_code
+            else None,
+            received_at=incident.received_at,
+            timeline=timeline,
+        )
+
+    async def rate(self, case_no: str, token: str | None, rating: int, comment: str) -> None:
+        """The reporter rates how their case was handled: once, after it is resolved."""
+        if not token:
+            raise NotFound("no such case")
+        async with self.pool.acquire() as conn, conn.transaction():
+            incident = await incident_store.get_by_case_no(conn, case_no)
+            if incident is None or not self._may_see(incident, token):
+                raise NotFound("no such case")
+            if incident.state not in (IncidentState.RESOLVED, IncidentState.CLOSED):
+                raise Conflict(
+                    f"a case can be rated once it is resolved; this one is {incident.state.value}",
+                    field="state",
+                )
+            updated = await conn.fetchval(
+                """UPDATE incidents SET rating = $2, rating_comment = $3, updated_at = now()
+                   WHERE id = $1 AND rating IS NULL RETURNING 1""",
+                incident.id,
+                rating,
+                comment,
+            )
+            if not updated:
+                raise Conflict("this case was already rated", field="rating")
+            await event_store.append_event(
+                conn,
+                "incident.rated",
+                Actor(ActorKind.CITIZEN, str(incident.citizen_id)),
+                {"rating": rating, "comment": comment},
+                incident_id=incident.id,
+                precinct_code=incident.precinct_code,
+                citizen_id=incident.citizen_id,
+            )

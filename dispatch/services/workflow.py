@@ -1,0 +1,395 @@
+"""The dispatcher's workflow as verb functions, shared by HTTP and Socket.IO.
+
+Each verb: one transaction that locks the incident, checks scope and the transition
+table, writes the change and its event; then, after commit, updates the queue index
+and publishes.  Every event payload carries the incident as it now is, so a console
+applying events in `seq` order ends where a fresh snapshot would.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+from dispatch.clock import Clock
+from dispatch.domain.events import Actor
+from dispatch.domain.incidents import Action, Incident, IncidentState, transition
+from dispatch.domain.users import Role
+from dispatch.errors import BadRequest, Conflict, Forbidden, InvalidTransition, NotFound
+from dispatch.feed import Publisher
+from dispatch.queue import PriorityQueue, QueueEntry
+from dispatch.services.staff_auth import StaffSession
+from dispatch.store import events as event_store
+from dispatch.store import workflow as store
+from dispatch.store.events import StoredEvent
+
+logger = logging.getLogger(__name__)
+
+ASSIGNMENT_OFFER_TIMEOUT = timedelta(seconds=30)
+_WORKERS = (Role.DISPATCHER, Role.COMMANDER)
+
+
+class Disposition(StrEnum):
+    ARRESTED = "arrested"
+    REPORT_TAKEN = "report_taken"
+    ADVISED = "advised"
+    ASSISTED = "assisted"
+    NO_OFFENCE = "no_offence"
+    GONE_ON_ARRIVAL = "gone_on_arrival"
+    REFERRED = "referred"
+    OTHER = "other"
+
+
+class TransferTarget(StrEnum):
+    AGENCY = "agency"  # another police force or jurisdiction (the reporter may be abroad)
+    DEPARTMENT = "department"  # fire, ambulance, city services, ...
+
+
+def incident_view(incident: Incident) -> dict[str, Any]:
+    """The incident as consoles see it; carried by every incident event."""
+    return {
+        "id": str(incident.id),
+        "case_no": incident.case_no,
+        "state": incident.state.value,
+        "channel": incident.channel,
+        "tag": incident.tag,
+        "severity": incident.severity,
+        "verification": incident.verification,
+        "precinct_code": incident.precinct_code,
+        "jurisdiction": incident.jurisdiction,
+        "nearest_precinct_code": incident.nearest_precinct_code,
+        "distance_m": incident.distance_m,
+        "lon": incident.lon,
+        "lat": incident.lat,
+        "accuracy_m": incident.accuracy_m,
+        "received_at": incident.received_at.isoformat(),
+        "priority_score": incident.priority_score,
+        "claimed_by": incident.claimed_by,
+        "merged_into": str(incident.merged_into) if incident.merged_into else None,
+        "disposition": incident.disposition,
+        "overdue": incident.overdue_at is not None,
+        "cancelled": incident.cancelled_at is not None,
+        "version": incident.version,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    pool: asyncpg.Pool
+    queue: PriorityQueue
+    publisher: Publisher
+    clock: Clock
+
+    # --- checks -------------------------------------------------------------------
+
+    @staticmethod
+    def _in_scope(session: StaffSession, incident: Incident) -> bool:
+        if session.user.role.sees_all_precincts:
+            return True
+        scope = incident.scope_precinct
+        return scope is None or scope in session.user.precincts
+
+    async def _load(
+        self, conn: asyncpg.Connection, session: StaffSession, incident_id: uuid.UUID
+    ) -> Incident:
+        incident = await store.get_incident(conn, incident_id, for_update=True)
+        # Out of scope looks like missing: a dispatcher learns nothing of other precincts.
+        if incident is None or not self._in_scope(session, incident):
+            raise NotFound("no such incident in your precincts", field="incident_id")
+        return incident
+
+    @staticmethod
+    def _require_holder(session: StaffSession, incident: Incident) -> None:
+        """Only the dispatcher who claimed it (or a commander) may work a claimed incident."""
+        if session.user.role is Role.COMMANDER:
+            return
+        if incident.claimed_by != session.user.id:
+            raise Conflict(
+                f"incident {incident.case_no} is {incident.state.value} by another dispatcher"
+                if incident.claimed_by
+                else f"claim incident {incident.case_no} before working on it",
+                field="incident_id",
+            )
+
+    # --- the common path ------------------------------------------------------------
+
+    async def _event(
+        self, conn: asyncpg.Connection, type_: str, actor: Actor, incident: Incident, **extra: Any
+    ) -> StoredEvent:
+        return await event_store.append_event(
+            conn,
+            type_,
+            actor,
+            {"incident": incident_view(incident), **extra},
+            incident_id=incident.id,
+            precinct_code=incident.scope_precinct,
+            citizen_id=incident.citizen_id,
+        )
+
+    async def _after_commit(
+        self, before: Incident | None, after: Incident, events: Sequence[StoredEvent]
+    ) -> None:
+        queued_before = before is not None and before.state is IncidentState.QUEUED
+        if after.state is IncidentState.QUEUED:
+            if before is not None and before.precinct_code != after.precinct_code:
+                await self.queue.remove(after.id, before.precinct_code)
+            await self.queue.add([QueueEntry(after.id, after.precinct_code, after.priority_score)])
+        elif queued_before or before is None:
+            await self.queue.remove(after.id, after.precinct_code)
+        await self.publisher.publish(events)
+
+    # --- verbs ----------------------------------------------------------------------
+
+    async def next(self, session: StaffSession) -> Incident | None:
+        """Claim the most urgent queued incident in my scope (None when the queue is empty)."""
+        session.require(*_WORKERS)
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            incident = await store.claim_next(
+                conn, session.user.id, sorted(session.user.precincts),
+                session.user.role.sees_all_precincts, now,
+            )  # fmt: skip
+            if incident is None:
+                return None
+            event = await self._event(conn, "incident.claimed", session.actor, incident)
+        await self.queue.remove(incident.id, incident.precinct_code)
+        await self.publisher.publish([event])
+        return incident
+
+    async def claim(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
+        session.require(*_WORKERS)
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await store.get_incident(conn, incident_id)
+            if current is None or not self._in_scope(session, current):
+                raise NotFound("no such incident in your precincts", field="incident_id")
+            if current.state is IncidentState.ESCALATED and session.user.role is not Role.COMMANDER:
+                raise Forbidden("an escalated incident is for a commander to claim")
+            incident = await store.claim(conn, incident_id, session.user.id, now)
+            if incident is None:
+                # Lost the race, or not claimable: name both states.
+                latest = await store.get_incident(conn, incident_id)
+                assert latest is not None
+                transition(latest.state, Action.CLAIM)  # raises InvalidTransition
+                raise InvalidTransition(f"incident {latest.case_no} is {latest.state.value}")
+            event = await self._event(conn, "incident.claimed", session.actor, incident)
+        await self._after_commit(current, incident, [event])
+        return incident
+
+    async def _simple(
+        self,
+        session: StaffSession,
+        incident_id: uuid.UUID,
+        action: Action,
+        event_type: str,
+        *,
+        holder_only: bool = True,
+        extra: dict[str, Any] | None = None,
+        **columns: Any,
+    ) -> Incident:
+        """A state change that writes some columns and one event."""
+        session.require(*_WORKERS)
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            before = await self._load(conn, session, incident_id)
+            state = transition(before.state, action)
+            if holder_only and before.state is not IncidentState.QUEUED:
+                self._require_holder(session, before)
+            after = await store.update_incident(conn, incident_id, now, state=state, **columns)
+            events = [await self._event(conn, event_type, session.actor, after, **(extra or {}))]
+            events += await self._side_effects(conn, session, before, after, now)
+        await self._after_commit(before, after, events)
+        return after
+
+    async def _side_effects(
+        self,
+        conn: asyncpg.Connection,
+        session: StaffSession,
+        before: Incident,
+        after: Incident,
+        now: Any,
+    ) -> list[StoredEvent]:
+        """Assignments end with their incident; a reporter's record follows the outcome."""
+        events: list[StoredEvent] = []
+        if after.state in (IncidentState.RESOLVED, IncidentState.INVALID, IncidentState.TRANSFERRED,
+                           IncidentState.MERGED):  # fmt: skip
+            ending = "cleared" if after.state is IncidentState.RESOLVED else "cancelled"
+            officers = await store.end_assignments(conn, after.id, ending, now)
+            if officers:
+                await store.set_officers_status(conn, officers, "available")
+            for officer_id in officers:
+                events.append(
+                    await event_store.append_event(
+                        conn, f"assignment.{ending}", session.actor,
+                        {"incident": incident_view(after), "officer_id": officer_id},
+                        incident_id=after.id, precinct_code=after.scope_precinct,
+                        officer_id=officer_id,
+                    )
+                )  # fmt: skip
+        if after.citizen_id is not None and before.state is not after.state:
+            if after.state is IncidentState.INVALID:
+                await store.add_false_alarm(conn, after.citizen_id)
+            elif after.state is IncidentState.RESOLVED:
+                await store.add_valid_report(conn, after.citizen_id)
+        return events
+
+    async def release(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
+        return await self._simple(
+            session,
+            incident_id,
+            Action.RELEASE,
+            "incident.released",
+            claimed_by=None,
+            claimed_at=None,
+        )
+
+    async def escalate(self, session: StaffSession, incident_id: uuid.UUID, note: str) -> Incident:
+        return await self._simple(
+            session, incident_id, Action.ESCALATE, "incident.escalated",
+            extra={"note": note}, escalated_at=self.clock.now(), claimed_by=None, claimed_at=None,
+        )  # fmt: skip
+
+    async def resolve(
+        self, session: StaffSession, incident_id: uuid.UUID, disposition: Disposition, note: str
+    ) -> Incident:
+        return await self._simple(
+            session, incident_id, Action.RESOLVE, "incident.resolved",
+            extra={"note": note}, disposition=disposition.value, resolved_at=self.clock.now(),
+        )  # fmt: skip
+
+    async def close(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
+        return await self._simple(
+            session, incident_id, Action.CLOSE, "incident.closed", holder_only=False,
+            closed_at=self.clock.now(),
+        )  # fmt: skip
+
+    async def mark_invalid(
+        self, session: StaffSession, incident_id: uuid.UUID, reason: str
+    ) -> Incident:
+        return await self._simple(
+            session, incident_id, Action.MARK_INVALID, "incident.invalid",
+            extra={"reason": reason}, invalid_reason=reason,
+        )  # fmt: skip
+
+    async def transfer(
+        self,
+        session: StaffSession,
+        incident_id: uuid.UUID,
+        target: TransferTarget,
+        name: str,
+        note: str,
+    ) -> Incident:
+        transfer = {"kind": target.value, "name": name, "note": note}
+        return await self._simple(
+            session, incident_id, Action.TRANSFER, "incident.transferred",
+            extra={"transfer": transfer}, transfer=transfer,
+        )  # fmt: skip
+
+    async def reroute(
+        self, session: StaffSession, incident_id: uuid.UUID, precinct_code: str, note: str
+    ) -> Incident:
+        async with self.pool.acquire() as conn:
+            exists = await conn.fetchval(
+                "SELECT 1 FROM precincts WHERE code = $1 AND active", precinct_code
+            )
+        if not exists:
+            raise BadRequest(f"unknown precinct {precinct_code!r}", field="precinct_code")
+        return await self._simple(
+            session, incident_id, Action.REROUTE, "incident.transferred",
+            extra={"transfer": {"kind": "precinct", "name": precinct_code, "note": note}},
+            precinct_code=precinct_code, jurisdiction="inside", nearest_precinct_code=None,
+            distance_m=None, claimed_by=None, claimed_at=None,
+        )  # fmt: skip
+
+    async def merge(
+        self, session: StaffSession, incident_id: uuid.UUID, into: uuid.UUID
+    ) -> Incident:
+        if incident_id == into:
+            raise BadRequest("an incident cannot be merged into itself", field="into")
+        async with self.pool.acquire() as conn:
+            target = await store.get_incident(conn, into)
+        if target is None or not self._in_scope(session, target):
+            raise NotFound("no such target incident in your precincts", field="into")
+        if not target.state.is_open:
+            raise InvalidTransition(
+                f"cannot merge into incident {target.case_no}: it is {target.state.value}",
+                field="into",
+            )
+        return await self._simple(
+            session, incident_id, Action.MERGE, "incident.merged",
+            extra={"into": str(into), "into_case_no": target.case_no}, merged_into=into,
+        )  # fmt: skip
+
+    async def unmerge(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
+        return await self._simple(
+            session, incident_id, Action.UNMERGE, "incident.unmerged", holder_only=False,
+            merged_into=None, claimed_by=None, claimed_at=None,
+        )  # fmt: skip
+
+    async def assign(
+        self, session: StaffSession, incident_id: uuid.UUID, officer_ids: Sequence[int]
+    ) -> Incident:
+        session.require(*_WORKERS)
+        if not officer_ids or len(set(officer_ids)) != len(officer_ids):
+            raise BadRequest("name one or more different officers", field="officer_ids")
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            before = await self._load(conn, session, incident_id)
+            state = transition(before.state, Action.ASSIGN)
+            self._require_holder(session, before)
+            officers = {r["user_id"]: r for r in await store.officers_in(conn, officer_ids)}
+            missing = sorted(set(officer_ids) - set(officers))
+            if missing:
+                raise BadRequest(f"no such officer(s): {missing}", field="officer_ids")
+            for officer in officers.values():
+                if officer["status"] == "off_duty":
+                    raise Conflict(
+                        f"officer {officer['callsign']} is off duty", field="officer_ids"
+                    )
+            already = await store.active_assignment_officers(conn, incident_id)
+            fresh = [o for o in officer_ids if o not in already]
+            if not fresh:
+                raise Conflict("these officers are already assigned", field="officer_ids")
+            after = await store.update_incident(conn, incident_id, now, state=state)
+            events = [
+                await self._event(conn, "incident.assigned", session.actor, after,
+                                  officer_ids=fresh,
+                                  callsigns=[officers[o]["callsign"] for o in fresh])
+            ]  # fmt: skip
+            for officer_id in fresh:
+                assignment_id = uuid.uuid4()
+                await store.insert_assignment(
+                    conn, assignment_id, incident_id, officer_id, session.user.id, now,
+                    now + ASSIGNMENT_OFFER_TIMEOUT,
+                )  # fmt: skip
+                events.append(
+                    await event_store.append_event(
+                        conn, "assignment.offered", session.actor,
+                        {"incident": incident_view(after), "assignment_id": str(assignment_id),
+                         "officer_id": officer_id, "callsign": officers[officer_id]["callsign"]},
+                        incident_id=incident_id, precinct_code=after.scope_precinct,
+                        officer_id=officer_id,
+                    )
+                )  # fmt: skip
+        await self._after_commit(before, after, events)
+        return after
+
+    async def note(
+        self, session: StaffSession, incident_id: uuid.UUID, text: str, kind: str
+    ) -> StoredEvent:
+        """A follow-up or callback note: on the record, no change of state."""
+        session.require(*_WORKERS)
+        async with self.pool.acquire() as conn, conn.transaction():
+            incident = await self._load(conn, session, incident_id)
+            event = await self._event(
+                conn, "incident.note", session.actor, incident, kind=kind, text=text
+            )
+        await self.publisher.publish([event])
+        return event

@@ -1,0 +1,245 @@
+"""One frozen, typed settings object, built once from the environment and CLI flags.
+
+Nothing else in the code base reads the environment: the entry point builds a
+`Settings` with `Settings.from_env()` (plus CLI overrides) and hands it on.  A bad
+value raises `SettingsError` naming the setting, which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the setting."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {raw!r}") from None
+
+
+def _float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {raw!r}")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+def _path(raw: str) -> Path:
+    if not raw:
+        raise ValueError("expected a directory path, got an empty value")
+    return Path(raw)
+
+
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw) if raw else None
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _env(name: str, parse: Callable[[str], Any], **kwargs: Any) -> Any:
+    """A dataclass field read from environment variable `name` by `parse`."""
+    return field(metadata={"env": name, "parse": parse}, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Where the servers are.  None means: start an embedded one under data_dir.
+    database_url: str | None = _env("DATABASE_URL", _optional_str, default=None)
+    redis_url: str | None = _env("REDIS_URL", _optional_str, default=None)
+
+    host: str = _env("MICRO110_HOST", _str, default="127.0.0.1")
+    port: int = _env("MICRO110_PORT", _int, default=8110)
+    data_dir: Path = _env("MICRO110_DATA_DIR", _path, default=Path("var"))
+    # Public base URL printed for users and put in links; derived from host:port if unset.
+    public_url: str | None = _env("MICRO110_PUBLIC_URL", _optional_str, default=None)
+    node_name: str = _env("MICRO110_NODE_NAME", _str, default="node-1")
+
+    # Secrets.  When unset, one is generated once per data directory and kept there,
+    # which is right for a single machine; a cluster must set them (all nodes alike).
+    secret_key: str | None = _env("MICRO110_SECRET_KEY", _optional_str, default=None)
+    id_hash_key: str | None = _env("MICRO110_ID_HASH_KEY", _optional_str, default=None)
+
+    # Load the demo city and demo accounts.  None: yes when embedded, no otherwise.
+    demo: bool | None = _env("MICRO110_DEMO", _bool, default=None)
+
+    # Possible-duplicate suggestions at intake.
+    duplicate_radius_m: float = _env("MICRO110_DUPLICATE_RADIUS_M", _float, default=300.0)
+    duplicate_window_s: int = _env("MICRO110_DUPLICATE_WINDOW_S", _int, default=1800)
+    # Overdue thresholds by severity 1..4, seconds waiting in the queue.
+    overdue_s: tuple[str, ...] = _env(
+        "MICRO110_OVERDUE_S", _csv, default=("60", "300", "900", "1800")
+    )
+
+    # Periodic work (overdue sweeps, assignment re-offers).  Tests turn it off and
+    # drive the sweeps themselves with a fake clock.
+    background_tasks: bool = _env("MICRO110_BACKGROUND_TASKS", _bool, default=True)
+
+    # The agency named in exports (EIDO) and to other agencies.
+    agency: str = _env("MICRO110_AGENCY", _str, default="micro110.local")
+    # Case numbers look like <prefix>-<local date>-<serial>; the date is in `timezone`.
+    case_prefix: str = _env("MICRO110_CASE_PREFIX", _str, default="110")
+    timezone: str = _env("MICRO110_TIMEZONE", _str, default="Asia/Shanghai")
+
+    # Phone verification codes.
+    sms_sender: str = _env("MICRO110_SMS_SENDER", _str, default="demo")
+    # Attestation providers: a JSON file {"provider-name": "<PEM public key>", ...}.
+    attestation_keys_file: Path | None = _env(
+        "MICRO110_ATTESTATION_KEYS", _optional_path, default=None
+    )
+
+    log_level: str = _env("MICRO110_LOG_LEVEL", _str, default="INFO")
+    log_format: str = _env("MICRO110_LOG_FORMAT", _str, default="json")
+
+    db_pool_min: int = _env("MICRO110_DB_POOL_MIN", _int, default=2)
+    db_pool_max: int = _env("MICRO110_DB_POOL_MAX", _int, default=20)
+    # How long start-up waits for PostgreSQL / Redis before giving up, in seconds.
+    connect_timeout_s: float = _env("MICRO110_CONNECT_TIMEOUT", _float, default=10.0)
+
+    # Request bodies: JSON and multipart (images) are bounded separately.
+    max_json_bytes: int = _env("MICRO110_MAX_JSON_BYTES", _int, default=64 * 1024)
+    max_upload_bytes: int = _env("MICRO110_MAX_UPLOAD_BYTES", _int, default=40 * 1024 * 1024)
+
+    # Token lifetimes, seconds.
+    citizen_token_ttl_s: int = _env("MICRO110_CITIZEN_TOKEN_TTL", _int, default=7 * 24 * 3600)
+    staff_token_ttl_s: int = _env("MICRO110_STAFF_TOKEN_TTL", _int, default=26 * 3600)
+
+    # WebRTC: comma-separated STUN/TURN URLs handed to browsers and used by aiortc.
+    ice_servers: tuple[str, ...] = _env("MICRO110_ICE_SERVERS", _csv, default=())
+    turn_username: str | None = _env("MICRO110_TURN_USERNAME", _optional_str, default=None)
+    turn_password: str | None = _env("MICRO110_TURN_PASSWORD", _optional_str, default=None)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError("MICRO110_PORT", f"must be between 1 and 65535, got {self.port}")
+        if not re.fullmatch(r"[A-Z0-9]{1,8}", self.case_prefix):
+            raise SettingsError("MICRO110_CASE_PREFIX", "must be 1-8 upper-case letters or digits")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                "MICRO110_TIMEZONE", f"unknown time zone {self.timezone!r}"
+            ) from None
+        if self.sms_sender not in {"demo"}:
+            raise SettingsError("MICRO110_SMS_SENDER", "the only sender built in is 'demo'")
+        try:
+            thresholds = [int(v) for v in self.overdue_s]
+        except ValueError:
+            raise SettingsError(
+                "MICRO110_OVERDUE_S", "expected 4 whole numbers of seconds"
+            ) from None
+        if len(thresholds) != 4 or any(v <= 0 for v in thresholds):
+            raise SettingsError(
+                "MICRO110_OVERDUE_S", "expected 4 positive numbers, for severity 1-4"
+            )
+        if self.duplicate_radius_m <= 0 or self.duplicate_window_s <= 0:
+            raise SettingsError("MICRO110_DUPLICATE_RADIUS_M", "radius and window must be positive")
+        if self.log_format not in {"json", "text"}:
+            raise SettingsError("MICRO110_LOG_FORMAT", "must be json or text")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError("MICRO110_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+        if not 1 <= self.db_pool_min <= self.db_pool_max:
+            raise SettingsError("MICRO110_DB_POOL_MIN", "must be >= 1 and <= MICRO110_DB_POOL_MAX")
+        if self.connect_timeout_s <= 0:
+            raise SettingsError("MICRO110_CONNECT_TIMEOUT", "must be positive")
+        for name, value in (
+            ("MICRO110_MAX_JSON_BYTES", self.max_json_bytes),
+            ("MICRO110_MAX_UPLOAD_BYTES", self.max_upload_bytes),
+            ("MICRO110_CITIZEN_TOKEN_TTL", self.citizen_token_ttl_s),
+            ("MICRO110_STAFF_TOKEN_TTL", self.staff_token_ttl_s),
+        ):
+            if value <= 0:
+                raise SettingsError(name, f"must be positive, got {value}")
+        for name, url, schemes in (
+            ("DATABASE_URL", self.database_url, ("postgresql://", "postgres://")),
+            ("REDIS_URL", self.redis_url, ("redis://", "rediss://", "unix://")),
+        ):
+            if url is not None and not url.startswith(schemes):
+                raise SettingsError(name, f"must start with {' or '.join(schemes)}")
+
+    @classmethod
+    def env_names(cls) -> frozenset[str]:
+        """Every environment variable a setting is read from."""
+        return frozenset(f.metadata["env"] for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `environ` (default: the process environment), then `overrides`.
+
+        Overrides whose value is None are ignored, so CLI flags that were not given do
+        not mask the environment.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if raw is None:
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(name, str(exc)) from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def overdue_thresholds(self) -> dict[int, int]:
+        return {severity: int(v) for severity, v in enumerate(self.overdue_s, start=1)}
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def load_demo(self) -> bool:
+        return self.demo if self.demo is not None else self.embedded_database
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,120 @@
+"""Connection pools and schema migrations.
+
+Migrations are versioned SQL files in `migrations/` named `NNNN_name.sql`.  Each is
+applied in its own transaction and recorded in `schema_version`; a session advisory
+lock makes concurrent migrators (two app nodes starting at once, or `serve` and
+`micro110 migrate`) take turns, so applying is idempotent and race-free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+# An arbitrary, fixed key for pg_advisory_lock: "micro110 migrations".
+_MIGRATION_LOCK = 0x6D313130_0001
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL could not be reached; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("dispatch.store.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration versions: {versions}")
+    return found
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+async def create_pool(
+    url: str, *, min_size: int = 2, max_size: int = 20, timeout_s: float = 10.0
+) -> asyncpg.Pool:
+    """A pool with our codecs; raises DatabaseUnavailable (no traceback worth showing)."""
+    try:
+        pool = await asyncio.wait_for(
+            asyncpg.create_pool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
+                command_timeout=60,
+            ),
+            timeout_s,
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, ValueError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to {_redact(url)}: {exc or type(exc).__name__}"
+        ) from exc
+    assert pool is not None
+    return pool
+
+
+async def migrate(pool: asyncpg.Pool) -> list[Migration]:
+    """Apply pending migrations; returns those applied by this call."""
+    applied: list[Migration] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_version (
+                       version     integer PRIMARY KEY,
+                       name        text NOT NULL,
+                       applied_at  timestamptz NOT NULL DEFAULT now())"""
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_version")}
+            for migration in available_migrations():
+                if migration.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_version (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                logger.info(
+                    "applied migration",
+                    extra={"version": migration.version, "migration": migration.name},
+                )
+                applied.append(migration)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+async def schema_version(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn:
+        value: Any = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+    return int(value)

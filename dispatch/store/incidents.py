@@ -1,0 +1,293 @@
+"""SQL for incidents, the reports that raise them, attachments and alarm trails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from dispatch.domain.incidents import IncidentState, Location
+
+
+@dataclass(frozen=True, slots=True)
+class NewIncident:
+    id: UUID
+    case_no: str
+    channel: str
+    tag: str
+    severity: int
+    citizen_id: UUID
+    verification: str
+    location: Location
+    received_at: datetime
+    priority_credit_s: float
+    priority_score: float
+    tracking_token_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewReport:
+    id: UUID
+    incident_id: UUID
+    citizen_id: UUID
+    channel: str
+    idempotency_key: str
+    text: str | None
+    tag: str
+    lon: float | None
+    lat: float | None
+    datum: str | None
+    accuracy_m: float | None
+    location_source: str
+    client_time: datetime | None
+    received_at: datetime
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedIncident:
+    id: UUID
+    case_no: str
+    state: IncidentState
+    channel: str
+    tag: str
+    precinct_code: str | None
+    citizen_id: UUID | None
+    received_at: datetime
+    tracking_token_hash: str
+
+
+async def next_case_serial(conn: asyncpg.Connection) -> int:
+    value: int = await conn.fetchval("SELECT nextval('case_number_seq')")
+    return value
+
+
+async def tag_severity(conn: asyncpg.Connection, tag: str) -> int | None:
+    value: int | None = await conn.fetchval(
+        "SELECT severity FROM tags WHERE code = $1 AND active", tag
+    )
+    return value
+
+
+async def insert_incident(conn: asyncpg.Connection, incident: NewIncident) -> None:
+    loc = incident.location
+    await conn.execute(
+        """INSERT INTO incidents
+               (id, case_no, state, channel, tag, severity, citizen_id, verification,
+                precinct_code, jurisdiction, nearest_precinct_code, distance_m,
+                lon, lat, accuracy_m, received_at, priority_credit_s, priority_score,
+                tracking_token_hash)
+           VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                   $15, $16, $17, $18)""",
+        incident.id,
+        incident.case_no,
+        incident.channel,
+        incident.tag,
+        incident.severity,
+        incident.citizen_id,
+        incident.verification,
+        loc.precinct_code,
+        loc.jurisdiction,
+        loc.nearest_code,
+        loc.distance_m,
+        loc.lon,
+        loc.lat,
+        loc.accuracy_m,
+        incident.received_at,
+        incident.priority_credit_s,
+        incident.priority_score,
+        incident.tracking_token_hash,
+    )
+
+
+async def insert_report(conn: asyncpg.Connection, report: NewReport) -> None:
+    """Raises UniqueViolationError when (citizen, idempotency key) was already used."""
+    await conn.execute(
+        """INSERT INTO reports
+               (id, incident_id, citizen_id, channel, idempotency_key, text, tag, lon, lat,
+                datum, accuracy_m, location_source, client_time, received_at, response)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
+        report.id,
+        report.incident_id,
+        report.citizen_id,
+        report.channel,
+        report.idempotency_key,
+        report.text,
+        report.tag,
+        report.lon,
+        report.lat,
+        report.datum,
+        report.accuracy_m,
+        report.location_source,
+        report.client_time,
+        report.received_at,
+        report.response,
+    )
+
+
+async def find_response(
+    conn: asyncpg.Connection, citizen_id: UUID, idempotency_key: str
+) -> tuple[dict[str, Any], str] | None:
+    """The stored answer to an earlier submission with this key, and its channel."""
+    row = await conn.fetchrow(
+        "SELECT response, channel FROM reports WHERE citizen_id = $1 AND idempotency_key = $2",
+        citizen_id,
+        idempotency_key,
+    )
+    return (row["response"], row["channel"]) if row else None
+
+
+async def insert_attachment(
+    conn: asyncpg.Connection,
+    *,
+    attachment_id: UUID,
+    incident_id: UUID,
+    report_id: UUID,
+    kind: str,
+    media_type: str,
+    sha256: str,
+    size: int,
+    width: int | None,
+    height: int | None,
+    storage_key: str,
+    exif_lon: float | None,
+    exif_lat: float | None,
+    taken_at: datetime | None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO attachments
+               (id, incident_id, report_id, kind, media_type, sha256, bytes, width, height,
+                storage_key, exif_lon, exif_lat, taken_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
+        attachment_id,
+        incident_id,
+        report_id,
+        kind,
+        media_type,
+        sha256,
+        size,
+        width,
+        height,
+        storage_key,
+        exif_lon,
+        exif_lat,
+        taken_at,
+    )
+
+
+def _tracked(row: asyncpg.Record) -> TrackedIncident:
+    return TrackedIncident(
+        id=row["id"],
+        case_no=row["case_no"],
+        state=IncidentState(row["state"]),
+        channel=row["channel"],
+        tag=row["tag"],
+        precinct_code=row["precinct_code"],
+        citizen_id=row["citizen_id"],
+        received_at=row["received_at"],
+        tracking_token_hash=row["tracking_token_hash"],
+    )
+
+
+_TRACKED = """SELECT id, case_no, state, channel, tag, precinct_code, citizen_id, received_at,
+                     tracking_token_hash FROM incidents"""
+
+
+async def get_by_case_no(conn: asyncpg.Connection, case_no: str) -> TrackedIncident | None:
+    row = await conn.fetchrow(_TRACKED + " WHERE case_no = $1", case_no)
+    return _tracked(row) if row else None
+
+
+async def get_for_update(conn: asyncpg.Connection, incident_id: UUID) -> TrackedIncident | None:
+    row = await conn.fetchrow(_TRACKED + " WHERE id = $1 FOR UPDATE", incident_id)
+    return _tracked(row) if row else None
+
+
+async def set_state(
+    conn: asyncpg.Connection, incident_id: UUID, state: IncidentState, **columns: Any
+) -> None:
+    allowed = {"cancelled_at", "cancel_reason"}
+    if not set(columns) <= allowed:
+        raise ValueError(f"set_state cannot write {sorted(set(columns) - allowed)}")
+    sets = "".join(f", {name} = ${i}" for i, name in enumerate(columns, start=3))
+    await conn.execute(
+        f"UPDATE incidents SET state = $2, version = version + 1, updated_at = now(){sets} "
+        "WHERE id = $1",
+        incident_id,
+        state.value,
+        *columns.values(),
+    )
+
+
+async def mark_cancelled(
+    conn: asyncpg.Connection, incident_id: UUID, reason: str, at: datetime
+) -> None:
+    """Record the reporter's false trigger without changing state (someone has it)."""
+    await conn.execute(
+        """UPDATE incidents SET cancelled_at = $2, cancel_reason = $3, version = version + 1,
+               updated_at = now() WHERE id = $1""",
+        incident_id,
+        at,
+        reason,
+    )
+
+
+async def add_trail(
+    conn: asyncpg.Connection, incident_id: UUID, points: list[tuple[float, float, float, datetime]]
+) -> None:
+    await conn.executemany(
+        """INSERT INTO alarm_trail (incident_id, lon, lat, accuracy_m, recorded_at)
+           VALUES ($1, $2, $3, $4, $5)""",
+        [(incident_id, *point) for point in points],
+    )
+
+
+async def update_position(conn: asyncpg.Connection, incident_id: UUID, location: Location) -> None:
+    await conn.execute(
+        """UPDATE incidents SET lon = $2, lat = $3, accuracy_m = $4, updated_at = now()
+           WHERE id = $1""",
+        incident_id,
+        location.lon,
+        location.lat,
+        location.accuracy_m,
+    )
+
+
+async def open_nearby(
+    conn: asyncpg.Connection,
+    exclude: UUID,
+    box: tuple[float, float, float, float],
+    since: datetime,
+    tags: list[str],
+) -> list[asyncpg.Record]:
+    """Open incidents in a lon/lat box since a time, with one of `tags`."""
+    min_lon, min_lat, max_lon, max_lat = box
+    return list(
+        await conn.fetch(
+            """SELECT id, tag, lon, lat FROM incidents
+               WHERE id <> $1 AND received_at >= $2 AND tag = any($3::text[])
+                 AND state IN ('queued', 'claimed', 'assigned', 'escalated')
+                 AND lon BETWEEN $4 AND $6 AND lat BETWEEN $5 AND $7""",
+            exclude, since, tags, min_lon, min_lat, max_lon, max_lat,
+        )
+    )  # fmt: skip
+
+
+async def link_possible_duplicate(
+    conn: asyncpg.Connection, incident_id: UUID, other_id: UUID, distance_m: float
+) -> None:
+    await conn.execute(
+        """INSERT INTO incident_links (incident_id, other_id, kind, distance_m)
+           VALUES ($1, $2, 'possible_duplicate', $3), ($2, $1, 'possible_duplicate', $3)
+           ON CONFLICT DO NOTHING""",
+        incident_id,
+        other_id,
+        distance_m,
+    )
+
+
+async def active_tags(conn: asyncpg.Connection) -> frozenset[str]:
+    return frozenset(r["code"] for r in await conn.fetch("SELECT code FROM tags WHERE active"))

@@ -1,0 +1,96 @@
+"""SQL for staff accounts and officers."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from dispatch.domain.users import Role, User, UserId
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        id=UserId(row["id"]),
+        username=row["username"],
+        display_name=row["display_name"],
+        role=Role(row["role"]),
+        precincts=frozenset(row["precincts"] or ()),
+        active=row["active"],
+    )
+
+
+_SELECT = """
+    SELECT u.id, u.username, u.display_name, u.role, u.active, u.password_hash,
+           array(SELECT precinct_code FROM user_precincts p WHERE p.user_id = u.id
+                 ORDER BY precinct_code) AS precincts
+    FROM users u
+"""
+
+
+async def insert_user(
+    conn: asyncpg.Connection,
+    *,
+    username: str,
+    display_name: str,
+    role: Role,
+    password_hash: str,
+    precincts: frozenset[str],
+) -> User:
+    user_id = await conn.fetchval(
+        """INSERT INTO users (username, display_name, role, password_hash)
+           VALUES ($1, $2, $3, $4) RETURNING id""",
+        username,
+        display_name,
+        role.value,
+        password_hash,
+    )
+    await conn.executemany(
+        "INSERT INTO user_precincts (user_id, precinct_code) VALUES ($1, $2)",
+        [(user_id, code) for code in sorted(precincts)],
+    )
+    user = await get_user(conn, UserId(user_id))
+    assert user is not None
+    return user
+
+
+async def get_user(conn: asyncpg.Connection, user_id: UserId) -> User | None:
+    row = await conn.fetchrow(_SELECT + " WHERE u.id = $1", user_id)
+    return _user(row) if row else None
+
+
+async def get_user_with_hash(conn: asyncpg.Connection, username: str) -> tuple[User, str] | None:
+    row = await conn.fetchrow(_SELECT + " WHERE lower(u.username) = lower($1)", username)
+    return (_user(row), row["password_hash"]) if row else None
+
+
+async def username_taken(conn: asyncpg.Connection, username: str) -> bool:
+    return bool(
+        await conn.fetchval("SELECT 1 FROM users WHERE lower(username) = lower($1)", username)
+    )
+
+
+async def set_password_hash(conn: asyncpg.Connection, user_id: UserId, password_hash: str) -> None:
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        password_hash,
+    )
+
+
+async def list_users(conn: asyncpg.Connection) -> list[User]:
+    return [_user(r) for r in await conn.fetch(_SELECT + " ORDER BY u.id")]
+
+
+async def insert_officer(conn: asyncpg.Connection, user_id: UserId, callsign: str) -> None:
+    await conn.execute(
+        "INSERT INTO officers (user_id, callsign) VALUES ($1, $2)", user_id, callsign
+    )
+
+
+async def unknown_precincts(conn: asyncpg.Connection, codes: frozenset[str]) -> list[str]:
+    known = {
+        r["code"]
+        for r in await conn.fetch(
+            "SELECT code FROM precincts WHERE code = any($1::text[])", list(codes)
+        )
+    }
+    return sorted(codes - known)

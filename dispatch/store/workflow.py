@@ -1,0 +1,222 @@
+"""SQL for the dispatch workflow: claims, state changes, assignments, links."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState
+
+_COLUMNS = """id, case_no, state, channel, tag, severity, citizen_id, verification,
+    precinct_code, jurisdiction, nearest_precinct_code, distance_m, lon, lat, accuracy_m,
+    received_at, priority_score, claimed_by, claimed_at, merged_into, escalated_at,
+    disposition, resolved_at, closed_at, overdue_at, cancelled_at, cancel_reason,
+    invalid_reason, transfer, rating, version"""
+
+# A dispatcher's scope: their precincts, incidents out of jurisdiction nearest to them,
+# and incidents with no position at all (someone must see those).
+SCOPE_SQL = """(precinct_code = any($SCOPE::text[])
+    OR (precinct_code IS NULL AND (nearest_precinct_code = any($SCOPE::text[])
+                                   OR nearest_precinct_code IS NULL)))"""
+
+
+def scope_clause(param: int, all_precincts: bool) -> str:
+    if all_precincts:
+        # Still mention the parameter, so every caller passes the same arguments.
+        return f"(${param}::text[] IS NULL OR true)"
+    return SCOPE_SQL.replace("$SCOPE", f"${param}")
+
+
+def incident_from_row(row: asyncpg.Record) -> Incident:
+    merged = row["merged_into"]
+    citizen = row["citizen_id"]
+    return Incident(
+        id=IncidentId(row["id"]),
+        case_no=row["case_no"],
+        state=IncidentState(row["state"]),
+        channel=row["channel"],
+        tag=row["tag"],
+        severity=row["severity"],
+        citizen_id=CitizenId(citizen) if citizen else None,
+        verification=row["verification"],
+        precinct_code=row["precinct_code"],
+        jurisdiction=row["jurisdiction"],
+        nearest_precinct_code=row["nearest_precinct_code"],
+        distance_m=row["distance_m"],
+        lon=row["lon"],
+        lat=row["lat"],
+        accuracy_m=row["accuracy_m"],
+        received_at=row["received_at"],
+        priority_score=row["priority_score"],
+        claimed_by=row["claimed_by"],
+        claimed_at=row["claimed_at"],
+        merged_into=IncidentId(merged) if merged else None,
+        escalated_at=row["escalated_at"],
+        disposition=row["disposition"],
+        resolved_at=row["resolved_at"],
+        closed_at=row["closed_at"],
+        overdue_at=row["overdue_at"],
+        cancelled_at=row["cancelled_at"],
+        cancel_reason=row["cancel_reason"],
+        invalid_reason=row["invalid_reason"],
+        transfer=row["transfer"],
+        rating=row["rating"],
+        version=row["version"],
+    )
+
+
+async def get_incident(
+    conn: asyncpg.Connection, incident_id: UUID, *, for_update: bool = False
+) -> Incident | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM incidents WHERE id = $1{lock}", incident_id)
+    return incident_from_row(row) if row else None
+
+
+async def claim_next(
+    conn: asyncpg.Connection, user_id: int, scope: Sequence[str], all_precincts: bool, now: datetime
+) -> Incident | None:
+    """Claim the lowest-score queued incident in scope; concurrent callers skip each other."""
+    row = await conn.fetchrow(
+        f"""UPDATE incidents SET state = 'claimed', claimed_by = $1, claimed_at = $2,
+                   version = version + 1, updated_at = $2
+            WHERE id = (SELECT id FROM incidents
+                        WHERE state = 'queued' AND merged_into IS NULL
+                          AND {scope_clause(3, all_precincts)}
+                        ORDER BY priority_score, id
+                        LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING {_COLUMNS}""",
+        user_id,
+        now,
+        list(scope),
+    )
+    return incident_from_row(row) if row else None
+
+
+async def claim(
+    conn: asyncpg.Connection, incident_id: UUID, user_id: int, now: datetime
+) -> Incident | None:
+    """Claim one incident if it is still claimable: one conditional UPDATE."""
+    row = await conn.fetchrow(
+        f"""UPDATE incidents SET state = 'claimed', claimed_by = $2, claimed_at = $3,
+                   version = version + 1, updated_at = $3
+            WHERE id = $1 AND state IN ('queued', 'escalated')
+            RETURNING {_COLUMNS}""",
+        incident_id,
+        user_id,
+        now,
+    )
+    return incident_from_row(row) if row else None
+
+
+_UPDATABLE = frozenset(
+    {
+        "state", "claimed_by", "claimed_at", "merged_into", "escalated_at", "disposition",
+        "resolved_at", "closed_at", "overdue_at", "invalid_reason", "transfer", "rating",
+        "rating_comment", "precinct_code", "jurisdiction", "nearest_precinct_code",
+        "distance_m", "priority_score",
+    }
+)  # fmt: skip
+
+
+async def update_incident(
+    conn: asyncpg.Connection, incident_id: UUID, now: datetime, **columns: Any
+) -> Incident:
+    unknown = set(columns) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"update_incident cannot write {sorted(unknown)}")
+    values = [v.value if isinstance(v, IncidentState) else v for v in columns.values()]
+    sets = "".join(f", {name} = ${i}" for i, name in enumerate(columns, start=3))
+    row = await conn.fetchrow(
+        f"""UPDATE incidents SET version = version + 1, updated_at = $2{sets}
+            WHERE id = $1 RETURNING {_COLUMNS}""",
+        incident_id,
+        now,
+        *values,
+    )
+    assert row is not None
+    return incident_from_row(row)
+
+
+async def add_false_alarm(conn: asyncpg.Connection, citizen_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE citizens SET false_alarms = false_alarms + 1 WHERE id = $1", citizen_id
+    )
+
+
+async def add_valid_report(conn: asyncpg.Connection, citizen_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE citizens SET valid_reports = valid_reports + 1 WHERE id = $1", citizen_id
+    )
+
+
+async def officers_in(conn: asyncpg.Connection, officer_ids: Sequence[int]) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT o.user_id, o.callsign, o.status, array(SELECT precinct_code FROM
+                      user_precincts p WHERE p.user_id = o.user_id) AS precincts
+               FROM officers o JOIN users u ON u.id = o.user_id
+               WHERE o.user_id = any($1::bigint[]) AND u.active""",
+            list(officer_ids),
+        )
+    )
+
+
+async def insert_assignment(
+    conn: asyncpg.Connection,
+    assignment_id: UUID,
+    incident_id: UUID,
+    officer_id: int,
+    assigned_by: int,
+    now: datetime,
+    next_offer_at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO assignments
+               (id, incident_id, officer_id, assigned_by, state, offered_at, next_offer_at)
+           VALUES ($1, $2, $3, $4, 'offered', $5, $6)""",
+        assignment_id,
+        incident_id,
+        officer_id,
+        assigned_by,
+        now,
+        next_offer_at,
+    )
+
+
+async def active_assignment_officers(conn: asyncpg.Connection, incident_id: UUID) -> set[int]:
+    rows = await conn.fetch(
+        """SELECT officer_id FROM assignments WHERE incident_id = $1
+           AND state IN ('offered', 'accepted', 'en_route', 'on_scene')""",
+        incident_id,
+    )
+    return {r["officer_id"] for r in rows}
+
+
+async def end_assignments(
+    conn: asyncpg.Connection, incident_id: UUID, state: str, now: datetime
+) -> list[int]:
+    rows = await conn.fetch(
+        """UPDATE assignments SET state = $2, updated_at = $3
+           WHERE incident_id = $1 AND state IN ('offered', 'accepted', 'en_route', 'on_scene')
+           RETURNING officer_id""",
+        incident_id,
+        state,
+        now,
+    )
+    return [r["officer_id"] for r in rows]
+
+
+async def set_officers_status(
+    conn: asyncpg.Connection, officer_ids: Sequence[int], status: str
+) -> None:
+    await conn.execute(
+        """UPDATE officers SET status = $2, updated_at = now()
+           WHERE user_id = any($1::bigint[]) AND status <> 'off_duty'""",
+        list(officer_ids),
+        status,
+    )

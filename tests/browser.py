@@ -1,0 +1,38 @@
+"""Headless Debian Chromium driven by Playwright (no browser download)."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+from playwright.async_api import async_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+# Without these, Chromium keeps trying to reach Google's hosts from a closed network.
+_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """A browser; tests fail (never skip) when Chromium is missing: `./dev test` installs it."""
+    with tempfile.TemporaryDirectory(prefix="m110-chromium-") as profile:
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=_ARGS
+            )
+            try:
+                yield context
+            finally:
+                await context.close()
