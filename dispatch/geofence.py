@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,15 +32,37 @@ class PrecinctSnapshot:
     names: Mapping[str, str]  # every precinct ever known, retired ones too
 
 
-def _build(records: list[asyncpg.Record]) -> PrecinctIndex:
-    return PrecinctIndex.build(
-        [Precinct(code=r["code"], name=r["name"], geometry=shape(r["geometry"])) for r in records]
-    )
+class IndexCache:
+    """Built indexes by content: the same boundaries are indexed once per process.
+
+    A build takes about a second for a city; a process that opens the same data more
+    than once (tests, several apps in one process) shares the result.
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[str, PrecinctIndex] = {}
+
+    def build(self, records: list[asyncpg.Record]) -> PrecinctIndex:
+        precincts = [
+            Precinct(code=r["code"], name=r["name"], geometry=shape(r["geometry"])) for r in records
+        ]
+        digest = hashlib.sha256()
+        for precinct in precincts:
+            digest.update(f"{precinct.code}\0{precinct.name}\0".encode())
+            digest.update(precinct.geometry.wkb)
+        key = digest.hexdigest()
+        index = self._built.get(key)
+        if index is None:
+            index = self._built[key] = PrecinctIndex.build(precincts)
+        return index
 
 
 class PrecinctRegistry:
-    def __init__(self, pool: asyncpg.Pool, *, poll_interval_s: float = 30.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, cache: IndexCache | None = None, poll_interval_s: float = 30.0
+    ) -> None:
         self._pool = pool
+        self._cache = cache or IndexCache()
         self._poll_interval_s = poll_interval_s
         self._snapshot: PrecinctSnapshot | None = None
         self._lock = asyncio.Lock()
@@ -60,7 +83,9 @@ class PrecinctRegistry:
                     return self._snapshot
                 records = await precinct_store.active_precincts(conn)
                 names = await precinct_store.precinct_names(conn)
-            index = await asyncio.get_running_loop().run_in_executor(None, _build, records)
+            index = await asyncio.get_running_loop().run_in_executor(
+                None, self._cache.build, records
+            )
             self._snapshot = PrecinctSnapshot(import_id, index, names)
             logger.info(
                 "precinct index loaded", extra={"import_id": import_id, "precincts": len(records)}
@@ -86,9 +111,14 @@ class PrecinctRegistry:
                             self._changed.clear()
                             await self.load()
                     finally:
-                        await conn.remove_listener(
-                            precinct_store.PRECINCTS_CHANNEL, self._on_notify
-                        )
+                        # On cancellation the pool may already be closing: a failure
+                        # to unlisten must not swallow the CancelledError.
+                        with contextlib.suppress(
+                            OSError, asyncpg.PostgresError, asyncpg.InterfaceError
+                        ):
+                            await conn.remove_listener(
+                                precinct_store.PRECINCTS_CHANNEL, self._on_notify
+                            )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 logger.warning("precinct listener lost its connection; retrying", exc_info=True)
                 await asyncio.sleep(1.0)

@@ -108,8 +108,9 @@ def ring_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, IntA
     return segments, owners.astype(np.int64)
 
 
-def _boundary_pairs(grid: Grid, segments: FloatArray, owners: IntArray) -> IntArray:
-    """Unique ``cell * n + polygon`` keys for every cell a segment comes within _EPS of."""
+def _boundary_pairs(grid: Grid, segments: FloatArray, owners: IntArray, n_poly: int) -> IntArray:
+    """Unique ``cell * n_poly + polygon`` keys for every cell a segment comes within _EPS
+    of."""
     au = (segments[:, 0] - grid.x0) / grid.dx
     av = (segments[:, 1] - grid.y0) / grid.dy
     bu = (segments[:, 2] - grid.x0) / grid.dx
@@ -147,7 +148,6 @@ def _boundary_pairs(grid: Grid, segments: FloatArray, owners: IntArray) -> IntAr
     cv_lo = np.floor(np.minimum(pv0, pv1) - _EPS).astype(np.int64)
     cv_hi = np.floor(np.maximum(pv0, pv1) + _EPS).astype(np.int64)
     owner = owners[seg]
-    n_poly = int(owners.max()) + 1 if len(owners) else 1
     keys = []
     # A piece inside one cell spans at most two cells per axis once grown by _EPS.
     for cu in (cu_lo, cu_hi):
@@ -202,7 +202,7 @@ def _centre_fill(grid: Grid, segments: FloatArray, owners: IntArray) -> tuple[In
 def rasterise(grid: Grid, geometries: npt.NDArray[np.object_]) -> Rasterised:
     segments, owners = ring_segments(geometries)
     n_poly = len(geometries)
-    keys = _boundary_pairs(grid, segments, owners)
+    keys = _boundary_pairs(grid, segments, owners, n_poly)
     pair_cells, pair_polys = keys // n_poly, keys % n_poly
     count, total = _centre_fill(grid, segments, owners)
     border = np.zeros(grid.size, dtype=bool)

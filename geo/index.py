@@ -6,9 +6,10 @@ array lookup. Points in a cell that some boundary crosses are tested exactly (sh
 prepared geometry) against that cell's short candidate list in index order, so a point
 on a shared border always goes to the precinct that comes first in the index
 (``load_precincts`` orders by code). Points in no precinct get the nearest precinct and
-the distance in metres in a local plane, from the cell's precomputed segment list;
-points off the grid take an exact but slower STRtree path. ``geo.grid``,
-``geo.nearest`` and ``geo.tables`` build the pieces.
+the distance in metres in the dataset's local plane (``geo.projection``, evaluated per
+grid tile by ``geo.plane_tiles``), from the cell's precomputed segment list; points off
+the grid take an exact but slower STRtree path. ``geo.grid``, ``geo.nearest``,
+``geo.quadtree`` and ``geo.tables`` build the pieces.
 
 The index is immutable: a new import builds a new index and the caller swaps the
 reference, so readers never see a half-built one. Building takes seconds of CPU for a
@@ -97,10 +98,11 @@ class PrecinctIndex:
         fy = (lat - y0) * inv_dy
         # NaN fails every comparison, so it falls through to the checked slow path.
         if 0.0 <= fx < nx and 0.0 <= fy < ny:
-            code = self._cells[int(fy) * nx + int(fx)]
+            ix, iy = int(fx), int(fy)
+            code = self._cells[iy * nx + ix]
             if code >= 0:
                 return self._inside[code]
-            return self._resolve(~code, lon, lat)
+            return self._resolve(~code, lon, lat, ix, iy)
         return self._off_grid(lon, lat)
 
     def nearest(self, lon: float, lat: float, datum: Datum = Datum.WGS84) -> Nearest | None:
@@ -133,7 +135,7 @@ class PrecinctIndex:
             return np.full(lon.shape, -1, dtype=np.int32)
         return self._tables.locate_many(lon.ravel(), lat.ravel()).reshape(lon.shape)
 
-    def _resolve(self, entry: int, lon: float, lat: float) -> Location:
+    def _resolve(self, entry: int, lon: float, lat: float, ix: int, iy: int) -> Location:
         tables = self._tables
         assert tables is not None
         candidates, rows = tables.entries[entry]
@@ -141,7 +143,7 @@ class PrecinctIndex:
         for polygon in candidates:
             if shapely.intersects_xy(geometries[polygon], lon, lat):
                 return self._inside[polygon]
-        x, y = tables.projection.to_local(lon, lat)
+        x, y = tables.plane.to_local(lon, lat, ix, iy)
         polygon, distance = nearest_on(x, y, rows)
         return Location(None, self.codes[polygon], distance)
 

@@ -95,6 +95,13 @@ def load_precincts(
     datum: Datum,
     progress: Progress | None = None,
 ) -> PrecinctImport:
+    """Judge every feature of ``collection`` (coordinates in ``datum``).
+
+    Codes and names are read as text from the two properties (which may be the same).
+    When two features share a code, the first one in the file with a usable geometry
+    keeps it. ``progress(done, total)`` is called about a hundred times while features
+    are checked. Raises ValueError only when the input is not a FeatureCollection at all.
+    """
     features = _features(collection)
     issues: list[ImportIssue] = []
     accepted: dict[str, _Accepted] = {}

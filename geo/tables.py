@@ -20,8 +20,10 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.grid import Grid, Rasterised, polygon_array, rasterise
-from geo.nearest import CandidateBlocks, SegmentRow, SegmentTable, candidate_blocks
+from geo.nearest import SegmentRow, SegmentTable
+from geo.plane_tiles import PlaneTiles
 from geo.projection import LocalProjection
+from geo.quadtree import CandidateBlocks, candidate_blocks
 
 IntArray = npt.NDArray[np.int64]
 Entry = tuple[tuple[int, ...], tuple[SegmentRow, ...]]
@@ -39,6 +41,7 @@ _MARGIN = 0.05
 class IndexTables:
     grid: Grid
     projection: LocalProjection
+    plane: PlaneTiles
     geometries: npt.NDArray[np.object_]
     segments: SegmentTable
     cells: array[int]
@@ -100,8 +103,9 @@ def build_tables(geometries_list: Sequence[BaseGeometry]) -> IndexTables:
     cells_array = array("i", cells.astype(np.int32).tobytes())
     view = np.frombuffer(cells_array, dtype=np.int32)
     view.flags.writeable = False
+    plane = PlaneTiles.build(grid, projection)
     return IndexTables(
-        grid, projection, geometries, segments, cells_array, view, entries, offsets, polygons
+        grid, projection, plane, geometries, segments, cells_array, view, entries, offsets, polygons
     )
 
 

@@ -16,7 +16,7 @@ from dispatch.errors import BadRequest
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
 from geo.datum import Datum
-from geo.loading import geometry_to_geojson, load_precincts
+from geo.precincts import geometry_to_geojson, load_precincts
 
 logger = logging.getLogger(__name__)
 

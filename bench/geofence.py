@@ -1,0 +1,295 @@
+"""Point-in-precinct speed: the geo/ index against PostGIS, on real boundary files.
+
+    .venv/bin/python bench/geofence.py [--plot out.png]
+
+For each dataset: import and build the index; time ``locate`` one call at a time on
+100k random points drawn uniformly over the dataset's bounding box (so the natural mix
+of inside and out-of-jurisdiction points, the latter with nearest precinct and distance);
+time ``locate_many`` on 1M points; and, when a PostGIS server is reachable, run the same
+points one ``ST_Covers`` query each against a GiST-indexed table (the round trip a
+service would pay) and check that both give the same precinct.
+
+PostgreSQL: DATABASE_URL if set, else postgresql://postgres@127.0.0.1:5432/postgres. A
+scratch database (micro110_bench_geo) is created and dropped again. Without PostGIS the
+comparison is reported as null. The last lines are one JSON object per dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from geo.datum import Datum
+from geo.index import PrecinctIndex
+from geo.precincts import Precinct, load_precincts
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "geo"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SCRATCH_DATABASE = "micro110_bench_geo"
+LOCATE_POINTS = 100_000
+BULK_POINTS = 1_000_000
+POSTGIS_POINTS = 3_000
+GOALS = {"p50_us": 5.0, "p99_us": 30.0, "bulk_per_s": 1_000_000.0, "postgis_speedup": 20.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    name: str
+    file: str
+    code_property: str
+    name_property: str
+
+
+DATASETS = (
+    Dataset("nyc_precincts", "nyc_police_precincts_77.geojson", "Precinct", "Precinct"),
+    Dataset("london_wards", "london_wards_2014_654.geojson", "GSS_CODE", "NAME"),
+    Dataset(
+        "nyc_election_districts", "nyc_election_districts_5199.geojson", "ElectDist", "ElectDist"
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    dataset: str
+    polygons: int
+    locate_p50_us: float
+    locate_p99_us: float
+    bulk_points_per_s: float
+    postgis_p50_us: float | None
+    agreement: float | None
+
+
+def _points(
+    index: PrecinctIndex, count: int, seed: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    minx, miny, maxx, maxy = shapely.total_bounds([p.geometry for p in index.precincts])
+    rng = np.random.default_rng(seed)
+    return rng.uniform(minx, maxx, count), rng.uniform(miny, maxy, count)
+
+
+def _locate_latencies_us(
+    index: PrecinctIndex, lons: Sequence[float], lats: Sequence[float]
+) -> npt.NDArray[np.float64]:
+    locate = index.locate
+    clock = time.perf_counter_ns
+    for lon, lat in zip(lons[:2000], lats[:2000], strict=True):  # warm caches
+        locate(lon, lat)
+    spent = np.empty(len(lons))
+    for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
+        start = clock()
+        locate(lon, lat)
+        spent[i] = clock() - start
+    return spent / 1000.0
+
+
+def _bulk_points_per_s(index: PrecinctIndex) -> float:
+    lons, lats = _points(index, BULK_POINTS, seed=2)
+    rates = []
+    for _ in range(3):
+        start = time.perf_counter()
+        index.locate_many(lons, lats)
+        rates.append(BULK_POINTS / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def _with_database(url: str, database: str) -> str:
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path=f"/{database}"))
+
+
+@contextlib.asynccontextmanager
+async def _postgis() -> AsyncIterator[asyncpg.Connection | None]:
+    """A connection to a fresh PostGIS-enabled scratch database, or None (says why)."""
+    urls = [u for u in (os.environ.get("DATABASE_URL"), DEFAULT_DATABASE_URL) if u]
+    for url in urls:
+        try:
+            admin = await asyncpg.connect(url, timeout=5)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            print(f"postgis: cannot connect to {url.rsplit('@', 1)[-1]}: {exc}")
+            continue
+        break
+    else:
+        yield None
+        return
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}"')
+        await admin.execute(f'CREATE DATABASE "{SCRATCH_DATABASE}"')
+        conn = await asyncpg.connect(_with_database(url, SCRATCH_DATABASE), timeout=5)
+        try:
+            try:
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            except asyncpg.PostgresError as exc:
+                print(f"postgis: extension unavailable ({exc})")
+                yield None
+                return
+            print(f"postgis: {await conn.fetchval('SELECT postgis_full_version()')}"[:100])
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        with contextlib.suppress(asyncpg.PostgresError):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}"')
+        await admin.close()
+
+
+async def _postgis_compare(
+    conn: asyncpg.Connection,
+    table: str,
+    precincts: Sequence[Precinct],
+    lons: Sequence[float],
+    lats: Sequence[float],
+    expected: Sequence[int],
+) -> tuple[float, float]:
+    """Median microseconds per ST_Covers query (client round trip), and agreement."""
+    await conn.execute(
+        f"CREATE TABLE {table} (idx integer PRIMARY KEY, code text NOT NULL,"
+        " geom geometry(MultiPolygon, 4326) NOT NULL)"
+    )
+    await conn.executemany(
+        f"INSERT INTO {table} VALUES ($1, $2, ST_Multi(ST_GeomFromWKB($3, 4326)))",
+        [(i, p.code, shapely.to_wkb(p.geometry)) for i, p in enumerate(precincts)],
+    )
+    await conn.execute(f"CREATE INDEX ON {table} USING gist (geom)")
+    await conn.execute(f"ANALYZE {table}")
+    # Ties on a shared border go to the lowest index, as in the geo/ index.
+    query = await conn.prepare(
+        f"SELECT idx FROM {table} WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint($1, $2), 4326))"
+        " ORDER BY idx LIMIT 1"
+    )
+    for lon, lat in zip(lons[:200], lats[:200], strict=True):
+        await query.fetchval(lon, lat)
+    clock = time.perf_counter_ns
+    spent, same = [], 0
+    for lon, lat, want in zip(lons, lats, expected, strict=True):
+        start = clock()
+        found = await query.fetchval(lon, lat)
+        spent.append(clock() - start)
+        same += (found if found is not None else -1) == want
+    return statistics.median(spent) / 1000.0, same / len(expected)
+
+
+async def _run_dataset(dataset: Dataset, postgis: asyncpg.Connection | None) -> Result:
+    collection = json.loads((FIXTURES / dataset.file).read_text(encoding="utf-8"))
+    start = time.perf_counter()
+    loaded = load_precincts(
+        collection,
+        name_property=dataset.name_property,
+        code_property=dataset.code_property,
+        datum=Datum.WGS84,
+    )
+    imported = time.perf_counter() - start
+    start = time.perf_counter()
+    index = PrecinctIndex.build(loaded.precincts)
+    built = time.perf_counter() - start
+    print(f"{dataset.name}: {len(index)} precincts; import {imported:.2f} s, build {built:.2f} s")
+    print(f"  {loaded.report[0]}")
+    lons, lats = _points(index, LOCATE_POINTS, seed=1)
+    lon_list, lat_list = lons.tolist(), lats.tolist()
+    latencies = _locate_latencies_us(index, lon_list, lat_list)
+    answers = index.locate_many(lons, lats)
+    p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
+    print(
+        f"  locate: p50 {p50:.2f} us, p90 {np.percentile(latencies, 90):.2f} us, "
+        f"p99 {p99:.2f} us over {LOCATE_POINTS:,} points "
+        f"({float(np.mean(answers >= 0)):.0%} inside a precinct)"
+    )
+    bulk = _bulk_points_per_s(index)
+    print(f"  locate_many: {bulk / 1e6:.1f} M points/s over {BULK_POINTS:,} points")
+    postgis_p50 = agreement = None
+    if postgis is not None:
+        postgis_p50, agreement = await _postgis_compare(
+            postgis,
+            f"bench_{dataset.name}",
+            index.precincts,
+            lon_list[:POSTGIS_POINTS],
+            lat_list[:POSTGIS_POINTS],
+            answers[:POSTGIS_POINTS].tolist(),
+        )
+        print(
+            f"  postgis ST_Covers: p50 {postgis_p50:.1f} us per query over {POSTGIS_POINTS:,}"
+            f" points ({postgis_p50 / p50:.0f}x locate p50), agreement {agreement:.2%}"
+        )
+    return Result(
+        dataset.name,
+        len(index),
+        round(p50, 3),
+        round(p99, 3),
+        round(bulk),
+        None if postgis_p50 is None else round(postgis_p50, 1),
+        None if agreement is None else round(agreement, 4),
+    )
+
+
+async def _run() -> list[Result]:
+    async with _postgis() as postgis:
+        return [await _run_dataset(dataset, postgis) for dataset in DATASETS]
+
+
+def _goals(results: Sequence[Result]) -> None:
+    for r in results:
+        misses = []
+        if r.locate_p50_us > GOALS["p50_us"]:
+            misses.append(f"p50 {r.locate_p50_us} us > {GOALS['p50_us']}")
+        if r.locate_p99_us > GOALS["p99_us"]:
+            misses.append(f"p99 {r.locate_p99_us} us > {GOALS['p99_us']}")
+        if r.bulk_points_per_s < GOALS["bulk_per_s"]:
+            misses.append(f"bulk {r.bulk_points_per_s} points/s < {GOALS['bulk_per_s']:,.0f}")
+        if r.postgis_p50_us is not None:
+            speedup = r.postgis_p50_us / r.locate_p50_us
+            if speedup < GOALS["postgis_speedup"]:
+                misses.append(f"only {speedup:.0f}x PostGIS")
+        print(f"goals {r.dataset}: {'met' if not misses else 'MISSED: ' + '; '.join(misses)}")
+
+
+def _plot(results: Sequence[Result], path: Path) -> None:
+    from _plot import grouped_bars
+
+    try:
+        import matplotlib  # noqa: F401 - only to say what is missing
+    except ImportError:
+        print("no plot: matplotlib is not installed (.venv/bin/pip install matplotlib)")
+        return
+    grouped_bars(
+        path,
+        title="Point in precinct: one lookup (µs, log scale)",
+        groups=[r.dataset for r in results],
+        series={
+            "geo locate p50": [r.locate_p50_us for r in results],
+            "geo locate p99": [r.locate_p99_us for r in results],
+            "PostGIS ST_Covers p50": [r.postgis_p50_us for r in results],
+        },
+        ylabel="microseconds per point",
+        log=True,
+        goal=GOALS["p50_us"],
+    )
+    print(f"plot written to {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plot", type=Path, help="write a bar chart (PNG) here")
+    args = parser.parse_args()
+    results = asyncio.run(_run())
+    _goals(results)
+    if args.plot is not None:
+        _plot(results, args.plot)
+    for result in results:
+        print(json.dumps(asdict(result), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

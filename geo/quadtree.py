@@ -1,0 +1,255 @@
+"""Which boundary segments can be nearest to some point of each grid cell.
+
+A quadtree over the grid starts from one block holding every segment of the outer
+boundary and splits blocks in four; each child keeps the subset of its parent's segments
+that pass its own test (``_prune``). A block stops splitting once its list is short:
+far from the boundary that happens at coarse levels, so only cells along the coast reach
+the finest level. Everything is vectorised over (block, segment) pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from geo.grid import Grid
+from geo.nearest import SegmentTable
+from geo.projection import LocalProjection
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+# Segments per list before a block splits; each costs ~0.2 us per query in Python,
+# and a lower limit makes more blocks split (build time).
+_MAX_CANDIDATES = 8
+# Metres of slack in every comparison: float noise and points rounded across a cell edge.
+_SLACK_M = 0.01
+# Blocks are grown by 1% about their centre; see _BlockGeometry.
+_GROWTH = 1.01
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateBlocks:
+    """``block_of_cell[cell]`` indexes ``segments[offsets[b]:offsets[b + 1]]``; -1: none."""
+
+    block_of_cell: npt.NDArray[np.int32]
+    offsets: IntArray
+    segments: IntArray
+
+
+def candidate_blocks(
+    grid: Grid,
+    projection: LocalProjection,
+    table: SegmentTable,
+    needed: npt.NDArray[np.bool_],
+) -> CandidateBlocks:
+    """Segment lists for every cell where ``needed`` (cells that are not interior).
+
+    Starts from one block holding every segment and splits blocks in four, each child
+    keeping the subset of its parent's segments that survive the child's own test.
+    """
+    top = max(0, math.ceil(math.log2(max(grid.nx, grid.ny))))
+    pyramid = _any_pyramid(needed.reshape(grid.ny, grid.nx), top)
+    block_of_cell = np.full(grid.size, -1, dtype=np.int32)
+    segment_chunks: list[IntArray] = []
+    count_chunks: list[IntArray] = []
+    n_blocks = 0
+    bx = by = np.zeros(1 if pyramid[top].any() else 0, dtype=np.int64)
+    pair_block = np.zeros(len(table.rows) * len(bx), dtype=np.int64)
+    pair_segment = np.arange(len(pair_block), dtype=np.int64)
+    for level in range(top, -1, -1):
+        side = 1 << level
+        pair_block, pair_segment = _prune(
+            _BlockGeometry.of(grid, projection, bx, by, side), table, pair_block, pair_segment
+        )
+        counts = np.bincount(pair_block, minlength=len(bx))
+        resolved = (counts <= _MAX_CANDIDATES) | (level == 0)
+        ids = np.full(len(bx), -1, dtype=np.int64)
+        ids[resolved] = n_blocks + np.arange(int(resolved.sum()))
+        n_blocks += int(resolved.sum())
+        keep = resolved[pair_block]
+        order = np.argsort(ids[pair_block[keep]], kind="stable")
+        segment_chunks.append(pair_segment[keep][order])
+        count_chunks.append(counts[resolved])
+        _paint(block_of_cell, grid, bx[resolved], by[resolved], ids[resolved], side)
+        if level == 0 or resolved.all():
+            break
+        bx, by, pair_block, pair_segment = _split(
+            pyramid[level - 1], bx, by, ~resolved, pair_block[~keep], pair_segment[~keep]
+        )
+    counts_all = np.concatenate(count_chunks) if count_chunks else np.zeros(0, np.int64)
+    offsets = np.concatenate(([0], np.cumsum(counts_all))).astype(np.int64)
+    segments = np.concatenate(segment_chunks) if segment_chunks else np.zeros(0, np.int64)
+    return CandidateBlocks(block_of_cell, offsets, segments.astype(np.int64))
+
+
+def _split(
+    child_needed: npt.NDArray[np.bool_],
+    bx: IntArray,
+    by: IntArray,
+    splitting: npt.NDArray[np.bool_],
+    pair_block: IntArray,
+    pair_segment: IntArray,
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """Children of the splitting blocks that hold needed cells, inheriting the pairs."""
+    parents = np.flatnonzero(splitting)
+    renumber = np.full(len(bx), -1, dtype=np.int64)
+    renumber[parents] = np.arange(len(parents))
+    cbx = (bx[parents, None] * 2 + np.array([0, 1, 0, 1])).ravel()
+    cby = (by[parents, None] * 2 + np.array([0, 0, 1, 1])).ravel()
+    on_grid = (cbx < child_needed.shape[1]) & (cby < child_needed.shape[0])
+    wanted = np.zeros(len(cbx), dtype=bool)
+    wanted[on_grid] = child_needed[cby[on_grid], cbx[on_grid]]
+    child_id = np.where(wanted, np.cumsum(wanted) - 1, -1)
+    # Each parent pair becomes up to four child pairs (one per wanted child).
+    parent_of_pair = renumber[pair_block]
+    child_slots = child_id.reshape(-1, 4)[parent_of_pair]
+    segment = np.repeat(pair_segment, 4)
+    block = child_slots.ravel()
+    present = block >= 0
+    return cbx[wanted], cby[wanted], block[present], segment[present]
+
+
+@dataclass(frozen=True, slots=True)
+class _BlockGeometry:
+    """Blocks in the local plane: centres and corners pushed outwards by 1%.
+
+    A lon/lat block is a slightly curved quadrilateral in the plane; growing it by 1%
+    about its centre covers that bulge (a sagitta of ~1e-3 of the side at 50 km) and
+    points that round into a neighbouring cell, so the convex hull of the four corners
+    contains every point the block can answer for.
+    """
+
+    cx: FloatArray
+    cy: FloatArray
+    # corner_x[k], corner_y[k]: corner k of every block (contiguous per corner).
+    corner_x: FloatArray
+    corner_y: FloatArray
+    radius: FloatArray
+
+    @classmethod
+    def of(
+        cls, grid: Grid, projection: LocalProjection, bx: IntArray, by: IntArray, side: int
+    ) -> _BlockGeometry:
+        # Corners are grid lattice points shared by neighbouring blocks: project each
+        # once. Lattice coordinates are in half cells so centres fit in too.
+        nx2 = 2 * grid.nx + 1
+        ix_lo, ix_hi = 2 * bx * side, 2 * np.minimum((bx + 1) * side, grid.nx)
+        iy_lo, iy_hi = 2 * by * side, 2 * np.minimum((by + 1) * side, grid.ny)
+        points = np.stack(
+            (
+                (ix_lo + ix_hi) // 2 + ((iy_lo + iy_hi) // 2) * nx2,
+                ix_lo + iy_lo * nx2,
+                ix_hi + iy_lo * nx2,
+                ix_lo + iy_hi * nx2,
+                ix_hi + iy_hi * nx2,
+            ),
+            axis=1,
+        )
+        unique, inverse = np.unique(points, return_inverse=True)
+        lon = grid.x0 + (unique % nx2) * (grid.dx / 2.0)
+        lat = grid.y0 + (unique // nx2) * (grid.dy / 2.0)
+        px, py = projection.to_local_many(lon, lat)
+        at = inverse.reshape(points.shape).T
+        cx, cy = px[at[0]], py[at[0]]
+        dx, dy = px[at[1:]] - cx, py[at[1:]] - cy
+        dx = dx * _GROWTH + np.sign(dx) * _SLACK_M
+        dy = dy * _GROWTH + np.sign(dy) * _SLACK_M
+        radius = np.sqrt(dx * dx + dy * dy).max(axis=0)
+        return cls(cx, cy, cx + dx, cy + dy, radius)
+
+
+def _prune(
+    blocks: _BlockGeometry, table: SegmentTable, pair_block: IntArray, pair_segment: IntArray
+) -> tuple[IntArray, IntArray]:
+    """Drop (block, segment) pairs where the segment is never nearest within the block.
+
+    Take any boundary point q (here: the one nearest the block centre). For a fixed
+    segment point s, |p - s|^2 - |p - q|^2 is linear in p, so if it is positive at all
+    four corners it is positive on the whole (convex) block, and then q beats every
+    point of the segment everywhere in the block. So a segment survives only if some
+    corner is at least as close to it as to q. Unlike a distance annulus this stays
+    tight far from the coast, where neighbouring segments subtend a tiny angle.
+    """
+    if len(pair_block) == 0:
+        return pair_block, pair_segment
+    ax, ay = table.ax[pair_segment], table.ay[pair_segment]
+    ux, uy = table.ux[pair_segment], table.uy[pair_segment]
+    inverse = table.inverse_length2[pair_segment]
+    wx, wy = blocks.cx[pair_block] - ax, blocks.cy[pair_block] - ay
+    t = _projection_parameter(wx, wy, ux, uy, inverse)
+    to_centre = np.hypot(wx - t * ux, wy - t * uy)
+    best = np.full(len(blocks.cx), np.inf)
+    np.minimum.at(best, pair_block, to_centre)
+    winner = np.flatnonzero(to_centre == best[pair_block])
+    qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
+    qx[pair_block[winner]] = ax[winner] + t[winner] * ux[winner]
+    qy[pair_block[winner]] = ay[winner] + t[winner] * uy[winner]
+    # Cheap first cut, implied by the corner test: a segment more than 2 radii further
+    # from the centre than q cannot be nearest anywhere in the block.
+    near = np.flatnonzero(
+        to_centre <= best[pair_block] + 2.0 * blocks.radius[pair_block] + _SLACK_M
+    )
+    pair_block, pair_segment = pair_block[near], pair_segment[near]
+    ax, ay, ux, uy, inverse = ax[near], ay[near], ux[near], uy[near], inverse[near]
+    keep = np.zeros(len(pair_block), dtype=bool)
+    # Most survivors pass at the first or second corner: test only the undecided.
+    undecided = np.arange(len(pair_block))
+    for k in range(4):
+        block = pair_block[undecided]
+        px, py = blocks.corner_x[k][block], blocks.corner_y[k][block]
+        wx, wy = px - ax[undecided], py - ay[undecided]
+        sx, sy = ux[undecided], uy[undecided]
+        t = _projection_parameter(wx, wy, sx, sy, inverse[undecided])
+        ex, ey = wx - t * sx, wy - t * sy
+        to_q = np.hypot(px - qx[block], py - qy[block]) + _SLACK_M
+        passed = ex * ex + ey * ey <= to_q * to_q
+        keep[undecided[passed]] = True
+        undecided = undecided[~passed]
+    return pair_block[keep], pair_segment[keep]
+
+
+def _projection_parameter(
+    wx: FloatArray, wy: FloatArray, ux: FloatArray, uy: FloatArray, inverse: FloatArray
+) -> FloatArray:
+    """Where the foot of the perpendicular falls along each segment, clamped to it."""
+    t = (wx * ux + wy * uy) * inverse
+    np.maximum(t, 0.0, out=t)
+    return np.minimum(t, 1.0, out=t)
+
+
+def _any_pyramid(mask: npt.NDArray[np.bool_], top: int) -> list[npt.NDArray[np.bool_]]:
+    """``pyramid[level][by, bx]``: does block (bx, by) of side 2**level hold a True?"""
+    levels = [mask]
+    for _ in range(top):
+        finer = levels[-1]
+        ny, nx = finer.shape
+        padded = np.zeros((ny + ny % 2, nx + nx % 2), dtype=bool)
+        padded[:ny, :nx] = finer
+        coarse = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2)
+        levels.append(np.asarray(coarse.any(axis=(1, 3)), dtype=bool))
+    return levels
+
+
+def _paint(
+    block_of_cell: npt.NDArray[np.int32],
+    grid: Grid,
+    bx: IntArray,
+    by: IntArray,
+    ids: IntArray,
+    side: int,
+) -> None:
+    """Write each block's id into its cells (blocks painted earlier are never revisited)."""
+    if len(bx) == 0:
+        return
+    nbx, nby = -(-grid.nx // side), -(-grid.ny // side)
+    coarse = np.full((nby, nbx), -1, dtype=np.int32)
+    coarse[by, bx] = ids
+    rows = np.arange(grid.ny) // side
+    columns = np.arange(grid.nx) // side
+    flat = coarse[rows][:, columns].ravel()
+    painted = flat >= 0
+    block_of_cell[painted] = flat[painted]

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Geod
+from shapely.geometry import Polygon, box
+
+from geo.datum import Datum, from_wgs84
+from geo.index import Location, Nearest, PrecinctIndex
+from geo.precincts import Precinct, PrecinctImport
+from tests.geo.conftest import load
+
+XUANWU_LAKE = (118.7926, 32.0732)
+PING_AN_FINANCE_CENTRE = (114.0549, 22.5367)
+_GEOD = Geod(ellps="WGS84")
+
+
+def test_xuanwu_lake_is_in_xuanwu_from_both_files(
+    nanjing_gcj02_index: PrecinctIndex, nanjing_wgs84_index: PrecinctIndex
+) -> None:
+    for index in (nanjing_gcj02_index, nanjing_wgs84_index):
+        found = index.locate(*XUANWU_LAKE)
+        assert found == Location("320102", "320102", 0.0)
+        assert index.precincts[index.codes.index("320102")].name == "玄武区"
+
+
+@pytest.mark.parametrize("datum", [Datum.GCJ02, Datum.BD09])
+def test_phone_datums_are_converted_before_locating(
+    nanjing_gcj02_index: PrecinctIndex, datum: Datum
+) -> None:
+    lon, lat = from_wgs84(*XUANWU_LAKE, datum)
+    assert nanjing_gcj02_index.locate(lon, lat, datum).precinct == "320102"
+    many = nanjing_gcj02_index.locate_many(np.array([lon]), np.array([lat]), datum)
+    assert nanjing_gcj02_index.codes[int(many[0])] == "320102"
+
+
+@pytest.mark.parametrize(
+    ("name", "datum"),
+    [
+        ("shenzhen_440300_districts_wgs84.geojson", Datum.WGS84),
+        ("shenzhen_440300_districts_gcj02.geojson", Datum.GCJ02),
+    ],
+)
+def test_ping_an_finance_centre_is_in_futian(name: str, datum: Datum) -> None:
+    loaded = load(name, code="adcode", name_property="name", datum=datum)
+    index = PrecinctIndex.build(loaded.precincts)
+    found = index.locate(*PING_AN_FINANCE_CENTRE)
+    assert found.precinct is not None
+    assert index.precincts[index.codes.index(found.precinct)].name == "福田区"
+
+
+def _easternmost_vertex(precincts: PrecinctImport) -> tuple[str, float, float]:
+    best = max(
+        (float(x), float(y), p.code)
+        for p in precincts.precincts
+        for x, y in shapely.get_coordinates(p.geometry)
+    )
+    return best[2], best[0], best[1]
+
+
+@pytest.mark.parametrize("metres", [250.0, 1_000.0, 30_000.0])
+def test_point_east_of_the_city_is_out_of_jurisdiction_at_the_right_distance(
+    nyc_precincts: PrecinctImport, nyc_index: PrecinctIndex, metres: float
+) -> None:
+    code, lon, lat = _easternmost_vertex(nyc_precincts)
+    east_lon, east_lat, _ = _GEOD.fwd(lon, lat, 90.0, metres)
+    found = nyc_index.locate(east_lon, east_lat)
+    assert found.precinct is None
+    assert found.nearest == code
+    # Every other boundary point lies further west, so the vertex is the nearest point;
+    # the local plane keeps its scale error under 1e-4 even 30 km out.
+    assert found.distance_m == pytest.approx(metres, rel=1e-4)
+    nearest = nyc_index.nearest(east_lon, east_lat)
+    assert nearest is not None
+    assert (nearest.precinct, nearest.distance_m) == (code, found.distance_m)
+
+
+def test_inside_answers_are_shared_and_have_zero_distance(nyc_index: PrecinctIndex) -> None:
+    empire_state_building = (-73.9857, 40.7484)
+    first = nyc_index.locate(*empire_state_building)
+    assert first.precinct == first.nearest == "14"
+    assert first.distance_m == 0.0
+    assert nyc_index.locate(*empire_state_building) is first
+    assert nyc_index.nearest(*empire_state_building) == Nearest("14", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat"),
+    [
+        (math.nan, 40.7),
+        (-73.9, math.nan),
+        (math.inf, 40.7),
+        (-73.9, -math.inf),
+        (200.0, 40.7),
+        (-73.9, 91.0),
+    ],
+)
+def test_non_coordinates_raise_value_error(
+    nyc_index: PrecinctIndex, lon: float, lat: float
+) -> None:
+    for datum in Datum:
+        with pytest.raises(ValueError, match="longitude, latitude"):
+            nyc_index.locate(lon, lat, datum)
+        with pytest.raises(ValueError, match="longitude, latitude"):
+            nyc_index.nearest(lon, lat, datum)
+        with pytest.raises(ValueError, match="longitude, latitude"):
+            nyc_index.locate_many(np.array([-73.9, lon]), np.array([40.7, lat]), datum)
+
+
+def test_locate_many_keeps_the_input_shape(nyc_index: PrecinctIndex) -> None:
+    lons = np.full((2, 3), -73.9857)
+    lats = np.full((2, 3), 40.7484)
+    found = nyc_index.locate_many(lons, lats)
+    assert found.shape == (2, 3)
+    assert found.dtype == np.int32
+    assert {nyc_index.codes[i] for i in found.ravel()} == {"14"}
+    with pytest.raises(ValueError, match="longitudes but"):
+        nyc_index.locate_many(np.zeros(2), np.zeros(3))
+
+
+def _shared_vertices(precincts: PrecinctImport) -> list[tuple[float, float]]:
+    owners: Counter[tuple[float, float]] = Counter()
+    for p in precincts.precincts:
+        owners.update({(float(x), float(y)) for x, y in shapely.get_coordinates(p.geometry)})
+    return sorted(v for v, n in owners.items() if n >= 2)
+
+
+def test_points_on_shared_borders_go_to_the_first_precinct_every_time(
+    nyc_precincts: PrecinctImport, nyc_index: PrecinctIndex
+) -> None:
+    geometries = np.array([p.geometry for p in nyc_precincts.precincts], dtype=object)
+    vertices = _shared_vertices(nyc_precincts)[::7]
+    assert len(vertices) > 200
+    lons = np.array([v[0] for v in vertices])
+    lats = np.array([v[1] for v in vertices])
+    many = nyc_index.locate_many(lons, lats)
+    for (lon, lat), position in zip(vertices, many.tolist(), strict=True):
+        holders = np.flatnonzero(shapely.intersects_xy(geometries, lon, lat))
+        assert position == int(holders.min())
+        found = nyc_index.locate(lon, lat)
+        assert found.precinct == nyc_index.codes[position]
+        assert nyc_index.locate(lon, lat) == found
+
+
+def test_exact_shared_edges_in_a_checkerboard_are_decided_by_index_order() -> None:
+    # Squares with binary-exact corners, so points exactly on shared edges exist.
+    squares = [
+        Precinct(f"{row}-{col}", "", box(col / 8, row / 8, (col + 1) / 8, (row + 1) / 8))
+        for row in range(4)
+        for col in range(4)
+    ]
+    index = PrecinctIndex.build(squares)
+    for k in range(1, 4):
+        for t in np.linspace(0.0, 0.5, 41).tolist():
+            for lon, lat in ((k / 8, t), (t, k / 8)):
+                point = shapely.Point(lon, lat)
+                holders = [i for i, s in enumerate(squares) if s.geometry.intersects(point)]
+                assert index.locate(lon, lat).precinct == squares[min(holders)].code
+                assert int(index.locate_many(np.array([lon]), np.array([lat]))[0]) == min(holders)
+
+
+def test_empty_index_finds_nothing() -> None:
+    index = PrecinctIndex.build([])
+    assert len(index) == 0
+    assert index.locate(-73.9, 40.7) == Location(None, None, math.inf)
+    assert index.nearest(-73.9, 40.7) is None
+    assert index.locate_many(np.array([-73.9]), np.array([40.7])).tolist() == [-1]
+    with pytest.raises(ValueError, match="longitude, latitude"):
+        index.locate(math.nan, 0.0)
+
+
+def test_index_is_immutable(nyc_index: PrecinctIndex) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        nyc_index.codes = ()  # type: ignore[misc]
+    tables = nyc_index._tables
+    assert tables is not None
+    with pytest.raises(ValueError, match="read-only"):
+        tables.cells_view[0] = 0
+    with pytest.raises(BufferError):
+        tables.cells.append(0)  # the read-only view pins the cell array's buffer
+
+
+def test_build_rejects_what_it_cannot_index() -> None:
+    square = Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    with pytest.raises(ValueError, match="unique"):
+        PrecinctIndex.build([Precinct("1", "", square), Precinct("1", "", square)])
+    with pytest.raises(TypeError, match="Polygon"):
+        PrecinctIndex.build([Precinct("1", "", shapely.Point(0, 0))])
