@@ -28,6 +28,10 @@ def precinct_key(precinct_code: str | None) -> str:
     return _PRECINCT_PREFIX + (precinct_code or NO_PRECINCT)
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True, slots=True)
 class QueueEntry:
     incident_id: UUID
@@ -79,35 +83,42 @@ class PriorityQueue:
         """Make the index agree with PostgreSQL; returns the number of queued incidents.
 
         Safe while intake runs: it only adds what PostgreSQL has queued, and removes a
-        member only after PostgreSQL confirms that incident is no longer queued.
+        member only after PostgreSQL confirms that incident is no longer queued (or no
+        longer queued in that precinct).
         """
         async with pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT id, precinct_code, priority_score FROM incidents WHERE state = 'queued'"
             )
         await self.add(QueueEntry(r["id"], r["precinct_code"], r["priority_score"]) for r in rows)
-        queued = {str(r["id"]) for r in rows}
-        keys = [GLOBAL_KEY] + [k async for k in self._redis.scan_iter(match=_PRECINCT_PREFIX + "*")]
-        indexed: dict[str, list[str | bytes]] = {}
+        keys = [GLOBAL_KEY] + [
+            _text(k) async for k in self._redis.scan_iter(match=_PRECINCT_PREFIX + "*")
+        ]
+        indexed: dict[str, list[str]] = {}
         for key in keys:
             for member in await self._redis.zrange(key, 0, -1):
-                text = member.decode() if isinstance(member, bytes) else str(member)
-                if text not in queued:
-                    indexed.setdefault(text, []).append(key)
-        if indexed:
-            async with pool.acquire() as conn:
-                still = {
-                    str(r["id"])
-                    for r in await conn.fetch(
-                        "SELECT id FROM incidents WHERE id = any($1::uuid[]) AND state = 'queued'",
-                        [UUID(m) for m in indexed],
-                    )
-                }
+                indexed.setdefault(_text(member), []).append(key)
+        # Ask PostgreSQL again, after the add: an incident claimed or rerouted meanwhile
+        # must not stay indexed, nor under a precinct it has left.
+        async with pool.acquire() as conn:
+            now_queued = {
+                str(r["id"]): precinct_key(r["precinct_code"])
+                for r in await conn.fetch(
+                    """SELECT id, precinct_code FROM incidents
+                       WHERE id = any($1::uuid[]) AND state = 'queued'""",
+                    [UUID(m) for m in indexed],
+                )
+            }
+        stale = [
+            (key, member)
+            for member, member_keys in indexed.items()
+            for key in member_keys
+            if member not in now_queued or key not in (GLOBAL_KEY, now_queued[member])
+        ]
+        if stale:
             pipe = self._redis.pipeline(transaction=False)
-            for member, member_keys in indexed.items():
-                if member not in still:
-                    for key in member_keys:
-                        pipe.zrem(key, member)
+            for key, member in stale:
+                pipe.zrem(key, member)
             await pipe.execute()
-        logger.info("queue rebuilt", extra={"queued": len(rows), "stale_removed": len(indexed)})
+        logger.info("queue rebuilt", extra={"queued": len(rows), "stale_removed": len(stale)})
         return len(rows)

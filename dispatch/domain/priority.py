@@ -11,6 +11,7 @@ an unverified report is ranked lower, never dropped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,15 +61,22 @@ class PriorityWeights:
     max_penalty_s: float = 300.0
 
     def __post_init__(self) -> None:
+        # Copy and freeze the tables: validated once, a caller's dict must not change them.
+        for name in ("severity_s", "verification_s", "channel_s"):
+            object.__setattr__(self, name, _frozen(dict(getattr(self, name))))
         for values in (
             self.severity_s.values(),
             self.verification_s.values(),
             self.channel_s.values(),
         ):
-            if any(value < 0 for value in values):
-                raise ValueError("priority credits must not be negative")
-        if self.false_alarm_penalty_s < 0 or self.max_penalty_s < 0:
-            raise ValueError("penalties must not be negative")
+            # NaN slips past `< 0` and infinity makes the overtake bound infinite.
+            if any(not math.isfinite(value) or value < 0 for value in values):
+                raise ValueError("priority credits must be finite and not negative")
+        for penalty in (self.false_alarm_penalty_s, self.max_penalty_s):
+            if not math.isfinite(penalty) or penalty < 0:
+                raise ValueError("penalties must be finite and not negative")
+        if not self.severity_s:
+            raise ValueError("the severity table needs at least one severity")
         if set(self.verification_s) != set(VerificationLevel):
             raise ValueError("every verification level needs a credit")
         if set(self.channel_s) != set(Channel):

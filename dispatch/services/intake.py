@@ -39,9 +39,11 @@ from dispatch.geofence import PrecinctRegistry
 from dispatch.http.models import IntakeOut
 from dispatch.images import VerifiedImage
 from dispatch.queue import PriorityQueue, QueueEntry
+from dispatch.services.views import incident_view
 from dispatch.store import citizens as citizen_store
 from dispatch.store import events as event_store
 from dispatch.store import incidents as incident_store
+from dispatch.store import workflow as workflow_store
 from dispatch.store.events import StoredEvent
 from dispatch.tokens import TokenKind, TokenSigner, token_digest
 from geo.datum import Datum, to_wgs84
@@ -254,24 +256,19 @@ class IntakeService:
                 exif_lon=image.gps[0] if image.gps else None,
                 exif_lat=image.gps[1] if image.gps else None, taken_at=image.taken_at,
             )  # fmt: skip
+        incident = await workflow_store.get_incident(conn, incident_id)
+        assert incident is not None
         event = await event_store.append_event(
             conn,
             "incident.created",
             Actor(ActorKind.CITIZEN, str(citizen_id)),
             {
-                "incident_id": str(incident_id), "case_no": case_no,
-                "channel": submission.channel.value, "tag": submission.tag, "severity": severity,
-                "verification": citizen.verification.value, "state": IncidentState.QUEUED.value,
-                "precinct_code": location.precinct_code, "jurisdiction": location.jurisdiction,
-                "nearest_precinct_code": location.nearest_code, "distance_m": location.distance_m,
-                "lon": location.lon, "lat": location.lat, "accuracy_m": location.accuracy_m,
-                "received_at": received_at.isoformat(), "priority_score": score,
+                "incident": incident_view(incident),
                 "priority_credit_s": credit, "text": submission.text,
-                "images": len(submission.images),
-                "possible_duplicates": duplicates,
+                "images": len(submission.images), "possible_duplicates": duplicates,
             },
             incident_id=incident_id,
-            precinct_code=location.precinct_code,
+            precinct_code=incident.scope_precinct,
             citizen_id=citizen_id,
         )  # fmt: skip
         return stored, event, QueueEntry(incident_id, location.precinct_code, score)
@@ -339,16 +336,18 @@ class IntakeService:
             await incident_store.add_trail(conn, incident_id, rows)  # type: ignore[arg-type]
             latest = max(located, key=lambda pair: pair[1])[0]
             await incident_store.update_position(conn, incident_id, latest)
+            moved = await workflow_store.get_incident(conn, incident_id)
+            assert moved is not None
             event = await event_store.append_event(
                 conn,
                 "incident.trail",
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
-                {"incident_id": str(incident_id),
+                {"incident": incident_view(moved),
                  "points": [{"lon": loc.lon, "lat": loc.lat, "accuracy_m": loc.accuracy_m,
                              "time": at.isoformat(), "precinct_code": loc.precinct_code}
                             for loc, at in located]},
                 incident_id=incident_id,
-                precinct_code=incident.precinct_code,
+                precinct_code=moved.scope_precinct,
                 citizen_id=citizen_id,
             )  # fmt: skip
         await self.publisher.publish([event])
@@ -370,13 +369,15 @@ class IntakeService:
                 await incident_store.mark_cancelled(conn, incident_id, reason, now)
             else:
                 raise BadRequest(f"the alarm is already {incident.state.value}", field="state")
+            after = await workflow_store.get_incident(conn, incident_id)
+            assert after is not None
             event = await event_store.append_event(
                 conn,
                 "incident.cancelled",
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
-                {"incident_id": str(incident_id), "reason": reason, "state": state.value},
+                {"incident": incident_view(after), "reason": reason},
                 incident_id=incident_id,
-                precinct_code=incident.precinct_code,
+                precinct_code=after.scope_precinct,
                 citizen_id=citizen_id,
             )
         if state is IncidentState.CANCELLED:

@@ -16,7 +16,7 @@ import asyncpg
 from dispatch.clock import Clock
 from dispatch.domain.events import Actor
 from dispatch.feed import Publisher
-from dispatch.services.workflow import incident_view
+from dispatch.services.views import incident_view
 from dispatch.store import events as event_store
 from dispatch.store.workflow import incident_from_row
 
@@ -38,7 +38,7 @@ class OverdueWatch:
                 """UPDATE incidents i SET overdue_at = $1, version = version + 1, updated_at = $1
                    FROM unnest($2::smallint[], $3::int[]) AS t(severity, seconds)
                    WHERE i.state = 'queued' AND i.overdue_at IS NULL AND i.severity = t.severity
-                     AND i.received_at <= $1 - make_interval(secs => t.seconds)
+                     AND i.received_at <= $1::timestamptz - make_interval(secs => t.seconds)
                    RETURNING i.*""",
                 now,
                 severities,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -13,9 +13,12 @@ from dispatch.domain.citizen_view import STATUS_TEXT, timeline_text
 from dispatch.domain.events import Actor, ActorKind
 from dispatch.domain.incidents import IncidentState
 from dispatch.errors import Conflict, DispatchError, NotFound
+from dispatch.feed import Publisher
 from dispatch.http.models import CaseOut, PrecinctOut, TimelineEntryOut
+from dispatch.services.views import incident_view
 from dispatch.store import events as event_store
 from dispatch.store import incidents as incident_store
+from dispatch.store import workflow as workflow_store
 from dispatch.tokens import TokenKind, TokenSigner, token_digest
 
 
@@ -24,6 +27,8 @@ class TrackingService:
     pool: asyncpg.Pool
     signer: TokenSigner
     clock: Clock
+    # The app's publisher; the default one has no listeners.
+    publisher: Publisher = field(default_factory=Publisher)
 
     def _may_see(self, incident: incident_store.TrackedIncident, token: str) -> bool:
         now = self.clock.now()
@@ -85,21 +90,19 @@ class TrackingService:
                     f"a case can be rated once it is resolved; this one is {incident.state.value}",
                     field="state",
                 )
-            updated = await conn.fetchval(
-                """UPDATE incidents SET rating = $2, rating_comment = $3, updated_at = now()
-                   WHERE id = $1 AND rating IS NULL RETURNING 1""",
-                incident.id,
-                rating,
-                comment,
+            rated = await workflow_store.rate_once(
+                conn, incident.id, rating, comment, self.clock.now()
             )
-            if not updated:
+            if rated is None:
                 raise Conflict("this case was already rated", field="rating")
-            await event_store.append_event(
+            # Like every incident event: the incident as it now is, in its staff's scope.
+            event = await event_store.append_event(
                 conn,
                 "incident.rated",
                 Actor(ActorKind.CITIZEN, str(incident.citizen_id)),
-                {"rating": rating, "comment": comment},
+                {"incident": incident_view(rated), "rating": rating, "comment": comment},
                 incident_id=incident.id,
-                precinct_code=incident.precinct_code,
+                precinct_code=rated.scope_precinct,
                 citizen_id=incident.citizen_id,
             )
+        await self.publisher.publish([event])

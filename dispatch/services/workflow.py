@@ -26,6 +26,7 @@ from dispatch.errors import BadRequest, Conflict, Forbidden, InvalidTransition, 
 from dispatch.feed import Publisher
 from dispatch.queue import PriorityQueue, QueueEntry
 from dispatch.services.staff_auth import StaffSession
+from dispatch.services.views import incident_view
 from dispatch.store import events as event_store
 from dispatch.store import workflow as store
 from dispatch.store.events import StoredEvent
@@ -50,34 +51,6 @@ class Disposition(StrEnum):
 class TransferTarget(StrEnum):
     AGENCY = "agency"  # another police force or jurisdiction (the reporter may be abroad)
     DEPARTMENT = "department"  # fire, ambulance, city services, ...
-
-
-def incident_view(incident: Incident) -> dict[str, Any]:
-    """The incident as consoles see it; carried by every incident event."""
-    return {
-        "id": str(incident.id),
-        "case_no": incident.case_no,
-        "state": incident.state.value,
-        "channel": incident.channel,
-        "tag": incident.tag,
-        "severity": incident.severity,
-        "verification": incident.verification,
-        "precinct_code": incident.precinct_code,
-        "jurisdiction": incident.jurisdiction,
-        "nearest_precinct_code": incident.nearest_precinct_code,
-        "distance_m": incident.distance_m,
-        "lon": incident.lon,
-        "lat": incident.lat,
-        "accuracy_m": incident.accuracy_m,
-        "received_at": incident.received_at.isoformat(),
-        "priority_score": incident.priority_score,
-        "claimed_by": incident.claimed_by,
-        "merged_into": str(incident.merged_into) if incident.merged_into else None,
-        "disposition": incident.disposition,
-        "overdue": incident.overdue_at is not None,
-        "cancelled": incident.cancelled_at is not None,
-        "version": incident.version,
-    }
 
 
 @dataclass(frozen=True, slots=True)

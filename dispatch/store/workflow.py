@@ -142,6 +142,23 @@ async def update_incident(
     return incident_from_row(row)
 
 
+async def rate_once(
+    conn: asyncpg.Connection, incident_id: UUID, rating: int, comment: str, now: datetime
+) -> Incident | None:
+    """Record the reporter's rating unless one is there already: one conditional UPDATE."""
+    row = await conn.fetchrow(
+        f"""UPDATE incidents SET rating = $2, rating_comment = $3,
+                   version = version + 1, updated_at = $4
+            WHERE id = $1 AND rating IS NULL
+            RETURNING {_COLUMNS}""",
+        incident_id,
+        rating,
+        comment,
+        now,
+    )
+    return incident_from_row(row) if row else None
+
+
 async def add_false_alarm(conn: asyncpg.Connection, citizen_id: UUID) -> None:
     await conn.execute(
         "UPDATE citizens SET false_alarms = false_alarms + 1 WHERE id = $1", citizen_id
