@@ -8,6 +8,7 @@ import zoneinfo
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import socketio
 from aiohttp import web
 
 from console_web import static_dir
@@ -16,15 +17,17 @@ from dispatch.demo.loader import DemoLogin, ensure_demo_city
 from dispatch.domain.priority import PriorityWeights
 from dispatch.evidence import EvidenceStore
 from dispatch.feed import Publisher
-from dispatch.geofence import PrecinctRegistry
+from dispatch.geofence import IndexCache, PrecinctRegistry
 from dispatch.http import citizen_api, openapi, ops, staff_api, status
 from dispatch.http.errors import error_middleware
 from dispatch.http.keys import (
+    ASSIGNMENTS,
     CITIZENS,
     CLOCK,
     INCIDENTS,
     INFRA,
     INTAKE,
+    MESSAGES,
     METRICS,
     OFFICERS,
     OVERDUE,
@@ -43,9 +46,11 @@ from dispatch.metrics import Metrics
 from dispatch.passwords import Passwords
 from dispatch.queue import PriorityQueue
 from dispatch.runtime import Infrastructure, open_infrastructure
+from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
+from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.overdue import OverdueWatch
 from dispatch.services.staff_auth import StaffAuth
@@ -53,6 +58,12 @@ from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
 from dispatch.settings import Settings
 from dispatch.tokens import TokenSigner
+from signaling.server import Signaling, create_socketio, start_signaling
+
+# The composition root is the one place dispatch/ reaches into the adapters.
+SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)
+SIGNALING = web.AppKey("signaling", Signaling)
+INDEX_CACHE = web.AppKey("index_cache", IndexCache)
 
 DEMO_LOGINS = web.AppKey("demo_logins", list[DemoLogin])
 
@@ -72,7 +83,7 @@ async def _demo_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _precincts_ctx(app: web.Application) -> AsyncIterator[None]:
-    registry = PrecinctRegistry(app[INFRA].pool)
+    registry = PrecinctRegistry(app[INFRA].pool, cache=app[INDEX_CACHE])
     await registry.load()
     app[PRECINCTS] = registry
     watcher = asyncio.create_task(registry.watch(), name="precinct-watch")
@@ -113,7 +124,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         duplicate_radius_m=settings.duplicate_radius_m,
         duplicate_window=timedelta(seconds=settings.duplicate_window_s),
     )
-    app[TRACKING] = TrackingService(infra.pool, signer, clock)
+    app[TRACKING] = TrackingService(infra.pool, signer, clock, publisher)
     app[STAFF_AUTH] = StaffAuth(
         pool=infra.pool,
         redis=infra.redis,
@@ -134,7 +145,32 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         precincts=app[PRECINCTS],
         incidents=incidents,
     )
+    app[MESSAGES] = MessageService(pool=infra.pool, publisher=publisher, incidents=incidents)
+    app[ASSIGNMENTS] = AssignmentService(
+        pool=infra.pool,
+        publisher=publisher,
+        clock=clock,
+        reoffer_after=timedelta(seconds=settings.assignment_reoffer_s),
+        give_up_after=timedelta(seconds=settings.assignment_unack_s),
+    )
     yield
+
+
+async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
+    signaling = await start_signaling(
+        app[SOCKETIO],
+        app[INFRA],
+        app[PUBLISHER],
+        staff_auth=app[STAFF_AUTH],
+        citizens=app[CITIZENS],
+        workflow=app[WORKFLOW],
+        officers=app[OFFICERS],
+        assignments=app[ASSIGNMENTS],
+        messages=app[MESSAGES],
+    )
+    app[SIGNALING] = signaling
+    yield
+    await signaling.stop()
 
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -142,6 +178,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].background_tasks:
         tasks.append(asyncio.create_task(app[OVERDUE].run(), name="overdue-watch"))
+        tasks.append(asyncio.create_task(app[ASSIGNMENTS].run(), name="assignment-watch"))
     yield
     for task in tasks:
         task.cancel()
@@ -156,6 +193,7 @@ def create_app(
     infrastructure: Infrastructure | None = None,
     clock: Clock | None = None,
     sms_sender: SmsSender | None = None,
+    index_cache: IndexCache | None = None,
 ) -> web.Application:
     """The aiohttp application.
 
@@ -171,6 +209,7 @@ def create_app(
     app[PASSWORDS] = Passwords()
     app[CLOCK] = clock or SystemClock()
     app[SMS] = sms_sender or DemoSmsSender()
+    app[INDEX_CACHE] = index_cache or IndexCache()
     if infrastructure is None:
         app.cleanup_ctx.append(_infrastructure_ctx)
     else:
@@ -178,7 +217,9 @@ def create_app(
     app.cleanup_ctx.append(_demo_ctx)
     app.cleanup_ctx.append(_precincts_ctx)
     app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(_signaling_ctx)
     app.cleanup_ctx.append(_background_ctx)
+    app[SOCKETIO] = create_socketio(app)
     app.add_routes(ops.routes)
     app.add_routes(status.routes)
     app.add_routes(citizen_api.routes)

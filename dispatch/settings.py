@@ -113,6 +113,10 @@ class Settings:
     # drive the sweeps themselves with a fake clock.
     background_tasks: bool = _env("MICRO110_BACKGROUND_TASKS", _bool, default=True)
 
+    # Assignments: re-offered while unanswered, then reported as unacknowledged.
+    assignment_reoffer_s: int = _env("MICRO110_ASSIGNMENT_REOFFER_S", _int, default=30)
+    assignment_unack_s: int = _env("MICRO110_ASSIGNMENT_UNACK_S", _int, default=120)
+
     # The agency named in exports (EIDO) and to other agencies.
     agency: str = _env("MICRO110_AGENCY", _str, default="micro110.local")
     # Case numbers look like <prefix>-<local date>-<serial>; the date is in `timezone`.

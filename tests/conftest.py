@@ -27,6 +27,7 @@ from dispatch.app import create_app
 from dispatch.demo.loader import DEMO_FILE
 from dispatch.domain.events import Actor
 from dispatch.embedded import EmbeddedPostgres, EmbeddedRedis
+from dispatch.geofence import IndexCache
 from dispatch.runtime import Infrastructure, open_infrastructure
 from dispatch.services.precincts import import_precincts
 from dispatch.settings import Settings
@@ -192,6 +193,11 @@ def app_settings(settings: Settings) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="session")
+def index_cache() -> IndexCache:
+    return IndexCache()
+
+
 @pytest.fixture
 async def app(
     infra: Infrastructure,
@@ -199,8 +205,15 @@ async def app(
     fake_clock: FakeClock,
     sms: RecordingSms,
     nanjing: list[str],
+    index_cache: IndexCache,
 ) -> web.Application:
-    return create_app(app_settings, infrastructure=infra, clock=fake_clock, sms_sender=sms)
+    return create_app(
+        app_settings,
+        infrastructure=infra,
+        clock=fake_clock,
+        sms_sender=sms,
+        index_cache=index_cache,
+    )
 
 
 @pytest.fixture

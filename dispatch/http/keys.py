@@ -12,9 +12,11 @@ from dispatch.metrics import Metrics
 from dispatch.passwords import Passwords
 from dispatch.queue import PriorityQueue
 from dispatch.runtime import Infrastructure
+from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
+from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.overdue import OverdueWatch
 from dispatch.services.staff_auth import StaffAuth
@@ -41,3 +43,5 @@ WORKFLOW = web.AppKey("workflow", Workflow)
 INCIDENTS = web.AppKey("incidents", IncidentQueries)
 OFFICERS = web.AppKey("officers", OfficerService)
 OVERDUE = web.AppKey("overdue", OverdueWatch)
+MESSAGES = web.AppKey("messages", MessageService)
+ASSIGNMENTS = web.AppKey("assignments", AssignmentService)

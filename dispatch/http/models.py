@@ -266,3 +266,25 @@ class RecommendationOut(Struct, frozen=True):
     callsign: str
     distance_m: float
     position_at: datetime | None
+
+
+class MessageIn(_In):
+    body: Annotated[str, Meta(min_length=1, max_length=2000)]
+    client_key: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class CitizenMessageIn(_In):
+    incident_id: UUID
+    body: Annotated[str, Meta(min_length=1, max_length=2000)]
+    client_key: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class AssignmentAckIn(_In):
+    assignment_id: UUID
+    accept: bool
+    reason: Annotated[str, Meta(max_length=500)] = ""
+
+
+class AssignmentStatusIn(_In):
+    assignment_id: UUID
+    status: Literal["en_route", "on_scene", "cleared"]

@@ -12,7 +12,15 @@ from dispatch.domain.users import Role
 from dispatch.errors import BadRequest, Unauthorized
 from dispatch.http.body import read_json
 from dispatch.http.citizen_api import bearer_token
-from dispatch.http.keys import CITIZENS, INCIDENTS, OFFICERS, SETTINGS, STAFF_AUTH, WORKFLOW
+from dispatch.http.keys import (
+    CITIZENS,
+    INCIDENTS,
+    MESSAGES,
+    OFFICERS,
+    SETTINGS,
+    STAFF_AUTH,
+    WORKFLOW,
+)
 from dispatch.http.models import (
     AssignIn,
     DutyIn,
@@ -22,6 +30,7 @@ from dispatch.http.models import (
     LoginIn,
     LoginOut,
     MergeIn,
+    MessageIn,
     NoteIn,
     PositionIn,
     RecommendationOut,
@@ -30,7 +39,8 @@ from dispatch.http.models import (
     TransferIn,
 )
 from dispatch.services.staff_auth import StaffSession
-from dispatch.services.workflow import Disposition, TransferTarget, incident_view
+from dispatch.services.views import incident_view
+from dispatch.services.workflow import Disposition, TransferTarget
 from geo.datum import Datum
 
 routes = web.RouteTableDef()
@@ -103,6 +113,25 @@ async def list_incidents(request: web.Request) -> web.Response:
     session.require(Role.DISPATCHER, Role.COMMANDER)
     incidents = await request.app[INCIDENTS].open_incidents(session)
     return _json({"incidents": [incident_out(i) for i in incidents]})
+
+
+@routes.get("/api/console/snapshot")
+async def console_snapshot(request: web.Request) -> web.Response:
+    session = await staff(request)
+    session.require(Role.DISPATCHER, Role.COMMANDER)
+    seq, incidents = await request.app[INCIDENTS].snapshot(session)
+    queue = [str(i.id) for i in incidents if i.state.value == "queued"]
+    return _json({"seq": seq, "queue": queue, "incidents": [incident_out(i) for i in incidents]})
+
+
+@routes.post("/api/incidents/{incident_id}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    session = await staff(request)
+    body = await read_json(request, MessageIn, max_bytes=_max_json(request))
+    message = await request.app[MESSAGES].from_staff(
+        session, incident_id(request), body.body, body.client_key
+    )
+    return _json(message, status=201)
 
 
 @routes.get("/api/incidents/{incident_id}")

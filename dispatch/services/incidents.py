@@ -48,6 +48,24 @@ class IncidentQueries:
             )
         return [store.incident_from_row(r) for r in rows]
 
+    async def snapshot(self, session: StaffSession) -> tuple[int, list[Incident]]:
+        """The open incidents in my scope and the seq they are current as of, from one
+        consistent view: resuming the feed after that seq misses and repeats nothing."""
+        all_precincts = session.user.role.sees_all_precincts
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM incident_events"))
+            rows = await conn.fetch(
+                f"""SELECT * FROM incidents
+                    WHERE state IN ('queued', 'claimed', 'assigned', 'escalated')
+                      AND {scope_clause(1, all_precincts)}
+                    ORDER BY priority_score, id""",
+                sorted(session.user.precincts),
+            )
+        return seq, [store.incident_from_row(r) for r in rows]
+
     async def get(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
         async with self.pool.acquire() as conn:
             incident = await store.get_incident(conn, incident_id)

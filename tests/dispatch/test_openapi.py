@@ -11,7 +11,11 @@ def _routes(app: web.Application) -> set[tuple[str, str]]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
-        if path is None or route.method in {"HEAD", "OPTIONS"} or path.startswith("/static"):
+        if (
+            path is None
+            or route.method in {"HEAD", "OPTIONS"}
+            or path.startswith(("/static", "/socket.io"))
+        ):
             continue
         found.add((route.method.lower(), path))
     return found

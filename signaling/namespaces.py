@@ -1,0 +1,395 @@
+"""Socket.IO namespaces: /console, /officer, /citizen.
+
+Protocol: connect with `auth={"token": ...}`; then emit `resume` with
+`{"last_seq": N}` (or null for live only) and get, in order, every event after N you
+may see, then live events; the ack says the seq you are now at.  Workflow calls use
+acks: `{"ok": true, ...}` or `{"ok": false, "error": {code, message, field}}`, with the
+same codes as HTTP.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import socketio
+
+from dispatch.domain.incidents import CitizenId
+from dispatch.domain.users import Role
+from dispatch.errors import BadRequest, DispatchError, Unauthorized
+from dispatch.http import models
+from dispatch.services.assignments import AssignmentService
+from dispatch.services.citizens import CitizenServices
+from dispatch.services.messages import MessageService
+from dispatch.services.officers import OfficerService
+from dispatch.services.staff_auth import StaffAuth, StaffSession
+from dispatch.services.views import incident_view
+from dispatch.services.workflow import Disposition, TransferTarget, Workflow
+from geo.datum import Datum
+from signaling.audiences import (
+    ALL_PRECINCTS_ROOM,
+    CITIZEN,
+    CONSOLE,
+    OFFICER,
+    citizen_room,
+    officer_room,
+    precinct_room,
+    rooms_for,
+)
+from signaling.hub import FeedHub, events_between
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# A client further behind than this gets {"resync": true}: load a fresh snapshot.
+MAX_REPLAY = 5000
+
+
+def refusal(exc: DispatchError) -> socketio.exceptions.ConnectionRefusedError:
+    return socketio.exceptions.ConnectionRefusedError(exc.message, exc.as_dict())
+
+
+def error_ack(exc: DispatchError) -> dict[str, Any]:
+    """The one place a DispatchError becomes a Socket.IO answer."""
+    return {"ok": False, "error": exc.as_dict()}
+
+
+def decode(model: type[T], data: Any) -> T:
+    try:
+        return msgspec.convert(data if data is not None else {}, model, strict=True)
+    except msgspec.ValidationError as exc:
+        from dispatch.http.body import field_of
+
+        field, message = field_of(exc)
+        raise BadRequest(message, field=field) from None
+
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def acked(handler: Handler) -> Handler:
+    """Turn DispatchErrors into error acks; anything else is logged, never fatal."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, sid: str, data: Any = None) -> dict[str, Any]:
+        try:
+            return await handler(self, sid, data)
+        except DispatchError as exc:
+            return error_ack(exc)
+        except Exception:
+            logger.exception(
+                "socket handler failed", extra={"sid": sid, "handler": handler.__name__}
+            )
+            return {
+                "ok": False,
+                "error": {"code": "internal", "message": "internal server error", "field": None},
+            }
+
+    return wrapper
+
+
+class IdIn(msgspec.Struct, forbid_unknown_fields=True):
+    incident_id: uuid.UUID
+
+
+class ResumeIn(msgspec.Struct, forbid_unknown_fields=True):
+    last_seq: int | None = None
+
+
+class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, namespace: str, hub: FeedHub) -> None:
+        super().__init__(namespace)
+        self.hub = hub
+
+    async def rooms_of(self, sid: str) -> list[str]:
+        session = await self.get_session(sid)
+        rooms: list[str] = session["rooms"]
+        return rooms
+
+    @acked
+    async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
+        request = decode(ResumeIn, data)
+        rooms = await self.rooms_of(sid)
+        session = await self.get_session(sid)
+        if session.get("joined"):
+            raise BadRequest("already resumed; reconnect to resume again")
+        replayed = self.hub.cursor if request.last_seq is None else request.last_seq
+        if replayed < 0 or replayed > self.hub.cursor + MAX_REPLAY:
+            raise BadRequest(
+                "last_seq is not a sequence number this server issued", field="last_seq"
+            )
+        if self.hub.cursor - replayed > MAX_REPLAY:
+            # Too far behind to replay: the client reloads a snapshot and resumes from its seq.
+            return {"ok": True, "resync": True, "seq": self.hub.cursor}
+        wanted = set(rooms)
+        while True:
+            target = self.hub.cursor
+            if replayed < target:
+                for event in await events_between(self.hub.pool, replayed, target):
+                    for namespace, room, name, wire in rooms_for(event):
+                        if namespace == self.namespace and room in wanted:
+                            await self.emit(name, wire, to=sid, ignore_queue=True)
+                            break
+                replayed = target
+                continue
+            if replayed > target:
+                # The client saw a seq (say, in a snapshot) this hub has not dispatched
+                # yet: catch up from PostgreSQL rather than wait (never spin).
+                await self.hub.catch_up()
+                if self.hub.cursor < replayed:
+                    raise BadRequest("last_seq is ahead of the feed", field="last_seq")
+                continue
+            async with self.hub.lock:
+                if self.hub.cursor == replayed:
+                    # No await between the check and the joins: the next event the hub
+                    # dispatches reaches this client through its rooms.
+                    for room in rooms:
+                        self.server.manager.basic_enter_room(sid, self.namespace, room)
+                    break
+        session["joined"] = True
+        await self.save_session(sid, session)
+        return {"ok": True, "seq": replayed, **(await self.resumed(sid))}
+
+    async def resumed(self, sid: str) -> dict[str, Any]:
+        """Extra state a namespace hands over on resume."""
+        return {}
+
+
+class ConsoleNamespace(_FeedNamespace):
+    def __init__(
+        self, hub: FeedHub, auth: StaffAuth, workflow: Workflow, messages: MessageService
+    ) -> None:
+        super().__init__(CONSOLE, hub)
+        self.auth = auth
+        self.workflow = workflow
+        self.messages = messages
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if not isinstance(token, str):
+                raise Unauthorized("connect with auth={'token': <staff token>}", field="token")
+            session = await self.auth.authenticate(token)
+            session.require(Role.DISPATCHER, Role.COMMANDER)
+        except DispatchError as exc:
+            raise refusal(exc) from None
+        if session.user.role.sees_all_precincts:
+            rooms = [ALL_PRECINCTS_ROOM]
+        else:
+            rooms = [precinct_room(code) for code in sorted(session.user.precincts)] + [
+                precinct_room(None)
+            ]
+        await self.save_session(sid, {"token": token, "rooms": rooms, "user_id": session.user.id})
+        logger.info("console connected", extra={"sid": sid, "user_id": session.user.id})
+
+    async def staff(self, sid: str) -> StaffSession:
+        # Re-checked on every call: a logout or a disabled account takes effect at once.
+        session = await self.get_session(sid)
+        return await self.auth.authenticate(session["token"])
+
+    async def _verb(
+        self, sid: str, data: Any, call: Callable[[StaffSession, uuid.UUID], Awaitable[Any]]
+    ) -> dict[str, Any]:
+        target = decode(
+            IdIn,
+            {"incident_id": (data or {}).get("incident_id")} if isinstance(data, dict) else data,
+        )
+        incident = await call(await self.staff(sid), target.incident_id)
+        return {"ok": True, "incident": incident_view(incident)}
+
+    @staticmethod
+    def _body(model: type[T], data: Any) -> T:
+        body = (
+            {k: v for k, v in (data or {}).items() if k != "incident_id"}
+            if isinstance(data, dict)
+            else data
+        )
+        return decode(model, body)
+
+    @acked
+    async def on_next(self, sid: str, data: Any) -> dict[str, Any]:
+        incident = await self.workflow.next(await self.staff(sid))
+        return {"ok": True, "incident": incident_view(incident) if incident else None}
+
+    @acked
+    async def on_claim(self, sid: str, data: Any) -> dict[str, Any]:
+        return await self._verb(sid, data, self.workflow.claim)
+
+    @acked
+    async def on_release(self, sid: str, data: Any) -> dict[str, Any]:
+        return await self._verb(sid, data, self.workflow.release)
+
+    @acked
+    async def on_unmerge(self, sid: str, data: Any) -> dict[str, Any]:
+        return await self._verb(sid, data, self.workflow.unmerge)
+
+    @acked
+    async def on_close(self, sid: str, data: Any) -> dict[str, Any]:
+        return await self._verb(sid, data, self.workflow.close)
+
+    @acked
+    async def on_assign(self, sid: str, data: Any) -> dict[str, Any]:
+        body = self._body(models.AssignIn, data)
+        return await self._verb(
+            sid, data, lambda s, i: self.workflow.assign(s, i, body.officer_ids)
+        )
+
+    @acked
+    async def on_merge(self, sid: str, data: Any) -> dict[str, Any]:
+        body = self._body(models.MergeIn, data)
+        return await self._verb(sid, data, lambda s, i: self.workflow.merge(s, i, body.into))
+
+    @acked
+    async def on_invalid(self, sid: str, data: Any) -> dict[str, Any]:
+        body = self._body(models.InvalidIn, data)
+        return await self._verb(
+            sid, data, lambda s, i: self.workflow.mark_invalid(s, i, body.reason)
+        )
+
+    @acked
+    async def on_escalate(self, sid: str, data: Any) -> dict[str, Any]:
+        body = self._body(models.EscalateIn, data)
+        return await self._verb(sid, data, lambda s, i: self.workflow.escalate(s, i, body.note))
+
+    @acked
+    async def on_resolve(self, sid: str, data: Any) -> dict[str, Any]:
+        body = self._body(models.ResolveIn, data)
+        return await self._verb(
+            sid,
+            data,
+            lambda s, i: self.workflow.resolve(s, i, Disposition(body.disposition), body.note),
+        )
+
+    @acked
+    async def on_transfer(self, sid: str, data: Any) -> dict[str, Any]:
+        body = self._body(models.TransferIn, data)
+        if body.to == "precinct":
+            return await self._verb(
+                sid, data, lambda s, i: self.workflow.reroute(s, i, body.name, body.note)
+            )
+        return await self._verb(
+            sid,
+            data,
+            lambda s, i: self.workflow.transfer(
+                s, i, TransferTarget(body.to), body.name, body.note
+            ),
+        )
+
+    @acked
+    async def on_note(self, sid: str, data: Any) -> dict[str, Any]:
+        body = self._body(models.NoteIn, data)
+        target = decode(IdIn, {"incident_id": (data or {}).get("incident_id")})
+        event = await self.workflow.note(
+            await self.staff(sid), target.incident_id, body.text, body.kind
+        )
+        return {"ok": True, "seq": event.seq}
+
+    @acked
+    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
+        body = self._body(models.MessageIn, data)
+        target = decode(IdIn, {"incident_id": (data or {}).get("incident_id")})
+        message = await self.messages.from_staff(
+            await self.staff(sid), target.incident_id, body.body, body.client_key
+        )
+        return {"ok": True, "message": message}
+
+
+class OfficerNamespace(_FeedNamespace):
+    def __init__(
+        self,
+        hub: FeedHub,
+        auth: StaffAuth,
+        officers: OfficerService,
+        assignments: AssignmentService,
+    ) -> None:
+        super().__init__(OFFICER, hub)
+        self.auth = auth
+        self.officers = officers
+        self.assignments = assignments
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if not isinstance(token, str):
+                raise Unauthorized("connect with auth={'token': <officer token>}", field="token")
+            session = await self.auth.authenticate(token)
+            session.require(Role.OFFICER)
+        except DispatchError as exc:
+            raise refusal(exc) from None
+        await self.save_session(
+            sid,
+            {"token": token, "rooms": [officer_room(session.user.id)], "user_id": session.user.id},
+        )
+
+    async def staff(self, sid: str) -> StaffSession:
+        session = await self.get_session(sid)
+        return await self.auth.authenticate(session["token"])
+
+    async def resumed(self, sid: str) -> dict[str, Any]:
+        # At least once: whatever is still waiting for an answer is handed over again.
+        return {"pending": await self.assignments.pending(await self.staff(sid))}
+
+    @acked
+    async def on_ack(self, sid: str, data: Any) -> dict[str, Any]:
+        body = decode(models.AssignmentAckIn, data)
+        state = await self.assignments.answer(
+            await self.staff(sid), body.assignment_id, body.accept, body.reason
+        )
+        return {"ok": True, "state": state}
+
+    @acked
+    async def on_status(self, sid: str, data: Any) -> dict[str, Any]:
+        body = decode(models.AssignmentStatusIn, data)
+        state = await self.assignments.progress(
+            await self.staff(sid), body.assignment_id, body.status
+        )
+        return {"ok": True, "state": state}
+
+    @acked
+    async def on_position(self, sid: str, data: Any) -> dict[str, Any]:
+        body = decode(models.PositionIn, data)
+        event = await self.officers.report_position(
+            await self.staff(sid), body.lon, body.lat, body.accuracy_m, Datum(body.datum)
+        )
+        return {"ok": True, "precinct_code": event.payload["precinct_code"] if event else None}
+
+    @acked
+    async def on_duty(self, sid: str, data: Any) -> dict[str, Any]:
+        body = decode(models.DutyIn, data)
+        return {
+            "ok": True,
+            "status": await self.officers.set_duty(await self.staff(sid), body.on_duty),
+        }
+
+
+class CitizenNamespace(_FeedNamespace):
+    def __init__(self, hub: FeedHub, citizens: CitizenServices, messages: MessageService) -> None:
+        super().__init__(CITIZEN, hub)
+        self.citizens = citizens
+        self.messages = messages
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if not isinstance(token, str):
+                raise Unauthorized("connect with auth={'token': <citizen token>}", field="token")
+            citizen = self.citizens.authenticate(token)
+        except DispatchError as exc:
+            raise refusal(exc) from None
+        await self.save_session(
+            sid, {"token": token, "rooms": [citizen_room(citizen)], "citizen_id": str(citizen)}
+        )
+
+    @acked
+    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
+        session = await self.get_session(sid)
+        citizen = self.citizens.authenticate(session["token"])  # expiry is re-checked
+        body = decode(models.CitizenMessageIn, data)
+        message = await self.messages.from_citizen(
+            CitizenId(citizen), body.incident_id, body.body, body.client_key
+        )
+        return {"ok": True, "message": message}

@@ -1,0 +1,82 @@
+"""The Socket.IO server: created with the app, started once the services exist."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from dispatch.feed import Publisher
+from dispatch.runtime import Infrastructure
+from dispatch.services.assignments import AssignmentService
+from dispatch.services.citizens import CitizenServices
+from dispatch.services.messages import MessageService
+from dispatch.services.officers import OfficerService
+from dispatch.services.staff_auth import StaffAuth
+from dispatch.services.workflow import Workflow
+from signaling.hub import FeedHub
+from signaling.namespaces import CitizenNamespace, ConsoleNamespace, OfficerNamespace
+
+logger = logging.getLogger(__name__)
+
+
+def create_socketio(app: web.Application) -> socketio.AsyncServer:
+    """Attach a Socket.IO server to `app`; its Redis manager comes in `start`."""
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        # Dead consoles are noticed within ~20 s, not the default ~45 s.
+        ping_interval=10,
+        ping_timeout=10,
+        max_http_buffer_size=256 * 1024,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app)
+    return sio
+
+
+@dataclass
+class Signaling:
+    sio: socketio.AsyncServer
+    hub: FeedHub
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+
+
+async def start_signaling(
+    sio: socketio.AsyncServer,
+    infra: Infrastructure,
+    publisher: Publisher,
+    *,
+    staff_auth: StaffAuth,
+    citizens: CitizenServices,
+    workflow: Workflow,
+    officers: OfficerService,
+    assignments: AssignmentService,
+    messages: MessageService,
+) -> Signaling:
+    assert infra.redis is not None
+    assert infra.redis_url is not None
+    # Fan-out across nodes goes through Redis.  The manager is installed here because
+    # the Redis URL (embedded or configured) is only known once the infrastructure is up,
+    # and before any client can connect.
+    manager = socketio.AsyncRedisManager(infra.redis_url, channel="m110:socketio")
+    sio.manager = manager
+    manager.set_server(sio)
+
+    async def emit(name: str, data: dict[str, Any], room: str, namespace: str) -> None:
+        # ignore_queue: every node's hub delivers to its own clients.
+        await sio.emit(name, data, room=room, namespace=namespace, ignore_queue=True)
+
+    hub = FeedHub(pool=infra.pool, redis=infra.redis, emit=emit)
+    await hub.start()
+    publisher.subscribe(hub.publish)
+    sio.register_namespace(ConsoleNamespace(hub, staff_auth, workflow, messages))
+    sio.register_namespace(OfficerNamespace(hub, staff_auth, officers, assignments))
+    sio.register_namespace(CitizenNamespace(hub, citizens, messages))
+    logger.info("signaling started", extra={"seq": hub.cursor})
+    return Signaling(sio, hub)

@@ -1,0 +1,178 @@
+"""Officer and citizen feeds: assignments at least once, chat, case status, positions."""
+
+from collections.abc import Callable
+
+import pytest
+
+from dispatch.http.keys import ASSIGNMENTS
+from tests.conftest import CitizenSession, Client, Staff, app_of
+from tests.dispatch.test_workflow import act, report
+from tests.fakes import FakeClock
+from tests.signaling.feeds import FeedClient
+
+
+@pytest.fixture
+def feed(app_client: Client) -> Callable[[str, str], FeedClient]:
+    base = str(app_client.make_url("/")).rstrip("/")
+    return lambda namespace, token: FeedClient(base, namespace, token)
+
+
+async def test_assignment_offered_until_acknowledged(
+    app_client: Client, citizen: CitizenSession, staff: Staff,
+    feed: Callable[[str, str], FeedClient], fake_clock: FakeClock,
+) -> None:  # fmt: skip
+    console = feed("/console", staff.dispatcher.token)
+    await console.connect()
+    await console.resume(None)
+    officer = feed("/officer", staff.officer.token)
+    await officer.connect()
+    assert (await officer.call("duty", {"on_duty": True}))["status"] == "available"
+    await officer.resume(None)
+    incident = (await report(app_client, citizen))["incident_id"]
+    await act(app_client, staff.dispatcher, incident, "claim")
+    await act(app_client, staff.dispatcher, incident, "assign", {"officer_ids": [staff.officer.id]})
+    await officer.wait_for(lambda evs: any(n == "assignment.offered" for n, _ in evs))
+    offer = next(d for n, d in officer.events if n == "assignment.offered")
+    assert offer["incident"]["id"] == incident and offer["callsign"] == "XW-07"
+    last_seen = officer.seqs()[-1]
+    await officer.close()  # the phone drops off before answering
+
+    # Redelivered on reconnect: the resume hands over what is still unanswered.
+    officer = feed("/officer", staff.officer.token)
+    await officer.connect()
+    resumed = await officer.resume(last_seen)
+    assert [p["assignment_id"] for p in resumed["pending"]] == [offer["assignment_id"]]
+
+    # Re-offered after the timeout, then reported to the dispatcher as unacknowledged.
+    sweeps = app_of(app_client)[ASSIGNMENTS]
+    fake_clock.advance(31)
+    assert await sweeps.sweep() == 1
+    await officer.wait_for(
+        lambda evs: any(n == "assignment.offered" and d.get("offers") == 2 for n, d in evs)
+    )
+    fake_clock.advance(120)
+    await sweeps.sweep()
+    await console.wait_for(lambda evs: any(n == "assignment.unacknowledged" for n, _ in evs))
+    assert await sweeps.sweep() == 0  # raised once
+
+    # A late answer still counts, and is idempotent.
+    accepted = await officer.call("ack", {"assignment_id": offer["assignment_id"], "accept": True})
+    assert accepted == {"ok": True, "state": "accepted"}
+    again = await officer.call("ack", {"assignment_id": offer["assignment_id"], "accept": True})
+    assert again == {"ok": True, "state": "accepted"}
+    await console.wait_for(lambda evs: any(n == "assignment.accepted" for n, _ in evs))
+    for status in ("en_route", "on_scene", "cleared"):
+        moved = await officer.call(
+            "status", {"assignment_id": offer["assignment_id"], "status": status}
+        )
+        assert moved == {"ok": True, "state": status}
+    wrong = await officer.call(
+        "status", {"assignment_id": offer["assignment_id"], "status": "en_route"}
+    )
+    assert wrong["error"]["code"] == "invalid_transition"
+    for client in (console, officer):
+        await client.close()
+
+
+async def test_citizen_sees_case_status_and_chats_with_the_dispatcher(
+    app_client: Client,
+    citizen: CitizenSession,
+    staff: Staff,
+    feed: Callable[[str, str], FeedClient],
+) -> None:
+    me = feed("/citizen", citizen.token)
+    await me.connect()
+    await me.resume(None)
+    console = feed("/console", staff.dispatcher.token)
+    await console.connect()
+    await console.resume(None)
+    created = await report(app_client, citizen)
+    incident = created["incident_id"]
+    await act(app_client, staff.dispatcher, incident, "claim")
+    await act(
+        app_client, staff.dispatcher, incident, "notes", {"text": "internal: caller sounds drunk"}
+    )
+    sent = await console.call(
+        "message", {"incident_id": incident, "body": "Are you safe to talk?", "client_key": "m1"}
+    )
+    assert sent["ok"]
+    await me.wait_for(lambda evs: any(n == "message.created" for n, _ in evs))
+    statuses = [d for n, d in me.events if n == "case.status"]
+    assert [s["status"] for s in statuses] == ["queued", "claimed"]
+    assert statuses[0]["case_no"] == created["case_no"]
+    assert all("drunk" not in str(d) for _, d in me.events), (
+        "internal notes never reach the citizen"
+    )
+    message = next(d for n, d in me.events if n == "message.created")
+    assert message["message"]["body"] == "Are you safe to talk?"
+
+    reply = await me.call(
+        "message", {"incident_id": incident, "body": "Hiding in the bathroom", "client_key": "c1"}
+    )
+    assert reply["ok"]
+    retry = await me.call(
+        "message", {"incident_id": incident, "body": "Hiding in the bathroom", "client_key": "c1"}
+    )
+    assert retry["message"]["id"] == reply["message"]["id"]  # a retried send is one message
+    await console.wait_for(
+        lambda evs: any(n == "message.created" and d["sender_kind"] == "citizen" for n, d in evs)
+    )
+    assert (
+        sum(
+            1 for n, d in console.events if n == "message.created" and d["sender_kind"] == "citizen"
+        )
+        == 1
+    )
+
+    other = await app_client.post("/api/citizens", json={"device_id": "someone-else-1"})
+    stranger = feed("/citizen", (await other.json())["token"])
+    await stranger.connect()
+    denied = await stranger.call("message", {"incident_id": incident, "body": "hi"})
+    assert denied["error"]["code"] == "not_found"
+    for client in (me, console, stranger):
+        await client.close()
+
+
+async def test_officer_positions_reach_their_precinct_and_geofence_events(
+    app_client: Client, staff: Staff, feed: Callable[[str, str], FeedClient], fake_clock: FakeClock
+) -> None:
+    xuanwu, gulou = (
+        feed("/console", staff.dispatcher.token),
+        feed("/console", staff.other_dispatcher.token),
+    )
+    for client in (xuanwu, gulou):
+        await client.connect()
+        await client.resume(None)
+    officer = feed("/officer", staff.officer.token)
+    await officer.connect()
+    await officer.call("duty", {"on_duty": True})
+    inside = await officer.call("position", {"lon": 118.7926, "lat": 32.0732, "accuracy_m": 5})
+    assert inside == {"ok": True, "precinct_code": "320102"}
+    limited = await officer.call("position", {"lon": 118.7926, "lat": 32.0732, "accuracy_m": 5})
+    assert limited["error"]["code"] == "rate_limited"
+    fake_clock.advance(2)
+    outside = await officer.call("position", {"lon": 118.7787, "lat": 32.0604, "accuracy_m": 5})
+    assert outside["precinct_code"] == "320106"
+    await xuanwu.wait_for(lambda evs: any(n == "officer.geofence" for n, _ in evs))
+    crossing = next(d for n, d in xuanwu.events if n == "officer.geofence")
+    assert crossing["crossing"] == "left" and crossing["to_precinct"] == "320106"
+    positions = [d for n, d in xuanwu.events if n == "officer.position"]
+    assert len(positions) == 2
+    bad = await officer.call("position", {"lon": "east", "lat": 32.0, "accuracy_m": 5})
+    assert bad["error"]["field"] == "lon"
+    assert not [n for n, _ in gulou.events if n.startswith("officer.")], (
+        "another precinct's officer"
+    )
+    for client in (xuanwu, gulou, officer):
+        await client.close()
+
+
+async def test_resume_refuses_nonsense(
+    app_client: Client, staff: Staff, feed: Callable[[str, str], FeedClient]
+) -> None:
+    console = feed("/console", staff.commander.token)
+    await console.connect()
+    for value in (-1, 10**12, "twelve"):
+        answer = await console.call("resume", {"last_seq": value})
+        assert answer["ok"] is False and answer["error"]["field"] == "last_seq", value
+    await console.close()
