@@ -11,6 +11,10 @@ grid tile by ``geo.plane_tiles``), from the cell's precomputed segment list; poi
 the grid take an exact but slower STRtree path. ``geo.grid``, ``geo.nearest``,
 ``geo.quadtree`` and ``geo.tables`` build the pieces.
 
+Precincts in separate regions (a city here and one abroad, or two cities more than
+``REGION_GAP_DEG`` apart) get one such grid per region under a thin top-level index:
+one grid spanning continents would need billions of cells, or be too coarse to help.
+
 The index is immutable: a new import builds a new index and the caller swaps the
 reference, so readers never see a half-built one. Building takes seconds of CPU for a
 large city: run it in an executor.
@@ -35,6 +39,10 @@ from geo.projection import LocalProjection
 from geo.tables import IndexTables, build_tables
 
 PrecinctIndices = npt.NDArray[np.int32]
+
+# Precincts whose bounding boxes are further apart than this (degrees, both axes) are
+# indexed as separate regions.
+REGION_GAP_DEG = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,9 @@ class PrecinctIndex:
     _cells: array[int]
     # One shared answer per precinct: inside points allocate nothing.
     _inside: tuple[Location, ...]
+    # Several regions: one child index each, and the child's precincts' positions here.
+    _regions: tuple[PrecinctIndex, ...] = ()
+    _positions: tuple[PrecinctIndices, ...] = ()
 
     @classmethod
     def build(cls, precincts: Sequence[Precinct]) -> PrecinctIndex:
@@ -76,6 +87,15 @@ class PrecinctIndex:
         inside = tuple(Location(code, code, 0.0) for code in codes)
         if not precincts:
             return cls((), (), None, (0.0, 0.0, 0.0, 0.0, 0, 0), array("i"), ())
+        regions = _regions(precincts)
+        if len(regions) > 1:
+            children = tuple(cls.build([precincts[i] for i in region]) for region in regions)
+            positions = tuple(np.asarray(region, dtype=np.int32) for region in regions)
+            # An empty frame: every point takes the off-grid path, which picks the region.
+            return cls(
+                tuple(precincts), codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), array("i"), inside,
+                children, positions,
+            )  # fmt: skip
         tables = build_tables([p.geometry for p in precincts])
         grid = tables.grid
         frame = (grid.x0, grid.y0, 1.0 / grid.dx, 1.0 / grid.dy, grid.nx, grid.ny)
@@ -86,7 +106,10 @@ class PrecinctIndex:
 
     @property
     def projection(self) -> LocalProjection | None:
-        """The metre plane distances are measured in (None for an empty index)."""
+        """The metre plane distances are measured in (None for an empty index; the
+        first region's plane when there are several)."""
+        if self._regions:
+            return self._regions[0].projection
         return None if self._tables is None else self._tables.projection
 
     def locate(self, lon: float, lat: float, datum: Datum = Datum.WGS84) -> Location:
@@ -131,6 +154,13 @@ class PrecinctIndex:
                 "is not a finite longitude, latitude pair"
             )
         lon, lat = to_wgs84_many(lon, lat, datum)
+        if self._regions:
+            found = np.full(lon.size, -1, dtype=np.int32)
+            for region, positions in zip(self._regions, self._positions, strict=True):
+                got = region.locate_many(lon.ravel(), lat.ravel())
+                hit = (got >= 0) & (found < 0)
+                found[hit] = positions[got[hit]]
+            return found.reshape(lon.shape)
         if self._tables is None:
             return np.full(lon.shape, -1, dtype=np.int32)
         return self._tables.locate_many(lon.ravel(), lat.ravel()).reshape(lon.shape)
@@ -149,11 +179,49 @@ class PrecinctIndex:
 
     def _off_grid(self, lon: float, lat: float) -> Location:
         _require_coordinates(lon, lat)
+        if self._regions:
+            return self._in_regions(lon, lat)
         if self._tables is None:
             return Location(None, None, math.inf)
         x, y = self._tables.projection.to_local(lon, lat)
         polygon, distance = self._tables.segments.nearest_anywhere(x, y)
         return Location(None, self.codes[polygon], distance)
+
+    def _in_regions(self, lon: float, lat: float) -> Location:
+        framed: PrecinctIndex | None = None
+        for region in self._regions:
+            x0, y0, inv_dx, inv_dy, nx, ny = region._frame
+            if 0.0 <= (lon - x0) * inv_dx < nx and 0.0 <= (lat - y0) * inv_dy < ny:
+                answer = region.locate(lon, lat)
+                if answer.precinct is not None:
+                    return answer
+                framed = region
+        # In no precinct: the nearest, each region measuring in its own plane.
+        return min(
+            (r.locate(lon, lat) if r is framed else r._off_grid(lon, lat) for r in self._regions),
+            key=lambda answer: answer.distance_m,
+        )
+
+
+def _regions(precincts: Sequence[Precinct]) -> list[list[int]]:
+    """Positions of the precincts grouped into regions, each in index order."""
+    boxes = shapely.box(*shapely.bounds([p.geometry for p in precincts]).T)
+    grown = shapely.buffer(boxes, REGION_GAP_DEG / 2.0, cap_style="square", join_style="mitre")
+    parent = list(range(len(precincts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    left, right = shapely.STRtree(grown).query(grown, predicate="intersects")
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(precincts)):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda group: group[0])
 
 
 def _require_coordinates(lon: float, lat: float) -> None:

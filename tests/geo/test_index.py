@@ -191,3 +191,44 @@ def test_build_rejects_what_it_cannot_index() -> None:
         PrecinctIndex.build([Precinct("1", "", square), Precinct("1", "", square)])
     with pytest.raises(TypeError, match="Polygon"):
         PrecinctIndex.build([Precinct("1", "", shapely.Point(0, 0))])
+
+
+def test_cities_on_different_continents_are_indexed_as_regions(
+    nyc_precincts: PrecinctImport, nyc_index: PrecinctIndex
+) -> None:
+    """One grid from New York to Nanjing and Shenzhen would be enormous or useless."""
+    nanjing = load(
+        "nanjing_320100_districts_wgs84.geojson", code="adcode", name_property="name",
+        datum=Datum.WGS84,
+    )  # fmt: skip
+    shenzhen = load(
+        "shenzhen_440300_districts_wgs84.geojson", code="adcode", name_property="name",
+        datum=Datum.WGS84,
+    )  # fmt: skip
+    everything = sorted(
+        [*nyc_precincts.precincts, *nanjing.precincts, *shenzhen.precincts],
+        key=lambda p: p.code,
+    )
+    index = PrecinctIndex.build(everything)
+    assert len(index) == 77 + 11 + 9
+    assert index.locate(*XUANWU_LAKE).precinct == "320102"
+    assert index.locate(*PING_AN_FINANCE_CENTRE).precinct == "440304"
+    assert index.locate(118.7926 + 0.001, 32.0732, Datum.WGS84).precinct == "320102"
+    # Same answers as the city's own index, inside and outside, on many points.
+    rng = np.random.default_rng(7)
+    lons, lats = rng.uniform(-74.3, -73.6, 2000), rng.uniform(40.4, 41.0, 2000)
+    for lon, lat in zip(lons.tolist(), lats.tolist(), strict=True):
+        assert index.locate(lon, lat) == nyc_index.locate(lon, lat)
+    found = index.locate_many(lons, lats)
+    alone = nyc_index.locate_many(lons, lats)
+    assert [index.codes[i] if i >= 0 else None for i in found.tolist()] == [
+        nyc_index.codes[i] if i >= 0 else None for i in alone.tolist()
+    ]
+    # Between the regions: out of jurisdiction, nearest in the closer region.
+    mid_pacific = index.locate(-160.0, 20.0)
+    assert mid_pacific.precinct is None
+    assert mid_pacific.nearest is not None and mid_pacific.distance_m > 1_000_000
+    near_nanjing = index.locate(118.40, 31.20)
+    assert near_nanjing.precinct is None and near_nanjing.nearest in {
+        p.code for p in nanjing.precincts
+    }
