@@ -33,6 +33,7 @@ from dispatch.services.precincts import import_precincts
 from dispatch.settings import Settings
 from geo.datum import Datum
 from tests.fakes import FakeClock, RecordingSms
+from tests.serving import ServerProcess, child_env, start_server
 
 # Tables whose rows the migrations seed; everything else is emptied between tests.
 _KEEP_TABLES = frozenset({"schema_version", "tags", "server_secrets"})
@@ -311,3 +312,39 @@ async def staff(app_client: Client) -> Staff:
         commander=await make_staff(app_client, "cmdr", "commander"),
         officer=await make_staff(app_client, "off-xw", "officer", ("320102",), "XW-07"),
     )
+
+
+@pytest.fixture
+async def cluster(
+    tmp_path: Path, servers: Servers, redis: aioredis.Redis
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess, str]]:
+    """Two `micro110 serve` processes on a fresh database and this session's Redis."""
+    name = f"micro110_test_cluster_{secrets.token_hex(3)}"
+    database_url = await create_database(servers.admin_database_url, name)
+    env = child_env(
+        {"DATABASE_URL": database_url, "REDIS_URL": servers.redis_url,
+         "MICRO110_LOG_LEVEL": "WARNING"},
+        external=True,
+    )  # fmt: skip
+    started: list[ServerProcess] = []
+    try:
+        # The first node migrates and loads the demo city (precincts); the second joins.
+        started.append(
+            await start_server(
+                tmp_path / "node-1",
+                env=env | {"MICRO110_DEMO": "true", "MICRO110_NODE_NAME": "node-1"},
+            )
+        )
+        started.append(
+            await start_server(
+                tmp_path / "node-2",
+                env=env | {"MICRO110_DEMO": "false", "MICRO110_NODE_NAME": "node-2"},
+            )
+        )
+        yield started[0], started[1], database_url
+    finally:
+        for server in started:
+            if server.proc.returncode is None:
+                server.proc.kill()
+                await server.proc.wait()
+        await drop_database(servers.admin_database_url, name)

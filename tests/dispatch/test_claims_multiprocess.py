@@ -7,12 +7,9 @@ every one of a thousand incidents must be handed out exactly once.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,9 +22,9 @@ from dispatch.passwords import Passwords
 from dispatch.queue import GLOBAL_KEY
 from dispatch.services.users import create_user
 from dispatch.store.database import create_pool
-from tests.conftest import STAFF_PASSWORD, Servers, create_database, drop_database
+from tests.conftest import STAFF_PASSWORD
 from tests.dispatch.test_alarms import alarm
-from tests.serving import ServerProcess, child_env, start_server
+from tests.serving import ServerProcess
 
 INCIDENTS = 1000
 DISPATCHERS = 20
@@ -38,42 +35,6 @@ TAGS = ("kidnapping", "robbery", "medical", "suspicious", "other")
 def grid_position(n: int) -> tuple[float, float]:
     """Points about 400 m apart across Nanjing, so no alarm is another's possible duplicate."""
     return 118.70 + (n % 40) * 0.0045, 31.95 + (n // 40) * 0.0045
-
-
-@pytest.fixture
-async def cluster(
-    tmp_path: Path, servers: Servers, redis: aioredis.Redis
-) -> AsyncIterator[tuple[ServerProcess, ServerProcess, str]]:
-    """Two nodes on a fresh database and this session's (emptied) Redis."""
-    name = f"micro110_test_claims_{secrets.token_hex(3)}"
-    database_url = await create_database(servers.admin_database_url, name)
-    env = child_env(
-        {"DATABASE_URL": database_url, "REDIS_URL": servers.redis_url,
-         "MICRO110_LOG_LEVEL": "WARNING"},
-        external=True,
-    )  # fmt: skip
-    started: list[ServerProcess] = []
-    try:
-        # The first node migrates and loads the demo city (precincts); the second joins.
-        started.append(
-            await start_server(
-                tmp_path / "node-1",
-                env=env | {"MICRO110_DEMO": "true", "MICRO110_NODE_NAME": "node-1"},
-            )
-        )
-        started.append(
-            await start_server(
-                tmp_path / "node-2",
-                env=env | {"MICRO110_DEMO": "false", "MICRO110_NODE_NAME": "node-2"},
-            )
-        )
-        yield started[0], started[1], database_url
-    finally:
-        for server in started:
-            if server.proc.returncode is None:
-                server.proc.kill()
-                await server.proc.wait()
-        await drop_database(servers.admin_database_url, name)
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: Any, token: str | None = None) -> Any:
