@@ -106,7 +106,7 @@ class PriorityQueue:
                 for r in await conn.fetch(
                     """SELECT id, precinct_code FROM incidents
                        WHERE id = any($1::uuid[]) AND state = 'queued'""",
-                    [UUID(m) for m in indexed],
+                    [UUID(m) for m in indexed if _is_uuid(m)],
                 )
             }
         stale = [
@@ -122,3 +122,12 @@ class PriorityQueue:
             await pipe.execute()
         logger.info("queue rebuilt", extra={"queued": len(rows), "stale_removed": len(stale)})
         return len(rows)
+
+
+def _is_uuid(member: str) -> bool:
+    """Anything else in a queue key is junk: rebuild removes it instead of failing."""
+    try:
+        UUID(member)
+    except ValueError:
+        return False
+    return True

@@ -154,8 +154,11 @@ async def test_claimed_and_stale_members_are_left_out_of_a_rebuild(
     ghost = uuid.uuid4()
     await redis.zadd(precinct_key(GULOU), {str(ghost): 1.0})
     assert claimed in await queue.ordered(all_precincts=True)
+    # And junk that is not even an incident id (a stray write by some other tool).
+    await redis.zadd(GLOBAL_KEY, {"not-a-uuid": 1.0})
 
     assert await queue.rebuild(pg) == len(made) - 2
+    assert await redis.zscore(GLOBAL_KEY, "not-a-uuid") is None
     for members in (await queue_state(queue)).values():
         assert claimed not in members and ghost not in members
     assert await queue.ordered(all_precincts=True) == await postgres_order(pg)
