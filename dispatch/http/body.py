@@ -36,10 +36,16 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
         raise PayloadTooLarge(
             f"the body is {request.content_length} bytes; the limit is {max_bytes}"
         )
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
-    return body
+    # `read(n)` returns what has arrived so far: a body split across packets (a phone
+    # on a bad network) must be read to the end, and the limit checked as it grows.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(max_bytes + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the body is over the limit of {max_bytes} bytes")
+    return b"".join(chunks)
 
 
 async def read_json(request: web.Request, model: type[T], *, max_bytes: int) -> T:
