@@ -14,7 +14,6 @@ from aiohttp import web
 from console_web import static_dir
 from dispatch.clock import Clock, SystemClock
 from dispatch.demo.loader import DemoLogin, ensure_demo_city
-from dispatch.domain.priority import PriorityWeights
 from dispatch.evidence import EvidenceStore
 from dispatch.feed import Publisher
 from dispatch.geofence import IndexCache, PrecinctRegistry
@@ -118,7 +117,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         publisher=publisher,
         evidence=EvidenceStore(settings.data_dir.resolve() / "evidence"),
-        weights=PriorityWeights(),
+        weights=settings.priority_weights,
         case_prefix=settings.case_prefix,
         timezone=zoneinfo.ZoneInfo(settings.timezone),
         duplicate_radius_m=settings.duplicate_radius_m,

@@ -8,6 +8,7 @@ value raises `SettingsError` naming the setting, which the CLI prints as one lin
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -16,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dispatch.domain.priority import PriorityWeights, weights_from_json
 
 
 class SettingsError(ValueError):
@@ -75,6 +78,16 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"expected a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")  # noqa: TRY004 - a bad setting value
+    return value
+
+
 def _env(name: str, parse: Callable[[str], Any], **kwargs: Any) -> Any:
     """A dataclass field read from environment variable `name` by `parse`."""
     return field(metadata={"env": name, "parse": parse}, **kwargs)
@@ -108,6 +121,10 @@ class Settings:
     overdue_s: tuple[str, ...] = _env(
         "MICRO110_OVERDUE_S", _csv, default=("60", "300", "900", "1800")
     )
+
+    # Queue priority credits, overriding the defaults (dispatch/domain/priority.py), e.g.
+    # {"severity_s": {"1": 900}, "verification_s": {"real_name": 240}}.
+    priority: Mapping[str, Any] = _env("MICRO110_PRIORITY", _json_object, default_factory=dict)
 
     # Periodic work (overdue sweeps, assignment re-offers).  Tests turn it off and
     # drive the sweeps themselves with a fake clock.
@@ -174,6 +191,10 @@ class Settings:
             raise SettingsError(
                 "MICRO110_OVERDUE_S", "expected 4 positive numbers, for severity 1-4"
             )
+        try:
+            weights_from_json(self.priority)
+        except ValueError as exc:
+            raise SettingsError("MICRO110_PRIORITY", str(exc)) from None
         if self.duplicate_radius_m <= 0 or self.duplicate_window_s <= 0:
             raise SettingsError("MICRO110_DUPLICATE_RADIUS_M", "radius and window must be positive")
         if self.log_format not in {"json", "text"}:
@@ -224,6 +245,10 @@ class Settings:
                 raise SettingsError(name, str(exc)) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def priority_weights(self) -> PriorityWeights:
+        return weights_from_json(self.priority)
 
     @property
     def overdue_thresholds(self) -> dict[int, int]:

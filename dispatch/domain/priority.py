@@ -109,6 +109,51 @@ class PriorityWeights:
         return self.max_credit_s - min_credit
 
 
+def weights_from_json(overrides: Mapping[str, object]) -> PriorityWeights:
+    """The defaults with `overrides` applied, as read from configuration (JSON).
+
+    `{"severity_s": {"1": 900}, "verification_s": {"real_name": 240},
+    "channel_s": {"video": 150}, "false_alarm_penalty_s": 90, "max_penalty_s": 300}`;
+    any part may be left out.  Raises ValueError naming what is wrong.
+    """
+    default = PriorityWeights()
+    known = {"severity_s", "verification_s", "channel_s", "false_alarm_penalty_s", "max_penalty_s"}
+    if unknown := sorted(set(overrides) - known):
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+    def number(where: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where} must be a number of seconds, got {value!r}")  # noqa: TRY004
+        return float(value)
+
+    def table(name: str, keys: Mapping[str, K], base: Mapping[K, float]) -> dict[K, float]:
+        given = overrides.get(name, {})
+        if not isinstance(given, Mapping):
+            raise ValueError(f"{name} must be an object")  # noqa: TRY004
+        merged = dict(base)
+        for key, value in given.items():
+            if key not in keys:
+                raise ValueError(f"{name}: unknown key {key!r}; known: {', '.join(keys)}")
+            merged[keys[key]] = number(f"{name}.{key}", value)
+        return merged
+
+    severities = {str(s): s for s in default.severity_s}
+    return PriorityWeights(
+        severity_s=table("severity_s", severities, default.severity_s),
+        verification_s=table(
+            "verification_s", {v.value: v for v in VerificationLevel}, default.verification_s
+        ),
+        channel_s=table("channel_s", {c.value: c for c in Channel}, default.channel_s),
+        false_alarm_penalty_s=number(
+            "false_alarm_penalty_s",
+            overrides.get("false_alarm_penalty_s", default.false_alarm_penalty_s),
+        ),
+        max_penalty_s=number(
+            "max_penalty_s", overrides.get("max_penalty_s", default.max_penalty_s)
+        ),
+    )
+
+
 def priority_credit(
     weights: PriorityWeights,
     *,
