@@ -63,6 +63,9 @@ async def test_serve_embedded_first_start_restart_and_clean_shutdown(tmp_path: P
     )  # fmt: skip
     assert code == 0, err
     assert "password:" in out
+    code, out, err = await run_cli("migrate", "--data-dir", str(data), env=env)
+    assert code == 0, err
+    assert "micro110: database at schema version" in out
     assert all(alive(p) for p in pids), "a CLI command must not stop the server it shares"
 
     assert await server.stop(signal.SIGTERM) == 0
@@ -84,6 +87,10 @@ async def test_serve_embedded_first_start_restart_and_clean_shutdown(tmp_path: P
     code, out, err = await run_cli("users", "list", "--data-dir", str(data), env=env)
     assert code == 0, err
     assert "alice" in out and "dispatcher" in out
+    assert processes_under(data) == []
+    code, out, err = await run_cli("migrate", "--data-dir", str(data), env=env)
+    assert code == 0, err
+    assert "micro110: database at schema version" in out
     assert processes_under(data) == []
 
 
