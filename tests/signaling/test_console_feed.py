@@ -14,12 +14,6 @@ OPEN = {"queued", "claimed", "assigned", "escalated"}
 
 
 @pytest.fixture
-def feed(app_client: Client) -> Callable[[str, str], FeedClient]:
-    base = str(app_client.make_url("/")).rstrip("/")
-    return lambda namespace, token: FeedClient(base, namespace, token)
-
-
-@pytest.fixture
 async def console(
     feed: Callable[[str, str], FeedClient], staff: Staff
 ) -> AsyncIterator[FeedClient]:

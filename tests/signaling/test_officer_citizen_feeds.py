@@ -2,19 +2,11 @@
 
 from collections.abc import Callable
 
-import pytest
-
 from dispatch.http.keys import ASSIGNMENTS
 from tests.conftest import CitizenSession, Client, Staff, app_of
 from tests.dispatch.test_workflow import act, report
 from tests.fakes import FakeClock
 from tests.signaling.feeds import FeedClient
-
-
-@pytest.fixture
-def feed(app_client: Client) -> Callable[[str, str], FeedClient]:
-    base = str(app_client.make_url("/")).rstrip("/")
-    return lambda namespace, token: FeedClient(base, namespace, token)
 
 
 async def test_assignment_offered_until_acknowledged(
