@@ -159,7 +159,41 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {}
 
 
-class ConsoleNamespace(_FeedNamespace):
+class _StaffNamespace(_FeedNamespace):
+    """A feed for staff: the session behind every connection is re-checked.
+
+    Verbs re-authenticate on every call; the feed itself is guarded by `sweep`, run
+    periodically on every node: a connection whose session was logged out, expired,
+    or whose account was disabled is told why (`session.ended`) and disconnected.
+    """
+
+    auth: StaffAuth
+
+    def __init__(self, namespace: str, hub: FeedHub) -> None:
+        super().__init__(namespace, hub)
+        self._tokens: dict[str, str] = {}
+
+    def remember(self, sid: str, token: str) -> None:
+        self._tokens[sid] = token
+
+    def on_disconnect(self, sid: str, *_: Any) -> None:
+        self._tokens.pop(sid, None)
+
+    async def sweep(self) -> int:
+        """Disconnect connections whose session has ended; returns how many."""
+        ended = 0
+        for sid, token in list(self._tokens.items()):
+            try:
+                await self.auth.authenticate(token)
+            except DispatchError as exc:
+                ended += 1
+                self._tokens.pop(sid, None)
+                await self.emit("session.ended", {"reason": exc.message}, to=sid)
+                await self.disconnect(sid)
+        return ended
+
+
+class ConsoleNamespace(_StaffNamespace):
     def __init__(
         self, hub: FeedHub, auth: StaffAuth, workflow: Workflow, messages: MessageService
     ) -> None:
@@ -184,6 +218,7 @@ class ConsoleNamespace(_FeedNamespace):
                 precinct_room(None)
             ]
         await self.save_session(sid, {"token": token, "rooms": rooms, "user_id": session.user.id})
+        self.remember(sid, token)
         logger.info("console connected", extra={"sid": sid, "user_id": session.user.id})
 
     async def staff(self, sid: str) -> StaffSession:
@@ -298,7 +333,7 @@ class ConsoleNamespace(_FeedNamespace):
         return {"ok": True, "message": message}
 
 
-class OfficerNamespace(_FeedNamespace):
+class OfficerNamespace(_StaffNamespace):
     def __init__(
         self,
         hub: FeedHub,
@@ -324,6 +359,7 @@ class OfficerNamespace(_FeedNamespace):
             sid,
             {"token": token, "rooms": [officer_room(session.user.id)], "user_id": session.user.id},
         )
+        self.remember(sid, token)
 
     async def staff(self, sid: str) -> StaffSession:
         session = await self.get_session(sid)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import socketio
 from aiohttp import web
 
@@ -38,12 +41,37 @@ def create_socketio(app: web.Application) -> socketio.AsyncServer:
     return sio
 
 
+# How often each node re-checks the staff sessions behind its open connections.
+SESSION_SWEEP_S = 15.0
+
+
 @dataclass
 class Signaling:
     sio: socketio.AsyncServer
     hub: FeedHub
+    staff_namespaces: tuple[ConsoleNamespace, OfficerNamespace]
+    sweeper: asyncio.Task[None] | None = None
+
+    async def sweep_sessions(self) -> int:
+        """Disconnect staff whose session ended (logout, expiry, disabled account)."""
+        return sum([await namespace.sweep() for namespace in self.staff_namespaces])
+
+    async def _sweep_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.sweep_sessions()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                logger.warning("session sweep failed; retrying", exc_info=True)
+
+    def start_sweeping(self, interval_s: float = SESSION_SWEEP_S) -> None:
+        self.sweeper = asyncio.create_task(self._sweep_forever(interval_s), name="session-sweep")
 
     async def stop(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper
         await self.hub.stop()
 
 
@@ -75,8 +103,12 @@ async def start_signaling(
     hub = FeedHub(pool=infra.pool, redis=infra.redis, emit=emit)
     await hub.start()
     publisher.subscribe(hub.publish)
-    sio.register_namespace(ConsoleNamespace(hub, staff_auth, workflow, messages))
-    sio.register_namespace(OfficerNamespace(hub, staff_auth, officers, assignments))
+    console = ConsoleNamespace(hub, staff_auth, workflow, messages)
+    officer = OfficerNamespace(hub, staff_auth, officers, assignments)
+    sio.register_namespace(console)
+    sio.register_namespace(officer)
     sio.register_namespace(CitizenNamespace(hub, citizens, messages))
     logger.info("signaling started", extra={"seq": hub.cursor})
-    return Signaling(sio, hub)
+    signaling = Signaling(sio, hub, (console, officer))
+    signaling.start_sweeping()
+    return signaling
