@@ -74,8 +74,9 @@ class AssignmentService:
             conn, type_, actor,
             {"incident": incident_view(incident), "assignment_id": str(row["id"]),
              "officer_id": row["officer_id"], "callsign": row["callsign"], **extra},
+            # citizen_id: the reporter is told when an officer accepts and arrives.
             incident_id=incident.id, precinct_code=incident.scope_precinct,
-            officer_id=row["officer_id"],
+            citizen_id=incident.citizen_id, officer_id=row["officer_id"],
         )  # fmt: skip
 
     async def _locked(

@@ -88,11 +88,13 @@ class OfficerService:
                 session.user.id, wgs_lon, wgs_lat, accuracy_m, now, here,
             )  # fmt: skip
             home = min(session.user.precincts, default=None)
+            # `position_at`, not `at`: the wire envelope's `at` is the event's commit time.
             events.append(
                 await event_store.append_event(
                     conn, "officer.position", session.actor,
                     {"officer_id": session.user.id, "lon": wgs_lon, "lat": wgs_lat,
-                     "accuracy_m": accuracy_m, "precinct_code": here, "at": now.isoformat()},
+                     "accuracy_m": accuracy_m, "precinct_code": here,
+                     "position_at": now.isoformat()},
                     precinct_code=home, officer_id=session.user.id,
                 )
             )  # fmt: skip

@@ -121,13 +121,15 @@ class Workflow:
     # --- verbs ----------------------------------------------------------------------
 
     async def next(self, session: StaffSession) -> Incident | None:
-        """Claim the most urgent queued incident in my scope (None when the queue is empty)."""
+        """Claim the most urgent queued incident in my scope (None when the queue is empty);
+        a commander gets incidents escalated to a commander first."""
         session.require(*_WORKERS)
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             incident = await store.claim_next(
                 conn, session.user.id, sorted(session.user.precincts),
                 session.user.role.sees_all_precincts, now,
+                escalated=session.user.role is Role.COMMANDER,
             )  # fmt: skip
             if incident is None:
                 return None
@@ -194,16 +196,19 @@ class Workflow:
         if after.state in (IncidentState.RESOLVED, IncidentState.INVALID, IncidentState.TRANSFERRED,
                            IncidentState.MERGED):  # fmt: skip
             ending = "cleared" if after.state is IncidentState.RESOLVED else "cancelled"
-            officers = await store.end_assignments(conn, after.id, ending, now)
-            if officers:
-                await store.set_officers_status(conn, officers, "available")
-            for officer_id in officers:
+            ended = await store.end_assignments(conn, after.id, ending, now)
+            freed = sorted({a.officer_id for a in ended if a.was_working})
+            if freed:
+                await store.set_officers_status(conn, freed, "available")
+            for assignment in ended:
+                # The same shape as every other assignment event (AssignmentService._event).
                 events.append(
                     await event_store.append_event(
                         conn, f"assignment.{ending}", session.actor,
-                        {"incident": incident_view(after), "officer_id": officer_id},
+                        {"incident": incident_view(after), "assignment_id": str(assignment.id),
+                         "officer_id": assignment.officer_id, "callsign": assignment.callsign},
                         incident_id=after.id, precinct_code=after.scope_precinct,
-                        officer_id=officer_id,
+                        citizen_id=after.citizen_id, officer_id=assignment.officer_id,
                     )
                 )  # fmt: skip
         if after.citizen_id is not None and before.state is not after.state:
@@ -346,9 +351,10 @@ class Workflow:
                     await event_store.append_event(
                         conn, "assignment.offered", session.actor,
                         {"incident": incident_view(after), "assignment_id": str(assignment_id),
-                         "officer_id": officer_id, "callsign": officers[officer_id]["callsign"]},
+                         "officer_id": officer_id, "callsign": officers[officer_id]["callsign"],
+                         "offers": 1},
                         incident_id=incident_id, precinct_code=after.scope_precinct,
-                        officer_id=officer_id,
+                        citizen_id=after.citizen_id, officer_id=officer_id,
                     )
                 )  # fmt: skip
         await self._after_commit(before, after, events)

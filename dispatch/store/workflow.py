@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -78,16 +79,29 @@ async def get_incident(
 
 
 async def claim_next(
-    conn: asyncpg.Connection, user_id: int, scope: Sequence[str], all_precincts: bool, now: datetime
+    conn: asyncpg.Connection,
+    user_id: int,
+    scope: Sequence[str],
+    all_precincts: bool,
+    now: datetime,
+    *,
+    escalated: bool = False,
 ) -> Incident | None:
-    """Claim the lowest-score queued incident in scope; concurrent callers skip each other."""
+    """Claim the lowest-score queued incident in scope; concurrent callers skip each other.
+
+    A commander (`escalated`) is handed incidents escalated to a commander first, in
+    priority order, before the queue.
+    """
+    # Literal states, not a parameter: the planner must see that the partial index on
+    # queued incidents applies.
+    states = "state IN ('escalated', 'queued')" if escalated else "state = 'queued'"
     row = await conn.fetchrow(
         f"""UPDATE incidents SET state = 'claimed', claimed_by = $1, claimed_at = $2,
                    version = version + 1, updated_at = $2
             WHERE id = (SELECT id FROM incidents
-                        WHERE state = 'queued' AND merged_into IS NULL
+                        WHERE {states} AND merged_into IS NULL
                           AND {scope_clause(3, all_precincts)}
-                        ORDER BY priority_score, id
+                        ORDER BY state = 'escalated' DESC, priority_score, id
                         LIMIT 1 FOR UPDATE SKIP LOCKED)
             RETURNING {_COLUMNS}""",
         user_id,
@@ -214,18 +228,39 @@ async def active_assignment_officers(conn: asyncpg.Connection, incident_id: UUID
     return {r["officer_id"] for r in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class EndedAssignment:
+    id: UUID
+    officer_id: int
+    callsign: str
+    was_working: bool  # accepted, en route or on scene: the officer was busy with it
+
+
 async def end_assignments(
     conn: asyncpg.Connection, incident_id: UUID, state: str, now: datetime
-) -> list[int]:
+) -> list[EndedAssignment]:
+    """End every assignment of an incident that is still live, unanswered ones included
+    (an unacknowledged offer may still be accepted late, so it must end too)."""
     rows = await conn.fetch(
-        """UPDATE assignments SET state = $2, updated_at = $3
-           WHERE incident_id = $1 AND state IN ('offered', 'accepted', 'en_route', 'on_scene')
-           RETURNING officer_id""",
+        """SELECT a.id, a.officer_id, a.state, o.callsign
+           FROM assignments a JOIN officers o ON o.user_id = a.officer_id
+           WHERE a.incident_id = $1
+             AND a.state IN ('offered', 'unacknowledged', 'accepted', 'en_route', 'on_scene')
+           ORDER BY a.officer_id, a.id
+           FOR UPDATE OF a""",
         incident_id,
+    )
+    await conn.execute(
+        "UPDATE assignments SET state = $2, updated_at = $3 WHERE id = any($1::uuid[])",
+        [r["id"] for r in rows],
         state,
         now,
     )
-    return [r["officer_id"] for r in rows]
+    working = ("accepted", "en_route", "on_scene")
+    return [
+        EndedAssignment(r["id"], r["officer_id"], r["callsign"], r["state"] in working)
+        for r in rows
+    ]
 
 
 async def set_officers_status(

@@ -249,3 +249,24 @@ async def test_recommendations_rank_available_officers_by_distance(
     too_fast = await app_client.post("/api/officers/me/position",
                                      json={"lon": 118.79, "lat": 32.07, "accuracy_m": 5}, headers=near.headers)  # fmt: skip
     assert too_fast.status == 429
+
+
+async def test_a_commanders_next_takes_escalated_incidents_first(
+    app_client: Client, citizen: CitizenSession, staff: Staff
+) -> None:
+    urgent = (await report(app_client, citizen, tag="kidnapping"))["incident_id"]
+    minor = (await report(app_client, citizen, tag="other"))["incident_id"]
+    d, c = staff.dispatcher, staff.commander
+    assert (await act(app_client, d, minor, "claim"))[0] == 200
+    assert (await act(app_client, d, minor, "escalate", {"note": "a decision for you"}))[0] == 200
+    # A dispatcher's next never hands out what waits for a commander.
+    response = await app_client.post("/api/incidents/next", headers=d.headers)
+    assert (await response.json())["incident"]["id"] == urgent
+    assert (await act(app_client, d, urgent, "release"))[0] == 200
+    # The commander gets the escalated one before the (more urgent) queued one.
+    taken = []
+    for _ in range(3):
+        response = await app_client.post("/api/incidents/next", headers=c.headers)
+        incident = (await response.json())["incident"]
+        taken.append(incident and incident["id"])
+    assert taken == [minor, urgent, None]

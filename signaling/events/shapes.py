@@ -1,0 +1,101 @@
+"""The shapes events share: the incident snapshot, the actor, a chat message, ...
+
+Closed (`forbid_unknown_fields`) like the events, so drift in a nested payload fails too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from msgspec import Meta, Struct
+
+from dispatch.domain.events import ActorKind
+from dispatch.domain.identity import VerificationLevel
+from dispatch.domain.incidents import IncidentState
+from dispatch.domain.priority import Channel
+from dispatch.services.workflow import Disposition
+
+Instant = Annotated[datetime, Meta(tz=True)]
+Jurisdiction = Literal["inside", "out_of_jurisdiction", "unknown"]
+
+
+class Shape(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A closed wire shape: an unknown field is an error."""
+
+
+class ActorRef(Shape):
+    """Who caused the event: a citizen (id = citizen UUID), staff (id = user id) or the
+    system (id = the sweep that raised it)."""
+
+    kind: ActorKind
+    id: str
+
+
+class IncidentSnapshot(Shape):
+    """The incident as it is after the event (`dispatch.services.views.incident_view`).
+
+    A console that applies incident events in `seq` order ends where a fresh snapshot
+    would; `version` grows with every change."""
+
+    id: UUID
+    case_no: str
+    state: IncidentState
+    channel: Channel
+    tag: str
+    severity: Annotated[int, Meta(ge=1, le=4, description="1 is the most severe")]
+    verification: VerificationLevel
+    precinct_code: str | None
+    jurisdiction: Jurisdiction
+    nearest_precinct_code: str | None
+    distance_m: float | None
+    lon: float | None
+    lat: float | None
+    accuracy_m: float | None
+    received_at: Instant
+    priority_score: float
+    claimed_by: int | None
+    merged_into: UUID | None
+    disposition: Disposition | None
+    overdue: bool
+    cancelled: bool
+    version: int
+
+
+class PossibleDuplicate(Shape):
+    """An open incident close in space and time with a compatible tag (never merged)."""
+
+    incident_id: UUID
+    distance_m: float
+
+
+class TrailPoint(Shape):
+    """One position of a silent alarm's trail, in WGS-84."""
+
+    lon: float
+    lat: float
+    accuracy_m: float | None
+    time: Instant
+    precinct_code: str | None
+
+
+class Transfer(Shape):
+    """Where an incident went: another precinct (queued there), an outside agency or a
+    department (it leaves us)."""
+
+    kind: Literal["precinct", "agency", "department"]
+    name: str
+    note: str
+
+
+class Message(Shape):
+    """One chat message between the dispatcher and the reporter."""
+
+    id: UUID
+    incident_id: UUID
+    sender_kind: ActorKind
+    sender_id: str
+    body: str
+    client_key: str | None
+    created_at: Instant
