@@ -20,7 +20,8 @@ from dispatch.http.keys import CITIZENS
 from dispatch.runtime import Infrastructure
 from dispatch.services.citizens import import_registry
 from dispatch.settings import Settings
-from tests.conftest import CitizenSession, Client, app_of, register_citizen
+from tests.conftest import CitizenSession, Client, Staff, app_of, register_citizen
+from tests.dispatch.test_workflow import report
 from tests.fakes import FakeClock, RecordingSms
 
 # A valid GB 11643 number (check digit computed) and a registry entry for it.
@@ -281,3 +282,44 @@ async def test_registration_bad_input(app_client: Client) -> None:
     assert (await response.json())["error"]["field"] == "device_id"
     second = await register_citizen(app_client, "another-device")
     assert second.token
+
+
+async def test_staff_read_a_reporters_identity_masked_scoped_and_audited(
+    app_client: Client,
+    citizen: CitizenSession,
+    infra: Infrastructure,
+    pg: asyncpg.Pool,
+    staff: Staff,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    await import_registry(
+        infra.pool, infra.keys, [{"name": NAME, "national_id": VALID_ID}],
+        today=datetime.now(UTC).date(), actor=Actor.system("test"),
+    )  # fmt: skip
+    verified = await app_client.post(
+        "/api/citizens/me/real-name",
+        json={"name": NAME, "national_id": VALID_ID},
+        headers=citizen.headers,
+    )
+    assert verified.status == 200
+    incident = (await report(app_client, citizen))["incident_id"]
+    url = f"/api/incidents/{incident}/reporter"
+
+    response = await app_client.get(url + "?purpose=callback", headers=staff.dispatcher.headers)
+    assert response.status == 200
+    identity = await response.json()
+    assert identity["name"] == NAME and identity["verification"] == "real_name"
+    assert identity["national_id"] == "1101**********002X"
+    async with pg.acquire() as conn:
+        reads = await conn.fetch("SELECT actor_kind, actor_id, purpose FROM identity_reads")
+    assert [tuple(r) for r in reads] == [("staff", str(staff.dispatcher.id), "callback")]
+
+    # Out of scope (Gulou's dispatcher), the wrong role (an officer): refused, not audited.
+    assert (await app_client.get(url, headers=staff.other_dispatcher.headers)).status == 404
+    assert (await app_client.get(url, headers=staff.officer.headers)).status == 403
+    assert (await app_client.get(url)).status == 401
+    async with pg.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM identity_reads") == 1
+    # The full number never reaches a log line, whatever the level.
+    assert VALID_ID not in caplog.text and VALID_ID.lower() not in caplog.text
