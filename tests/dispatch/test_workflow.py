@@ -270,3 +270,41 @@ async def test_a_commanders_next_takes_escalated_incidents_first(
         incident = (await response.json())["incident"]
         taken.append(incident and incident["id"])
     assert taken == [minor, urgent, None]
+
+
+async def test_recommendations_are_the_five_nearest_in_scope(
+    app_client: Client, citizen: CitizenSession, staff: Staff
+) -> None:
+    from tests.conftest import make_staff
+
+    incident = (await report(app_client, citizen))["incident_id"]  # at Xuanwu Lake
+    lon, lat = 118.7926, 32.0732
+    officers = [staff.officer] + [
+        await make_staff(app_client, f"off-xw-{n}", "officer", ("320102",), f"XW-{20 + n}")
+        for n in range(6)
+    ]
+    gulou = await make_staff(app_client, "off-gl-1", "officer", ("320106",), "GL-01")
+    # Xuanwu's officers 100 m, 200 m, ... away; Gulou's officer the closest of all.
+    for n, officer in enumerate([*officers, gulou]):
+        await app_client.post(
+            "/api/officers/me/duty", json={"on_duty": True}, headers=officer.headers
+        )
+        offset = 0.0 if officer is gulou else (n + 1) * 0.00106  # ~100 m of longitude
+        response = await app_client.post(
+            "/api/officers/me/position",
+            json={"lon": lon + offset, "lat": lat, "accuracy_m": 5},
+            headers=officer.headers,
+        )
+        assert response.status == 202
+    response = await app_client.get(
+        f"/api/incidents/{incident}/recommendations", headers=staff.dispatcher.headers
+    )
+    found = (await response.json())["officers"]
+    assert [o["callsign"] for o in found] == ["XW-07", "XW-20", "XW-21", "XW-22", "XW-23"]
+    distances = [o["distance_m"] for o in found]
+    assert distances == sorted(distances) and 90 < distances[0] < 110
+    # Out of the incident's scope, the recommendations are not yours to see.
+    response = await app_client.get(
+        f"/api/incidents/{incident}/recommendations", headers=staff.other_dispatcher.headers
+    )
+    assert response.status == 404
