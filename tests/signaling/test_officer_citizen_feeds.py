@@ -2,6 +2,9 @@
 
 from collections.abc import Callable
 
+import pytest
+import socketio
+
 from dispatch.http.keys import ASSIGNMENTS
 from tests.conftest import CitizenSession, Client, Staff, app_of
 from tests.dispatch.test_workflow import act, report
@@ -168,3 +171,34 @@ async def test_resume_refuses_nonsense(
         answer = await console.call("resume", {"last_seq": value})
         assert answer["ok"] is False and answer["error"]["field"] == "last_seq", value
     await console.close()
+
+
+@pytest.mark.parametrize(
+    ("namespace", "who", "code"),
+    [
+        ("/officer", None, "unauthorized"),
+        ("/officer", "garbage", "unauthorized"),
+        ("/officer", "citizen", "unauthorized"),
+        ("/officer", "dispatcher", "forbidden"),
+        ("/citizen", None, "unauthorized"),
+        ("/citizen", "garbage", "unauthorized"),
+        ("/citizen", "officer", "unauthorized"),
+    ],
+)
+async def test_officer_and_citizen_feeds_refuse_the_wrong_token(
+    feed: Callable[[str, str], FeedClient],
+    staff: Staff,
+    citizen: CitizenSession,
+    namespace: str,
+    who: str | None,
+    code: str,
+) -> None:
+    tokens = {"citizen": citizen.token, "dispatcher": staff.dispatcher.token,
+              "officer": staff.officer.token, "garbage": "not.a.token"}  # fmt: skip
+    client = feed(namespace, tokens[who] if who else "")
+    if who is None:
+        client.token = None  # type: ignore[assignment]
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect()
+    assert client.refusal["data"]["code"] == code
+    assert client.refusal["message"]
