@@ -47,6 +47,42 @@ _OFFICER_TYPES = frozenset(
 )
 
 
+# Incident rooms: an officer working an incident follows it.  Membership is driven by
+# the feed itself (accepting joins, the assignment's end leaves), so live delivery and
+# resume replay agree on who was in the room at every seq.
+_JOINS = frozenset({"assignment.accepted", "assignment.en_route", "assignment.on_scene"})
+_LEAVES = frozenset(
+    {"assignment.cleared", "assignment.cancelled", "assignment.declined",
+     "assignment.unacknowledged"}
+)  # fmt: skip
+# What an officer working the incident is sent through its room.
+_FOLLOWED = frozenset(
+    {"incident.trail", "incident.cancelled", "incident.note", "incident.merged",
+     "incident.transferred", "incident.resolved", "incident.closed", "incident.invalid"}
+)  # fmt: skip
+MEMBERSHIP_TYPES = _JOINS | _LEAVES
+
+
+def membership_joins(event_type: str) -> bool:
+    return event_type in _JOINS
+
+
+def incident_room(incident_id: object) -> str:
+    return f"incident:{incident_id}"
+
+
+def membership(event: StoredEvent) -> tuple[str, str, str, bool] | None:
+    """(namespace, member's room, incident room, join?) when `event` moves an officer
+    into or out of an incident's room; applied after the event is delivered."""
+    if event.officer_id is None or event.incident_id is None:
+        return None
+    if event.type in _JOINS:
+        return OFFICER, officer_room(event.officer_id), incident_room(event.incident_id), True
+    if event.type in _LEAVES:
+        return OFFICER, officer_room(event.officer_id), incident_room(event.incident_id), False
+    return None
+
+
 def precinct_room(code: str | None) -> str:
     return f"precinct:{code or NO_PRECINCT}"
 
@@ -96,6 +132,9 @@ def rooms_for(event: StoredEvent) -> Iterator[tuple[str, str, str, dict[str, Any
     if event.officer_id is not None and event.type in _OFFICER_TYPES:
         name = WIRE_NAME.get(event.type, event.type)
         yield OFFICER, officer_room(event.officer_id), name, wire_data(event, name)
+    if event.incident_id is not None and event.type in _FOLLOWED:
+        name = WIRE_NAME.get(event.type, event.type)
+        yield OFFICER, incident_room(event.incident_id), name, wire_data(event, name)
     if event.citizen_id is not None:
         if event.type == "message.created" and event.payload.get("sender_kind") != "citizen":
             yield (

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
 import socketio
 
@@ -34,8 +35,12 @@ from signaling.audiences import (
     ALL_PRECINCTS_ROOM,
     CITIZEN,
     CONSOLE,
+    MEMBERSHIP_TYPES,
     OFFICER,
     citizen_room,
+    incident_room,
+    membership,
+    membership_joins,
     officer_room,
     precinct_room,
     rooms_for,
@@ -100,6 +105,21 @@ class ResumeIn(msgspec.Struct, forbid_unknown_fields=True):
     last_seq: int | None = None
 
 
+async def working_on(pool: asyncpg.Pool, officer_id: int, seq: int) -> list[uuid.UUID]:
+    """Incidents whose room the feed had moved `officer_id` into by `seq`: those whose
+    latest assignment event for the officer, up to `seq`, joined the room."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT DISTINCT ON (incident_id) incident_id, type FROM incident_events
+               WHERE officer_id = $1 AND seq <= $2 AND type = any($3::text[])
+               ORDER BY incident_id, seq DESC""",
+            officer_id,
+            seq,
+            sorted(MEMBERSHIP_TYPES),
+        )
+    return [r["incident_id"] for r in rows if membership_joins(r["type"])]
+
+
 class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, namespace: str, hub: FeedHub) -> None:
         super().__init__(namespace)
@@ -125,7 +145,9 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if self.hub.cursor - replayed > MAX_REPLAY:
             # Too far behind to replay: the client reloads a snapshot and resumes from its seq.
             return {"ok": True, "resync": True, "seq": self.hub.cursor}
-        wanted = set(rooms)
+        # The rooms this client was in at `replayed`: its own, plus the incident rooms
+        # the feed had moved it into by then; replay moves it as live delivery did.
+        wanted = set(rooms) | await self.rooms_at(sid, replayed)
         while True:
             target = self.hub.cursor
             if replayed < target:
@@ -134,6 +156,9 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                         if namespace == self.namespace and room in wanted:
                             await self.emit(name, wire, to=sid, ignore_queue=True)
                             break
+                    moved = membership(event)
+                    if moved is not None and moved[0] == self.namespace and moved[1] in wanted:
+                        (wanted.add if moved[3] else wanted.discard)(moved[2])
                 replayed = target
                 continue
             if replayed > target:
@@ -147,7 +172,7 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 if self.hub.cursor == replayed:
                     # No await between the check and the joins: the next event the hub
                     # dispatches reaches this client through its rooms.
-                    for room in rooms:
+                    for room in sorted(wanted):
                         self.server.manager.basic_enter_room(sid, self.namespace, room)
                     break
         session["joined"] = True
@@ -157,6 +182,10 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def resumed(self, sid: str) -> dict[str, Any]:
         """Extra state a namespace hands over on resume."""
         return {}
+
+    async def rooms_at(self, sid: str, seq: int) -> set[str]:
+        """Rooms the feed had moved this client into by `seq` (incident rooms)."""
+        return set()
 
 
 class _StaffNamespace(_FeedNamespace):
@@ -364,6 +393,13 @@ class OfficerNamespace(_StaffNamespace):
     async def staff(self, sid: str) -> StaffSession:
         session = await self.get_session(sid)
         return await self.auth.authenticate(session["token"])
+
+    async def rooms_at(self, sid: str, seq: int) -> set[str]:
+        session = await self.get_session(sid)
+        return {
+            incident_room(incident_id)
+            for incident_id in await working_on(self.hub.pool, session["user_id"], seq)
+        }
 
     async def resumed(self, sid: str) -> dict[str, Any]:
         # At least once: whatever is still waiting for an answer is handed over again.

@@ -92,6 +92,8 @@ class IncidentUpdated(IncidentEvent, tag="incident.updated"):
     (`points`), the reporter cancelled it (`reason`), or a dispatcher added a note,
     follow-up or callback record (`kind`, `text`).  Exactly one of these groups is set."""
 
+    audience = (CONSOLE, OFFICER)  # also to officers working it (incident room)
+
     points: list[TrailPoint] | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     kind: Literal["note", "follow_up", "callback"] | UnsetType = UNSET
@@ -117,6 +119,8 @@ class IncidentMerged(IncidentEvent, tag="incident.merged"):
     """The incident was merged into another report of the same incident; its live
     assignments end with `assignment.cancelled`."""
 
+    audience = (CONSOLE, OFFICER)  # also to officers working it (incident room)
+
     into: UUID
     into_case_no: str
 
@@ -128,6 +132,8 @@ class IncidentUnmerged(IncidentEvent, tag="incident.unmerged"):
 class IncidentTransferred(IncidentEvent, tag="incident.transferred"):
     """The incident was rerouted to another precinct (and queued there), or handed to an
     outside agency or department (its live assignments end with `assignment.cancelled`)."""
+
+    audience = (CONSOLE, OFFICER)  # also to officers working it (incident room)
 
     transfer: Transfer
 
@@ -150,16 +156,22 @@ class IncidentResolved(IncidentEvent, tag="incident.resolved"):
     """Its dispatcher recorded the outcome (`incident.disposition`); live assignments end
     with `assignment.cleared`."""
 
+    audience = (CONSOLE, OFFICER)  # also to officers working it (incident room)
+
     note: str
 
 
 class IncidentClosed(IncidentEvent, tag="incident.closed"):
     """A resolved incident was closed for good."""
 
+    audience = (CONSOLE, OFFICER)  # also to officers working it (incident room)
+
 
 class IncidentInvalid(IncidentEvent, tag="incident.invalid"):
     """The incident was judged not to need police action (a false alarm on the
     reporter's record); live assignments end with `assignment.cancelled`."""
+
+    audience = (CONSOLE, OFFICER)  # also to officers working it (incident room)
 
     reason: str
 

@@ -30,7 +30,11 @@ the payload's `type`.
   room of the incident's precinct (or, out of jurisdiction, the nearest precinct); an
   `officer.*` event goes to `all` and to the room of the officer's home precinct.
 * `/officer`: an officer's phone, in room `officer:<user id>`: their assignments and
-  their own duty status.
+  their own duty status.  An officer who accepts an assignment also joins room
+  `incident:<id>` and follows that incident (the silent alarm's trail, notes, the
+  reporter cancelling, merge, transfer, outcome) until the assignment ends (cleared,
+  cancelled, declined or unacknowledged).  The feed itself moves officers in and out,
+  so live delivery and resume replay agree at every `seq`.
 * `/citizen`: a reporter's phone, in room `citizen:<citizen id>`: the dispatcher's chat
   messages and `case.status`, never internal steps.
 

@@ -26,6 +26,7 @@ from signaling.audiences import (
     CONSOLE,
     OFFICER,
     citizen_room,
+    membership,
     officer_room,
     rooms_for,
 )
@@ -203,6 +204,12 @@ async def officer_and_reporter_actions(
     for verb, body in steps:
         answer = await officer.call(verb, {"assignment_id": first, **body})
         assert answer["ok"], (verb, answer)
+        if body.get("status") == "en_route":
+            # Working it, the officer follows the incident through its room.
+            status, answer = await act(client, staff.dispatcher, case["incident_id"], "notes",
+                                       {"text": "suspect wears a red jacket"})  # fmt: skip
+            assert status in (200, 201), answer
+            await officer.wait_for(lambda evs: any(n == "incident.updated" for n, _ in evs))
     sent = await reporter.call(
         "message", {"incident_id": case["incident_id"], "body": "thank you", "client_key": "k1"}
     )
@@ -296,10 +303,18 @@ async def test_every_event_each_client_receives_fits_the_catalogue(
     async with pg.acquire() as conn:
         rows = await conn.fetch("SELECT * FROM incident_events WHERE seq > $1 ORDER BY seq", start)
     expected: dict[str, list[tuple[str, int]]] = {namespace: [] for namespace in clients}
+    # Each client's rooms as the feed moves it (the officer into incident rooms).
+    joined = {namespace: {room} for namespace, room in rooms.items()}
     for event in map(event_from_row, rows):
+        sent_to: set[str] = set()  # a client in two of an event's rooms gets it once
         for namespace, room, name, _ in rooms_for(event):
-            if room == rooms[namespace]:
+            if room in joined[namespace] and namespace not in sent_to:
                 expected[namespace].append((name, event.seq))
+                sent_to.add(namespace)
+        moved = membership(event)
+        if moved is not None and moved[1] in joined[moved[0]]:
+            (joined[moved[0]].add if moved[3] else joined[moved[0]].discard)(moved[2])
+    assert any(n.startswith("incident.") for n, _ in expected[OFFICER]), "incident rooms"
     for namespace, client in clients.items():
         await client.wait_for_seq(expected[namespace][-1][1])
         assert [(name, data["seq"]) for name, data in client.events] == expected[namespace]

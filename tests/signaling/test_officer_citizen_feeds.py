@@ -202,3 +202,56 @@ async def test_officer_and_citizen_feeds_refuse_the_wrong_token(
         await client.connect()
     assert client.refusal["data"]["code"] == code
     assert client.refusal["message"]
+
+
+async def test_an_officer_follows_the_incident_they_work_also_across_a_reconnect(
+    app_client: Client,
+    citizen: CitizenSession,
+    staff: Staff,
+    feed: Callable[[str, str], FeedClient],
+) -> None:
+    d = staff.dispatcher
+    await app_client.post(
+        "/api/officers/me/duty", json={"on_duty": True}, headers=staff.officer.headers
+    )
+    incident = (await report(app_client, citizen))["incident_id"]
+    other = (await report(app_client, citizen))["incident_id"]
+    officer = feed("/officer", staff.officer.token)
+    await officer.connect()
+    await officer.resume(None)
+    assert (await act(app_client, d, incident, "claim"))[0] == 200
+    assert (await act(app_client, d, incident, "assign", {"officer_ids": [staff.officer.id]}))[
+        0
+    ] == 200
+    await officer.wait_for(lambda evs: any(n == "assignment.offered" for n, _ in evs))
+    assignment = next(data for n, data in officer.events if n == "assignment.offered")
+    # Offered is not enough: only once accepted does the officer follow the incident.
+    await act(app_client, d, incident, "notes", {"text": "before accepting"})
+    answer = await officer.call(
+        "ack", {"assignment_id": assignment["assignment_id"], "accept": True}
+    )
+    assert answer["ok"], answer
+    await act(app_client, d, incident, "notes", {"text": "suspect wears red"})
+    await act(app_client, d, other, "claim")
+    await act(app_client, d, other, "notes", {"text": "not theirs"})
+    await officer.wait_for(lambda evs: any(d.get("text") == "suspect wears red" for _, d in evs))
+    texts = [data.get("text") for name, data in officer.events if name == "incident.updated"]
+    assert texts == ["suspect wears red"]
+    last = officer.seqs()[-1]
+    await officer.close()
+
+    # Offline: the reporter's trail moves and the dispatcher writes; then the job ends.
+    await act(app_client, d, incident, "notes", {"text": "now heading north"})
+    assert (await act(app_client, d, incident, "resolve", {"disposition": "assisted"}))[0] == 200
+    await act(app_client, d, incident, "notes", {"text": "after the end"})
+    again = feed("/officer", staff.officer.token)
+    await again.connect()
+    await again.resume(last)
+    await again.wait_for(lambda evs: any(n == "assignment.cleared" for n, _ in evs))
+    names = [(n, data.get("text")) for n, data in again.events]
+    assert names == [
+        ("incident.updated", "now heading north"),
+        ("incident.resolved", None),
+        ("assignment.cleared", None),
+    ]
+    await again.close()
