@@ -1,6 +1,6 @@
 """The console feed: auth, scope, live push, and resume as an invariant."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -95,17 +95,35 @@ async def test_live_push_respects_precinct_scope(
         await client.close()
 
 
-async def every_action(client: Client, citizen: CitizenSession, staff: Staff) -> None:
-    """One of each workflow step (and intake, trail, cancel, note, chat)."""
+async def every_action(
+    client: Client,
+    citizen: CitizenSession,
+    staff: Staff,
+    after_each: Callable[[str], Awaitable[None]] | None = None,
+) -> None:
+    """One of each workflow step (and intake, trail, cancel, note, chat, next), calling
+    `after_each(name)` after every one."""
     d, c = staff.dispatcher, staff.commander
-    a, b, e, f, g = [(await report(client, citizen))["incident_id"] for _ in range(5)]
+
+    async def done(name: str) -> None:
+        if after_each is not None:
+            await after_each(name)
+
+    made = []
+    for _ in range(5):
+        made.append((await report(client, citizen))["incident_id"])
+        await done("intake")
+    a, b, e, f, g = made
     await client.post(f"/api/alarms/{g}/trail", headers=citizen.headers,
                       json={"points": [{"lon": 118.80, "lat": 32.07, "accuracy_m": 9, "datum": "wgs84",
                                         "time": "2026-11-24T10:00:00+00:00"}]})  # fmt: skip
+    await done("trail")
     await client.post(f"/api/alarms/{g}/cancel", json={"reason": "pocket"}, headers=citizen.headers)
+    await done("cancel")
     await client.post(
         "/api/officers/me/duty", json={"on_duty": True}, headers=staff.officer.headers
     )
+    await done("duty")
     steps: list[tuple[StaffLogin, str, str, Any]] = [
         (d, a, "claim", None), (d, a, "notes", {"text": "calling back"}),
         (d, a, "assign", {"officer_ids": [staff.officer.id]}), (d, a, "resolve", {"disposition": "advised"}),
@@ -118,9 +136,14 @@ async def every_action(client: Client, citizen: CitizenSession, staff: Staff) ->
     for who, incident, verb, body in steps:
         status, answer = await act(client, who, incident, verb, body)
         assert status in (200, 201), (verb, answer)
+        await done(verb)
     await client.post(
         f"/api/incidents/{e}/messages", json={"body": "Are you safe?"}, headers=d.headers
     )
+    await done("message")
+    response = await client.post("/api/incidents/next", headers=d.headers)
+    assert (await response.json())["incident"]["id"] == e
+    await done("next")
 
 
 async def test_stale_snapshot_plus_replayed_events_equals_fresh_snapshot(
@@ -218,3 +241,26 @@ async def test_workflow_over_socketio_answers_in_acks(
     assert nothing == {"ok": True, "incident": None}
     for client in (mine, other):
         await client.close()
+
+
+async def test_each_action_folds_the_last_snapshot_into_the_next(
+    app_client: Client, citizen: CitizenSession, staff: Staff, console: FeedClient
+) -> None:
+    """The invariant, action by action: snapshot before + its events == snapshot after."""
+    seq, state = await snapshot(app_client, staff.commander)
+    await console.resume(seq)
+    checked: list[str] = []
+
+    async def check(name: str) -> None:
+        nonlocal seq, state
+        new_seq, new_state = await snapshot(app_client, staff.commander)
+        await console.wait_for_seq(new_seq)
+        emitted = [(n, d) for n, d in console.events if seq < d["seq"] <= new_seq]
+        assert apply(state, emitted) == new_state, name
+        seq, state = new_seq, new_state
+        checked.append(name)
+
+    await every_action(app_client, citizen, staff, after_each=check)
+    assert len(checked) == 27 and {"claim", "merge", "transfer", "next", "message"} <= set(checked)
+    seqs = console.seqs()
+    assert seqs == sorted(set(seqs))
