@@ -1,7 +1,8 @@
 """The feed hub of one node: committed events, in `seq` order, to the right rooms.
 
 Every node publishes the events it commits to one Redis channel and every node's hub
-consumes that channel.  The hub delivers strictly in `seq` order: `seq` is assigned
+consumes that channel; a node's own events go to its clients at once, without waiting
+for their echo.  The hub delivers strictly in `seq` order: `seq` is assigned
 under a lock held until commit, so when event N has committed every lower seq has
 committed or never will, and a gap (an event published by another node that has not
 arrived yet, or a publish lost with a Redis hiccup) is filled from PostgreSQL.  A poll
@@ -17,19 +18,20 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from dispatch.domain.events import Actor, ActorKind
 from dispatch.store.events import StoredEvent, event_from_row
-from signaling.audiences import rooms_for
+from signaling.audiences import membership, rooms_for
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,16 @@ CHANNEL = "m110:feed"
 
 # (namespace, room, wire event name, wire data) for each delivery of one event.
 Delivery = tuple[str, str, str, dict[str, Any]]
-Emit = Callable[[str, dict[str, Any], str, str], Awaitable[None]]  # event, data, room, namespace
+# event, data, rooms, namespace: one send of the same data to every client in any of rooms.
+Emit = Callable[[str, dict[str, Any], Sequence[str], str], Awaitable[None]]
+
+
+class _Seq(msgspec.Struct):
+    seq: int
+
+
+# Reads only `seq` of a published event, to drop the ones delivered already unparsed.
+_seq_of = msgspec.json.Decoder(_Seq).decode
 
 
 def encode_event(event: StoredEvent) -> str:
@@ -88,6 +99,20 @@ async def events_between(
     return [event_from_row(r) for r in rows]
 
 
+def _sends(
+    deliveries: Iterable[Delivery],
+) -> list[tuple[str, list[str], str, dict[str, Any]]]:
+    """Deliveries of the same data under the same name, merged into one send to all their
+    rooms: the packet is encoded once, and a client in two of the rooms gets it once."""
+    sends: list[tuple[str, list[str], str, dict[str, Any]]] = []
+    for namespace, room, name, data in deliveries:
+        if sends and sends[-1][0] == namespace and sends[-1][2] == name and sends[-1][3] is data:
+            sends[-1][1].append(room)
+        else:
+            sends.append((namespace, [room], name, data))
+    return sends
+
+
 @dataclass
 class FeedHub:
     pool: asyncpg.Pool
@@ -95,6 +120,9 @@ class FeedHub:
     emit: Emit
     poll_interval_s: float = 1.0
     cursor: int = 0
+    # Moves this node's clients between rooms as the feed says (incident rooms), right
+    # after the event that moves them is delivered: (namespace, from room, room, join?).
+    move: Callable[[str, str, str, bool], None] | None = None
 
     def __post_init__(self) -> None:
         self.lock = asyncio.Lock()
@@ -102,7 +130,7 @@ class FeedHub:
         self.delivered = 0
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
-        """The Publisher listener: hand committed events to every node."""
+        """The Publisher listener: hand committed events to every node, this one directly."""
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             pipe.publish(CHANNEL, encode_event(event))
@@ -111,6 +139,13 @@ class FeedHub:
         except (OSError, redis.exceptions.RedisError):
             # Not lost: every hub's poll finds them in PostgreSQL.
             logger.exception("feed publish failed", extra={"seqs": [e.seq for e in events]})
+        # This node's clients need not wait for the Redis echo, which `_consume` then drops.
+        try:
+            for event in events:
+                await self.deliver(event)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # A gap could not be filled just now: the echo or the poll will deliver them.
+            logger.warning("feed delivery failed", extra={"seqs": [e.seq for e in events]})
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
@@ -141,6 +176,8 @@ class FeedHub:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is None or message.get("type") != "message":
                         continue
+                    if _seq_of(message["data"]).seq <= self.cursor:
+                        continue  # delivered already: this node's own, or backfilled
                     await self.deliver(decode_event(message["data"]))
             except (OSError, redis.exceptions.RedisError):
                 ready.set()  # start-up must not hang on Redis: the poll covers delivery
@@ -173,7 +210,9 @@ class FeedHub:
             await self._dispatch(event)
 
     async def _dispatch(self, event: StoredEvent) -> None:
-        for namespace, room, name, data in rooms_for(event):
-            await self.emit(name, data, room, namespace)
+        for namespace, rooms, name, data in _sends(rooms_for(event)):
+            await self.emit(name, data, rooms, namespace)
+        if self.move is not None and (moved := membership(event)) is not None:
+            self.move(*moved)
         self.cursor = max(self.cursor, event.seq)
         self.delivered += 1

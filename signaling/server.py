@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.workflow import Workflow
+from signaling.fanout import FeedManager
 from signaling.hub import FeedHub
 from signaling.namespaces import CitizenNamespace, ConsoleNamespace, OfficerNamespace
 
@@ -92,15 +94,24 @@ async def start_signaling(
     # Fan-out across nodes goes through Redis.  The manager is installed here because
     # the Redis URL (embedded or configured) is only known once the infrastructure is up,
     # and before any client can connect.
-    manager = socketio.AsyncRedisManager(infra.redis_url, channel="m110:socketio")
+    manager = FeedManager(infra.redis_url, channel="m110:socketio")
     sio.manager = manager
     manager.set_server(sio)
 
-    async def emit(name: str, data: dict[str, Any], room: str, namespace: str) -> None:
-        # ignore_queue: every node's hub delivers to its own clients.
-        await sio.emit(name, data, room=room, namespace=namespace, ignore_queue=True)
+    async def emit(name: str, data: dict[str, Any], rooms: Sequence[str], namespace: str) -> None:
+        # Every node's hub delivers to its own clients: not through the manager's Redis.
+        # Feed events are JSON (they come from PostgreSQL's jsonb): no binary attachments.
+        await manager.send_to_rooms(namespace, rooms, name, data, binary=False)
 
-    hub = FeedHub(pool=infra.pool, redis=infra.redis, emit=emit)
+    def move(namespace: str, member_room: str, room: str, join: bool) -> None:
+        # Only clients that have resumed are in their own room, so only they move.
+        for sid, _ in manager.get_participants(namespace, member_room):
+            if join:
+                manager.basic_enter_room(sid, namespace, room)
+            else:
+                manager.basic_leave_room(sid, namespace, room)
+
+    hub = FeedHub(pool=infra.pool, redis=infra.redis, emit=emit, move=move)
     await hub.start()
     publisher.subscribe(hub.publish)
     console = ConsoleNamespace(hub, staff_auth, workflow, messages)
