@@ -40,7 +40,6 @@ from dispatch.http.models import IntakeOut
 from dispatch.images import VerifiedImage
 from dispatch.queue import PriorityQueue, QueueEntry
 from dispatch.services.views import incident_view
-from dispatch.store import citizens as citizen_store
 from dispatch.store import events as event_store
 from dispatch.store import incidents as incident_store
 from dispatch.store import workflow as workflow_store
@@ -121,12 +120,13 @@ class IntakeService:
         )  # fmt: skip
         return token
 
-    def _answer(self, stored: dict[str, Any]) -> IntakeOut:
-        token = self._tracking_token(
-            uuid.UUID(stored["incident_id"]),
-            stored["case_no"],
-            datetime.fromisoformat(stored["received_at"]),
-        )
+    def _answer(self, stored: dict[str, Any], token: str | None = None) -> IntakeOut:
+        if token is None:
+            token = self._tracking_token(
+                uuid.UUID(stored["incident_id"]),
+                stored["case_no"],
+                datetime.fromisoformat(stored["received_at"]),
+            )
         body = {k: v for k, v in stored.items() if k != "received_at"} | {"tracking_token": token}
         return msgspec.convert(body, IntakeOut)
 
@@ -157,15 +157,19 @@ class IntakeService:
 
     async def submit(self, citizen_id: CitizenId, submission: Submission) -> IntakeResult:
         location = self.locate(submission.position)
+        received_at = self.clock.now()
         async with self.pool.acquire() as conn:
-            earlier = await incident_store.find_response(
-                conn, citizen_id, submission.idempotency_key
-            )
-            if earlier is not None:
-                return self._replay(earlier, submission)
+            context = await incident_store.intake_context(
+                conn, citizen_id, submission.idempotency_key, submission.tag,
+                self._duplicate_box(location), received_at - self.duplicate_window,
+            )  # fmt: skip
+            if context.earlier is not None:
+                return self._replay(context.earlier, submission)
             try:
                 async with conn.transaction():
-                    stored, event, entry = await self._write(conn, citizen_id, submission, location)
+                    stored, token, event, entry = await self._write(
+                        conn, citizen_id, submission, location, received_at, context
+                    )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "reports_citizen_id_idempotency_key_key":
                     raise
@@ -182,7 +186,7 @@ class IntakeService:
             extra={"incident_id": stored["incident_id"], "case_no": stored["case_no"],
                    "channel": submission.channel.value, "precinct": location.precinct_code},
         )  # fmt: skip
-        return IntakeResult(self._answer(stored), replayed=False)
+        return IntakeResult(self._answer(stored, token), replayed=False)
 
     def _replay(self, earlier: tuple[dict[str, Any], str], submission: Submission) -> IntakeResult:
         stored, channel = earlier
@@ -193,60 +197,61 @@ class IntakeService:
             )
         return IntakeResult(self._answer(stored), replayed=True)
 
+    def _duplicate_box(self, location: Location) -> tuple[float, float, float, float] | None:
+        if location.lon is None or location.lat is None:
+            return None
+        return degree_box(location.lon, location.lat, self.duplicate_radius_m)
+
     async def _write(
         self,
         conn: asyncpg.Connection,
         citizen_id: CitizenId,
         submission: Submission,
         location: Location,
-    ) -> tuple[dict[str, Any], StoredEvent, QueueEntry]:
-        citizen = await citizen_store.get_citizen(conn, citizen_id)
-        if citizen is None:
+        received_at: datetime,
+        context: incident_store.IntakeContext,
+    ) -> tuple[dict[str, Any], str, StoredEvent, QueueEntry]:
+        if context.verification is None:
             raise Unauthorized("unknown citizen; register again", field="token")
-        severity = await incident_store.tag_severity(conn, submission.tag)
-        if severity is None:
+        if context.severity is None:
             raise BadRequest(f"unknown tag {submission.tag!r}", field="tag")
-        received_at = self.clock.now()
+        assert context.case_serial is not None
         credit = priority_credit(
             self.weights,
-            severity=severity,
-            verification=citizen.verification,
+            severity=context.severity,
+            verification=context.verification,
             channel=submission.channel,
-            false_alarms=citizen.false_alarms,
+            false_alarms=context.false_alarms,
         )
         score = priority_score(received_at, credit)
-        serial = await incident_store.next_case_serial(conn)
-        case_no = case_number(self.case_prefix, received_at.astimezone(self.timezone), serial)
+        local_day = received_at.astimezone(self.timezone)
+        case_no = case_number(self.case_prefix, local_day, context.case_serial)
         incident_id = uuid.uuid4()
         stored = self._stored_answer(incident_id, case_no, received_at, location)
         token = self._tracking_token(incident_id, case_no, received_at)
-        await incident_store.insert_incident(
+        report_id = uuid.uuid4()
+        position = submission.position
+        incident = await incident_store.insert_incident(
             conn,
             incident_store.NewIncident(
                 id=incident_id, case_no=case_no, channel=submission.channel.value,
-                tag=submission.tag, severity=severity, citizen_id=citizen_id,
-                verification=citizen.verification.value, location=location,
+                tag=submission.tag, severity=context.severity, citizen_id=citizen_id,
+                verification=context.verification.value, location=location,
                 received_at=received_at, priority_credit_s=credit, priority_score=score,
                 tracking_token_hash=token_digest(token),
             ),
-        )  # fmt: skip
-        report_id = uuid.uuid4()
-        position = submission.position
-        await incident_store.insert_report(
-            conn,
             incident_store.NewReport(
-                id=report_id, incident_id=incident_id, citizen_id=citizen_id,
-                channel=submission.channel.value, idempotency_key=submission.idempotency_key,
-                text=submission.text, tag=submission.tag,
+                id=report_id, idempotency_key=submission.idempotency_key,
+                text=submission.text,
                 lon=position.lon if position else None, lat=position.lat if position else None,
                 datum=position.datum.value if position else None,
                 accuracy_m=position.accuracy_m if position else None,
                 location_source=submission.location_source, client_time=submission.client_time,
-                received_at=received_at, response=stored,
+                response=stored,
             ),
         )  # fmt: skip
         duplicates = await self._link_duplicates(
-            conn, incident_id, submission.tag, location, received_at
+            conn, incident_id, submission.tag, location, context
         )
         for image, key in submission.images:
             await incident_store.insert_attachment(
@@ -256,8 +261,6 @@ class IntakeService:
                 exif_lon=image.gps[0] if image.gps else None,
                 exif_lat=image.gps[1] if image.gps else None, taken_at=image.taken_at,
             )  # fmt: skip
-        incident = await workflow_store.get_incident(conn, incident_id)
-        assert incident is not None
         event = await event_store.append_event(
             conn,
             "incident.created",
@@ -271,7 +274,7 @@ class IntakeService:
             precinct_code=incident.scope_precinct,
             citizen_id=citizen_id,
         )  # fmt: skip
-        return stored, event, QueueEntry(incident_id, location.precinct_code, score)
+        return stored, token, event, QueueEntry(incident_id, location.precinct_code, score)
 
     async def _link_duplicates(
         self,
@@ -279,23 +282,21 @@ class IntakeService:
         incident_id: uuid.UUID,
         tag: str,
         location: Location,
-        received_at: datetime,
+        context: incident_store.IntakeContext,
     ) -> list[dict[str, Any]]:
         """Link open incidents close in space and time with a compatible tag: a suggestion
         for the dispatcher, never a merge."""
-        if location.lon is None or location.lat is None:
+        if location.lon is None or location.lat is None or not context.nearby:
             return []
-        tags = compatible_with(tag, await incident_store.active_tags(conn))
-        box = degree_box(location.lon, location.lat, self.duplicate_radius_m)
-        candidates = await incident_store.open_nearby(
-            conn, incident_id, box, received_at - self.duplicate_window, tags
-        )
+        tags = frozenset(compatible_with(tag, context.active_tags))
         found = []
-        for row in candidates:
-            distance = haversine_m(location.lon, location.lat, row["lon"], row["lat"])
+        for other in context.nearby:
+            if other.tag not in tags:
+                continue
+            distance = haversine_m(location.lon, location.lat, other.lon, other.lat)
             if distance <= self.duplicate_radius_m:
-                await incident_store.link_possible_duplicate(conn, incident_id, row["id"], distance)
-                found.append({"incident_id": str(row["id"]), "distance_m": round(distance, 1)})
+                await incident_store.link_possible_duplicate(conn, incident_id, other.id, distance)
+                found.append({"incident_id": str(other.id), "distance_m": round(distance, 1)})
         return found
 
     async def _owned_incident(

@@ -128,16 +128,12 @@ class StaffAuth:
         except ValueError:
             raise Unauthorized("the token names no session", field="token") from None
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT user_id, expires_at, revoked_at FROM staff_sessions WHERE id = $1",
-                session_id,
-            )
-            if row is None or row["user_id"] != user_id or row["revoked_at"] is not None:
-                raise Unauthorized("this session has ended; log in again", field="token")
-            user = await user_store.get_user(conn, user_id)
-        if user is None or not user.active:
+            found = await user_store.get_session_user(conn, session_id)
+        if found is None or found.user.id != user_id or found.revoked_at is not None:
+            raise Unauthorized("this session has ended; log in again", field="token")
+        if not found.user.active:
             raise Unauthorized("this account is disabled", field="token")
-        return StaffSession(user, session_id, row["expires_at"])
+        return StaffSession(found.user, session_id, found.expires_at)
 
     async def logout(self, session: StaffSession) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

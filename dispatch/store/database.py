@@ -54,6 +54,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool: nothing more.
+
+    asyncpg rolls back a transaction left open before calling this; its default reset
+    would then also cost a round trip per release (UNLISTEN, RESET ALL, advisory unlock)
+    for session state our code never leaves behind: locks and settings are transaction
+    scoped, and the migration lock and the precinct LISTEN undo themselves."""
+
+
 def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
@@ -69,6 +78,7 @@ async def create_pool(
                 min_size=min_size,
                 max_size=max_size,
                 init=_init_connection,
+                reset=_keep_session,
                 command_timeout=60,
             ),
             timeout_s,

@@ -44,13 +44,17 @@ async def append_event(
     """Append one event inside the caller's transaction; the caller publishes after commit."""
     if not conn.is_in_transaction():
         raise RuntimeError("append_event must run inside the state change's transaction")
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", _FEED_LOCK)
+    # One round trip: the row is formed (and `seq` drawn) only once the lock is held.
     row = await conn.fetchrow(
-        """INSERT INTO incident_events
+        """WITH feed AS (SELECT pg_advisory_xact_lock($1))
+           INSERT INTO incident_events
                (type, incident_id, precinct_code, citizen_id, officer_id,
                 actor_kind, actor_id, payload)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           SELECT $2::text, $3::uuid, $4::text, $5::uuid, $6::bigint, $7::text, $8::text,
+                  $9::jsonb
+           FROM feed
            RETURNING seq, created_at""",
+        _FEED_LOCK,
         type_,
         incident_id,
         precinct_code,

@@ -9,7 +9,9 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.incidents import IncidentState, Location
+from dispatch.domain.identity import VerificationLevel
+from dispatch.domain.incidents import Incident, IncidentState, Location
+from dispatch.store.workflow import incident_from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,20 +32,18 @@ class NewIncident:
 
 @dataclass(frozen=True, slots=True)
 class NewReport:
+    """The report that raises a new incident (its incident, reporter, channel, tag and
+    time are the incident's)."""
+
     id: UUID
-    incident_id: UUID
-    citizen_id: UUID
-    channel: str
     idempotency_key: str
     text: str | None
-    tag: str
     lon: float | None
     lat: float | None
     datum: str | None
     accuracy_m: float | None
     location_source: str
     client_time: datetime | None
-    received_at: datetime
     response: dict[str, Any]
 
 
@@ -60,72 +60,107 @@ class TrackedIncident:
     tracking_token_hash: str
 
 
-async def next_case_serial(conn: asyncpg.Connection) -> int:
-    value: int = await conn.fetchval("SELECT nextval('case_number_seq')")
-    return value
+@dataclass(frozen=True, slots=True)
+class NearbyIncident:
+    id: UUID
+    tag: str
+    lon: float
+    lat: float
 
 
-async def tag_severity(conn: asyncpg.Connection, tag: str) -> int | None:
-    value: int | None = await conn.fetchval(
-        "SELECT severity FROM tags WHERE code = $1 AND active", tag
+@dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What intake reads before it writes."""
+
+    earlier: tuple[dict[str, Any], str] | None  # the stored answer to this key, its channel
+    verification: VerificationLevel | None  # None: no such citizen
+    false_alarms: int
+    severity: int | None  # None: no such active tag
+    active_tags: frozenset[str]
+    case_serial: int | None  # drawn only for a new submission that will be written
+    nearby: list[NearbyIncident]  # open incidents in the box since the window opened
+
+
+async def intake_context(
+    conn: asyncpg.Connection,
+    citizen_id: UUID,
+    idempotency_key: str,
+    tag: str,
+    box: tuple[float, float, float, float] | None,
+    since: datetime,
+) -> IntakeContext:
+    """Everything intake needs to know before writing, in one round trip: an earlier
+    answer to this idempotency key, the reporter, the tag, a case serial, and the open
+    incidents nearby (possible duplicates; no box, none)."""
+    min_lon, min_lat, max_lon, max_lat = box if box is not None else (None, None, None, None)
+    row = await conn.fetchrow(
+        """SELECT r.response, r.channel, c.verification, c.false_alarms, t.severity,
+                  array(SELECT code FROM tags WHERE active) AS active_tags,
+                  CASE WHEN r.id IS NULL AND c.id IS NOT NULL AND t.severity IS NOT NULL
+                       THEN nextval('case_number_seq') END AS case_serial,
+                  CASE WHEN r.id IS NULL AND $4::float8 IS NOT NULL THEN
+                      (SELECT coalesce(json_agg(json_build_array(i.id, i.tag, i.lon, i.lat)),
+                                       '[]')
+                       FROM incidents i
+                       WHERE i.received_at >= $8
+                         AND i.state IN ('queued', 'claimed', 'assigned', 'escalated')
+                         AND i.lon BETWEEN $4 AND $6 AND i.lat BETWEEN $5 AND $7)
+                  END AS nearby
+           FROM (VALUES (1)) AS one (x)
+           LEFT JOIN reports r ON r.citizen_id = $1 AND r.idempotency_key = $2
+           LEFT JOIN citizens c ON c.id = $1
+           LEFT JOIN tags t ON t.code = $3 AND t.active""",
+        citizen_id, idempotency_key, tag, min_lon, min_lat, max_lon, max_lat, since,
+    )  # fmt: skip
+    assert row is not None
+    verification = row["verification"]
+    return IntakeContext(
+        earlier=(row["response"], row["channel"]) if row["response"] is not None else None,
+        verification=VerificationLevel(verification) if verification is not None else None,
+        false_alarms=row["false_alarms"] or 0,
+        severity=row["severity"],
+        active_tags=frozenset(row["active_tags"]),
+        case_serial=row["case_serial"],
+        nearby=[
+            NearbyIncident(UUID(id_), tag_, lon, lat)
+            for id_, tag_, lon, lat in (row["nearby"] or ())
+        ],
     )
-    return value
 
 
-async def insert_incident(conn: asyncpg.Connection, incident: NewIncident) -> None:
+async def insert_incident(
+    conn: asyncpg.Connection, incident: NewIncident, report: NewReport
+) -> Incident:
+    """Insert a new incident and the report that raised it, in one statement.
+
+    Raises UniqueViolationError when (citizen, idempotency key) was already used."""
     loc = incident.location
-    await conn.execute(
-        """INSERT INTO incidents
-               (id, case_no, state, channel, tag, severity, citizen_id, verification,
-                precinct_code, jurisdiction, nearest_precinct_code, distance_m,
-                lon, lat, accuracy_m, received_at, priority_credit_s, priority_score,
-                tracking_token_hash)
-           VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                   $15, $16, $17, $18)""",
-        incident.id,
-        incident.case_no,
-        incident.channel,
-        incident.tag,
-        incident.severity,
-        incident.citizen_id,
-        incident.verification,
-        loc.precinct_code,
-        loc.jurisdiction,
-        loc.nearest_code,
-        loc.distance_m,
-        loc.lon,
-        loc.lat,
-        loc.accuracy_m,
-        incident.received_at,
-        incident.priority_credit_s,
-        incident.priority_score,
+    row = await conn.fetchrow(
+        """WITH incident AS (
+               INSERT INTO incidents
+                   (id, case_no, state, channel, tag, severity, citizen_id, verification,
+                    precinct_code, jurisdiction, nearest_precinct_code, distance_m,
+                    lon, lat, accuracy_m, received_at, priority_credit_s, priority_score,
+                    tracking_token_hash)
+               VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                       $15, $16, $17, $18)
+               RETURNING *),
+           report AS (
+               INSERT INTO reports
+                   (id, incident_id, citizen_id, channel, idempotency_key, text, tag, lon, lat,
+                    datum, accuracy_m, location_source, client_time, received_at, response)
+               VALUES ($19, $1, $6, $3, $20, $21, $4, $22, $23, $24, $25, $26, $27, $15, $28))
+           SELECT * FROM incident""",
+        incident.id, incident.case_no, incident.channel, incident.tag, incident.severity,
+        incident.citizen_id, incident.verification, loc.precinct_code, loc.jurisdiction,
+        loc.nearest_code, loc.distance_m, loc.lon, loc.lat, loc.accuracy_m,
+        incident.received_at, incident.priority_credit_s, incident.priority_score,
         incident.tracking_token_hash,
-    )
-
-
-async def insert_report(conn: asyncpg.Connection, report: NewReport) -> None:
-    """Raises UniqueViolationError when (citizen, idempotency key) was already used."""
-    await conn.execute(
-        """INSERT INTO reports
-               (id, incident_id, citizen_id, channel, idempotency_key, text, tag, lon, lat,
-                datum, accuracy_m, location_source, client_time, received_at, response)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
-        report.id,
-        report.incident_id,
-        report.citizen_id,
-        report.channel,
-        report.idempotency_key,
-        report.text,
-        report.tag,
-        report.lon,
-        report.lat,
-        report.datum,
-        report.accuracy_m,
-        report.location_source,
-        report.client_time,
-        report.received_at,
-        report.response,
-    )
+        report.id, report.idempotency_key, report.text, report.lon, report.lat, report.datum,
+        report.accuracy_m, report.location_source, report.client_time, report.response,
+    )  # fmt: skip
+    assert row is not None
+    return incident_from_row(row)
 
 
 async def find_response(
@@ -256,26 +291,6 @@ async def update_position(conn: asyncpg.Connection, incident_id: UUID, location:
     )
 
 
-async def open_nearby(
-    conn: asyncpg.Connection,
-    exclude: UUID,
-    box: tuple[float, float, float, float],
-    since: datetime,
-    tags: list[str],
-) -> list[asyncpg.Record]:
-    """Open incidents in a lon/lat box since a time, with one of `tags`."""
-    min_lon, min_lat, max_lon, max_lat = box
-    return list(
-        await conn.fetch(
-            """SELECT id, tag, lon, lat FROM incidents
-               WHERE id <> $1 AND received_at >= $2 AND tag = any($3::text[])
-                 AND state IN ('queued', 'claimed', 'assigned', 'escalated')
-                 AND lon BETWEEN $4 AND $6 AND lat BETWEEN $5 AND $7""",
-            exclude, since, tags, min_lon, min_lat, max_lon, max_lat,
-        )
-    )  # fmt: skip
-
-
 async def link_possible_duplicate(
     conn: asyncpg.Connection, incident_id: UUID, other_id: UUID, distance_m: float
 ) -> None:
@@ -287,7 +302,3 @@ async def link_possible_duplicate(
         other_id,
         distance_m,
     )
-
-
-async def active_tags(conn: asyncpg.Connection) -> frozenset[str]:
-    return frozenset(r["code"] for r in await conn.fetch("SELECT code FROM tags WHERE active"))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
 import asyncpg
 
 from dispatch.domain.users import Role, User, UserId
@@ -55,6 +59,31 @@ async def insert_user(
 async def get_user(conn: asyncpg.Connection, user_id: UserId) -> User | None:
     row = await conn.fetchrow(_SELECT + " WHERE u.id = $1", user_id)
     return _user(row) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUser:
+    """A staff session and the account it belongs to, as they are now."""
+
+    user: User
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+async def get_session_user(conn: asyncpg.Connection, session_id: UUID) -> SessionUser | None:
+    """One round trip for what every staff request checks."""
+    row = await conn.fetchrow(
+        """SELECT s.expires_at, s.revoked_at,
+                  u.id, u.username, u.display_name, u.role, u.active,
+                  array(SELECT precinct_code FROM user_precincts p WHERE p.user_id = u.id
+                        ORDER BY precinct_code) AS precincts
+           FROM staff_sessions s JOIN users u ON u.id = s.user_id
+           WHERE s.id = $1""",
+        session_id,
+    )
+    if row is None:
+        return None
+    return SessionUser(_user(row), row["expires_at"], row["revoked_at"])
 
 
 async def get_user_with_hash(conn: asyncpg.Connection, username: str) -> tuple[User, str] | None:
