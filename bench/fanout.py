@@ -31,21 +31,13 @@ The last line is one JSON object.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, bench/ comes first on sys.path, where a benchmark named like a module
-# of the standard library (queue.py, say, which redis and aiohttp import) would shadow
-# it: search bench/ (for _harness and friends) last.
-if sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.append(sys.path.pop(0))
-
 import argparse
 import asyncio
 import contextlib
 import itertools
 import json
 import math
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
