@@ -315,9 +315,10 @@ class IntakeService:
         tokens = min(TRAIL_POINTS_PER_MINUTE, tokens + (now - last) * TRAIL_POINTS_PER_MINUTE / 60)
         if tokens < points:
             raise RateLimited("too many trail points; send at most 2 per second", field="points")
-        self._trail_budget[incident_id] = (tokens - points, now)
-        if len(self._trail_budget) > 10_000:  # bound the memory a flood can take
-            self._trail_budget.clear()
+        self._trail_budget.pop(incident_id, None)
+        self._trail_budget[incident_id] = (tokens - points, now)  # newest last
+        if len(self._trail_budget) > 10_000:  # bound the memory: forget the stalest
+            del self._trail_budget[next(iter(self._trail_budget))]
 
     async def add_trail(
         self,
@@ -325,10 +326,11 @@ class IntakeService:
         incident_id: uuid.UUID,
         points: list[tuple[Position, datetime]],
     ) -> int:
-        self._spend_trail_budget(incident_id, len(points))
         located = [(self.locate(position), at) for position, at in points]
         async with self.pool.acquire() as conn, conn.transaction():
             incident = await self._owned_incident(conn, citizen_id, incident_id)
+            # Only the owner spends an alarm's budget: a stranger cannot exhaust it.
+            self._spend_trail_budget(incident_id, len(points))
             if incident.channel != Channel.ALARM.value:
                 raise BadRequest("only a silent alarm has a trail")
             if not incident.state.is_open:

@@ -132,15 +132,16 @@ async def test_trail_updates_position_and_is_rate_bounded(
     async with pg.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM alarm_trail") == 2
         assert await conn.fetchval("SELECT lon FROM incidents") == 118.80
+    # Someone else cannot add to it, learns nothing about it, and cannot spend its budget.
+    other = await register_citizen(app_client, "other-device-02")
+    for _ in range(4):
+        response = await app_client.post(url, json={"points": [point] * 50}, headers=other.headers)
+        assert response.status == 404
     statuses = [
         (await app_client.post(url, json={"points": [point] * 50}, headers=citizen.headers)).status
         for _ in range(4)
     ]
     assert statuses[:2] == [202, 202] and 429 in statuses
-    # Someone else cannot add to it, and learns nothing about it.
-    other = await register_citizen(app_client, "other-device-02")
-    response = await app_client.post(url, json={"points": [point]}, headers=other.headers)
-    assert response.status == 404
 
 
 async def test_cancel_keeps_and_marks_the_incident(
