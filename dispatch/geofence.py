@@ -39,6 +39,9 @@ class IndexCache:
     than once (tests, several apps in one process) shares the result.
     """
 
+    # Indexes kept: the current one, and a few recent ones a test run reuses.
+    KEEP = 4
+
     def __init__(self) -> None:
         self._built: dict[str, PrecinctIndex] = {}
 
@@ -51,9 +54,12 @@ class IndexCache:
             digest.update(f"{precinct.code}\0{precinct.name}\0".encode())
             digest.update(precinct.geometry.wkb)
         key = digest.hexdigest()
-        index = self._built.get(key)
+        index = self._built.pop(key, None)
         if index is None:
-            index = self._built[key] = PrecinctIndex.build(precincts)
+            index = PrecinctIndex.build(precincts)
+        self._built[key] = index  # most recently used last
+        while len(self._built) > self.KEEP:  # every import would otherwise stay in memory
+            del self._built[next(iter(self._built))]
         return index
 
 
