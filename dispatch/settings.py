@@ -8,6 +8,7 @@ value raises `SettingsError` naming the setting, which the CLI prints as one lin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import os
@@ -165,6 +166,10 @@ class Settings:
 
     # WebRTC: comma-separated STUN/TURN URLs handed to browsers and used by aiortc.
     ice_servers: tuple[str, ...] = _env("MICRO110_ICE_SERVERS", _csv, default=())
+
+    # Reverse proxies (addresses or networks) whose X-Real-IP names the client; from
+    # anyone else the header is ignored.  Login lockouts are per account and client.
+    trusted_proxies: tuple[str, ...] = _env("MICRO110_TRUSTED_PROXIES", _csv, default=())
     turn_username: str | None = _env("MICRO110_TURN_USERNAME", _optional_str, default=None)
     turn_password: str | None = _env("MICRO110_TURN_PASSWORD", _optional_str, default=None)
 
@@ -213,6 +218,11 @@ class Settings:
         ):
             if value <= 0:
                 raise SettingsError(name, f"must be positive, got {value}")
+        try:
+            for network in self.trusted_proxies:
+                ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise SettingsError("MICRO110_TRUSTED_PROXIES", str(exc)) from None
         for name, url, schemes in (
             ("DATABASE_URL", self.database_url, ("postgresql://", "postgres://")),
             ("REDIS_URL", self.redis_url, ("redis://", "rediss://", "unix://")),
@@ -245,6 +255,10 @@ class Settings:
                 raise SettingsError(name, str(exc)) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies)
 
     @property
     def priority_weights(self) -> PriorityWeights:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Any
 
@@ -70,6 +71,21 @@ def incident_out(incident: Any) -> IncidentOut:
     return msgspec.convert(incident_view(incident), IncidentOut)
 
 
+def client_address(request: web.Request) -> str:
+    """The caller's address: X-Real-IP when a trusted proxy sent the request."""
+    remote = request.remote or "unknown"
+    forwarded = request.headers.get("X-Real-IP", "").strip()
+    if forwarded:
+        try:
+            peer = ipaddress.ip_address(remote)
+            ipaddress.ip_address(forwarded)
+        except ValueError:
+            return remote
+        if any(peer in network for network in request.app[SETTINGS].trusted_networks):
+            return forwarded
+    return remote
+
+
 def _max_json(request: web.Request) -> int:
     return request.app[SETTINGS].max_json_bytes
 
@@ -77,7 +93,9 @@ def _max_json(request: web.Request) -> int:
 @routes.post("/api/auth/login")
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginIn, max_bytes=_max_json(request))
-    token, session = await request.app[STAFF_AUTH].login(body.username, body.password)
+    token, session = await request.app[STAFF_AUTH].login(
+        body.username, body.password, client_address(request)
+    )
     user = session.user
     return _json(
         LoginOut(

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -29,7 +27,11 @@ from dispatch.tokens import TokenKind, TokenSigner
 
 logger = logging.getLogger(__name__)
 
+# Wrong passwords allowed per account and client address in the window.  Keyed on the
+# client too, so nobody can lock a dispatcher out by failing logins in their name from
+# elsewhere; the per-account ceiling still stops a guesser spread over many addresses.
 FAILED_LOGINS_ALLOWED = 10
+FAILED_LOGINS_PER_ACCOUNT = 100
 FAILED_LOGIN_WINDOW_S = 15 * 60
 
 
@@ -63,34 +65,41 @@ class StaffAuth:
     clock: Clock
     ttl: timedelta
 
-    async def _count_failure(self, username: str) -> int:
-        key = f"m110:login-failures:{username.lower()}"
+    @staticmethod
+    def _failure_keys(username: str, client: str) -> list[str]:
+        name = username.lower()
+        return [f"m110:login-failures:{name}:{client}", f"m110:login-failures:{name}"]
+
+    async def _count_failure(self, username: str, client: str) -> None:
         try:
             # SET NX EX starts the window once (EXPIRE NX needs Redis 7; embedded is 6.2).
             pipe = self.redis.pipeline(transaction=True)
-            pipe.set(key, 0, ex=FAILED_LOGIN_WINDOW_S, nx=True)
-            pipe.incr(key)
-            _, count = await pipe.execute()
+            for key in self._failure_keys(username, client):
+                pipe.set(key, 0, ex=FAILED_LOGIN_WINDOW_S, nx=True)
+                pipe.incr(key)
+            await pipe.execute()
         except (OSError, redis.exceptions.RedisError):
             logger.exception("login failure counter unavailable")
-            return 0
-        return int(count)
 
-    async def _failures(self, username: str) -> int:
+    async def _locked_out(self, username: str, client: str) -> bool:
         try:
-            value = await cast(
-                Awaitable[bytes | None], self.redis.get(f"m110:login-failures:{username.lower()}")
-            )
+            here, anywhere = await self.redis.mget(self._failure_keys(username, client))
         except (OSError, redis.exceptions.RedisError):
-            return 0
-        return int(value or 0)
+            return False
+        return (
+            int(here or 0) >= FAILED_LOGINS_ALLOWED
+            or int(anywhere or 0) >= FAILED_LOGINS_PER_ACCOUNT
+        )
 
-    async def login(self, username: str, password: str) -> tuple[str, StaffSession]:
-        if await self._failures(username) >= FAILED_LOGINS_ALLOWED:
+    async def login(
+        self, username: str, password: str, client: str = "unknown"
+    ) -> tuple[str, StaffSession]:
+        """A session for the right password; `client` is the caller's address."""
+        if await self._locked_out(username, client):
             raise RateLimited("too many failed logins for this account; wait 15 minutes")
         user = await authenticate(self.pool, self.passwords, username, password)
         if user is None:
-            await self._count_failure(username)
+            await self._count_failure(username, client)
             raise Unauthorized("wrong username or password")
         now = self.clock.now()
         session_id = uuid.uuid4()
