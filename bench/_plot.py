@@ -6,6 +6,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+def matplotlib_installed() -> bool:
+    """Whether plots can be drawn; if not, say so (a dev extra, but maybe left out)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("no plot: matplotlib is not installed (.venv/bin/pip install matplotlib)")
+        return False
+    return True
+
+
 def grouped_bars(
     path: Path,
     *,

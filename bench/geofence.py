@@ -256,12 +256,9 @@ def _goals(results: Sequence[Result]) -> None:
 
 
 def _plot(results: Sequence[Result], path: Path) -> None:
-    from _plot import grouped_bars
+    from _plot import grouped_bars, matplotlib_installed
 
-    try:
-        import matplotlib  # noqa: F401 - only to say what is missing
-    except ImportError:
-        print("no plot: matplotlib is not installed (.venv/bin/pip install matplotlib)")
+    if not matplotlib_installed():
         return
     grouped_bars(
         path,

@@ -111,11 +111,11 @@ async def _file_incidents(servers: Cluster, count: int) -> tuple[set[str], float
 
 
 async def _dispatch_until_empty(
-    base_url: str, dispatcher: Dispatcher, start: asyncio.Event
+    base_url: str, dispatcher: Dispatcher, ready: asyncio.Barrier
 ) -> None:
     async with aiohttp.ClientSession() as http:
         token = await login(http, base_url, dispatcher.name)
-        await start.wait()
+        await ready.wait()  # every dispatcher logged in: all start claiming together
         clock = time.perf_counter
         while True:
             sent = clock()
@@ -169,14 +169,13 @@ async def _run(incidents: int, dispatcher_count: int) -> tuple[Result, list[Disp
             )
             for i in range(dispatcher_count)
         ]
-        start = asyncio.Event()
+        ready = asyncio.Barrier(len(dispatchers) + 1)
         work = [
-            asyncio.create_task(_dispatch_until_empty(servers.urls[d.node], d, start))
+            asyncio.create_task(_dispatch_until_empty(servers.urls[d.node], d, ready))
             for d in dispatchers
         ]
-        await asyncio.sleep(2.0)  # every dispatcher logged in and waiting
+        await ready.wait()
         began = time.perf_counter()
-        start.set()
         await asyncio.gather(*work)
         elapsed = time.perf_counter() - began
         agrees = await _postgres_agrees(servers, dispatchers)
@@ -234,12 +233,9 @@ def _goals(r: Result) -> None:
 
 
 def _plot(result: Result, dispatchers: Sequence[Dispatcher], path: Path) -> None:
-    from _plot import grouped_bars
+    from _plot import grouped_bars, matplotlib_installed
 
-    try:
-        import matplotlib  # noqa: F401 - only to say what is missing
-    except ImportError:
-        print("no plot: matplotlib is not installed (.venv/bin/pip install matplotlib)")
+    if not matplotlib_installed():
         return
     quantiles = (50, 90, 99, 100)
     by_node = {
