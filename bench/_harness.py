@@ -36,7 +36,13 @@ from dispatch.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from dispatch.passwords import Passwords  # noqa: E402
 from dispatch.services.users import create_user  # noqa: E402
 from dispatch.store.database import create_pool  # noqa: E402
-from tests.serving import ServerProcess, child_env, start_server  # noqa: E402
+from tests.serving import (  # noqa: E402
+    ServerProcess,
+    child_env,
+    create_database,
+    drop_database,
+    start_server,
+)
 
 PASSWORD = "bench-password-1"  # noqa: S105 - throwaway accounts in a throwaway database
 
@@ -46,12 +52,6 @@ def percentile_ms(samples_s: Sequence[float], q: float) -> float:
     if not samples_s:
         return float("nan")
     return round(float(np.percentile(np.asarray(samples_s), q)) * 1000.0, 2)
-
-
-def _with_database(url: str, database: str) -> str:
-    base, sep, query = url.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{database}{sep}{query}"
 
 
 @contextlib.asynccontextmanager
@@ -72,19 +72,11 @@ async def raw_servers(workdir: Path) -> AsyncIterator[tuple[str, str]]:
             redis = EmbeddedRedis(workdir / "redis")
             redis_url = await loop.run_in_executor(None, redis.start)
         name = f"micro110_bench_{secrets.token_hex(4)}"
-        admin = await asyncpg.connect(admin_url)
+        database_url = await create_database(admin_url, name)
         try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            yield database_url, redis_url
         finally:
-            await admin.close()
-        try:
-            yield _with_database(admin_url, name), redis_url
-        finally:
-            admin = await asyncpg.connect(admin_url)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
+            await drop_database(admin_url, name)
     finally:
         if redis is not None:
             redis.stop()

@@ -33,7 +33,13 @@ from dispatch.services.precincts import import_precincts
 from dispatch.settings import Settings
 from geo.datum import Datum
 from tests.fakes import FakeClock, RecordingSms
-from tests.serving import ServerProcess, child_env, start_server
+from tests.serving import (
+    ServerProcess,
+    child_env,
+    create_database,
+    drop_database,
+    start_server,
+)
 
 # Tables whose rows the migrations seed; everything else is emptied between tests.
 _KEEP_TABLES = frozenset({"schema_version", "tags", "server_secrets"})
@@ -46,30 +52,6 @@ class Servers:
     admin_database_url: str  # the server's maintenance database (to create test DBs)
     database_url: str  # this session's own database
     redis_url: str
-
-
-def _with_database(url: str, database: str) -> str:
-    """`url` pointing at another database (keeps host, socket and credentials)."""
-    base, sep, query = url.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{database}{sep}{query}"
-
-
-async def create_database(admin_url: str, name: str) -> str:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return _with_database(admin_url, name)
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ import asyncpg
 import pytest
 
 from dispatch.store.database import available_migrations, create_pool, migrate, schema_version
-from tests.conftest import Servers, create_database, drop_database
+from tests.conftest import Servers
+from tests.serving import create_database, drop_database
 
 EXPECTED_TABLES = {
     "citizens", "reports", "attachments", "incidents", "incident_events", "precincts",

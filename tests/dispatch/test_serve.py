@@ -9,10 +9,12 @@ import asyncpg
 import pytest
 
 from dispatch.runtime import ping
-from tests.conftest import Servers, create_database, drop_database
+from tests.conftest import Servers
 from tests.serving import (
     alive,
     child_env,
+    create_database,
+    drop_database,
     embedded_pids,
     free_port,
     processes_under,

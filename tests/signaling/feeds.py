@@ -38,6 +38,11 @@ class FeedClient:
             transports=["websocket"], wait_timeout=10,
         )  # fmt: skip
 
+    async def go_live(self) -> None:
+        """Connect and resume from now on: live events only."""
+        await self.connect()
+        await self.resume(None)
+
     async def call(self, event: str, data: Any = None) -> dict[str, Any]:
         answer: dict[str, Any] = await self.sio.call(
             event, data, namespace=self.namespace, timeout=15

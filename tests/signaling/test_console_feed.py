@@ -76,8 +76,7 @@ async def test_live_push_respects_precinct_scope(
         feed("/console", staff.other_dispatcher.token),
     )
     for client in (xuanwu, gulou):
-        await client.connect()
-        await client.resume(None)
+        await client.go_live()
     mine = await report(app_client, citizen)
     theirs = await report(app_client, citizen, lon=GULOU_DRUM_TOWER[0], lat=GULOU_DRUM_TOWER[1])
     await xuanwu.wait_for(
@@ -190,8 +189,7 @@ async def test_reconnect_resumes_without_gap_or_duplicate(
     feed: Callable[[str, str], FeedClient],
 ) -> None:
     first = feed("/console", staff.commander.token)
-    await first.connect()
-    await first.resume(None)
+    await first.go_live()
     one = await report(app_client, citizen)
     await first.wait_for(lambda evs: len(evs) == 1)
     last_seen = first.seqs()[-1]

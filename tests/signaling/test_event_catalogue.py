@@ -289,8 +289,7 @@ async def test_every_event_each_client_receives_fits_the_catalogue(
         CITIZEN: citizen_room(citizen.id),
     }
     for client in clients.values():
-        await client.connect()
-        await client.resume(None)
+        await client.go_live()
     async with pg.acquire() as conn:
         start = await latest_seq(conn)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import Servers, create_database, drop_database
+from tests.conftest import Servers
 from tests.dispatch.test_alarms import alarm
-from tests.serving import child_env, start_server
+from tests.serving import child_env, create_database, drop_database, start_server
 from tests.signaling.feeds import FeedClient
 
 
@@ -42,8 +42,7 @@ async def test_console_on_node_a_sees_alarm_and_claim_made_on_node_b(
             ) as r:
                 token = (await r.json())["token"]
             console = FeedClient(node_a.base_url, "/console", token)
-            await console.connect()
-            await console.resume(None)
+            await console.go_live()
 
             async with http.post(
                 f"{node_b.base_url}/api/citizens", json={"device_id": "multinode-phone"}

@@ -17,8 +17,7 @@ async def test_assignment_offered_until_acknowledged(
     feed: Callable[[str, str], FeedClient], fake_clock: FakeClock,
 ) -> None:  # fmt: skip
     console = feed("/console", staff.dispatcher.token)
-    await console.connect()
-    await console.resume(None)
+    await console.go_live()
     officer = feed("/officer", staff.officer.token)
     await officer.connect()
     assert (await officer.call("duty", {"on_duty": True}))["status"] == "available"
@@ -76,11 +75,9 @@ async def test_citizen_sees_case_status_and_chats_with_the_dispatcher(
     feed: Callable[[str, str], FeedClient],
 ) -> None:
     me = feed("/citizen", citizen.token)
-    await me.connect()
-    await me.resume(None)
+    await me.go_live()
     console = feed("/console", staff.dispatcher.token)
-    await console.connect()
-    await console.resume(None)
+    await console.go_live()
     created = await report(app_client, citizen)
     incident = created["incident_id"]
     await act(app_client, staff.dispatcher, incident, "claim")
@@ -136,8 +133,7 @@ async def test_officer_positions_reach_their_precinct_and_geofence_events(
         feed("/console", staff.other_dispatcher.token),
     )
     for client in (xuanwu, gulou):
-        await client.connect()
-        await client.resume(None)
+        await client.go_live()
     officer = feed("/officer", staff.officer.token)
     await officer.connect()
     await officer.call("duty", {"on_duty": True})
@@ -217,8 +213,7 @@ async def test_an_officer_follows_the_incident_they_work_also_across_a_reconnect
     incident = (await report(app_client, citizen))["incident_id"]
     other = (await report(app_client, citizen))["incident_id"]
     officer = feed("/officer", staff.officer.token)
-    await officer.connect()
-    await officer.resume(None)
+    await officer.go_live()
     assert (await act(app_client, d, incident, "claim"))[0] == 200
     assert (await act(app_client, d, incident, "assign", {"officer_ids": [staff.officer.id]}))[
         0

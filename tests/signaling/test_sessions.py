@@ -17,8 +17,7 @@ async def test_logged_out_and_disabled_staff_are_disconnected(
     officer = feed("/officer", staff.officer.token)
     commander = feed("/console", staff.commander.token)
     for client in (dispatcher, officer, commander):
-        await client.connect()
-        await client.resume(None)
+        await client.go_live()
     signaling = app_of(app_client)[SIGNALING]
     assert await signaling.sweep_sessions() == 0
 
