@@ -2,14 +2,17 @@
 
 Every node publishes the events it commits to one Redis channel and every node's hub
 consumes that channel; a node's own events go to its clients at once, without waiting
-for their echo.  The hub delivers strictly in `seq` order: `seq` is assigned
-under a lock held until commit, so when event N has committed every lower seq has
-committed or never will, and a gap (an event published by another node that has not
-arrived yet, or a publish lost with a Redis hiccup) is filled from PostgreSQL.  A poll
-of PostgreSQL catches up when no further event arrives to reveal a gap.
+for their echo.  The hub delivers strictly in `seq` order.  Writers do not serialise
+their commits (see `dispatch.store.events`), so event N may arrive while a lower seq is
+still in flight, or will never commit (its transaction rolled back), or committed
+but its publish was lost: N waits in `pending` until the gap fills from Redis, and
+a settler closes what does not fill by itself from PostgreSQL once the feed's
+horizon says every seq below has settled.  The settler also polls, so events whose
+publish was lost are delivered when nothing further arrives to reveal the gap.
 
-A client resumes by replaying from PostgreSQL and then joining its rooms while
-holding the hub's lock, so it misses nothing and sees nothing twice.
+A client resumes by replaying from PostgreSQL up to the hub's cursor (every seq up
+to it has settled) and then joining its rooms while holding the hub's lock, so it
+misses nothing and sees nothing twice.
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from dispatch.domain.events import Actor, ActorKind
-from dispatch.store.events import StoredEvent, event_from_row
+from dispatch.store.events import (
+    Horizon,
+    StoredEvent,
+    event_from_row,
+    feed_horizon,
+    settled_seq,
+)
 from signaling.audiences import membership, rooms_for
 
 logger = logging.getLogger(__name__)
@@ -86,7 +95,8 @@ def decode_event(raw: str | bytes) -> StoredEvent:
 async def events_between(
     pool: asyncpg.Pool, after: int, upto: int | None, where: str = "true", *args: Any
 ) -> list[StoredEvent]:
-    """Events with after < seq <= upto (no upper bound when None), oldest first."""
+    """Committed events with after < seq <= upto (no upper bound when None), oldest
+    first, at most 10,000."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
             f"""SELECT * FROM incident_events
@@ -113,12 +123,18 @@ def _sends(
     return sends
 
 
+_FILL_BATCH = 10000
+
+
 @dataclass
 class FeedHub:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     emit: Emit
+    # How often the settler looks at PostgreSQL when nothing is pending (lost
+    # publishes), and while an event waits for a lower seq.
     poll_interval_s: float = 1.0
+    settle_interval_s: float = 0.01
     cursor: int = 0
     # Moves this node's clients between rooms as the feed says (incident rooms), right
     # after the event that moves them is delivered: (namespace, from room, room, join?).
@@ -127,7 +143,12 @@ class FeedHub:
     def __post_init__(self) -> None:
         self.lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: dict[int, StoredEvent] = {}
+        self._gap = asyncio.Event()
         self.delivered = 0
+        # How often the settler has looked at the feed's horizon (tests wait on it).
+        self.looks = 0
+        self.looked = asyncio.Condition()
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
         """The Publisher listener: hand committed events to every node, this one directly."""
@@ -137,25 +158,19 @@ class FeedHub:
         try:
             await pipe.execute()
         except (OSError, redis.exceptions.RedisError):
-            # Not lost: every hub's poll finds them in PostgreSQL.
+            # Not lost: every hub's settler finds them in PostgreSQL.
             logger.exception("feed publish failed", extra={"seqs": [e.seq for e in events]})
         # This node's clients need not wait for the Redis echo, which `_consume` then drops.
-        try:
-            for event in events:
-                await self.deliver(event)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            # A gap could not be filled just now: the echo or the poll will deliver them.
-            logger.warning("feed delivery failed", extra={"seqs": [e.seq for e in events]})
+        for event in events:
+            await self.deliver(event)
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
-            self.cursor = int(
-                await conn.fetchval("SELECT coalesce(max(seq), 0) FROM incident_events")
-            )
+            self.cursor = await settled_seq(conn)
         ready = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._consume(ready), name="feed-consume"),
-            asyncio.create_task(self._poll(), name="feed-poll"),
+            asyncio.create_task(self._settle(), name="feed-settle"),
         ]
         await ready.wait()
 
@@ -176,37 +191,82 @@ class FeedHub:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is None or message.get("type") != "message":
                         continue
-                    if _seq_of(message["data"]).seq <= self.cursor:
-                        continue  # delivered already: this node's own, or backfilled
+                    seq = _seq_of(message["data"]).seq
+                    if seq <= self.cursor or seq in self._pending:
+                        continue  # delivered or held already: this node's own, or backfilled
                     await self.deliver(decode_event(message["data"]))
             except (OSError, redis.exceptions.RedisError):
-                ready.set()  # start-up must not hang on Redis: the poll covers delivery
+                ready.set()  # start-up must not hang on Redis: the settler covers delivery
                 logger.warning("feed subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(OSError, redis.exceptions.RedisError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def _poll(self) -> None:
+    async def _settle(self) -> None:
+        previous: Horizon | None = None
         while True:
-            await asyncio.sleep(self.poll_interval_s)
+            if not self._pending:
+                self._gap.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._gap.wait(), self.poll_interval_s)
+            if self._pending:
+                # Most gaps fill by themselves within a commit or two.
+                await asyncio.sleep(self.settle_interval_s)
+                if not self._pending:
+                    continue
             try:
-                await self.catch_up()
+                async with self.pool.acquire() as conn:
+                    now = await feed_horizon(conn)
+                async with self.looked:
+                    self.looks += 1
+                    self.looked.notify_all()
+                if not now.writers:
+                    await self.settle_upto(now.seq)
+                elif previous is not None and previous.settled_by(now):
+                    await self.settle_upto(previous.seq)
+                previous = now
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                logger.warning("feed poll failed", exc_info=True)
+                logger.warning("feed settling failed", exc_info=True)
+                previous = None
+                await asyncio.sleep(self.settle_interval_s)
 
     async def catch_up(self) -> None:
+        """Delivers every event committed before the call (waits for writers in flight)."""
+        async with self.pool.acquire() as conn:
+            upto = await settled_seq(conn)
+        await self.settle_upto(upto)
+
+    async def settle_upto(self, upto: int) -> None:
+        """Every seq <= upto has settled: deliver the ones that committed, in order, and
+        move past the ones that never will."""
         async with self.lock:
-            for event in await events_between(self.pool, self.cursor, None):
-                await self._dispatch(event)
+            while self.cursor < upto:
+                batch = await events_between(self.pool, self.cursor, upto)
+                for event in batch:
+                    self._pending.pop(event.seq, None)
+                    await self._dispatch(event)
+                if len(batch) < _FILL_BATCH:
+                    break
+            for seq in sorted(s for s in self._pending if s <= upto):
+                # Published, so committed, yet not read back: never expected; deliver
+                # it late rather than lose it.
+                logger.error("feed event missing from PostgreSQL", extra={"seq": seq})
+                await self._dispatch(self._pending.pop(seq))
+            self.cursor = max(self.cursor, upto)
+            await self._drain()
 
     async def deliver(self, event: StoredEvent) -> None:
         async with self.lock:
-            if event.seq <= self.cursor:
-                return  # already delivered (a backfill got there first)
-            if event.seq > self.cursor + 1:
-                for missing in await events_between(self.pool, self.cursor, event.seq - 1):
-                    await self._dispatch(missing)
+            if event.seq <= self.cursor or event.seq in self._pending:
+                return  # already delivered or held (a backfill got there first)
+            self._pending[event.seq] = event
+            await self._drain()
+            if self._pending:
+                self._gap.set()
+
+    async def _drain(self) -> None:
+        while (event := self._pending.pop(self.cursor + 1, None)) is not None:
             await self._dispatch(event)
 
     async def _dispatch(self, event: StoredEvent) -> None:

@@ -52,11 +52,7 @@ class IncidentQueries:
         """The open incidents in my scope and the seq they are current as of, from one
         consistent view: resuming the feed after that seq misses and repeats nothing."""
         all_precincts = session.user.role.sees_all_precincts
-        async with (
-            self.pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM incident_events"))
+        async with self.pool.acquire() as conn, event_store.feed_snapshot(conn) as seq:
             rows = await conn.fetch(
                 f"""SELECT * FROM incidents
                     WHERE state IN ('queued', 'claimed', 'assigned', 'escalated')

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,10 +14,13 @@ import asyncpg
 
 from dispatch.domain.events import Actor, ActorKind
 
-# Held until commit by every transaction that appends an event, so `seq` values
-# become visible in increasing order: a reader that has seen seq N can safely resume
-# "after N" without missing a lower seq that commits later.
+# Every transaction that appends an event holds this lock in SHARED mode from before
+# it draws its first `seq` until it ends.  Writers never wait for each other (their
+# commits group), so seqs may become visible out of order; readers restore the order:
+# `feed_horizon` tells which seqs are settled (committed or never to be), and
+# `feed_snapshot` gives a view with no writer in flight.
 _FEED_LOCK = 0x6D313130_0002
+_FEED_LOCK_HI, _FEED_LOCK_LO = _FEED_LOCK >> 32, _FEED_LOCK & 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +52,7 @@ async def append_event(
         raise RuntimeError("append_event must run inside the state change's transaction")
     # One round trip: the row is formed (and `seq` drawn) only once the lock is held.
     row = await conn.fetchrow(
-        """WITH feed AS (SELECT pg_advisory_xact_lock($1))
+        """WITH feed AS (SELECT pg_advisory_xact_lock_shared($1))
            INSERT INTO incident_events
                (type, incident_id, precinct_code, citizen_id, officer_id,
                 actor_kind, actor_id, payload)
@@ -100,5 +106,68 @@ async def events_for_incident(conn: asyncpg.Connection, incident_id: UUID) -> li
 
 
 async def latest_seq(conn: asyncpg.Connection) -> int:
+    """The highest committed seq; lower ones may still be in flight (see `feed_horizon`)."""
     value = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM incident_events")
     return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """What one look at the feed tells: every seq <= `seq` has committed, will never
+    commit, or belongs to one of `writers` (transactions holding the feed lock then).
+    Once none of `writers` is in flight any more, every seq <= `seq` is settled."""
+
+    seq: int
+    writers: frozenset[str]
+
+    def settled_by(self, later: Horizon) -> bool:
+        return not (self.writers & later.writers)
+
+
+async def feed_horizon(conn: asyncpg.Connection) -> Horizon:
+    # The statement's snapshot is taken before pg_locks is read: a seq visible in it was
+    # drawn, like every lower seq, before that read, by a writer that has ended or
+    # still holds the lock.  (Virtual transaction ids are never reused while a server runs.)
+    row = await conn.fetchrow(
+        """SELECT (SELECT coalesce(max(seq), 0) FROM incident_events) AS seq,
+                  array(SELECT virtualtransaction FROM pg_locks
+                        WHERE locktype = 'advisory' AND granted
+                          AND database = (SELECT oid FROM pg_database
+                                          WHERE datname = current_database())
+                          AND classid::bigint = $1 AND objid::bigint = $2
+                          AND objsubid = 1) AS writers""",
+        _FEED_LOCK_HI,
+        _FEED_LOCK_LO,
+    )
+    assert row is not None
+    return Horizon(int(row["seq"]), frozenset(row["writers"]))
+
+
+async def settled_seq(conn: asyncpg.Connection, poll_s: float = 0.005) -> int:
+    """A seq at least as high as every seq committed before the call, below which
+    nothing more will ever commit (waits for the writers in flight, never blocks them)."""
+    first = await feed_horizon(conn)
+    while first.writers:
+        await asyncio.sleep(poll_s)
+        if first.settled_by(await feed_horizon(conn)):
+            break
+    return first.seq
+
+
+@contextlib.asynccontextmanager
+async def feed_snapshot(conn: asyncpg.Connection) -> AsyncIterator[int]:
+    """A read-only REPEATABLE READ transaction whose view holds the effects of exactly
+    the events up to the seq it yields, so a reader resuming the feed after that seq
+    misses and repeats nothing.  It waits for the feed's writers in flight and holds
+    new ones back only until its snapshot is taken (one statement)."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _FEED_LOCK)
+    locked = True
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            seq = await latest_seq(conn)  # the transaction's snapshot is taken here
+            await conn.execute("SELECT pg_advisory_unlock($1)", _FEED_LOCK)
+            locked = False
+            yield seq
+    finally:
+        if locked:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _FEED_LOCK)

@@ -1,0 +1,134 @@
+"""Writers commit out of seq order; every reader still sees the feed in seq order.
+
+The feed's writers hold a shared lock (they never wait for each other), so a seq may
+commit after a higher one, or never.  These tests hold a writer's transaction open
+by hand and check what the hub, the snapshot and resume make of it.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from dispatch.domain.events import Actor
+from dispatch.store.events import StoredEvent, append_event
+from signaling.hub import FeedHub
+from signaling.server import Signaling
+from tests.conftest import Client, Staff, app_of
+from tests.signaling.feeds import FeedClient
+
+
+@pytest.fixture
+async def live(feed: Callable[[str, str], FeedClient], staff: Staff) -> AsyncIterator[FeedClient]:
+    client = feed("/console", staff.commander.token)
+    await client.go_live()
+    yield client
+    await client.close()
+
+
+def hub_of(client: Client) -> FeedHub:
+    from dispatch.app import SIGNALING
+
+    signaling: Signaling = app_of(client)[SIGNALING]
+    return signaling.hub
+
+
+async def note(conn: asyncpg.Connection, text: str) -> StoredEvent:
+    return await append_event(
+        conn, "incident.updated", Actor.system("test"), {"note": text}, precinct_code="320102"
+    )
+
+
+async def settler_looks(hub: FeedHub, times: int) -> None:
+    """Waits until the hub's settler has looked at the feed `times` more times."""
+    target = hub.looks + times
+    async with hub.looked:
+        await hub.looked.wait_for(lambda: hub.looks >= target)
+
+
+def notes(client: FeedClient) -> list[Any]:
+    return [d["note"] for _, d in client.events if "note" in d]
+
+
+async def test_a_seq_waits_for_a_lower_one_still_in_flight(
+    app_client: Client, live: FeedClient, pg: asyncpg.Pool
+) -> None:
+    hub = hub_of(app_client)
+    async with pg.acquire() as slow_conn:
+        slow_tx = slow_conn.transaction()
+        await slow_tx.start()
+        slow = await note(slow_conn, "slow")
+        async with pg.acquire() as conn, conn.transaction():
+            fast = await note(conn, "fast")
+        assert fast.seq > slow.seq
+        await hub.publish([fast])
+        await settler_looks(hub, 3)  # the settler sees a writer in flight: it waits
+        assert notes(live) == []
+        await slow_tx.commit()
+    await hub.publish([slow])
+    await live.wait_for_seq(fast.seq)
+    assert notes(live) == ["slow", "fast"]
+    assert live.seqs() == [slow.seq, fast.seq]
+
+
+async def test_a_seq_that_never_commits_does_not_hold_the_feed_up(
+    app_client: Client, live: FeedClient, pg: asyncpg.Pool
+) -> None:
+    hub = hub_of(app_client)
+    async with pg.acquire() as doomed_conn:
+        doomed_tx = doomed_conn.transaction()
+        await doomed_tx.start()
+        doomed = await note(doomed_conn, "doomed")
+        async with pg.acquire() as conn, conn.transaction():
+            after = await note(conn, "after")
+        await hub.publish([after])
+        await settler_looks(hub, 2)
+        assert notes(live) == []
+        await doomed_tx.rollback()
+    await live.wait_for_seq(after.seq)
+    assert notes(live) == ["after"]
+    assert doomed.seq < after.seq
+
+
+async def test_an_event_whose_publish_was_lost_is_delivered_from_postgresql(
+    live: FeedClient, pg: asyncpg.Pool
+) -> None:
+    async with pg.acquire() as conn, conn.transaction():
+        lost = await note(conn, "never published")
+    await live.wait_for_seq(lost.seq)
+    assert notes(live) == ["never published"]
+
+
+async def test_the_snapshot_waits_for_writers_in_flight_so_resuming_from_it_misses_nothing(
+    app_client: Client, staff: Staff, feed: Callable[[str, str], FeedClient], pg: asyncpg.Pool
+) -> None:
+    async with pg.acquire() as slow_conn:
+        slow_tx = slow_conn.transaction()
+        await slow_tx.start()
+        slow = await note(slow_conn, "in flight during the snapshot")
+        async with pg.acquire() as conn, conn.transaction():
+            later = await note(conn, "committed before the snapshot")
+        snapshot = app_client.get("/api/console/snapshot", headers=staff.commander.headers)
+        pending = asyncio.ensure_future(snapshot)
+        async with pg.acquire() as conn:
+            # The snapshot waits behind the writer in flight.
+            while not await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ):
+                assert not pending.done()
+                await asyncio.sleep(0.01)
+        assert not pending.done()
+        await slow_tx.commit()
+    seq = (await (await pending).json())["seq"]
+    assert seq >= later.seq > slow.seq
+    # Resuming from the snapshot's seq replays neither; from before both, both in order.
+    client = feed("/console", staff.commander.token)
+    await client.connect()
+    try:
+        await client.resume(slow.seq - 1)
+        await client.wait_for_seq(later.seq)
+        assert notes(client) == ["in flight during the snapshot", "committed before the snapshot"]
+    finally:
+        await client.close()
