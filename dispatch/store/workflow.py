@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -92,16 +92,32 @@ async def claim_next(
     A commander (`escalated`) is handed incidents escalated to a commander first, in
     priority order, before the queue.
     """
-    # Literal states, not a parameter: the planner must see that the partial index on
-    # queued incidents applies.
-    states = "state IN ('escalated', 'queued')" if escalated else "state = 'queued'"
+    if escalated:
+        incident = await _claim_first(conn, "escalated", user_id, scope, all_precincts, now)
+        if incident is not None:
+            return incident
+    return await _claim_first(conn, "queued", user_id, scope, all_precincts, now)
+
+
+async def _claim_first(
+    conn: asyncpg.Connection,
+    state: Literal["queued", "escalated"],
+    user_id: int,
+    scope: Sequence[str],
+    all_precincts: bool,
+    now: datetime,
+) -> Incident | None:
+    # One literal state and ORDER BY exactly the index's columns: the planner walks the
+    # partial index in priority order and stops at the first row in scope that no one
+    # else is claiming.  (Sorting by anything more, say `state = 'escalated' DESC`,
+    # makes it scan and sort the whole queue on every claim.)
     row = await conn.fetchrow(
         f"""UPDATE incidents SET state = 'claimed', claimed_by = $1, claimed_at = $2,
                    version = version + 1, updated_at = $2
             WHERE id = (SELECT id FROM incidents
-                        WHERE {states} AND merged_into IS NULL
+                        WHERE state = '{state}' AND merged_into IS NULL
                           AND {scope_clause(3, all_precincts)}
-                        ORDER BY state = 'escalated' DESC, priority_score, id
+                        ORDER BY priority_score, id
                         LIMIT 1 FOR UPDATE SKIP LOCKED)
             RETURNING {_COLUMNS}""",
         user_id,
