@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import numpy as np
+import psutil
 
 # Benchmarks run as `python bench/x.py`: make the repository (and tests.serving) importable.
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +83,47 @@ async def raw_servers(workdir: Path) -> AsyncIterator[tuple[str, str]]:
             redis.stop()
         if postgres is not None:
             postgres.stop()
+
+
+class MachineCpu:
+    """CPU seconds spent on this machine by kind of process: the `micro110 serve` nodes,
+    PostgreSQL, Redis, this benchmark's own process and everything else."""
+
+    KINDS = ("servers", "postgres", "redis", "client", "other")
+
+    @staticmethod
+    def _kind(process: psutil.Process) -> str:
+        if process.pid == os.getpid():
+            return "client"
+        name = process.name()
+        if name.startswith("postgres"):
+            return "postgres"
+        if name.startswith("redis"):
+            return "redis"
+        if "serve" in process.cmdline() and "dispatch.cli" in process.cmdline():
+            return "servers"
+        return "other"
+
+    def read(self) -> dict[int, tuple[str, float]]:
+        seen: dict[int, tuple[str, float]] = {}
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                seen[process.pid] = (self._kind(process), times.user + times.system)
+        return seen
+
+    def spent(
+        self, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+    ) -> dict[str, float]:
+        """CPU seconds by kind between two readings."""
+        spent = dict.fromkeys(self.KINDS, 0.0)
+        for pid, (kind, cpu) in after.items():
+            spent[kind] += cpu - before.get(pid, (kind, 0.0))[1]
+        return spent
+
+    @staticmethod
+    def per_op_ms(spent: dict[str, float], ops: int) -> str:
+        return ", ".join(f"{k} {1000 * v / max(ops, 1):.2f}" for k, v in spent.items())
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The claims benchmark under the name the issue gives it: runs bench/queue_claims.py.
 
-    .venv/bin/python bench/queue.py [--incidents 3000] [--dispatchers 20] [--plot out.png]
+    .venv/bin/python bench/queue.py [queue_claims.py options: --rates, --per-rate, --plot ...]
 
 A script here runs with bench/ first on sys.path, where this file would stand in for
 the standard library's `queue` (which asyncio, redis and aiohttp import).  So: run as a
