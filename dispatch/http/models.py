@@ -266,6 +266,8 @@ class RecommendationOut(Struct, frozen=True):
     callsign: str
     distance_m: float
     position_at: datetime | None
+    # The last position is older than a few minutes: ranked after every fresh one.
+    stale: bool
 
 
 class MessageIn(_In):

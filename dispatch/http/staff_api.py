@@ -294,7 +294,7 @@ async def recommendations(request: web.Request) -> web.Response:
     return _json(
         {
             "officers": [
-                RecommendationOut(r.officer_id, r.callsign, r.distance_m, r.position_at)
+                RecommendationOut(r.officer_id, r.callsign, r.distance_m, r.position_at, r.stale)
                 for r in found
             ]
         }

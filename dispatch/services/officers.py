@@ -22,6 +22,10 @@ from geo.distance import haversine_m
 
 # A phone may report at most once per second; faster updates are refused, not queued.
 MIN_POSITION_INTERVAL = timedelta(seconds=1)
+# A position older than this says little about where the officer is now (a phone
+# off the network, a terminal left in the car): such officers rank after every
+# officer with a fresh position, whatever the distances, and are marked stale.
+STALE_POSITION = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,7 @@ class Recommendation:
     callsign: str
     distance_m: float
     position_at: datetime | None
+    stale: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,8 @@ class OfficerService:
     async def recommendations(
         self, session: StaffSession, incident_id: uuid.UUID, limit: int = 5
     ) -> list[Recommendation]:
-        """The nearest available on-duty officers in the incident's scope, in metres."""
+        """The nearest available on-duty officers in the incident's scope, in metres;
+        those whose last position is stale come after all the others."""
         incident = await self.incidents.get(session, incident_id)
         if incident.lon is None or incident.lat is None:
             raise BadRequest("this incident has no position to measure from")
@@ -130,10 +136,13 @@ class OfficerService:
                           WHERE p.user_id = o.user_id AND p.precinct_code = $1))""",
                 scope,
             )
+        now = self.clock.now()
         ranked = sorted(
             (Recommendation(r["user_id"], r["callsign"],
                             round(haversine_m(incident.lon, incident.lat, r["lon"], r["lat"]), 1),
-                            r["position_at"]) for r in rows),
-            key=lambda rec: (rec.distance_m, rec.officer_id),
+                            r["position_at"],
+                            r["position_at"] is None or now - r["position_at"] > STALE_POSITION)
+             for r in rows),
+            key=lambda rec: (rec.stale, rec.distance_m, rec.officer_id),
         )  # fmt: skip
         return ranked[:limit]

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from dispatch.queue import GLOBAL_KEY
 from tests.conftest import CitizenSession, Client, Staff, StaffLogin
 from tests.dispatch.test_alarms import alarm
+from tests.fakes import FakeClock
 
 GULOU_DRUM_TOWER = (118.7787, 32.0604)  # in 鼓楼区 (320106)
 
@@ -249,6 +250,47 @@ async def test_recommendations_rank_available_officers_by_distance(
     too_fast = await app_client.post("/api/officers/me/position",
                                      json={"lon": 118.79, "lat": 32.07, "accuracy_m": 5}, headers=near.headers)  # fmt: skip
     assert too_fast.status == 429
+
+
+async def test_an_officer_whose_position_is_stale_ranks_after_the_fresh_ones(
+    app_client: Client, citizen: CitizenSession, staff: Staff, fake_clock: FakeClock
+) -> None:
+    from tests.conftest import make_staff
+
+    near = staff.officer
+    far = await make_staff(app_client, "off-xw2", "officer", ("320102",), "XW-08")
+    for officer in (near, far):
+        await app_client.post(
+            "/api/officers/me/duty", json={"on_duty": True}, headers=officer.headers
+        )
+
+    async def report_position(officer: StaffLogin, lon: float) -> None:
+        response = await app_client.post("/api/officers/me/position",
+                                         json={"lon": lon, "lat": 32.0732, "accuracy_m": 5}, headers=officer.headers)  # fmt: skip
+        assert response.status == 202
+
+    await report_position(near, 118.7930)  # beside the incident, then silent
+    fake_clock.advance(6 * 60)
+    await report_position(far, 118.8300)  # 3.5 km away, just now
+    incident = (await report(app_client, citizen))["incident_id"]
+    found = await (
+        await app_client.get(
+            f"/api/incidents/{incident}/recommendations", headers=staff.dispatcher.headers
+        )
+    ).json()
+    assert [(o["callsign"], o["stale"]) for o in found["officers"]] == [
+        ("XW-08", False), ("XW-07", True)
+    ]  # fmt: skip
+    # A fresh report from the near officer puts them first again.
+    await report_position(near, 118.7930)
+    found = await (
+        await app_client.get(
+            f"/api/incidents/{incident}/recommendations", headers=staff.dispatcher.headers
+        )
+    ).json()
+    assert [(o["callsign"], o["stale"]) for o in found["officers"]] == [
+        ("XW-07", False), ("XW-08", False)
+    ]  # fmt: skip
 
 
 async def test_a_commanders_next_takes_escalated_incidents_first(
