@@ -166,10 +166,9 @@ class IntakeService:
             if context.earlier is not None:
                 return self._replay(context.earlier, submission)
             try:
-                async with conn.transaction():
-                    stored, token, event, entry = await self._write(
-                        conn, citizen_id, submission, location, received_at, context
-                    )
+                stored, token, event, entry = await self._write(
+                    conn, citizen_id, submission, location, received_at, context
+                )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "reports_citizen_id_idempotency_key_key":
                     raise
@@ -231,15 +230,18 @@ class IntakeService:
         token = self._tracking_token(incident_id, case_no, received_at)
         report_id = uuid.uuid4()
         position = submission.position
-        incident = await incident_store.insert_incident(
+        new = incident_store.NewIncident(
+            id=incident_id, case_no=case_no, channel=submission.channel.value,
+            tag=submission.tag, severity=context.severity, citizen_id=citizen_id,
+            verification=context.verification.value, location=location,
+            received_at=received_at, priority_credit_s=credit, priority_score=score,
+            tracking_token_hash=token_digest(token),
+        )  # fmt: skip
+        incident = incident_store.queued_incident(new)
+        duplicates = self._possible_duplicates(submission.tag, location, context)
+        event = await incident_store.insert_intake(
             conn,
-            incident_store.NewIncident(
-                id=incident_id, case_no=case_no, channel=submission.channel.value,
-                tag=submission.tag, severity=context.severity, citizen_id=citizen_id,
-                verification=context.verification.value, location=location,
-                received_at=received_at, priority_credit_s=credit, priority_score=score,
-                tracking_token_hash=token_digest(token),
-            ),
+            new,
             incident_store.NewReport(
                 id=report_id, idempotency_key=submission.idempotency_key,
                 text=submission.text,
@@ -249,43 +251,39 @@ class IntakeService:
                 location_source=submission.location_source, client_time=submission.client_time,
                 response=stored,
             ),
-        )  # fmt: skip
-        duplicates = await self._link_duplicates(
-            conn, incident_id, submission.tag, location, context
-        )
-        for image, key in submission.images:
-            await incident_store.insert_attachment(
-                conn, attachment_id=uuid.uuid4(), incident_id=incident_id, report_id=report_id,
-                kind="image", media_type=image.media_type, sha256=image.sha256,
-                size=len(image.data), width=image.width, height=image.height, storage_key=key,
-                exif_lon=image.gps[0] if image.gps else None,
-                exif_lat=image.gps[1] if image.gps else None, taken_at=image.taken_at,
-            )  # fmt: skip
-        event = await event_store.append_event(
-            conn,
-            "incident.created",
-            Actor(ActorKind.CITIZEN, str(citizen_id)),
-            {
-                "incident": incident_view(incident),
-                "priority_credit_s": credit, "text": submission.text,
-                "images": len(submission.images), "possible_duplicates": duplicates,
-            },
-            incident_id=incident_id,
-            precinct_code=incident.scope_precinct,
-            citizen_id=citizen_id,
+            duplicates,
+            [
+                incident_store.NewAttachment(
+                    id=uuid.uuid4(), kind="image", media_type=image.media_type,
+                    sha256=image.sha256, size=len(image.data), width=image.width,
+                    height=image.height, storage_key=key,
+                    exif_lon=image.gps[0] if image.gps else None,
+                    exif_lat=image.gps[1] if image.gps else None, taken_at=image.taken_at,
+                )
+                for image, key in submission.images
+            ],
+            incident_store.NewEvent(
+                "incident.created",
+                Actor(ActorKind.CITIZEN, str(citizen_id)),
+                {
+                    "incident": incident_view(incident),
+                    "priority_credit_s": credit, "text": submission.text,
+                    "images": len(submission.images),
+                    "possible_duplicates": [
+                        {"incident_id": str(other), "distance_m": round(distance, 1)}
+                        for other, distance in duplicates
+                    ],
+                },
+                incident.scope_precinct,
+            ),
         )  # fmt: skip
         return stored, token, event, QueueEntry(incident_id, location.precinct_code, score)
 
-    async def _link_duplicates(
-        self,
-        conn: asyncpg.Connection,
-        incident_id: uuid.UUID,
-        tag: str,
-        location: Location,
-        context: incident_store.IntakeContext,
-    ) -> list[dict[str, Any]]:
-        """Link open incidents close in space and time with a compatible tag: a suggestion
-        for the dispatcher, never a merge."""
+    def _possible_duplicates(
+        self, tag: str, location: Location, context: incident_store.IntakeContext
+    ) -> list[tuple[uuid.UUID, float]]:
+        """Open incidents close in space and time with a compatible tag, and how far: a
+        suggestion for the dispatcher (linked both ways), never a merge."""
         if location.lon is None or location.lat is None or not context.nearby:
             return []
         tags = frozenset(compatible_with(tag, context.active_tags))
@@ -295,8 +293,7 @@ class IntakeService:
                 continue
             distance = haversine_m(location.lon, location.lat, other.lon, other.lat)
             if distance <= self.duplicate_radius_m:
-                await incident_store.link_possible_duplicate(conn, incident_id, other.id, distance)
-                found.append({"incident_id": str(other.id), "distance_m": round(distance, 1)})
+                found.append((other.id, distance))
         return found
 
     async def _owned_incident(

@@ -19,8 +19,8 @@ from dispatch.domain.events import Actor, ActorKind
 # commits group), so seqs may become visible out of order; readers restore the order:
 # `feed_horizon` tells which seqs are settled (committed or never to be), and
 # `feed_snapshot` gives a view with no writer in flight.
-_FEED_LOCK = 0x6D313130_0002
-_FEED_LOCK_HI, _FEED_LOCK_LO = _FEED_LOCK >> 32, _FEED_LOCK & 0xFFFFFFFF
+FEED_LOCK = 0x6D313130_0002
+FEED_LOCK_HI, FEED_LOCK_LO = FEED_LOCK >> 32, FEED_LOCK & 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ async def append_event(
                   $9::jsonb
            FROM feed
            RETURNING seq, created_at""",
-        _FEED_LOCK,
+        FEED_LOCK,
         type_,
         incident_id,
         precinct_code,
@@ -136,8 +136,8 @@ async def feed_horizon(conn: asyncpg.Connection) -> Horizon:
                                           WHERE datname = current_database())
                           AND classid::bigint = $1 AND objid::bigint = $2
                           AND objsubid = 1) AS writers""",
-        _FEED_LOCK_HI,
-        _FEED_LOCK_LO,
+        FEED_LOCK_HI,
+        FEED_LOCK_LO,
     )
     assert row is not None
     return Horizon(int(row["seq"]), frozenset(row["writers"]))
@@ -160,14 +160,14 @@ async def feed_snapshot(conn: asyncpg.Connection) -> AsyncIterator[int]:
     the events up to the seq it yields, so a reader resuming the feed after that seq
     misses and repeats nothing.  It waits for the feed's writers in flight and holds
     new ones back only until its snapshot is taken (one statement)."""
-    await conn.execute("SELECT pg_advisory_lock($1)", _FEED_LOCK)
+    await conn.execute("SELECT pg_advisory_lock($1)", FEED_LOCK)
     locked = True
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             seq = await latest_seq(conn)  # the transaction's snapshot is taken here
-            await conn.execute("SELECT pg_advisory_unlock($1)", _FEED_LOCK)
+            await conn.execute("SELECT pg_advisory_unlock($1)", FEED_LOCK)
             locked = False
             yield seq
     finally:
         if locked:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _FEED_LOCK)
+            await conn.execute("SELECT pg_advisory_unlock($1)", FEED_LOCK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,9 +10,10 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatch.domain.events import Actor
 from dispatch.domain.identity import VerificationLevel
-from dispatch.domain.incidents import Incident, IncidentState, Location
-from dispatch.store.workflow import incident_from_row
+from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState, Location
+from dispatch.store.events import FEED_LOCK, StoredEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +130,64 @@ async def intake_context(
     )
 
 
-async def insert_incident(
-    conn: asyncpg.Connection, incident: NewIncident, report: NewReport
-) -> Incident:
-    """Insert a new incident and the report that raised it, in one statement.
+def queued_incident(incident: NewIncident) -> Incident:
+    """The row `insert_intake` writes for `incident`, as `incident_from_row` reads it."""
+    loc = incident.location
+    return Incident(
+        id=IncidentId(incident.id), case_no=incident.case_no, state=IncidentState.QUEUED,
+        channel=incident.channel, tag=incident.tag, severity=incident.severity,
+        citizen_id=CitizenId(incident.citizen_id), verification=incident.verification,
+        precinct_code=loc.precinct_code, jurisdiction=loc.jurisdiction,
+        nearest_precinct_code=loc.nearest_code, distance_m=loc.distance_m, lon=loc.lon,
+        lat=loc.lat, accuracy_m=loc.accuracy_m, received_at=incident.received_at,
+        priority_score=incident.priority_score, claimed_by=None, claimed_at=None,
+        merged_into=None, escalated_at=None, disposition=None, resolved_at=None,
+        closed_at=None, overdue_at=None, cancelled_at=None, cancel_reason=None,
+        invalid_reason=None, transfer=None, rating=None, version=0,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttachment:
+    id: UUID
+    kind: str
+    media_type: str
+    sha256: str
+    size: int
+    width: int | None
+    height: int | None
+    storage_key: str
+    exif_lon: float | None
+    exif_lat: float | None
+    taken_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    type: str
+    actor: Actor
+    payload: dict[str, Any]
+    precinct_code: str | None
+
+
+async def insert_intake(
+    conn: asyncpg.Connection,
+    incident: NewIncident,
+    report: NewReport,
+    duplicates: Sequence[tuple[UUID, float]],
+    attachments: Sequence[NewAttachment],
+    event: NewEvent,
+) -> StoredEvent:
+    """A new incident with its report, its possible-duplicate links (both ways), the
+    report's attachments and its feed event: one statement, so one round trip and one
+    implicit transaction (all or nothing), outside any transaction of the caller's.
 
     Raises UniqueViolationError when (citizen, idempotency key) was already used."""
+    if conn.is_in_transaction():
+        raise RuntimeError("insert_intake commits by itself; call it outside a transaction")
     loc = incident.location
+    others = [other for other, _ in duplicates]
+    distances = [distance for _, distance in duplicates]
     row = await conn.fetchrow(
         """WITH incident AS (
                INSERT INTO incidents
@@ -144,13 +197,39 @@ async def insert_incident(
                     tracking_token_hash)
                VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                        $15, $16, $17, $18)
-               RETURNING *),
+               RETURNING id),
            report AS (
                INSERT INTO reports
                    (id, incident_id, citizen_id, channel, idempotency_key, text, tag, lon, lat,
                     datum, accuracy_m, location_source, client_time, received_at, response)
-               VALUES ($19, $1, $6, $3, $20, $21, $4, $22, $23, $24, $25, $26, $27, $15, $28))
-           SELECT * FROM incident""",
+               VALUES ($19, $1, $6, $3, $20, $21, $4, $22, $23, $24, $25, $26, $27, $15, $28)),
+           links AS (
+               INSERT INTO incident_links (incident_id, other_id, kind, distance_m)
+               SELECT a, b, 'possible_duplicate', d
+               FROM unnest($29::uuid[], $30::float8[]) AS other (id, d),
+                    LATERAL (VALUES ($1::uuid, other.id), (other.id, $1::uuid)) AS pair (a, b)
+               ON CONFLICT DO NOTHING),
+           attachments AS (
+               INSERT INTO attachments
+                   (id, incident_id, report_id, kind, media_type, sha256, bytes, width, height,
+                    storage_key, exif_lon, exif_lat, taken_at)
+               SELECT a.id, $1, $19, a.kind, a.media_type, a.sha256, a.bytes, a.width,
+                      a.height, a.storage_key, a.exif_lon, a.exif_lat, a.taken_at
+               FROM unnest($31::uuid[], $32::text[], $33::text[], $34::text[], $35::bigint[],
+                           $36::int[], $37::int[], $38::text[], $39::float8[], $40::float8[],
+                           $41::timestamptz[])
+                    AS a (id, kind, media_type, sha256, bytes, width, height, storage_key,
+                          exif_lon, exif_lat, taken_at)),
+           feed AS (SELECT pg_advisory_xact_lock_shared($42)),
+           event AS (
+               -- `seq` is drawn only once the feed lock is held (see store.events).
+               INSERT INTO incident_events
+                   (type, incident_id, precinct_code, citizen_id, actor_kind, actor_id, payload)
+               SELECT $43::text, incident.id, $44::text, $6::uuid, $45::text, $46::text,
+                      $47::jsonb
+               FROM feed, incident
+               RETURNING seq, created_at)
+           SELECT seq, created_at FROM event""",
         incident.id, incident.case_no, incident.channel, incident.tag, incident.severity,
         incident.citizen_id, incident.verification, loc.precinct_code, loc.jurisdiction,
         loc.nearest_code, loc.distance_m, loc.lon, loc.lat, loc.accuracy_m,
@@ -158,9 +237,22 @@ async def insert_incident(
         incident.tracking_token_hash,
         report.id, report.idempotency_key, report.text, report.lon, report.lat, report.datum,
         report.accuracy_m, report.location_source, report.client_time, report.response,
+        others, distances,
+        [a.id for a in attachments], [a.kind for a in attachments],
+        [a.media_type for a in attachments], [a.sha256 for a in attachments],
+        [a.size for a in attachments], [a.width for a in attachments],
+        [a.height for a in attachments], [a.storage_key for a in attachments],
+        [a.exif_lon for a in attachments], [a.exif_lat for a in attachments],
+        [a.taken_at for a in attachments],
+        FEED_LOCK, event.type, event.precinct_code, event.actor.kind.value, event.actor.id,
+        event.payload,
     )  # fmt: skip
     assert row is not None
-    return incident_from_row(row)
+    return StoredEvent(
+        seq=row["seq"], type=event.type, incident_id=incident.id,
+        precinct_code=event.precinct_code, citizen_id=incident.citizen_id, officer_id=None,
+        actor=event.actor, payload=event.payload, created_at=row["created_at"],
+    )  # fmt: skip
 
 
 async def find_response(
@@ -173,44 +265,6 @@ async def find_response(
         idempotency_key,
     )
     return (row["response"], row["channel"]) if row else None
-
-
-async def insert_attachment(
-    conn: asyncpg.Connection,
-    *,
-    attachment_id: UUID,
-    incident_id: UUID,
-    report_id: UUID,
-    kind: str,
-    media_type: str,
-    sha256: str,
-    size: int,
-    width: int | None,
-    height: int | None,
-    storage_key: str,
-    exif_lon: float | None,
-    exif_lat: float | None,
-    taken_at: datetime | None,
-) -> None:
-    await conn.execute(
-        """INSERT INTO attachments
-               (id, incident_id, report_id, kind, media_type, sha256, bytes, width, height,
-                storage_key, exif_lon, exif_lat, taken_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
-        attachment_id,
-        incident_id,
-        report_id,
-        kind,
-        media_type,
-        sha256,
-        size,
-        width,
-        height,
-        storage_key,
-        exif_lon,
-        exif_lat,
-        taken_at,
-    )
 
 
 def _tracked(row: asyncpg.Record) -> TrackedIncident:
@@ -288,17 +342,4 @@ async def update_position(conn: asyncpg.Connection, incident_id: UUID, location:
         location.lon,
         location.lat,
         location.accuracy_m,
-    )
-
-
-async def link_possible_duplicate(
-    conn: asyncpg.Connection, incident_id: UUID, other_id: UUID, distance_m: float
-) -> None:
-    await conn.execute(
-        """INSERT INTO incident_links (incident_id, other_id, kind, distance_m)
-           VALUES ($1, $2, 'possible_duplicate', $3), ($2, $1, 'possible_duplicate', $3)
-           ON CONFLICT DO NOTHING""",
-        incident_id,
-        other_id,
-        distance_m,
     )

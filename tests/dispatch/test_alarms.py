@@ -10,6 +10,8 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from dispatch.queue import GLOBAL_KEY, precinct_key
+from dispatch.services.views import incident_view
+from dispatch.store.workflow import incident_from_row
 from geo.datum import wgs84_to_gcj02
 from tests.conftest import CitizenSession, Client, register_citizen
 
@@ -58,6 +60,9 @@ async def test_alarm_is_committed_located_queued_and_tracked(
     assert incident["severity"] == 1 and incident["verification"] == "anonymous"
     assert incident["priority_score"] < incident["received_at"].timestamp()  # credit earned
     assert event["incident_id"] == incident["id"] and event["precinct_code"] == "320102"
+    # The event carries the incident exactly as stored (the intake writes both in one
+    # statement and builds the event's copy without reading the row back).
+    assert event["payload"]["incident"] == incident_view(incident_from_row(incident))
     assert await redis.zscore(GLOBAL_KEY, body["incident_id"]) == incident["priority_score"]
     assert await redis.zscore(precinct_key("320102"), body["incident_id"]) is not None
 

@@ -101,7 +101,7 @@ def _assignment_states() -> list[str]:
 def stored_event_types() -> set[str]:
     """Every event type the code can append, read from the source: each string (or
     f-string) naming a type in a call that records an event."""
-    recorders = {"append_event", "_event", "_simple"}
+    recorders = {"append_event", "_event", "_simple", "NewEvent"}
     found: set[str] = set()
     for path in sorted((ROOT / "dispatch").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
