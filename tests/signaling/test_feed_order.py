@@ -6,11 +6,13 @@ by hand and check what the hub, the snapshot and resume make of it.
 """
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
 import pytest
+from asyncpg.transaction import Transaction
 
 from dispatch.domain.events import Actor
 from dispatch.store.events import StoredEvent, append_event
@@ -41,6 +43,24 @@ async def note(conn: asyncpg.Connection, text: str) -> StoredEvent:
     )
 
 
+@contextlib.asynccontextmanager
+async def in_flight(pg: asyncpg.Pool, text: str) -> AsyncIterator[tuple[StoredEvent, Transaction]]:
+    """A writer that has appended a note and not yet ended: end it with the transaction."""
+    async with pg.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            yield await note(conn, text), transaction
+        finally:
+            if conn.is_in_transaction():
+                await transaction.rollback()
+
+
+async def committed(pg: asyncpg.Pool, text: str) -> StoredEvent:
+    async with pg.acquire() as conn, conn.transaction():
+        return await note(conn, text)
+
+
 async def settler_looks(hub: FeedHub, times: int) -> None:
     """Waits until the hub's settler has looked at the feed `times` more times."""
     target = hub.looks + times
@@ -56,12 +76,8 @@ async def test_a_seq_waits_for_a_lower_one_still_in_flight(
     app_client: Client, live: FeedClient, pg: asyncpg.Pool
 ) -> None:
     hub = hub_of(app_client)
-    async with pg.acquire() as slow_conn:
-        slow_tx = slow_conn.transaction()
-        await slow_tx.start()
-        slow = await note(slow_conn, "slow")
-        async with pg.acquire() as conn, conn.transaction():
-            fast = await note(conn, "fast")
+    async with in_flight(pg, "slow") as (slow, slow_tx):
+        fast = await committed(pg, "fast")
         assert fast.seq > slow.seq
         await hub.publish([fast])
         await settler_looks(hub, 3)  # the settler sees a writer in flight: it waits
@@ -77,12 +93,8 @@ async def test_a_seq_that_never_commits_does_not_hold_the_feed_up(
     app_client: Client, live: FeedClient, pg: asyncpg.Pool
 ) -> None:
     hub = hub_of(app_client)
-    async with pg.acquire() as doomed_conn:
-        doomed_tx = doomed_conn.transaction()
-        await doomed_tx.start()
-        doomed = await note(doomed_conn, "doomed")
-        async with pg.acquire() as conn, conn.transaction():
-            after = await note(conn, "after")
+    async with in_flight(pg, "doomed") as (doomed, doomed_tx):
+        after = await committed(pg, "after")
         await hub.publish([after])
         await settler_looks(hub, 2)
         assert notes(live) == []
@@ -95,8 +107,7 @@ async def test_a_seq_that_never_commits_does_not_hold_the_feed_up(
 async def test_an_event_whose_publish_was_lost_is_delivered_from_postgresql(
     live: FeedClient, pg: asyncpg.Pool
 ) -> None:
-    async with pg.acquire() as conn, conn.transaction():
-        lost = await note(conn, "never published")
+    lost = await committed(pg, "never published")
     await live.wait_for_seq(lost.seq)
     assert notes(live) == ["never published"]
 
@@ -104,12 +115,8 @@ async def test_an_event_whose_publish_was_lost_is_delivered_from_postgresql(
 async def test_the_snapshot_waits_for_writers_in_flight_so_resuming_from_it_misses_nothing(
     app_client: Client, staff: Staff, feed: Callable[[str, str], FeedClient], pg: asyncpg.Pool
 ) -> None:
-    async with pg.acquire() as slow_conn:
-        slow_tx = slow_conn.transaction()
-        await slow_tx.start()
-        slow = await note(slow_conn, "in flight during the snapshot")
-        async with pg.acquire() as conn, conn.transaction():
-            later = await note(conn, "committed before the snapshot")
+    async with in_flight(pg, "in flight during the snapshot") as (slow, slow_tx):
+        later = await committed(pg, "committed before the snapshot")
         snapshot = app_client.get("/api/console/snapshot", headers=staff.commander.headers)
         pending = asyncio.ensure_future(snapshot)
         async with pg.acquire() as conn:
