@@ -55,3 +55,42 @@ async def test_event_rows_must_be_written_in_a_transaction(pg: asyncpg.Pool) -> 
             first = await append_event(conn, "x.test", Actor.system(), {"n": 1})
             second = await append_event(conn, "x.test", Actor.system(), {"n": 2})
     assert second.seq > first.seq
+
+
+@pytest.mark.parametrize(
+    ("table", "insert", "key", "changed"),
+    [
+        ("tags", None, "code", "robbery2"),
+        (
+            "precincts",
+            "INSERT INTO precincts (code, name, geometry) VALUES ('P1', 'One', '{}')",
+            "code",
+            "P2",
+        ),
+        (
+            "citizens",
+            "INSERT INTO citizens (id, device_id) VALUES (gen_random_uuid(), 'phone-1')",
+            "id",
+            "gen_random_uuid()",
+        ),
+    ],
+)
+async def test_referenced_rows_are_never_deleted_nor_rekeyed(
+    pg: asyncpg.Pool, table: str, insert: str | None, key: str, changed: str
+) -> None:
+    # Incidents reference tags, precincts and citizens without foreign keys (0004):
+    # the rows they point at must stay.
+    async with pg.acquire() as conn:
+        if insert is not None:
+            await conn.execute(insert)
+        value = await conn.fetchval(f"SELECT {key} FROM {table} ORDER BY {key} LIMIT 1")
+        literal = changed if changed.endswith("()") else f"'{changed}'"
+        with pytest.raises(asyncpg.RestrictViolationError, match="never deleted"):
+            await conn.execute(f"DELETE FROM {table} WHERE {key} = $1", value)
+        with pytest.raises(asyncpg.RestrictViolationError, match="never changes"):
+            await conn.execute(f"UPDATE {table} SET {key} = {literal} WHERE {key} = $1", value)
+        # Everything else about them may change: a tag or precinct is deactivated.
+        if table != "citizens":
+            await conn.execute(f"UPDATE {table} SET active = false WHERE {key} = $1", value)
+            await conn.execute(f"UPDATE {table} SET active = true WHERE {key} = $1", value)
+        assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {key} = $1", value) == 1
