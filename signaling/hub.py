@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -60,8 +59,12 @@ class _Seq(msgspec.Struct):
 _seq_of = msgspec.json.Decoder(_Seq).decode
 
 
-def encode_event(event: StoredEvent) -> str:
-    return json.dumps(
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+def encode_event(event: StoredEvent) -> bytes:
+    return _encode(
         {
             "seq": event.seq,
             "type": event.type,
@@ -72,13 +75,12 @@ def encode_event(event: StoredEvent) -> str:
             "actor": [event.actor.kind.value, event.actor.id],
             "payload": event.payload,
             "created_at": event.created_at.isoformat(),
-        },
-        separators=(",", ":"),
+        }
     )
 
 
 def decode_event(raw: str | bytes) -> StoredEvent:
-    data = json.loads(raw)
+    data = _decode(raw)
     return StoredEvent(
         seq=int(data["seq"]),
         type=data["type"],

@@ -9,7 +9,6 @@ lock makes concurrent migrators (two app nodes starting at once, or `serve` and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 import asyncpg
+import msgspec
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,20 @@ def available_migrations() -> list[Migration]:
     return found
 
 
+_encode_json = msgspec.json.Encoder().encode
+_decode_json = msgspec.json.Decoder().decode
+
+
+def _json_text(value: Any) -> str:
+    return _encode_json(value).decode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # msgspec rather than the json module: every event payload goes through here.
+    for type_name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            type_name, encoder=_json_text, decoder=_decode_json, schema="pg_catalog"
+        )
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
