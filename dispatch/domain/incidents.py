@@ -98,7 +98,8 @@ def case_number(prefix: str, local_day: datetime, serial: int) -> str:
     """Human-readable and unique: `NJ-20261123-000042` (serial from a DB sequence)."""
     if not _CASE_PREFIX.match(prefix):
         raise ValueError("a case prefix is 1-8 upper-case letters or digits")
-    return f"{prefix}-{local_day:%Y%m%d}-{serial:06d}"
+    day = local_day.date()  # strftime is slow for an aware datetime
+    return f"{prefix}-{day.year:04d}{day.month:02d}{day.day:02d}-{serial:06d}"
 
 
 @dataclass(frozen=True, slots=True)
