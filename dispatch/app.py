@@ -153,6 +153,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         give_up_after=timedelta(seconds=settings.assignment_unack_s),
     )
     yield
+    await app[INTAKE].drain()
 
 
 async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:

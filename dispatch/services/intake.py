@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from dispatch.geofence import PrecinctRegistry
 from dispatch.http.models import IntakeOut
 from dispatch.images import VerifiedImage
 from dispatch.queue import PriorityQueue, QueueEntry
+from dispatch.services.batching import GroupCommit
 from dispatch.services.views import incident_view
 from dispatch.store import events as event_store
 from dispatch.store import incidents as incident_store
@@ -83,6 +85,23 @@ class IntakeResult:
     replayed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    citizen_id: CitizenId
+    submission: Submission
+    location: Location
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    intake: incident_store.NewIntake
+    stored: dict[str, Any]  # the answer as stored with the report
+    token: str  # the tracking token
+    entry: QueueEntry
+    nearby: incident_store.NearbyIncident | None  # for later submissions of its batch
+
+
 @dataclass(slots=True)
 class IntakeService:
     pool: asyncpg.Pool
@@ -98,6 +117,14 @@ class IntakeService:
     duplicate_radius_m: float = 300.0
     duplicate_window: timedelta = timedelta(minutes=30)
     _trail_budget: dict[uuid.UUID, tuple[float, float]] = field(default_factory=dict)
+    _group: GroupCommit[_Arrival, IntakeResult] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One batch at a time: a batch takes everything that arrived while the one
+        # before was written, so under load batches grow instead of round trips
+        # multiplying (measured on 2 cores: 1 writer ~10% more alarms/s than 2, ~25%
+        # more than 4).  Under light load a lone alarm is written at once.
+        self._group = GroupCommit(self._submit_batch, max_batch=64, max_running=1)
 
     def locate(self, position: Position | None) -> Location:
         if position is None:
@@ -156,36 +183,103 @@ class IntakeService:
         }
 
     async def submit(self, citizen_id: CitizenId, submission: Submission) -> IntakeResult:
-        location = self.locate(submission.position)
-        received_at = self.clock.now()
+        # Located and timed on arrival: the time is the report's place in the queue.
+        arrival = _Arrival(citizen_id, submission, self.locate(submission.position),
+                           self.clock.now())  # fmt: skip
+        return await self._group.submit(arrival)
+
+    @property
+    def writes(self) -> GroupCommit[_Arrival, IntakeResult]:
+        """The group commit that writes submissions (its counters show the batching)."""
+        return self._group
+
+    async def drain(self) -> None:
+        """Finish the submissions being written (at shutdown)."""
+        await self._group.drain()
+
+    async def _submit_batch(self, batch: Sequence[_Arrival]) -> list[IntakeResult | Exception]:
+        """Submissions that arrived together: read in one round trip, written in one
+        statement (one transaction for all), then indexed and published together."""
+        results: list[IntakeResult | Exception | None] = [None] * len(batch)
+        planned: list[tuple[int, _Planned]] = []
+        failure: asyncpg.PostgresError | None = None
         async with self.pool.acquire() as conn:
-            context = await incident_store.intake_context(
-                conn, citizen_id, submission.idempotency_key, submission.tag,
-                self._duplicate_box(location), received_at - self.duplicate_window,
-            )  # fmt: skip
-            if context.earlier is not None:
-                return self._replay(context.earlier, submission)
-            try:
-                stored, token, event, entry = await self._write(
-                    conn, citizen_id, submission, location, received_at, context
+            contexts = await incident_store.intake_contexts(conn, [
+                incident_store.ContextQuery(
+                    arrival.citizen_id, arrival.submission.idempotency_key,
+                    arrival.submission.tag, self._duplicate_box(arrival.location),
+                    arrival.received_at - self.duplicate_window,
                 )
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != "reports_citizen_id_idempotency_key_key":
-                    raise
-                # A racing retry committed first: answer as it was answered.
-                earlier = await incident_store.find_response(
-                    conn, citizen_id, submission.idempotency_key
-                )
-                assert earlier is not None
-                return self._replay(earlier, submission)
-        await self.queue.add([entry])
-        await self.publisher.publish([event])
-        logger.info(
-            "incident created",
-            extra={"incident_id": stored["incident_id"], "case_no": stored["case_no"],
-                   "channel": submission.channel.value, "precinct": location.precinct_code},
-        )  # fmt: skip
-        return IntakeResult(self._answer(stored, token), replayed=False)
+                for arrival in batch
+            ])  # fmt: skip
+            for index, (arrival, context) in enumerate(zip(batch, contexts, strict=True)):
+                try:
+                    if context.earlier is not None:
+                        results[index] = self._replay(context.earlier, arrival.submission)
+                    else:
+                        plan = self._plan(arrival, context, [p for _, p in planned])
+                        planned.append((index, plan))
+                except Exception as exc:  # noqa: BLE001 - its own answer; the others go on
+                    results[index] = exc
+            events: list[StoredEvent] = []
+            if planned:
+                try:
+                    events = await incident_store.insert_intakes(
+                        conn, [plan.intake for _, plan in planned]
+                    )
+                except asyncpg.PostgresError as exc:
+                    failure = exc
+        if failure is not None:
+            await self._after_failed_write(batch, planned, results, failure)
+        elif planned:
+            await self.queue.add([plan.entry for _, plan in planned])
+            await self.publisher.publish(events)
+            for index, plan in planned:
+                logger.info(
+                    "incident created",
+                    extra={"incident_id": plan.stored["incident_id"],
+                           "case_no": plan.stored["case_no"],
+                           "channel": batch[index].submission.channel.value,
+                           "precinct": batch[index].location.precinct_code},
+                )  # fmt: skip
+                results[index] = IntakeResult(self._answer(plan.stored, plan.token), False)
+        assert all(result is not None for result in results)
+        return results  # type: ignore[return-value]
+
+    async def _after_failed_write(
+        self,
+        batch: Sequence[_Arrival],
+        planned: list[tuple[int, _Planned]],
+        results: list[IntakeResult | Exception | None],
+        failure: asyncpg.PostgresError,
+    ) -> None:
+        """The statement failed, so nothing of it was written.  Alone, a racing retry
+        that committed first gets the answer it got; together, one submission spoiled
+        the statement for all, so each is tried again on its own."""
+        if len(planned) > 1:
+            for index, _ in planned:
+                try:
+                    (results[index],) = await self._submit_batch([batch[index]])
+                except Exception as exc:  # noqa: BLE001 - its own answer
+                    results[index] = exc
+            return
+        ((index, _),) = planned
+        if (
+            not isinstance(failure, asyncpg.UniqueViolationError)
+            or failure.constraint_name != "reports_citizen_id_idempotency_key_key"
+        ):
+            results[index] = failure
+            return
+        arrival = batch[index]
+        async with self.pool.acquire() as conn:
+            earlier = await incident_store.find_response(
+                conn, arrival.citizen_id, arrival.submission.idempotency_key
+            )
+        assert earlier is not None
+        try:
+            results[index] = self._replay(earlier, arrival.submission)
+        except BadRequest as exc:
+            results[index] = exc
 
     def _replay(self, earlier: tuple[dict[str, Any], str], submission: Submission) -> IntakeResult:
         stored, channel = earlier
@@ -201,15 +295,16 @@ class IntakeService:
             return None
         return degree_box(location.lon, location.lat, self.duplicate_radius_m)
 
-    async def _write(
+    def _plan(
         self,
-        conn: asyncpg.Connection,
-        citizen_id: CitizenId,
-        submission: Submission,
-        location: Location,
-        received_at: datetime,
+        arrival: _Arrival,
         context: incident_store.IntakeContext,
-    ) -> tuple[dict[str, Any], str, StoredEvent, QueueEntry]:
+        together: Sequence[_Planned],
+    ) -> _Planned:
+        """What one new submission writes; `together` are those written in the same
+        statement, before it (possible duplicates too)."""
+        submission, citizen_id, location = arrival.submission, arrival.citizen_id, arrival.location
+        received_at = arrival.received_at
         if context.verification is None:
             raise Unauthorized("unknown citizen; register again", field="token")
         if context.severity is None:
@@ -238,9 +333,16 @@ class IntakeService:
             tracking_token_hash=token_digest(token),
         )  # fmt: skip
         incident = incident_store.queued_incident(new)
-        duplicates = self._possible_duplicates(submission.tag, location, context)
-        event = await incident_store.insert_intake(
-            conn,
+        nearby = list(context.nearby)
+        if box := self._duplicate_box(location):  # and those written with it, close by
+            nearby.extend(
+                p.nearby for p in together
+                if p.nearby is not None
+                and box[0] <= p.nearby.lon <= box[2] and box[1] <= p.nearby.lat <= box[3]
+            )  # fmt: skip
+        duplicates = self._possible_duplicates(submission.tag, location, nearby,
+                                               context.active_tags)  # fmt: skip
+        intake = incident_store.NewIntake(
             new,
             incident_store.NewReport(
                 id=report_id, idempotency_key=submission.idempotency_key,
@@ -277,18 +379,34 @@ class IntakeService:
                 incident.scope_precinct,
             ),
         )  # fmt: skip
-        return stored, token, event, QueueEntry(incident_id, location.precinct_code, score)
+        return _Planned(
+            intake=intake,
+            stored=stored,
+            token=token,
+            entry=QueueEntry(incident_id, location.precinct_code, score),
+            nearby=(
+                None
+                if location.lon is None or location.lat is None
+                else incident_store.NearbyIncident(
+                    incident_id, submission.tag, location.lon, location.lat
+                )
+            ),
+        )
 
     def _possible_duplicates(
-        self, tag: str, location: Location, context: incident_store.IntakeContext
+        self,
+        tag: str,
+        location: Location,
+        nearby: Sequence[incident_store.NearbyIncident],
+        active_tags: frozenset[str],
     ) -> list[tuple[uuid.UUID, float]]:
         """Open incidents close in space and time with a compatible tag, and how far: a
         suggestion for the dispatcher (linked both ways), never a merge."""
-        if location.lon is None or location.lat is None or not context.nearby:
+        if location.lon is None or location.lat is None or not nearby:
             return []
-        tags = frozenset(compatible_with(tag, context.active_tags))
+        tags = frozenset(compatible_with(tag, active_tags))
         found = []
-        for other in context.nearby:
+        for other in nearby:
             if other.tag not in tags:
                 continue
             distance = haversine_m(location.lon, location.lat, other.lon, other.lat)

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from dispatch.domain.events import Actor
 from dispatch.domain.identity import VerificationLevel
@@ -83,38 +84,57 @@ class IntakeContext:
     nearby: list[NearbyIncident]  # open incidents in the box since the window opened
 
 
-async def intake_context(
-    conn: asyncpg.Connection,
-    citizen_id: UUID,
-    idempotency_key: str,
-    tag: str,
-    box: tuple[float, float, float, float] | None,
-    since: datetime,
-) -> IntakeContext:
-    """Everything intake needs to know before writing, in one round trip: an earlier
-    answer to this idempotency key, the reporter, the tag, a case serial, and the open
-    incidents nearby (possible duplicates; no box, none)."""
-    min_lon, min_lat, max_lon, max_lat = box if box is not None else (None, None, None, None)
-    row = await conn.fetchrow(
-        """SELECT r.response, r.channel, c.verification, c.false_alarms, t.severity,
+@dataclass(frozen=True, slots=True)
+class ContextQuery:
+    """One submission's questions to `intake_contexts`."""
+
+    citizen_id: UUID
+    idempotency_key: str
+    tag: str
+    box: tuple[float, float, float, float] | None  # min lon, min lat, max lon, max lat
+    since: datetime  # open incidents received since then are possible duplicates
+
+
+async def intake_contexts(
+    conn: asyncpg.Connection, queries: Sequence[ContextQuery]
+) -> list[IntakeContext]:
+    """Everything intake needs to know before writing, for several submissions in one
+    round trip, in their order: an earlier answer to the idempotency key, the reporter,
+    the tag, a case serial, and the open incidents nearby (possible duplicates; no box,
+    none)."""
+    boxes = [q.box or (None, None, None, None) for q in queries]
+    rows = await conn.fetch(
+        """SELECT q.ord, r.response, r.channel, c.verification, c.false_alarms, t.severity,
                   array(SELECT code FROM tags WHERE active) AS active_tags,
                   CASE WHEN r.id IS NULL AND c.id IS NOT NULL AND t.severity IS NOT NULL
                        THEN nextval('case_number_seq') END AS case_serial,
-                  CASE WHEN r.id IS NULL AND $4::float8 IS NOT NULL THEN
+                  CASE WHEN r.id IS NULL AND q.min_lon IS NOT NULL THEN
                       (SELECT coalesce(json_agg(json_build_array(i.id, i.tag, i.lon, i.lat)),
                                        '[]')
                        FROM incidents i
-                       WHERE i.received_at >= $8
+                       WHERE i.received_at >= q.since
                          AND i.state IN ('queued', 'claimed', 'assigned', 'escalated')
-                         AND i.lon BETWEEN $4 AND $6 AND i.lat BETWEEN $5 AND $7)
+                         AND i.lon BETWEEN q.min_lon AND q.max_lon
+                         AND i.lat BETWEEN q.min_lat AND q.max_lat)
                   END AS nearby
-           FROM (VALUES (1)) AS one (x)
-           LEFT JOIN reports r ON r.citizen_id = $1 AND r.idempotency_key = $2
-           LEFT JOIN citizens c ON c.id = $1
-           LEFT JOIN tags t ON t.code = $3 AND t.active""",
-        citizen_id, idempotency_key, tag, min_lon, min_lat, max_lon, max_lat, since,
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[], $5::float8[],
+                       $6::float8[], $7::float8[], $8::timestamptz[]) WITH ORDINALITY
+                AS q (citizen_id, idempotency_key, tag, min_lon, min_lat, max_lon, max_lat,
+                      since, ord)
+           LEFT JOIN reports r
+                  ON r.citizen_id = q.citizen_id AND r.idempotency_key = q.idempotency_key
+           LEFT JOIN citizens c ON c.id = q.citizen_id
+           LEFT JOIN tags t ON t.code = q.tag AND t.active
+           ORDER BY q.ord""",
+        [q.citizen_id for q in queries], [q.idempotency_key for q in queries],
+        [q.tag for q in queries], [b[0] for b in boxes], [b[1] for b in boxes],
+        [b[2] for b in boxes], [b[3] for b in boxes], [q.since for q in queries],
     )  # fmt: skip
-    assert row is not None
+    assert len(rows) == len(queries)
+    return [_context(row) for row in rows]
+
+
+def _context(row: asyncpg.Record) -> IntakeContext:
     verification = row["verification"]
     return IntakeContext(
         earlier=(row["response"], row["channel"]) if row["response"] is not None else None,
@@ -170,88 +190,140 @@ class NewEvent:
     precinct_code: str | None
 
 
-async def insert_intake(
-    conn: asyncpg.Connection,
-    incident: NewIncident,
-    report: NewReport,
-    duplicates: Sequence[tuple[UUID, float]],
-    attachments: Sequence[NewAttachment],
-    event: NewEvent,
-) -> StoredEvent:
-    """A new incident with its report, its possible-duplicate links (both ways), the
-    report's attachments and its feed event: one statement, so one round trip and one
-    implicit transaction (all or nothing), outside any transaction of the caller's.
+@dataclass(frozen=True, slots=True)
+class NewIntake:
+    """Everything one submission writes."""
 
-    Raises UniqueViolationError when (citizen, idempotency key) was already used."""
+    incident: NewIncident
+    report: NewReport
+    duplicates: Sequence[tuple[UUID, float]]  # (other incident, metres): linked both ways
+    attachments: Sequence[NewAttachment]
+    event: NewEvent
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def insert_intakes(
+    conn: asyncpg.Connection, intakes: Sequence[NewIntake]
+) -> list[StoredEvent]:
+    """New incidents with their reports, possible-duplicate links (both ways),
+    attachments and feed events, for several submissions: one statement, so one round
+    trip and one implicit transaction (all or nothing, for all of them), outside any
+    transaction of the caller's.  Returns each intake's event, in order; their `seq`s
+    follow that order.
+
+    Raises UniqueViolationError when a (citizen, idempotency key) was already used."""
     if conn.is_in_transaction():
-        raise RuntimeError("insert_intake commits by itself; call it outside a transaction")
-    loc = incident.location
-    others = [other for other, _ in duplicates]
-    distances = [distance for _, distance in duplicates]
-    row = await conn.fetchrow(
-        """WITH incident AS (
+        raise RuntimeError("insert_intakes commits by itself; call it outside a transaction")
+    incidents = [n.incident for n in intakes]
+    locations = [i.location for i in incidents]
+    reports = [n.report for n in intakes]
+    events = [n.event for n in intakes]
+    links = [(n.incident.id, other, distance) for n in intakes for other, distance in n.duplicates]
+    files = [(n.incident.id, n.report.id, a) for n in intakes for a in n.attachments]
+    rows = await conn.fetch(
+        """WITH input AS (
+               SELECT * FROM unnest(
+                   $1::uuid[], $2::text[], $3::text[], $4::text[], $5::smallint[],
+                   $6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[],
+                   $11::float8[], $12::float8[], $13::float8[], $14::float8[],
+                   $15::timestamptz[], $16::float8[], $17::float8[], $18::text[],
+                   $19::uuid[], $20::text[], $21::text[], $22::float8[], $23::float8[],
+                   $24::text[], $25::float8[], $26::text[], $27::timestamptz[], $28::text[],
+                   $29::text[], $30::text[], $31::text[], $32::text[], $33::text[])
+                   WITH ORDINALITY
+                   AS t (id, case_no, channel, tag, severity, citizen_id, verification,
+                         precinct_code, jurisdiction, nearest_precinct_code, distance_m,
+                         lon, lat, accuracy_m, received_at, priority_credit_s,
+                         priority_score, tracking_token_hash,
+                         report_id, idempotency_key, text, report_lon, report_lat, datum,
+                         report_accuracy_m, location_source, client_time, response,
+                         event_type, event_precinct, actor_kind, actor_id, payload, ord)),
+           incident AS (
                INSERT INTO incidents
                    (id, case_no, state, channel, tag, severity, citizen_id, verification,
                     precinct_code, jurisdiction, nearest_precinct_code, distance_m,
                     lon, lat, accuracy_m, received_at, priority_credit_s, priority_score,
                     tracking_token_hash)
-               VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                       $15, $16, $17, $18)
+               SELECT id, case_no, 'queued', channel, tag, severity, citizen_id,
+                      verification, precinct_code, jurisdiction, nearest_precinct_code,
+                      distance_m, lon, lat, accuracy_m, received_at, priority_credit_s,
+                      priority_score, tracking_token_hash
+               FROM input ORDER BY ord
                RETURNING id),
            report AS (
                INSERT INTO reports
                    (id, incident_id, citizen_id, channel, idempotency_key, text, tag, lon, lat,
                     datum, accuracy_m, location_source, client_time, received_at, response)
-               VALUES ($19, $1, $6, $3, $20, $21, $4, $22, $23, $24, $25, $26, $27, $15, $28)),
+               SELECT report_id, id, citizen_id, channel, idempotency_key, text, tag,
+                      report_lon, report_lat, datum, report_accuracy_m, location_source,
+                      client_time, received_at, response::jsonb
+               FROM input ORDER BY ord),
            links AS (
                INSERT INTO incident_links (incident_id, other_id, kind, distance_m)
                SELECT a, b, 'possible_duplicate', d
-               FROM unnest($29::uuid[], $30::float8[]) AS other (id, d),
-                    LATERAL (VALUES ($1::uuid, other.id), (other.id, $1::uuid)) AS pair (a, b)
+               FROM unnest($34::uuid[], $35::uuid[], $36::float8[]) AS link (id, other, d),
+                    LATERAL (VALUES (link.id, link.other), (link.other, link.id)) AS pair (a, b)
                ON CONFLICT DO NOTHING),
            attachments AS (
                INSERT INTO attachments
                    (id, incident_id, report_id, kind, media_type, sha256, bytes, width, height,
                     storage_key, exif_lon, exif_lat, taken_at)
-               SELECT a.id, $1, $19, a.kind, a.media_type, a.sha256, a.bytes, a.width,
-                      a.height, a.storage_key, a.exif_lon, a.exif_lat, a.taken_at
-               FROM unnest($31::uuid[], $32::text[], $33::text[], $34::text[], $35::bigint[],
-                           $36::int[], $37::int[], $38::text[], $39::float8[], $40::float8[],
-                           $41::timestamptz[])
-                    AS a (id, kind, media_type, sha256, bytes, width, height, storage_key,
-                          exif_lon, exif_lat, taken_at)),
-           feed AS (SELECT pg_advisory_xact_lock_shared($42)),
+               SELECT * FROM unnest(
+                   $37::uuid[], $38::uuid[], $39::uuid[], $40::text[], $41::text[],
+                   $42::text[], $43::bigint[], $44::int[], $45::int[], $46::text[],
+                   $47::float8[], $48::float8[], $49::timestamptz[])),
+           feed AS (SELECT pg_advisory_xact_lock_shared($50)),
            event AS (
                -- `seq` is drawn only once the feed lock is held (see store.events).
                INSERT INTO incident_events
                    (type, incident_id, precinct_code, citizen_id, actor_kind, actor_id, payload)
-               SELECT $43::text, incident.id, $44::text, $6::uuid, $45::text, $46::text,
-                      $47::jsonb
-               FROM feed, incident
-               RETURNING seq, created_at)
-           SELECT seq, created_at FROM event""",
-        incident.id, incident.case_no, incident.channel, incident.tag, incident.severity,
-        incident.citizen_id, incident.verification, loc.precinct_code, loc.jurisdiction,
-        loc.nearest_code, loc.distance_m, loc.lon, loc.lat, loc.accuracy_m,
-        incident.received_at, incident.priority_credit_s, incident.priority_score,
-        incident.tracking_token_hash,
-        report.id, report.idempotency_key, report.text, report.lon, report.lat, report.datum,
-        report.accuracy_m, report.location_source, report.client_time, report.response,
-        others, distances,
-        [a.id for a in attachments], [a.kind for a in attachments],
-        [a.media_type for a in attachments], [a.sha256 for a in attachments],
-        [a.size for a in attachments], [a.width for a in attachments],
-        [a.height for a in attachments], [a.storage_key for a in attachments],
-        [a.exif_lon for a in attachments], [a.exif_lat for a in attachments],
-        [a.taken_at for a in attachments],
-        FEED_LOCK, event.type, event.precinct_code, event.actor.kind.value, event.actor.id,
-        event.payload,
+               SELECT input.event_type, input.id, input.event_precinct, input.citizen_id,
+                      input.actor_kind, input.actor_id, input.payload::jsonb
+               FROM feed, input JOIN incident USING (id)
+               ORDER BY input.ord
+               RETURNING seq, incident_id, created_at)
+           SELECT seq, incident_id, created_at FROM event""",
+        [i.id for i in incidents], [i.case_no for i in incidents],
+        [i.channel for i in incidents], [i.tag for i in incidents],
+        [i.severity for i in incidents], [i.citizen_id for i in incidents],
+        [i.verification for i in incidents], [loc.precinct_code for loc in locations],
+        [loc.jurisdiction for loc in locations], [loc.nearest_code for loc in locations],
+        [loc.distance_m for loc in locations], [loc.lon for loc in locations],
+        [loc.lat for loc in locations], [loc.accuracy_m for loc in locations],
+        [i.received_at for i in incidents], [i.priority_credit_s for i in incidents],
+        [i.priority_score for i in incidents], [i.tracking_token_hash for i in incidents],
+        [r.id for r in reports], [r.idempotency_key for r in reports],
+        [r.text for r in reports], [r.lon for r in reports], [r.lat for r in reports],
+        [r.datum for r in reports], [r.accuracy_m for r in reports],
+        [r.location_source for r in reports], [r.client_time for r in reports],
+        [_json_text(r.response) for r in reports],
+        [e.type for e in events], [e.precinct_code for e in events],
+        [e.actor.kind.value for e in events], [e.actor.id for e in events],
+        [_json_text(e.payload) for e in events],
+        [link[0] for link in links], [link[1] for link in links], [link[2] for link in links],
+        [a.id for _, _, a in files], [incident_id for incident_id, _, _ in files],
+        [report_id for _, report_id, _ in files], [a.kind for _, _, a in files],
+        [a.media_type for _, _, a in files], [a.sha256 for _, _, a in files],
+        [a.size for _, _, a in files], [a.width for _, _, a in files],
+        [a.height for _, _, a in files], [a.storage_key for _, _, a in files],
+        [a.exif_lon for _, _, a in files], [a.exif_lat for _, _, a in files],
+        [a.taken_at for _, _, a in files],
+        FEED_LOCK,
     )  # fmt: skip
-    assert row is not None
+    written = {row["incident_id"]: row for row in rows}
+    assert len(written) == len(intakes)
+    return [_stored_event(n, written[n.incident.id]) for n in intakes]
+
+
+def _stored_event(intake: NewIntake, row: asyncpg.Record) -> StoredEvent:
     return StoredEvent(
-        seq=row["seq"], type=event.type, incident_id=incident.id,
-        precinct_code=event.precinct_code, citizen_id=incident.citizen_id, officer_id=None,
-        actor=event.actor, payload=event.payload, created_at=row["created_at"],
+        seq=row["seq"], type=intake.event.type, incident_id=intake.incident.id,
+        precinct_code=intake.event.precinct_code, citizen_id=intake.incident.citizen_id,
+        officer_id=None, actor=intake.event.actor, payload=intake.event.payload,
+        created_at=row["created_at"],
     )  # fmt: skip
 
 

@@ -3,17 +3,20 @@
 import asyncio
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 
+from dispatch.http.keys import INTAKE
 from dispatch.queue import GLOBAL_KEY, precinct_key
 from dispatch.services.views import incident_view
+from dispatch.store.events import FEED_LOCK
 from dispatch.store.workflow import incident_from_row
 from geo.datum import wgs84_to_gcj02
-from tests.conftest import CitizenSession, Client, register_citizen
+from tests.conftest import CitizenSession, Client, app_of, register_citizen
 
 XUANWU_LAKE = (118.7926, 32.0732)  # WGS84, in 玄武区 (320102)
 SHANGHAI = (121.4737, 31.2304)  # outside every Nanjing district
@@ -194,3 +197,101 @@ async def test_tracking_is_404_for_everyone_else(
     missing = await app_client.get("/api/cases/110-20000101-000001", headers=citizen.headers)
     assert missing.status == 404
     assert (await app_client.get(url, headers=citizen.headers)).status == 200  # the owner
+
+
+async def _while_writers_wait(
+    app_client: Client,
+    pg: asyncpg.Pool,
+    first: dict[str, Any],
+    together: list[dict[str, Any]],
+    headers: dict[str, str],
+) -> tuple[Any, list[Any]]:
+    """Post `first`; hold its write (the feed lock) until every one of `together` waits
+    behind it, so that they are written as one batch; then let go."""
+    intake = app_of(app_client)[INTAKE]
+    async with pg.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)
+        lead = asyncio.create_task(app_client.post("/api/alarms", json=first, headers=headers))
+        await _until(lambda: intake.writes.running == 1)
+        rest = [
+            asyncio.create_task(app_client.post("/api/alarms", json=body, headers=headers))
+            for body in together
+        ]
+        await _until(lambda: intake.writes.waiting == len(together))
+    return await lead, list(await asyncio.gather(*rest))
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("never happened")
+
+
+async def test_alarms_arriving_together_are_written_together_each_on_its_own_terms(
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool
+) -> None:
+    intake = app_of(app_client)[INTAKE]
+    batches = intake.writes.batches
+    lake = [alarm(tag="robbery") for _ in range(4)]
+    far = alarm(tag="robbery", lon=SHANGHAI[0], lat=SHANGHAI[1])
+    unknown = alarm(tag="alien_abduction")
+    lead, rest = await _while_writers_wait(
+        app_client, pg, alarm(tag="robbery"), [*lake, unknown, far], citizen.headers
+    )
+    assert intake.writes.batches == batches + 2  # the lead, then the other six at once
+    assert lead.status == 201
+    assert [r.status for r in rest] == [201] * 4 + [400, 201]
+    error = (await rest[4].json())["error"]
+    assert error["field"] == "tag" and "alien_abduction" in error["message"]
+    created = [await r.json() for r in (lead, *rest[:4], rest[5])]
+    ids = [uuid.UUID(body["incident_id"]) for body in created]
+    async with pg.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM incidents") == 6
+        assert await conn.fetchval("SELECT count(*) FROM reports") == 6
+        events = await conn.fetch(
+            "SELECT seq, incident_id, payload FROM incident_events"
+            " WHERE type = 'incident.created' ORDER BY seq"
+        )
+        links = await conn.fetch("SELECT incident_id, other_id FROM incident_links")
+    assert sorted(e["incident_id"] for e in events) == sorted(ids)
+    # The five robberies at the lake are each other's possible duplicates, whether they
+    # were written before (the lead) or in the same statement; Shanghai is no one's.
+    at_lake = set(ids[:5])
+    assert {(r["incident_id"], r["other_id"]) for r in links} == {
+        (a, b) for a in at_lake for b in at_lake if a != b
+    }
+    by_incident = {e["incident_id"]: e["payload"] for e in events}
+    for later, incident_id in enumerate(ids[1:5], start=1):
+        suggested = {d["incident_id"] for d in by_incident[incident_id]["possible_duplicates"]}
+        assert suggested == {str(i) for i in ids[:later]}  # those written before it
+    for body in created:  # each answer is its own and tracks its own case
+        case = await app_client.get(
+            f"/api/cases/{body['case_no']}",
+            headers={"Authorization": f"Bearer {body['tracking_token']}"},
+        )
+        assert case.status == 200
+
+
+async def test_one_spoiled_write_does_not_spoil_the_others_in_its_batch(
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool
+) -> None:
+    # Three retries of one key in one batch: the statement hits the key's unique index,
+    # so nothing of it is written; each is then written alone.
+    retry = alarm(tag="medical")
+    others = [alarm(tag="fire", lon=118.70, lat=32.00), alarm(tag="medical", lon=118.90)]
+    lead, rest = await _while_writers_wait(
+        app_client, pg, alarm(), [retry, *others, retry, retry], citizen.headers
+    )
+    assert lead.status == 201 and [r.status for r in rest] == [201] * 5
+    answers = [await r.json() for r in rest]
+    assert answers[0] == answers[3] == answers[4]
+    assert [r.headers.get("Idempotent-Replayed") for r in rest] == [None] * 3 + ["true"] * 2
+    async with pg.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM incidents") == 4
+        assert await conn.fetchval("SELECT count(*) FROM reports") == 4
+        created = await conn.fetchval(
+            "SELECT count(*) FROM incident_events WHERE type = 'incident.created'"
+        )
+    assert created == 4

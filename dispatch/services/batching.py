@@ -1,0 +1,100 @@
+"""Group commit: submissions that arrive while earlier ones are being written are
+written together, in one statement and one transaction.
+
+Under light load every submission is written at once, alone, as it would be without
+this.  Under heavy load (a disaster: thousands report at once) the per-transaction
+costs - round trips, commit, the wake-ups of every process on the way - are paid once
+per batch instead of once per report, so the service keeps up instead of queueing.
+Nothing is answered before its batch has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Flush = Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]]
+
+
+class GroupCommit(Generic[T, R]):
+    """Hands items to `flush` in batches: at most `max_running` batches at a time, each
+    of at most `max_batch` items, in arrival order.  `flush` returns one result or
+    exception per item; an exception it raises goes to every item of its batch."""
+
+    def __init__(self, flush: Flush[T, R], *, max_batch: int = 64, max_running: int = 4) -> None:
+        if max_batch < 1 or max_running < 1:
+            raise ValueError("max_batch and max_running must be at least 1")
+        self._flush = flush
+        self._max_batch = max_batch
+        self._max_running = max_running
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self.batches = 0  # how many flushes ran (for tests and benchmarks)
+        self.items = 0
+
+    @property
+    def waiting(self) -> int:
+        """Items not yet handed to a flush."""
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        """Flushes under way."""
+        return len(self._running)
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # a caller that went away leaves no warning
+        self._waiting.append((item, future))
+        if len(self._running) < self._max_running:
+            self._start()
+        # A caller that goes away (the phone hung up) does not stop the write: its
+        # retry with the same idempotency key then gets the stored answer.
+        return await asyncio.shield(future)
+
+    def _start(self) -> None:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        task = asyncio.create_task(self._run(batch), name="group-commit")
+        self._running.add(task)
+
+    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        self.batches += 1
+        self.items += len(batch)
+        try:
+            try:
+                results = await self._flush([item for item, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - it is every item's answer
+                results = [exc] * len(batch)
+            except BaseException:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            if len(results) != len(batch):
+                lost = RuntimeError(f"flush answered {len(results)} of {len(batch)} items")
+                results = [lost] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        finally:
+            self._running.discard(asyncio.current_task())
+            if self._waiting and len(self._running) < self._max_running:
+                self._start()
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far is written (at shutdown)."""
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
