@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import json
 import logging
@@ -139,12 +140,23 @@ async def _serve(settings: Settings) -> None:
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
             ) from exc
         logins = app.get(DEMO_LOGINS)
+        _settle_memory()
         _print_banner(settings, logins or [])
         await stop.wait()
         logger.info("shutting down")
     finally:
         await runner.cleanup()
     print("micro110: stopped", flush=True)
+
+
+def _settle_memory() -> None:
+    """Once started: the start-up's objects (precinct index, codecs, modules) will live
+    as long as the process, so the cyclic garbage collector stops walking them, and it
+    runs less often.  Its full collections over them were the slowest requests (p99 of
+    intake 49 -> 29 ms in bench/intake.py)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 1_000)
 
 
 def _print_banner(settings: Settings, logins: Sequence[Any]) -> None:
