@@ -17,13 +17,17 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-Flush = Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]]
+Flush = Callable[[Sequence[T], Callable[[], None]], Awaitable[Sequence[R | Exception]]]
 
 
 class GroupCommit(Generic[T, R]):
     """Hands items to `flush` in batches: at most `max_running` batches at a time, each
     of at most `max_batch` items, in arrival order.  `flush` returns one result or
-    exception per item; an exception it raises goes to every item of its batch."""
+    exception per item; an exception it raises goes to every item of its batch.
+
+    `flush(items, written)` may call `written()` once its transaction has committed:
+    the next batch then starts while it finishes (indexing, publishing) - the part
+    that must not overlap is the writing."""
 
     def __init__(self, flush: Flush[T, R], *, max_batch: int = 64, max_running: int = 4) -> None:
         if max_batch < 1 or max_running < 1:
@@ -32,7 +36,8 @@ class GroupCommit(Generic[T, R]):
         self._max_batch = max_batch
         self._max_running = max_running
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
-        self._running: set[asyncio.Task[None]] = set()
+        self._writing = 0  # batches started and not yet written
+        self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0  # how many flushes ran (for tests and benchmarks)
         self.items = 0
 
@@ -43,14 +48,14 @@ class GroupCommit(Generic[T, R]):
 
     @property
     def running(self) -> int:
-        """Flushes under way."""
-        return len(self._running)
+        """Batches being written."""
+        return self._writing
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)  # a caller that went away leaves no warning
         self._waiting.append((item, future))
-        if len(self._running) < self._max_running:
+        if self._writing < self._max_running:
             self._start()
         # A caller that goes away (the phone hung up) does not stop the write: its
         # retry with the same idempotency key then gets the stored answer.
@@ -59,15 +64,28 @@ class GroupCommit(Generic[T, R]):
     def _start(self) -> None:
         batch = self._waiting[: self._max_batch]
         del self._waiting[: self._max_batch]
+        self._writing += 1
         task = asyncio.create_task(self._run(batch), name="group-commit")
-        self._running.add(task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
         self.items += len(batch)
+        released = False
+
+        def written() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._writing -= 1
+            if self._waiting and self._writing < self._max_running:
+                self._start()
+
         try:
             try:
-                results = await self._flush([item for item, _ in batch])
+                results = await self._flush([item for item, _ in batch], written)
             except Exception as exc:  # noqa: BLE001 - it is every item's answer
                 results = [exc] * len(batch)
             except BaseException:
@@ -85,14 +103,12 @@ class GroupCommit(Generic[T, R]):
                 else:
                     future.set_result(result)
         finally:
-            self._running.discard(asyncio.current_task())
-            if self._waiting and len(self._running) < self._max_running:
-                self._start()
+            written()
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is written (at shutdown)."""
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

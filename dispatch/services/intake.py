@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,9 +197,12 @@ class IntakeService:
         """Finish the submissions being written (at shutdown)."""
         await self._group.drain()
 
-    async def _submit_batch(self, batch: Sequence[_Arrival]) -> list[IntakeResult | Exception]:
+    async def _submit_batch(
+        self, batch: Sequence[_Arrival], written: Callable[[], None] = lambda: None
+    ) -> list[IntakeResult | Exception]:
         """Submissions that arrived together: read in one round trip, written in one
-        statement (one transaction for all), then indexed and published together."""
+        statement (one transaction for all), then indexed and published together.
+        `written` is called once nothing more is written to PostgreSQL."""
         results: list[IntakeResult | Exception | None] = [None] * len(batch)
         planned: list[tuple[int, _Planned]] = []
         failure: asyncpg.PostgresError | None = None
@@ -231,7 +234,9 @@ class IntakeService:
                     failure = exc
         if failure is not None:
             await self._after_failed_write(batch, planned, results, failure)
-        elif planned:
+            return results  # type: ignore[return-value]
+        written()
+        if planned:
             await self.queue.add([plan.entry for _, plan in planned])
             await self.publisher.publish(events)
             for index, plan in planned:

@@ -1,7 +1,7 @@
 """Group commit: what arrives while a batch is written is written together."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -15,9 +15,15 @@ class Writer:
         self.batches: list[list[int]] = []
         self.go = asyncio.Event()
 
-    async def flush(self, items: Sequence[int]) -> list[str | Exception]:
+    async def flush(
+        self, items: Sequence[int], written: Callable[[], None]
+    ) -> list[str | Exception]:
         self.batches.append(list(items))
         await self.go.wait()
+        if 99 in items:  # written; the rest (publishing, say) may overlap the next batch
+            written()
+            self.published = asyncio.Event()
+            await self.published.wait()
         if 666 in items:
             raise RuntimeError("the statement failed")
         return [ValueError(f"bad {i}") if i < 0 else f"ok {i}" for i in items]
@@ -77,6 +83,19 @@ async def test_a_caller_that_goes_away_does_not_stop_the_write() -> None:
     writer.go.set()
     await group.drain()
     assert writer.batches == [[7]] and group.running == 0
+
+
+async def test_the_next_batch_starts_once_the_last_is_written() -> None:
+    writer = Writer()
+    writer.go.set()
+    group: GroupCommit[int, str] = GroupCommit(writer.flush, max_running=1)
+    publishing = asyncio.create_task(group.submit(99))
+    await until(lambda: writer.batches == [[99]] and group.running == 0)
+    assert await group.submit(1) == "ok 1"  # while 99 is still publishing
+    assert not publishing.done()
+    writer.published.set()
+    assert await publishing == "ok 99"
+    await group.drain()
 
 
 async def test_limits_must_be_positive() -> None:
