@@ -45,15 +45,18 @@ class PriorityQueue:
 
     async def add(self, entries: Iterable[QueueEntry]) -> bool:
         """Index entries; False (logged) when Redis failed: PostgreSQL still has them."""
-        pipe = self._redis.pipeline(transaction=True)
-        count = 0
+        everywhere: dict[str, float] = {}
+        by_precinct: dict[str, dict[str, float]] = {}
         for entry in entries:
             member = str(entry.incident_id)
-            pipe.zadd(GLOBAL_KEY, {member: entry.score})
-            pipe.zadd(precinct_key(entry.precinct_code), {member: entry.score})
-            count += 1
-        if not count:
+            everywhere[member] = entry.score
+            by_precinct.setdefault(precinct_key(entry.precinct_code), {})[member] = entry.score
+        if not everywhere:
             return True
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zadd(GLOBAL_KEY, everywhere)  # one command per key, however many entries
+        for key, members in by_precinct.items():
+            pipe.zadd(key, members)
         try:
             await pipe.execute()
         except (OSError, redis.exceptions.RedisError):

@@ -55,32 +55,39 @@ class _Seq(msgspec.Struct):
     seq: int
 
 
-# Reads only `seq` of a published event, to drop the ones delivered already unparsed.
-_seq_of = msgspec.json.Decoder(_Seq).decode
+# Reads only the `seq`s of a published message (a list of events), to drop the ones
+# delivered already unparsed.
+_seqs_of = msgspec.json.Decoder(list[_Seq]).decode
 
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-def encode_event(event: StoredEvent) -> bytes:
-    return _encode(
-        {
-            "seq": event.seq,
-            "type": event.type,
-            "incident_id": str(event.incident_id) if event.incident_id else None,
-            "precinct_code": event.precinct_code,
-            "citizen_id": str(event.citizen_id) if event.citizen_id else None,
-            "officer_id": event.officer_id,
-            "actor": [event.actor.kind.value, event.actor.id],
-            "payload": event.payload,
-            "created_at": event.created_at.isoformat(),
-        }
-    )
+def encode_events(events: Sequence[StoredEvent]) -> bytes:
+    """One feed message: the events of one commit, in `seq` order."""
+    return _encode([_wire(event) for event in events])
 
 
-def decode_event(raw: str | bytes) -> StoredEvent:
-    data = _decode(raw)
+def decode_events(raw: str | bytes) -> list[StoredEvent]:
+    return [_from_wire(data) for data in _decode(raw)]
+
+
+def _wire(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "type": event.type,
+        "incident_id": str(event.incident_id) if event.incident_id else None,
+        "precinct_code": event.precinct_code,
+        "citizen_id": str(event.citizen_id) if event.citizen_id else None,
+        "officer_id": event.officer_id,
+        "actor": [event.actor.kind.value, event.actor.id],
+        "payload": event.payload,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def _from_wire(data: dict[str, Any]) -> StoredEvent:
     return StoredEvent(
         seq=int(data["seq"]),
         type=data["type"],
@@ -154,11 +161,8 @@ class FeedHub:
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
         """The Publisher listener: hand committed events to every node, this one directly."""
-        pipe = self.redis.pipeline(transaction=False)
-        for event in events:
-            pipe.publish(CHANNEL, encode_event(event))
         try:
-            await pipe.execute()
+            await self.redis.publish(CHANNEL, encode_events(events))
         except (OSError, redis.exceptions.RedisError):
             # Not lost: every hub's settler finds them in PostgreSQL.
             logger.exception("feed publish failed", extra={"seqs": [e.seq for e in events]})
@@ -193,10 +197,13 @@ class FeedHub:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is None or message.get("type") != "message":
                         continue
-                    seq = _seq_of(message["data"]).seq
-                    if seq <= self.cursor or seq in self._pending:
+                    if all(
+                        one.seq <= self.cursor or one.seq in self._pending
+                        for one in _seqs_of(message["data"])
+                    ):
                         continue  # delivered or held already: this node's own, or backfilled
-                    await self.deliver(decode_event(message["data"]))
+                    for event in decode_events(message["data"]):
+                        await self.deliver(event)
             except (OSError, redis.exceptions.RedisError):
                 ready.set()  # start-up must not hang on Redis: the settler covers delivery
                 logger.warning("feed subscription lost; resubscribing", exc_info=True)
