@@ -103,29 +103,12 @@ async def intake_contexts(
     the tag, a case serial, and the open incidents nearby (possible duplicates; no box,
     none)."""
     boxes = [q.box or (None, None, None, None) for q in queries]
+    # The SQL is the function intake_contexts (migration 0005): planned once per
+    # connection, where a statement was planned on every call.
     rows = await conn.fetch(
-        """SELECT q.ord, r.response, r.channel, c.verification, c.false_alarms, t.severity,
-                  array(SELECT code FROM tags WHERE active) AS active_tags,
-                  CASE WHEN r.id IS NULL AND c.id IS NOT NULL AND t.severity IS NOT NULL
-                       THEN nextval('case_number_seq') END AS case_serial,
-                  CASE WHEN r.id IS NULL AND q.min_lon IS NOT NULL THEN
-                      (SELECT coalesce(json_agg(json_build_array(i.id, i.tag, i.lon, i.lat)),
-                                       '[]')
-                       FROM incidents i
-                       WHERE i.received_at >= q.since
-                         AND i.state IN ('queued', 'claimed', 'assigned', 'escalated')
-                         AND i.lon BETWEEN q.min_lon AND q.max_lon
-                         AND i.lat BETWEEN q.min_lat AND q.max_lat)
-                  END AS nearby
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[], $5::float8[],
-                       $6::float8[], $7::float8[], $8::timestamptz[]) WITH ORDINALITY
-                AS q (citizen_id, idempotency_key, tag, min_lon, min_lat, max_lon, max_lat,
-                      since, ord)
-           LEFT JOIN reports r
-                  ON r.citizen_id = q.citizen_id AND r.idempotency_key = q.idempotency_key
-           LEFT JOIN citizens c ON c.id = q.citizen_id
-           LEFT JOIN tags t ON t.code = q.tag AND t.active
-           ORDER BY q.ord""",
+        """SELECT * FROM intake_contexts($1::uuid[], $2::text[], $3::text[], $4::float8[],
+                                         $5::float8[], $6::float8[], $7::float8[],
+                                         $8::timestamptz[])""",
         [q.citizen_id for q in queries], [q.idempotency_key for q in queries],
         [q.tag for q in queries], [b[0] for b in boxes], [b[1] for b in boxes],
         [b[2] for b in boxes], [b[3] for b in boxes], [q.since for q in queries],
