@@ -160,15 +160,17 @@ class FeedHub:
         self.looked = asyncio.Condition()
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
-        """The Publisher listener: hand committed events to every node, this one directly."""
+        """The Publisher listener: hand committed events to every node, this one directly.
+
+        This node's clients first: they need not wait for the Redis round trip, nor for
+        its echo, which `_consume` then drops."""
+        for event in events:
+            await self.deliver(event)
         try:
             await self.redis.publish(CHANNEL, encode_events(events))
         except (OSError, redis.exceptions.RedisError):
             # Not lost: every hub's settler finds them in PostgreSQL.
             logger.exception("feed publish failed", extra={"seqs": [e.seq for e in events]})
-        # This node's clients need not wait for the Redis echo, which `_consume` then drops.
-        for event in events:
-            await self.deliver(event)
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
