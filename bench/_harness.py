@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import aiohttp
 import asyncpg
 import numpy as np
 import psutil
+import redis.asyncio as aioredis
 
 # Benchmarks run as `python bench/x.py`: make the repository (and tests.serving) importable.
 REPO = Path(__file__).resolve().parents[1]
@@ -85,45 +88,108 @@ async def raw_servers(workdir: Path) -> AsyncIterator[tuple[str, str]]:
             postgres.stop()
 
 
-class MachineCpu:
-    """CPU seconds spent on this machine by kind of process: the `micro110 serve` nodes,
-    PostgreSQL, Redis, this benchmark's own process and everything else."""
-
-    KINDS = ("servers", "postgres", "redis", "client", "other")
-
-    @staticmethod
-    def _kind(process: psutil.Process) -> str:
-        if process.pid == os.getpid():
-            return "client"
-        name = process.name()
-        if name.startswith("postgres"):
-            return "postgres"
-        if name.startswith("redis"):
-            return "redis"
-        if "serve" in process.cmdline() and "dispatch.cli" in process.cmdline():
-            return "servers"
-        return "other"
-
-    def read(self) -> dict[int, tuple[str, float]]:
-        seen: dict[int, tuple[str, float]] = {}
-        for process in psutil.process_iter():
+def process_cpu_s(process: psutil.Process, *, tree: bool = True) -> float:
+    """CPU seconds of `process` so far, with `tree` also of its descendants, those alive
+    and those reaped (a PostgreSQL backend that has exited still counts)."""
+    times = process.cpu_times()
+    spent = times.user + times.system
+    if tree:
+        spent += times.children_user + times.children_system
+        for child in process.children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                seen[process.pid] = (self._kind(process), times.user + times.system)
-        return seen
+                spent += sum(child.cpu_times()[:2])
+    return float(spent)
 
-    def spent(
-        self, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
-    ) -> dict[str, float]:
-        """CPU seconds by kind between two readings."""
-        spent = dict.fromkeys(self.KINDS, 0.0)
-        for pid, (kind, cpu) in after.items():
-            spent[kind] += cpu - before.get(pid, (kind, 0.0))[1]
-        return spent
+
+def _machine_busy_s() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    groups: dict[str, list[float]]  # CPU seconds so far of each group's processes
+    machine_s: float  # busy CPU seconds of the whole machine so far
+    at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class CpuSpent:
+    """CPU seconds between two readings: each named group's processes, in order, and
+    the rest of the machine (`other`: whatever else competed for the same cores)."""
+
+    groups: dict[str, list[float]]
+    other_s: float
+    elapsed_s: float
+
+    def total(self, group: str) -> float:
+        return sum(self.groups.get(group, []))
+
+    def per_op_ms(self, ops: int) -> dict[str, float]:
+        """Milliseconds per operation by group (summed over its processes), and other."""
+        per = {name: 1000 * sum(v) / max(ops, 1) for name, v in self.groups.items()}
+        return {
+            k: round(v, 3) for k, v in (per | {"other": 1000 * self.other_s / max(ops, 1)}).items()
+        }
+
+    def machine_cores(self) -> float:
+        """How many cores the whole machine kept busy on average."""
+        return (sum(map(sum, self.groups.values())) + self.other_s) / max(self.elapsed_s, 1e-9)
+
+
+class CpuMeter:
+    """CPU time of named groups of processes, each process with its descendants unless
+    its group is `flat`, and of the rest of the machine.  The one meter every
+    benchmark uses: `micro110 serve` nodes, PostgreSQL, Redis, load generators."""
+
+    def __init__(self, groups: Mapping[str, Sequence[int]], *, flat: Iterable[str] = ()) -> None:
+        self.procs = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
+        self.flat = frozenset(flat)
+
+    def read(self) -> CpuReading:
+        groups = {}
+        for name, procs in self.procs.items():
+            values = []
+            for process in procs:
+                try:
+                    values.append(process_cpu_s(process, tree=name not in self.flat))
+                except psutil.Error:  # it has exited: its time is lost, not negative
+                    values.append(float("nan"))
+            groups[name] = values
+        return CpuReading(groups, _machine_busy_s(), time.monotonic())
 
     @staticmethod
-    def per_op_ms(spent: dict[str, float], ops: int) -> str:
-        return ", ".join(f"{k} {1000 * v / max(ops, 1):.2f}" for k, v in spent.items())
+    def spent(before: CpuReading, after: CpuReading) -> CpuSpent:
+        groups = {
+            name: [
+                0.0 if math.isnan(a - b) else a - b
+                for a, b in zip(after.groups[name], was, strict=True)
+            ]
+            for name, was in before.groups.items()
+        }
+        ours = sum(map(sum, groups.values()))
+        other = max(0.0, after.machine_s - before.machine_s - ours)
+        return CpuSpent(groups, other, after.at - before.at)
+
+
+async def service_pids(pool: asyncpg.Pool, redis_url: str) -> dict[str, list[int]]:
+    """The PostgreSQL postmaster and the Redis server, when they run on this machine."""
+    found = {}
+    with contextlib.suppress(psutil.Error):
+        async with pool.acquire() as conn:
+            backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
+        postmaster = backend.parent()
+        # A remote server's backend pid means nothing here.
+        if postmaster is not None and "postgres" in postmaster.name():
+            found["postgres"] = [postmaster.pid]
+    client = aioredis.from_url(redis_url)
+    try:
+        pid = int((await client.info("server"))["process_id"])
+        if psutil.pid_exists(pid):
+            found["redis"] = [pid]
+    finally:
+        await client.aclose()
+    return found
 
 
 @dataclass

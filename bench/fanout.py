@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import math
@@ -48,17 +47,17 @@ from typing import Any
 
 import aiohttp
 import msgspec
-import psutil
-import redis.asyncio as aioredis
 from _bare_socketio import bare_server
 from _consoles import ConsoleLog, ConsoleSpec, Receipt, collect, console_processes
 from _harness import (
-    Cluster,
+    CpuMeter,
+    CpuSpent,
     cluster,
     grid_position,
     login,
     new_citizen,
     percentile_ms,
+    service_pids,
 )
 
 from dispatch.domain.users import Role
@@ -249,51 +248,16 @@ def _alarm_counts(args: argparse.Namespace) -> tuple[int, int]:
     return warmup, warmup + int(args.rate * args.seconds)
 
 
-def _cpu_seconds(proc: psutil.Process, tree: bool) -> float:
-    """CPU time of `proc` (and, with `tree`, its live and reaped descendants)."""
-    times = proc.cpu_times()
-    spent = times.user + times.system
-    if tree:
-        spent += times.children_user + times.children_system
-        for child in proc.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                spent += sum(child.cpu_times()[:2])
-    return spent
-
-
-class _CpuMeter:
-    """CPU time each group of processes spent between start() and stop(), per alarm."""
-
-    def __init__(self, groups: Mapping[str, Sequence[int]]) -> None:
-        self.procs = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
-        self.before: dict[str, list[float]] = {}
-        self.started = 0.0
-
-    def _sample(self) -> dict[str, list[float]]:
-        return {
-            name: [_cpu_seconds(p, tree=name != "poster") for p in procs]
-            for name, procs in self.procs.items()
-        }
-
-    def start(self) -> None:
-        psutil.cpu_percent()  # the machine's figure is since this call
-        self.before = self._sample()
-        self.started = time.monotonic()
-
-    def stop(self, alarms: int) -> dict[str, Any]:
-        """Milliseconds of CPU per alarm for each process; cores busy on the whole machine."""
-        elapsed = time.monotonic() - self.started
-        after = self._sample()
-        spent: dict[str, Any] = {
-            name: [round((a - b) * 1000 / alarms, 2) for a, b in zip(after[name], was, strict=True)]
-            for name, was in self.before.items()
-        }
-        ours = sum(sum(after[name]) - sum(was) for name, was in self.before.items()) / elapsed
-        machine = psutil.cpu_percent() / 100 * (psutil.cpu_count() or 1)
-        # Anything else running on this machine competes for the same cores.
-        spent["machine_cores"] = round(machine, 2)
-        spent["other_cores"] = round(max(0.0, machine - ours), 2)
-        return spent
+def _cpu_per_alarm(spent: CpuSpent, alarms: int) -> dict[str, Any]:
+    """Milliseconds of CPU per alarm for each process; cores busy on the whole machine."""
+    cpu: dict[str, Any] = {
+        name: [round(seconds * 1000 / max(alarms, 1), 2) for seconds in per_process]
+        for name, per_process in spent.groups.items()
+    }
+    cpu["machine_cores"] = round(spent.machine_cores(), 2)
+    # Anything else running on this machine competes for the same cores.
+    cpu["other_cores"] = round(spent.other_s / max(spent.elapsed_s, 1e-9), 2)
+    return cpu
 
 
 async def _measure(
@@ -311,34 +275,17 @@ async def _measure(
             f"{len(consoles)} consoles on {len(urls)} node(s) in {len(pipes)} processes; "
             f"posting {count} alarms at {args.rate:g}/s ({warmup} warm-up)"
         )
-        meter = _CpuMeter({**server_pids, "consoles": client_pids, "poster": [os.getpid()]})
-        meter.start()
+        # The poster alone: the consoles and servers are its children, counted apart.
+        meter = CpuMeter(
+            {**server_pids, "consoles": client_pids, "poster": [os.getpid()]}, flat={"poster"}
+        )
+        before = meter.read()
         alarms = await _post_alarms(urls, citizens, args.rate, count, warmup)
         for alarm in [a for a in alarms if a.error is not None][:3]:
             print(f"alarm {alarm.key} failed: {alarm.status or ''} {alarm.error}")
         logs = await collect(pipes, await last_seq(), args.grace)
-        cpu = meter.stop(len(alarms))
+        cpu = _cpu_per_alarm(meter.spent(before, meter.read()), len(alarms))
     return _report(args, server, alarms, logs, cpu)
-
-
-async def _store_pids(c: Cluster) -> dict[str, list[int]]:
-    """The PostgreSQL postmaster and the Redis server, when they run on this machine."""
-    found = {}
-    with contextlib.suppress(psutil.Error):
-        async with c.pool.acquire() as conn:
-            backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
-        postmaster = backend.parent()
-        # A remote server's backend pid means nothing here.
-        if postmaster is not None and "postgres" in postmaster.name():
-            found["postgres"] = [postmaster.pid]
-    client = aioredis.from_url(c.redis_url)
-    try:
-        pid = int((await client.info("server"))["process_id"])
-        if psutil.pid_exists(pid):
-            found["redis"] = [pid]
-    finally:
-        await client.aclose()
-    return found
 
 
 async def _run_micro110(args: argparse.Namespace) -> Report:
@@ -365,10 +312,9 @@ async def _run_micro110(args: argparse.Namespace) -> Report:
             async with c.pool.acquire() as conn:
                 return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM incident_events"))
 
-        return await _measure(
-            args, "micro110", c.urls, consoles, citizens,
-            {"server": [node.proc.pid for node in c.nodes], **await _store_pids(c)}, last_seq,
-        )  # fmt: skip
+        pids = {"server": [node.proc.pid for node in c.nodes]}
+        pids |= await service_pids(c.pool, c.redis_url)
+        return await _measure(args, "micro110", c.urls, consoles, citizens, pids, last_seq)
 
 
 async def _run_baseline(args: argparse.Namespace) -> Report:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -47,7 +48,16 @@ from pathlib import Path
 
 import aiohttp
 import redis.asyncio as aioredis
-from _harness import Cluster, MachineCpu, cluster, login, new_citizen, percentile_ms, post_json
+from _harness import (
+    Cluster,
+    CpuMeter,
+    cluster,
+    login,
+    new_citizen,
+    percentile_ms,
+    post_json,
+    service_pids,
+)
 from intake import Alarms, city_positions
 
 from dispatch.domain.users import Role
@@ -207,8 +217,7 @@ async def _postgres_agrees(servers: Cluster, dispatchers: Sequence[Dispatcher]) 
     return not problems
 
 
-async def _phase(desks: Sequence[_Desk], rate: int, per_desk: int) -> Phase:
-    meter = MachineCpu()
+async def _phase(desks: Sequence[_Desk], meter: CpuMeter, rate: int, per_desk: int) -> Phase:
     cpu_before = meter.read()
     began = time.perf_counter()
     if rate:
@@ -231,7 +240,8 @@ async def _phase(desks: Sequence[_Desk], rate: int, per_desk: int) -> Phase:
         f" p90 {percentile_ms(latencies, 90)} ms, p99 {phase.p99_ms} ms,"
         f" max {percentile_ms(latencies, 100)} ms"
     )
-    print(f"{'':>16}CPU ms per claim: {MachineCpu.per_op_ms(cpu, phase.claims)}")
+    per_claim = ", ".join(f"{k} {v:.2f}" for k, v in cpu.per_op_ms(phase.claims).items())
+    print(f"{'':>16}CPU ms per claim: {per_claim}")
     return phase
 
 
@@ -257,8 +267,16 @@ async def _run(
         try:
             await asyncio.gather(*(desk.login() for desk in desks))
             print(f"{dispatcher_count} dispatchers logged in on {NODES} nodes; claiming")
-            phases = [await _phase(desks, rate, per_rate // len(desks)) for rate in rates]
-            phases.append(await _phase(desks, 0, 0))
+            meter = CpuMeter(
+                {
+                    "servers": [node.proc.pid for node in servers.nodes],
+                    **await service_pids(servers.pool, servers.redis_url),
+                    "client": [os.getpid()],
+                },
+                flat={"client"},  # the servers are its children, counted apart
+            )
+            phases = [await _phase(desks, meter, rate, per_rate // len(desks)) for rate in rates]
+            phases.append(await _phase(desks, meter, 0, 0))
         finally:
             for desk in desks:
                 await desk.http.close()
