@@ -237,8 +237,10 @@ class IntakeService:
             return results  # type: ignore[return-value]
         written()
         if planned:
-            await self.queue.add([plan.entry for _, plan in planned])
+            # Consoles first (this node's get it without waiting for Redis); the queue
+            # index is an index: PostgreSQL, which `next` reads, has it already.
             await self.publisher.publish(events)
+            await self.queue.add([plan.entry for _, plan in planned])
             for index, plan in planned:
                 logger.info(
                     "incident created",
