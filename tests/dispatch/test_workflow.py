@@ -162,6 +162,11 @@ async def test_release_escalate_invalid_merge_transfer(
     assert unmerged["state"] == "queued" and unmerged["merged_into"] is None
 
     await act(app_client, staff.dispatcher, d, "claim")
+    # No foreign key guards an incident's precinct (migration 0004): the service does.
+    status, refused = await act(
+        app_client, staff.dispatcher, d, "transfer", {"to": "precinct", "name": "999999"}
+    )
+    assert status == 400 and refused["error"]["field"] == "precinct_code"
     status, moved = await act(
         app_client, staff.dispatcher, d, "transfer", {"to": "precinct", "name": "320106"}
     )
