@@ -53,7 +53,8 @@ _encode_json = msgspec.json.Encoder().encode
 _decode_json = msgspec.json.Decoder().decode
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """`value` as JSON text, as the jsonb codec sends it (for jsonb values in arrays)."""
     return _encode_json(value).decode()
 
 
@@ -61,7 +62,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     # msgspec rather than the json module: every event payload goes through here.
     for type_name in ("jsonb", "json"):
         await conn.set_type_codec(
-            type_name, encoder=_json_text, decoder=_decode_json, schema="pg_catalog"
+            type_name, encoder=json_text, decoder=_decode_json, schema="pg_catalog"
         )
 
 

@@ -9,11 +9,11 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import msgspec
 
 from dispatch.domain.events import Actor
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState, Location
+from dispatch.store.database import json_text
 from dispatch.store.events import FEED_LOCK, StoredEvent
 
 
@@ -184,10 +184,6 @@ class NewIntake:
     event: NewEvent
 
 
-def _json_text(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
-
-
 async def insert_intakes(
     conn: asyncpg.Connection, intakes: Sequence[NewIntake]
 ) -> list[StoredEvent]:
@@ -282,10 +278,10 @@ async def insert_intakes(
         [r.text for r in reports], [r.lon for r in reports], [r.lat for r in reports],
         [r.datum for r in reports], [r.accuracy_m for r in reports],
         [r.location_source for r in reports], [r.client_time for r in reports],
-        [_json_text(r.response) for r in reports],
+        [json_text(r.response) for r in reports],
         [e.type for e in events], [e.precinct_code for e in events],
         [e.actor.kind.value for e in events], [e.actor.id for e in events],
-        [_json_text(e.payload) for e in events],
+        [json_text(e.payload) for e in events],
         [link[0] for link in links], [link[1] for link in links], [link[2] for link in links],
         [a.id for _, _, a in files], [incident_id for incident_id, _, _ in files],
         [report_id for _, report_id, _ in files], [a.kind for _, _, a in files],
