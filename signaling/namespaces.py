@@ -23,6 +23,7 @@ from dispatch.domain.incidents import CitizenId
 from dispatch.domain.users import Role
 from dispatch.errors import BadRequest, DispatchError, Unauthorized
 from dispatch.http import models
+from dispatch.http.body import NUL_MESSAGE, field_of, nul_path
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.messages import MessageService
@@ -64,11 +65,11 @@ def error_ack(exc: DispatchError) -> dict[str, Any]:
 
 
 def decode(model: type[T], data: Any) -> T:
+    if (where := nul_path(data)) is not None:
+        raise BadRequest(NUL_MESSAGE, field=where)
     try:
         return msgspec.convert(data if data is not None else {}, model, strict=True)
     except msgspec.ValidationError as exc:
-        from dispatch.http.body import field_of
-
         field, message = field_of(exc)
         raise BadRequest(message, field=field) from None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -15,6 +15,28 @@ T = TypeVar("T")
 _AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
 _MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
+# JSON's only way to write a NUL character: \u0000 after an even number of backslashes.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_MESSAGE = "text must not contain NUL characters (\\u0000)"
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where in decoded JSON a string (value or key) holds a NUL character, if anywhere:
+    PostgreSQL stores no NUL in text, so such input is refused, naming the field."""
+    if isinstance(value, str):
+        return path or "body" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            if (found := nul_path(item, where)) is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := nul_path(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
 
 
 def field_of(error: msgspec.ValidationError) -> tuple[str | None, str]:
@@ -56,6 +78,13 @@ async def read_json(request: web.Request, model: type[T], *, max_bytes: int) -> 
     body = await read_body(request, max_bytes)
     if not body.strip():
         raise BadRequest("the request body is empty; expected a JSON object")
+    if _NUL_ESCAPE.search(body):
+        try:
+            where = nul_path(msgspec.json.decode(body))
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from None
+        if where is not None:
+            raise BadRequest(NUL_MESSAGE, field=where)
     try:
         return msgspec.json.decode(body, type=model, strict=True)
     except msgspec.ValidationError as exc:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 from aiohttp import web
 
 from dispatch.errors import DispatchError
@@ -49,6 +50,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DispatchError as exc:
         status = exc.status
         return error_response(exc.status, exc.code, exc.message, exc.field)
+    except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
+        # Text PostgreSQL cannot store (a NUL, say) that came some way the request
+        # readers do not check, a URL path for one: the request's fault, not ours.
+        status = 400
+        return error_response(
+            400, "bad_request", "the request holds a character that cannot be stored (NUL)"
+        )
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:

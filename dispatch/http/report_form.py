@@ -15,7 +15,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from dispatch.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from dispatch.http.body import read_body
+from dispatch.http.body import NUL_MESSAGE, read_body
 
 MAX_IMAGES = 6
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
@@ -64,6 +64,8 @@ def _number(raw: str, name: str, low: float, high: float) -> float:
 
 
 def _set_text_field(form: ReportForm, name: str, value: str) -> None:
+    if "\x00" in value:  # whether the form came as multipart or urlencoded
+        raise BadRequest(NUL_MESSAGE, field=name)
     if name == "text":
         if len(value) > MAX_TEXT_CHARS:
             raise BadRequest(f"text may have at most {MAX_TEXT_CHARS} characters", field="text")

@@ -5,12 +5,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import asyncpg
 import jwt
 import pytest
 
 from tests.conftest import CitizenSession, Client
 from tests.dispatch.test_alarms import alarm, counts
+from tests.dispatch.test_reports import fields, form, jpeg
 
 # (case id, body bytes, content type, status, error code, field)
 JSON_CASES: list[tuple[str, bytes, str, int, str, str | None]] = [
@@ -44,6 +46,10 @@ FIELD_CASES: list[tuple[str, dict[str, Any], int, str, str]] = [
         "client_time",
     ),
     ("note too long", {"note": "x" * 2001}, 400, "bad_request", "note"),
+    # PostgreSQL stores no NUL in text: refused at the door, naming the field.
+    ("NUL in the note", {"note": "help\x00me"}, 400, "bad_request", "note"),
+    ("NUL in the tag", {"tag": "robbery\x00"}, 400, "bad_request", "tag"),
+    ("NUL in a key", {"\x00": 1}, 400, "bad_request", "\x00"),
 ]
 
 
@@ -203,6 +209,32 @@ async def test_bad_tokens_are_401(
     response = await app_client.post("/api/alarms", json=alarm(), headers=citizen.headers)
     assert response.status == 401
     assert "expired" in (await response.json())["error"]["message"]
+    await _assert_nothing_written(pg, before, app_client)
+
+
+async def test_nul_characters_anywhere_are_refused_with_a_4xx(
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool
+) -> None:
+    before = await counts(pg)
+    # "\\u0000" in JSON is a backslash and "u0000": text like any other.
+    fine = await app_client.post(
+        "/api/alarms", data=json.dumps(alarm(note="C:\\u0000")), headers=citizen.headers
+        | {"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert fine.status == 201
+    before["incidents"] += 1
+    before["reports"] += 1
+    before["incident_events"] += 1
+    device = await app_client.post("/api/citizens", json={"device_id": "phone\x00-0001"})
+    assert device.status == 400 and (await device.json())["error"]["field"] == "device_id"
+    urlencoded = aiohttp.FormData(fields(text="help\x00"))
+    multipart = form(fields(tag="fire\x00"), [jpeg()])
+    for body, field in ((urlencoded, "text"), (multipart, "tag")):
+        report = await app_client.post("/api/reports", data=body, headers=citizen.headers)
+        assert report.status == 400
+        assert (await report.json())["error"]["field"] == field
+    tracked = await app_client.get("/api/cases/NJ%00-1", headers=citizen.headers)
+    assert tracked.status in (400, 404)
     await _assert_nothing_written(pg, before, app_client)
 
 

@@ -17,7 +17,8 @@ STEPS: list[tuple[str, str, str, Any]] = [
     ("d", "e", "unmerge", None), ("d", "f", "claim", None),
     ("d", "f", "transfer", {"to": "precinct", "name": "320106"}), ("c", "f", "claim", None),
     ("c", "f", "transfer", {"to": "department", "name": "Fire brigade", "note": "smoke"}),
-    ("d", "g", "claim", None), ("d", "g", "messages", {"body": "Are you safe?"}),
+    ("d", "g", "claim", None), ("d", "g", "messages", {"body": "Are you\x00 safe?"}),
+    ("d", "g", "messages", {"body": "Are you safe?"}),
 ]  # fmt: skip
 SOCKET_VERB = {"notes": "note", "messages": "message"}
 LETTERS = "abefg"
