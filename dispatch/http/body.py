@@ -20,22 +20,24 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 NUL_MESSAGE = "text must not contain NUL characters (\\u0000)"
 
 
-def nul_path(value: Any, path: str = "") -> str | None:
+def nul_path(value: Any) -> str | None:
     """Where in decoded JSON a string (value or key) holds a NUL character, if anywhere:
-    PostgreSQL stores no NUL in text, so such input is refused, naming the field."""
-    if isinstance(value, str):
-        return path or "body" if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return where
-            if (found := nul_path(item, where)) is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            if (found := nul_path(item, f"{path}[{index}]")) is not None:
-                return found
+    PostgreSQL stores no NUL in text, so such input is refused, naming the field.
+    (A loop, not recursion: the nesting is the sender's to choose.)"""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path or "body"
+        elif isinstance(item, dict):
+            for key, inner in reversed(item.items()):
+                where = f"{path}.{key}" if path else str(key)
+                if "\x00" in str(key):
+                    return where
+                stack.append((where, inner))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in reversed(list(enumerate(item))))
     return None
 
 
@@ -83,6 +85,8 @@ async def read_json(request: web.Request, model: type[T], *, max_bytes: int) -> 
             where = nul_path(msgspec.json.decode(body))
         except msgspec.DecodeError as exc:
             raise BadRequest(f"malformed JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequest("malformed JSON: nested too deeply") from None
         if where is not None:
             raise BadRequest(NUL_MESSAGE, field=where)
     try:

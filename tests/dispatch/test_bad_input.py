@@ -24,6 +24,10 @@ JSON_CASES: list[tuple[str, bytes, str, int, str, str | None]] = [
     ("wrong content type", b"tag=robbery", "application/x-www-form-urlencoded", 415,
      "unsupported_media_type", None),
     ("no content type", b"{}", "", 415, "unsupported_media_type", None),
+    ("nested too deeply", b'{"tag": ' + b"[" * 20000 + b"]" * 20000 + b"}", "application/json",
+     400, "bad_request", "tag"),
+    ("NUL and nested too deeply", b'{"note": "\\u0000", "x": ' + b"[" * 20000 + b"]" * 20000 + b"}",
+     "application/json", 400, "bad_request", None),
 ]  # fmt: skip
 
 FIELD_CASES: list[tuple[str, dict[str, Any], int, str, str]] = [
