@@ -153,10 +153,12 @@ def _settle_memory() -> None:
     """Once started: the start-up's objects (precinct index, codecs, modules) will live
     as long as the process, so the cyclic garbage collector stops walking them, and it
     runs less often.  Its full collections over them were the slowest requests (p99 of
-    intake 49 -> 29 ms in bench/intake.py)."""
+    intake 49 -> 29 ms in bench/intake.py).  A full collection still comes every 20
+    million allocations or so (minutes under load): cyclic garbage of a server that
+    runs for months must not pile up."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 1_000)
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _print_banner(settings: Settings, logins: Sequence[Any]) -> None:
