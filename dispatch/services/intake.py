@@ -100,6 +100,7 @@ class _Arrival:
     submission: Submission
     location: Location
     received_at: datetime
+    box: tuple[float, float, float, float] | None  # where possible duplicates are looked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +194,9 @@ class IntakeService:
 
     async def submit(self, citizen_id: CitizenId, submission: Submission) -> IntakeResult:
         # Located and timed on arrival: the time is the report's place in the queue.
-        arrival = _Arrival(citizen_id, submission, self.locate(submission.position),
-                           self.clock.now())  # fmt: skip
+        location = self.locate(submission.position)
+        arrival = _Arrival(citizen_id, submission, location, self.clock.now(),
+                           self._duplicate_box(location))  # fmt: skip
         return await self._group.submit(arrival)
 
     @property
@@ -219,7 +221,7 @@ class IntakeService:
             contexts = await incident_store.intake_contexts(conn, [
                 incident_store.ContextQuery(
                     arrival.citizen_id, arrival.submission.idempotency_key,
-                    arrival.submission.tag, self._duplicate_box(arrival.location),
+                    arrival.submission.tag, arrival.box,
                     arrival.received_at - self.duplicate_window,
                 )
                 for arrival in batch
@@ -243,7 +245,7 @@ class IntakeService:
                     failure = exc
         if failure is not None:
             await self._after_failed_write(batch, planned, results, failure)
-            return results  # type: ignore[return-value]
+            return _answered(results)
         written()
         if planned:
             # Consoles first (this node's get it without waiting for Redis); the queue
@@ -259,8 +261,7 @@ class IntakeService:
                            "precinct": batch[index].location.precinct_code},
                 )  # fmt: skip
                 results[index] = IntakeResult(self._answer(plan.stored, plan.token), False)
-        assert all(result is not None for result in results)
-        return results  # type: ignore[return-value]
+        return _answered(results)
 
     async def _after_failed_write(
         self,
@@ -350,7 +351,7 @@ class IntakeService:
         )  # fmt: skip
         incident = incident_store.queued_incident(new)
         nearby = list(context.nearby)
-        if box := self._duplicate_box(location):  # and those written with it, close by
+        if box := arrival.box:  # and those written with it, close by
             nearby.extend(
                 p.nearby for p in together
                 if p.nearby is not None
@@ -518,6 +519,15 @@ class IntakeService:
             await self.queue.remove(incident_id, incident.precinct_code)
         await self.publisher.publish([event])
         return state.value
+
+
+def _answered(
+    results: list[IntakeResult | Exception | None],
+) -> list[IntakeResult | Exception]:
+    """Every submission of a batch has its answer or its error."""
+    answered = [result for result in results if result is not None]
+    assert len(answered) == len(results)
+    return answered
 
 
 def verification_of(level: str) -> VerificationLevel:
