@@ -34,6 +34,7 @@ from dispatch.http.keys import (
     PRECINCTS,
     PUBLISHER,
     QUEUE,
+    REDIS_WRITES,
     SETTINGS,
     SMS,
     STAFF_AUTH,
@@ -44,6 +45,7 @@ from dispatch.identity_providers import AttestationVerifier, DemoSmsSender, SmsS
 from dispatch.metrics import Metrics
 from dispatch.passwords import Passwords
 from dispatch.queue import PriorityQueue
+from dispatch.redis_writes import RedisWrites
 from dispatch.runtime import Infrastructure, open_infrastructure
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
@@ -98,7 +100,10 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     clock = app[CLOCK]
     signer = TokenSigner(infra.keys.secret_key)
     app[PUBLISHER] = publisher = Publisher()
-    app[QUEUE] = queue = PriorityQueue(infra.redis)
+    # One stream of Redis writes for the queue index and the feed: one round trip for
+    # what this node's requests have to say at the same time.
+    app[REDIS_WRITES] = writes = RedisWrites(infra.redis)
+    app[QUEUE] = queue = PriorityQueue(infra.redis, writes)
     await queue.rebuild(infra.pool)
     app[CITIZENS] = CitizenServices(
         pool=infra.pool,
@@ -154,6 +159,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await app[INTAKE].drain()
+    await writes.drain()
 
 
 async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -167,6 +173,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         officers=app[OFFICERS],
         assignments=app[ASSIGNMENTS],
         messages=app[MESSAGES],
+        writes=app[REDIS_WRITES],
     )
     app[SIGNALING] = signaling
     yield

@@ -7,14 +7,17 @@ logged and repaired by `rebuild` (run at start and by `micro110 queue rebuild`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import redis.asyncio as aioredis
-import redis.exceptions
+
+from dispatch.redis_writes import Commands, RedisWrites
 
 logger = logging.getLogger(__name__)
 
@@ -40,38 +43,51 @@ class QueueEntry:
 
 
 class PriorityQueue:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, writes: RedisWrites | None = None) -> None:
         self._redis = client
+        # Changes go out with whatever else this node tells Redis meanwhile (the feed).
+        self._writes = writes or RedisWrites(client)
 
-    async def add(self, entries: Iterable[QueueEntry]) -> bool:
-        """Index entries; False (logged) when Redis failed: PostgreSQL still has them."""
+    def add_soon(self, entries: Iterable[QueueEntry]) -> asyncio.Future[bool]:
+        """Index entries, in order with every other change of this node; the future
+        says whether Redis took them (a failure is logged: PostgreSQL still has them)."""
         everywhere: dict[str, float] = {}
         by_precinct: dict[str, dict[str, float]] = {}
         for entry in entries:
             member = str(entry.incident_id)
             everywhere[member] = entry.score
             by_precinct.setdefault(precinct_key(entry.precinct_code), {})[member] = entry.score
-        if not everywhere:
-            return True
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zadd(GLOBAL_KEY, everywhere)  # one command per key, however many entries
-        for key, members in by_precinct.items():
-            pipe.zadd(key, members)
-        try:
-            await pipe.execute()
-        except (OSError, redis.exceptions.RedisError):
-            logger.exception("queue index write failed; a rebuild will repair it")
-            return False
-        return True
 
-    async def remove(self, incident_id: UUID, precinct_code: str | None) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zrem(GLOBAL_KEY, str(incident_id))
-        pipe.zrem(precinct_key(precinct_code), str(incident_id))
-        try:
-            await pipe.execute()
-        except (OSError, redis.exceptions.RedisError):
-            logger.exception("queue index removal failed; a rebuild will repair it")
+        def commands(pipe: Any) -> None:
+            if everywhere:
+                pipe.zadd(GLOBAL_KEY, everywhere)  # one command per key, however many entries
+            for key, members in by_precinct.items():
+                pipe.zadd(key, members)
+
+        return self._post(commands)
+
+    def remove_soon(self, incident_id: UUID, precinct_code: str | None) -> asyncio.Future[bool]:
+        """Take an incident out of the index, in order with every other change."""
+        member = str(incident_id)
+
+        def commands(pipe: Any) -> None:
+            pipe.zrem(GLOBAL_KEY, member)
+            pipe.zrem(precinct_key(precinct_code), member)
+
+        return self._post(commands)
+
+    async def add(self, entries: Iterable[QueueEntry]) -> bool:
+        """`add_soon`, and wait until Redis has them."""
+        return await self.add_soon(entries)
+
+    async def remove(self, incident_id: UUID, precinct_code: str | None) -> bool:
+        """`remove_soon`, and wait until Redis has it."""
+        return await self.remove_soon(incident_id, precinct_code)
+
+    def _post(self, commands: Commands) -> asyncio.Future[bool]:
+        future = self._writes.post(commands)
+        future.add_done_callback(_log_failure)
+        return future
 
     async def ordered(
         self, precinct_code: str | None = None, *, all_precincts: bool = False
@@ -125,6 +141,11 @@ class PriorityQueue:
             await pipe.execute()
         logger.info("queue rebuilt", extra={"queued": len(rows), "stale_removed": len(stale)})
         return len(rows)
+
+
+def _log_failure(future: asyncio.Future[bool]) -> None:
+    if not future.cancelled() and future.result() is False:
+        logger.error("queue index write failed; a rebuild will repair it")
 
 
 def _is_uuid(member: str) -> bool:

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from dispatch.domain.events import Actor, ActorKind
+from dispatch.redis_writes import RedisWrites
 from dispatch.store.events import (
     Horizon,
     StoredEvent,
@@ -49,6 +50,12 @@ CHANNEL = "m110:feed"
 Delivery = tuple[str, str, str, dict[str, Any]]
 # event, data, rooms, namespace: one send of the same data to every client in any of rooms.
 Emit = Callable[[str, dict[str, Any], Sequence[str], str], Awaitable[None]]
+
+
+def _log_lost_publish(sent: asyncio.Future[bool], seqs: list[int]) -> None:
+    if not sent.cancelled() and sent.result() is False:
+        # Not lost: every hub's settler finds them in PostgreSQL.
+        logger.error("feed publish failed", extra={"seqs": seqs})
 
 
 class _Seq(msgspec.Struct):
@@ -148,6 +155,8 @@ class FeedHub:
     # Moves this node's clients between rooms as the feed says (incident rooms), right
     # after the event that moves them is delivered: (namespace, from room, room, join?).
     move: Callable[[str, str, str, bool], None] | None = None
+    # How this node's events reach Redis: with the other writes made meanwhile.
+    writes: RedisWrites | None = None
 
     def __post_init__(self) -> None:
         self.lock = asyncio.Lock()
@@ -158,6 +167,7 @@ class FeedHub:
         # How often the settler has looked at the feed's horizon (tests wait on it).
         self.looks = 0
         self.looked = asyncio.Condition()
+        self._writes = self.writes or RedisWrites(self.redis)
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
         """The Publisher listener: hand committed events to every node, this one directly.
@@ -166,11 +176,12 @@ class FeedHub:
         its echo, which `_consume` then drops."""
         for event in events:
             await self.deliver(event)
-        try:
-            await self.redis.publish(CHANNEL, encode_events(events))
-        except (OSError, redis.exceptions.RedisError):
-            # Not lost: every hub's settler finds them in PostgreSQL.
-            logger.exception("feed publish failed", extra={"seqs": [e.seq for e in events]})
+        # To the other nodes in order with this node's other Redis writes, without
+        # waiting: Redis is a bus, and PostgreSQL has the events should it fail.
+        message = encode_events(events)
+        seqs = [e.seq for e in events]
+        sent = self._writes.post(lambda pipe: pipe.publish(CHANNEL, message))
+        sent.add_done_callback(lambda done: _log_lost_publish(done, seqs))
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
@@ -183,6 +194,7 @@ class FeedHub:
         await ready.wait()
 
     async def stop(self) -> None:
+        await self._writes.drain()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -14,6 +14,7 @@ import socketio
 from aiohttp import web
 
 from dispatch.feed import Publisher
+from dispatch.redis_writes import RedisWrites
 from dispatch.runtime import Infrastructure
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
@@ -88,6 +89,7 @@ async def start_signaling(
     officers: OfficerService,
     assignments: AssignmentService,
     messages: MessageService,
+    writes: RedisWrites | None = None,
 ) -> Signaling:
     assert infra.redis is not None
     assert infra.redis_url is not None
@@ -111,7 +113,7 @@ async def start_signaling(
             else:
                 manager.basic_leave_room(sid, namespace, room)
 
-    hub = FeedHub(pool=infra.pool, redis=infra.redis, emit=emit, move=move)
+    hub = FeedHub(pool=infra.pool, redis=infra.redis, emit=emit, move=move, writes=writes)
     await hub.start()
     publisher.subscribe(hub.publish)
     console = ConsoleNamespace(hub, staff_auth, workflow, messages)

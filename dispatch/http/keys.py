@@ -11,6 +11,7 @@ from dispatch.identity_providers import SmsSender
 from dispatch.metrics import Metrics
 from dispatch.passwords import Passwords
 from dispatch.queue import PriorityQueue
+from dispatch.redis_writes import RedisWrites
 from dispatch.runtime import Infrastructure
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
@@ -34,6 +35,7 @@ PRECINCTS = web.AppKey("precincts", PrecinctRegistry)
 CLOCK = web.AppKey("clock", Clock)
 PUBLISHER = web.AppKey("publisher", Publisher)
 QUEUE = web.AppKey("queue", PriorityQueue)
+REDIS_WRITES = web.AppKey("redis_writes", RedisWrites)
 SMS = web.AppKey("sms", SmsSender)
 CITIZENS = web.AppKey("citizens", CitizenServices)
 INTAKE = web.AppKey("intake", IntakeService)

@@ -52,27 +52,31 @@ class GroupCommit(Generic[T, R]):
         return self._writing
 
     async def submit(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)  # a caller that went away leaves no warning
-        self._waiting.append((item, future))
-        if self._writing < self._max_running:
-            self._start()
         # A caller that goes away (the phone hung up) cancels only its wait: the write
         # runs in its own task, and a retry with the same idempotency key then gets the
         # stored answer.  (No shield: it would cost the answer one more loop turn.)
-        return await future
+        return await self.post(item)
+
+    def post(self, item: T) -> asyncio.Future[R]:
+        """Hand `item` over now, in order; its result comes in the future returned."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # nobody need wait for it
+        self._waiting.append((item, future))
+        if self._writing < self._max_running:
+            self._start()
+        return future
 
     def _start(self) -> None:
-        batch = self._waiting[: self._max_batch]
-        del self._waiting[: self._max_batch]
+        # The batch is taken when the task first runs, one loop turn from now: what is
+        # submitted in the meantime (say, by the same request) goes along.
         self._writing += 1
-        task = asyncio.create_task(self._run(batch), name="group-commit")
+        task = asyncio.create_task(self._run(), name="group-commit")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        self.batches += 1
-        self.items += len(batch)
+    async def _run(self) -> None:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
         released = False
 
         def written() -> None:
@@ -84,6 +88,11 @@ class GroupCommit(Generic[T, R]):
             if self._waiting and self._writing < self._max_running:
                 self._start()
 
+        if not batch:  # an earlier batch took them
+            written()
+            return
+        self.batches += 1
+        self.items += len(batch)
         try:
             try:
                 results = await self._flush([item for item, _ in batch], written)

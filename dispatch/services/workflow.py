@@ -2,8 +2,9 @@
 
 Each verb: one transaction that locks the incident, checks scope and the transition
 table, writes the change and its event; then, after commit, updates the queue index
-and publishes.  Every event payload carries the incident as it now is, so a console
-applying events in `seq` order ends where a fresh snapshot would.
+and publishes (without waiting for Redis, see `_after_commit`).  Every event payload
+carries the incident as it now is, so a console applying events in `seq` order ends
+where a fresh snapshot would.  (`next` is one statement: claim and event together.)
 """
 
 from __future__ import annotations
@@ -109,13 +110,17 @@ class Workflow:
     async def _after_commit(
         self, before: Incident | None, after: Incident, events: Sequence[StoredEvent]
     ) -> None:
+        """Tell the queue index and the feed.  The answer waits for neither Redis round
+        trip (they go out, in order, with this node's other Redis writes): Redis is an
+        index and a bus, and a slow or lost Redis must not hold up a dispatcher whose
+        change has committed.  This node's consoles have the events before it returns."""
         queued_before = before is not None and before.state is IncidentState.QUEUED
         if after.state is IncidentState.QUEUED:
             if before is not None and before.precinct_code != after.precinct_code:
-                await self.queue.remove(after.id, before.precinct_code)
-            await self.queue.add([QueueEntry(after.id, after.precinct_code, after.priority_score)])
+                self.queue.remove_soon(after.id, before.precinct_code)
+            self.queue.add_soon([QueueEntry(after.id, after.precinct_code, after.priority_score)])
         elif queued_before or before is None:
-            await self.queue.remove(after.id, after.precinct_code)
+            self.queue.remove_soon(after.id, after.precinct_code)
         await self.publisher.publish(events)
 
     # --- verbs ----------------------------------------------------------------------
@@ -124,17 +129,16 @@ class Workflow:
         """Claim the most urgent queued incident in my scope (None when the queue is empty);
         a commander gets incidents escalated to a commander first."""
         session.require(*_WORKERS)
-        now = self.clock.now()
-        async with self.pool.acquire() as conn, conn.transaction():
-            incident = await store.claim_next(
-                conn, session.user.id, sorted(session.user.precincts),
-                session.user.role.sees_all_precincts, now,
+        async with self.pool.acquire() as conn:
+            claimed = await store.claim_next(
+                conn, session.actor, session.user.id, sorted(session.user.precincts),
+                session.user.role.sees_all_precincts, self.clock.now(),
                 escalated=session.user.role is Role.COMMANDER,
             )  # fmt: skip
-            if incident is None:
-                return None
-            event = await self._event(conn, "incident.claimed", session.actor, incident)
-        await self.queue.remove(incident.id, incident.precinct_code)
+        if claimed is None:
+            return None
+        incident, event = claimed
+        self.queue.remove_soon(incident.id, incident.precinct_code)  # see _after_commit
         await self.publisher.publish([event])
         return incident
 

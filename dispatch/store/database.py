@@ -92,6 +92,9 @@ async def create_pool(
                 init=_init_connection,
                 reset=_keep_session,
                 command_timeout=60,
+                # jsonb built by PostgreSQL from doubles (incident_view_sql) keeps every
+                # digit only with this above 0 (the server's default, unless changed).
+                server_settings={"extra_float_digits": "1"},
             ),
             timeout_s,
         )

@@ -10,7 +10,10 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatch.domain.events import Actor
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState
+from dispatch.services.views import incident_view_sql
+from dispatch.store.events import FEED_LOCK, StoredEvent
 
 _COLUMNS = """id, case_no, state, channel, tag, severity, citizen_id, verification,
     precinct_code, jurisdiction, nearest_precinct_code, distance_m, lon, lat, accuracy_m,
@@ -80,51 +83,90 @@ async def get_incident(
 
 async def claim_next(
     conn: asyncpg.Connection,
+    actor: Actor,
     user_id: int,
     scope: Sequence[str],
     all_precincts: bool,
     now: datetime,
     *,
     escalated: bool = False,
-) -> Incident | None:
-    """Claim the lowest-score queued incident in scope; concurrent callers skip each other.
+) -> tuple[Incident, StoredEvent] | None:
+    """Claim the lowest-score queued incident in scope and write its `incident.claimed`
+    event; concurrent callers skip each other.  Not inside a transaction: each attempt
+    is one statement, so one round trip and its own transaction.
 
     A commander (`escalated`) is handed incidents escalated to a commander first, in
     priority order, before the queue.
     """
+    if conn.is_in_transaction():
+        raise RuntimeError("claim_next commits its own claim; call it outside a transaction")
     if escalated:
-        incident = await _claim_first(conn, "escalated", user_id, scope, all_precincts, now)
-        if incident is not None:
-            return incident
-    return await _claim_first(conn, "queued", user_id, scope, all_precincts, now)
+        claimed = await _claim_first(conn, "escalated", actor, user_id, scope, all_precincts, now)
+        if claimed is not None:
+            return claimed
+    return await _claim_first(conn, "queued", actor, user_id, scope, all_precincts, now)
 
 
 async def _claim_first(
     conn: asyncpg.Connection,
     state: Literal["queued", "escalated"],
+    actor: Actor,
     user_id: int,
     scope: Sequence[str],
     all_precincts: bool,
     now: datetime,
-) -> Incident | None:
+) -> tuple[Incident, StoredEvent] | None:
     # One literal state and ORDER BY exactly the index's columns: the planner walks the
     # partial index in priority order and stops at the first row in scope that no one
     # else is claiming.  (Sorting by anything more, say `state = 'escalated' DESC`,
     # makes it scan and sort the whole queue on every claim.)
+    # The event is written as append_event writes it: its seq is drawn only once the
+    # feed lock is held, and the lock is taken only when there is a claim to record.
     row = await conn.fetchrow(
-        f"""UPDATE incidents SET state = 'claimed', claimed_by = $1, claimed_at = $2,
-                   version = version + 1, updated_at = $2
-            WHERE id = (SELECT id FROM incidents
-                        WHERE state = '{state}' AND merged_into IS NULL
-                          AND {scope_clause(3, all_precincts)}
-                        ORDER BY priority_score, id
-                        LIMIT 1 FOR UPDATE SKIP LOCKED)
-            RETURNING {_COLUMNS}""",
+        f"""WITH claimed AS (
+                UPDATE incidents SET state = 'claimed', claimed_by = $1, claimed_at = $2,
+                       version = version + 1, updated_at = $2
+                WHERE id = (SELECT id FROM incidents
+                            WHERE state = '{state}' AND merged_into IS NULL
+                              AND {scope_clause(3, all_precincts)}
+                            ORDER BY priority_score, id
+                            LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING {_COLUMNS}),
+            feed AS (SELECT pg_advisory_xact_lock_shared($4) FROM claimed),
+            event AS (
+                INSERT INTO incident_events
+                    (type, incident_id, precinct_code, citizen_id, actor_kind, actor_id,
+                     payload)
+                SELECT 'incident.claimed', c.id,
+                       coalesce(c.precinct_code, c.nearest_precinct_code), c.citizen_id,
+                       $5::text, $6::text, jsonb_build_object('incident', {incident_view_sql("c")})
+                FROM claimed c, feed
+                RETURNING seq, created_at, payload)
+            SELECT c.*, e.seq AS event_seq, e.created_at AS event_created_at,
+                   e.payload AS event_payload
+            FROM claimed c, event e""",
         user_id,
         now,
         list(scope),
+        FEED_LOCK,
+        actor.kind.value,
+        actor.id,
     )
-    return incident_from_row(row) if row else None
+    if row is None:
+        return None
+    incident = incident_from_row(row)
+    event = StoredEvent(
+        seq=row["event_seq"],
+        type="incident.claimed",
+        incident_id=incident.id,
+        precinct_code=incident.scope_precinct,
+        citizen_id=incident.citizen_id,
+        officer_id=None,
+        actor=actor,
+        payload=row["event_payload"],
+        created_at=row["event_created_at"],
+    )
+    return incident, event
 
 
 async def claim(

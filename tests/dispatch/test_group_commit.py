@@ -64,12 +64,21 @@ async def test_each_item_gets_its_own_error_and_a_failed_flush_fails_its_batch_o
     tasks = [asyncio.create_task(group.submit(i)) for i in (1, -2, 3, 666, 5, 6)]
     writer.go.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert writer.batches == [[1], [-2, 3], [666, 5], [6]]
+    # Handed over in one loop turn: the first batch takes as many as it may.
+    assert writer.batches == [[1, -2], [3, 666], [5, 6]]
     assert results[0] == "ok 1"
     assert isinstance(results[1], ValueError) and str(results[1]) == "bad -2"
-    assert results[2] == "ok 3"
-    assert all(isinstance(r, RuntimeError) for r in results[3:5])  # 666's batch
-    assert results[5] == "ok 6"
+    assert all(isinstance(r, RuntimeError) for r in results[2:4])  # 666's batch
+    assert results[4:] == ["ok 5", "ok 6"]
+
+
+async def test_what_is_handed_over_before_the_write_starts_goes_with_it() -> None:
+    writer = Writer()
+    writer.go.set()
+    group: GroupCommit[int, str] = GroupCommit(writer.flush, max_running=1)
+    futures = [group.post(i) for i in range(3)]  # one loop turn: say, one request's writes
+    assert await asyncio.gather(*futures) == ["ok 0", "ok 1", "ok 2"]
+    assert writer.batches == [[0, 1, 2]]
 
 
 async def test_a_caller_that_goes_away_does_not_stop_the_write() -> None:

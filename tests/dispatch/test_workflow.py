@@ -6,8 +6,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from dispatch.http.keys import REDIS_WRITES
 from dispatch.queue import GLOBAL_KEY
-from tests.conftest import CitizenSession, Client, Staff, StaffLogin
+from tests.conftest import CitizenSession, Client, Staff, StaffLogin, app_of
 from tests.dispatch.test_alarms import alarm
 from tests.fakes import FakeClock
 
@@ -38,6 +39,7 @@ async def test_next_takes_the_most_urgent_and_claims_are_exclusive(
     response = await app_client.post("/api/incidents/next", headers=staff.dispatcher.headers)
     taken = (await response.json())["incident"]
     assert taken["id"] == urgent["incident_id"] and taken["state"] == "claimed"
+    await app_of(app_client)[REDIS_WRITES].drain()  # the index follows the answer
     assert await redis.zscore(GLOBAL_KEY, urgent["incident_id"]) is None
     # Nobody else gets it.
     status, error = await act(app_client, staff.commander, urgent["incident_id"], "claim")
@@ -355,3 +357,24 @@ async def test_recommendations_are_the_five_nearest_in_scope(
         f"/api/incidents/{incident}/recommendations", headers=staff.other_dispatcher.headers
     )
     assert response.status == 404
+
+
+async def test_a_claim_is_answered_while_redis_holds_back_writes(
+    app_client: Client, citizen: CitizenSession, staff: Staff, redis: aioredis.Redis
+) -> None:
+    """Redis is an index and a bus: a claim that has committed is answered at once, and
+    the index catches up when Redis takes writes again."""
+    incident = (await report(app_client, citizen))["incident_id"]
+    await app_of(app_client)[REDIS_WRITES].drain()
+    await redis.client_pause(30000, all=False)  # writes only
+    try:
+        response = await asyncio.wait_for(
+            app_client.post("/api/incidents/next", headers=staff.dispatcher.headers), 20
+        )
+        assert (await response.json())["incident"]["id"] == incident
+        # Answered while the index could not yet have been told.
+        assert await redis.zscore(GLOBAL_KEY, incident) is not None
+    finally:
+        await redis.client_unpause()
+    await app_of(app_client)[REDIS_WRITES].drain()
+    assert await redis.zscore(GLOBAL_KEY, incident) is None
