@@ -58,6 +58,7 @@ from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
 from dispatch.settings import Settings
+from dispatch.throttle import WindowLimit
 from dispatch.tokens import TokenSigner
 from signaling.server import Signaling, create_socketio, start_signaling
 
@@ -113,6 +114,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         sms=app[SMS],
         attestations=AttestationVerifier.from_file(settings.attestation_keys_file),
         access_ttl=timedelta(seconds=settings.citizen_token_ttl_s),
+        registrations=WindowLimit(
+            infra.redis, "registrations", settings.registrations_per_minute, window_s=60
+        ),
     )
     app[INTAKE] = IntakeService(
         pool=infra.pool,

@@ -64,3 +64,9 @@ class UnsupportedMediaType(DispatchError):
 class RateLimited(DispatchError):
     code = "rate_limited"
     status = 429
+
+    def __init__(
+        self, message: str, *, field: str | None = None, retry_after_s: int | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s  # sent as Retry-After when known

@@ -170,6 +170,10 @@ class Settings:
     # Reverse proxies (addresses or networks) whose X-Real-IP names the client; from
     # anyone else the header is ignored.  Login lockouts are per account and client.
     trusted_proxies: tuple[str, ...] = _env("MICRO110_TRUSTED_PROXIES", _csv, default=())
+    # New citizen accounts per minute from one client address (an IPv6 /64); 0: no
+    # limit.  Generous: carrier-grade NAT puts many phones behind one address, and a
+    # first report must not wait.  It stops one machine filling the database.
+    registrations_per_minute: int = _env("MICRO110_REGISTRATIONS_PER_MINUTE", _int, default=60)
     turn_username: str | None = _env("MICRO110_TURN_USERNAME", _optional_str, default=None)
     turn_password: str | None = _env("MICRO110_TURN_PASSWORD", _optional_str, default=None)
 
@@ -210,6 +214,8 @@ class Settings:
             raise SettingsError("MICRO110_DB_POOL_MIN", "must be >= 1 and <= MICRO110_DB_POOL_MAX")
         if self.connect_timeout_s <= 0:
             raise SettingsError("MICRO110_CONNECT_TIMEOUT", "must be positive")
+        if self.registrations_per_minute < 0:
+            raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
         for name, value in (
             ("MICRO110_MAX_JSON_BYTES", self.max_json_bytes),
             ("MICRO110_MAX_UPLOAD_BYTES", self.max_upload_bytes),

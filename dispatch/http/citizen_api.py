@@ -28,6 +28,7 @@ from dispatch.http.models import (
     RegisterCitizenIn,
     TrailIn,
 )
+from dispatch.http.remote import client_address
 from dispatch.http.report_form import MAX_IMAGE_BYTES, read_report_form
 from dispatch.images import ImageProblem, ImageRejected, VerifiedImage, verify_image
 from dispatch.services.citizens import CitizenTokens
@@ -91,7 +92,7 @@ def _max_json(request: web.Request) -> int:
 @routes.post("/api/citizens")
 async def register_citizen(request: web.Request) -> web.Response:
     body = await read_json(request, RegisterCitizenIn, max_bytes=_max_json(request))
-    tokens = await request.app[CITIZENS].register(body.device_id)
+    tokens = await request.app[CITIZENS].register(body.device_id, client_address(request))
     return _json(_tokens_out(tokens), status=201)
 
 

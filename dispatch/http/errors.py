@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from dispatch.errors import DispatchError
+from dispatch.errors import DispatchError, RateLimited
 from dispatch.http.keys import METRICS
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except DispatchError as exc:
         status = exc.status
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        refused = error_response(exc.status, exc.code, exc.message, exc.field)
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            refused.headers["Retry-After"] = str(exc.retry_after_s)
+        return refused
     except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
         # Text PostgreSQL cannot store (a NUL, say) that came some way the request
         # readers do not check, a URL path for one: the request's fault, not ours.

@@ -39,7 +39,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/status", "Server status", "operations"),
     Operation("get", "/api/openapi.json", "This document", "operations"),
     Operation("post", "/api/citizens", "Register a device; returns citizen tokens", "citizens",
-              m.RegisterCitizenIn, m.CitizenTokensOut, 201, errors=_BODY_ERRORS),
+              m.RegisterCitizenIn, m.CitizenTokensOut, 201, errors=(*_BODY_ERRORS, 429)),
     Operation("post", "/api/citizens/refresh", "Exchange a refresh token (rotated) for new tokens",
               "citizens", m.RefreshIn, m.CitizenTokensOut, errors=(*_BODY_ERRORS, 401)),
     Operation("post", "/api/citizens/me/phone", "Send a one-time code to a phone", "citizens",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from typing import Any
 
@@ -39,6 +38,7 @@ from dispatch.http.models import (
     StaffUserOut,
     TransferIn,
 )
+from dispatch.http.remote import client_address
 from dispatch.services.staff_auth import StaffSession
 from dispatch.services.views import incident_view
 from dispatch.services.workflow import Disposition, TransferTarget
@@ -69,21 +69,6 @@ def incident_id(request: web.Request) -> uuid.UUID:
 
 def incident_out(incident: Any) -> IncidentOut:
     return msgspec.convert(incident_view(incident), IncidentOut)
-
-
-def client_address(request: web.Request) -> str:
-    """The caller's address: X-Real-IP when a trusted proxy sent the request."""
-    remote = request.remote or "unknown"
-    forwarded = request.headers.get("X-Real-IP", "").strip()
-    if forwarded:
-        try:
-            peer = ipaddress.ip_address(remote)
-            ipaddress.ip_address(forwarded)
-        except ValueError:
-            return remote
-        if any(peer in network for network in request.app[SETTINGS].trusted_networks):
-            return forwarded
-    return remote
 
 
 def _max_json(request: web.Request) -> int:

@@ -31,6 +31,7 @@ from dispatch.identity_providers import AttestationVerifier, SmsSender
 from dispatch.runtime import Keys
 from dispatch.store import citizens as citizen_store
 from dispatch.store import events as event_store
+from dispatch.throttle import WindowLimit, address_group
 from dispatch.tokens import TokenKind, TokenSigner
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class CitizenServices:
     sms: SmsSender
     attestations: AttestationVerifier
     access_ttl: timedelta
+    # New accounts per client address (see Settings.registrations_per_minute).
+    registrations: WindowLimit | None = None
 
     def _tokens(
         self, citizen_id: CitizenId, level: VerificationLevel, generation: int
@@ -82,7 +85,15 @@ class CitizenServices:
         except ValueError:
             raise Unauthorized("the token names no citizen", field="token") from None
 
-    async def register(self, device_id: str) -> CitizenTokens:
+    async def register(self, device_id: str, client: str = "unknown") -> CitizenTokens:
+        """A new anonymous account; `client` is the caller's address."""
+        if self.registrations is not None:
+            wait_s = await self.registrations.count(address_group(client))
+            if wait_s is not None:
+                raise RateLimited(
+                    f"too many new accounts from this network; try again in {wait_s} s",
+                    retry_after_s=wait_s,
+                )
         citizen_id = CitizenId(uuid.uuid4())
         async with self.pool.acquire() as conn, conn.transaction():
             citizen = await citizen_store.insert_citizen(conn, citizen_id, device_id)
