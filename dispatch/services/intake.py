@@ -248,10 +248,12 @@ class IntakeService:
             return _answered(results)
         written()
         if planned:
-            # Consoles first (this node's get it without waiting for Redis); the queue
-            # index is an index: PostgreSQL, which `next` reads, has it already.
+            # Consoles first (this node's get it without waiting for Redis).  The answer
+            # waits for neither Redis write (the feed, the queue index): the report is
+            # in PostgreSQL, which `next` reads and every node's settler falls back on,
+            # and a slow or lost Redis must not keep a citizen from their receipt.
             await self.publisher.publish(events)
-            await self.queue.add([plan.entry for _, plan in planned])
+            self.queue.add_soon([plan.entry for _, plan in planned])
             for index, plan in planned:
                 logger.info(
                     "incident created",
@@ -516,7 +518,7 @@ class IntakeService:
                 citizen_id=citizen_id,
             )
         if state is IncidentState.CANCELLED:
-            await self.queue.remove(incident_id, incident.precinct_code)
+            self.queue.remove_soon(incident_id, incident.precinct_code)
         await self.publisher.publish([event])
         return state.value
 

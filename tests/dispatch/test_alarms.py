@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from dispatch.http.keys import INTAKE
+from dispatch.http.keys import INTAKE, REDIS_WRITES
 from dispatch.queue import GLOBAL_KEY, precinct_key
 from dispatch.services.views import incident_view
 from dispatch.store.events import FEED_LOCK
@@ -66,6 +66,7 @@ async def test_alarm_is_committed_located_queued_and_tracked(
     # The event carries the incident exactly as stored (the intake writes both in one
     # statement and builds the event's copy without reading the row back).
     assert event["payload"]["incident"] == incident_view(incident_from_row(incident))
+    await app_of(app_client)[REDIS_WRITES].drain()  # the index follows the receipt
     assert await redis.zscore(GLOBAL_KEY, body["incident_id"]) == incident["priority_score"]
     assert await redis.zscore(precinct_key("320102"), body["incident_id"]) is not None
 
@@ -102,6 +103,7 @@ async def test_out_of_jurisdiction_is_accepted_and_queued(
     assert body["jurisdiction"]["status"] == "out_of_jurisdiction"
     assert body["jurisdiction"]["nearest"]["code"].startswith("3201")
     assert 150_000 < body["jurisdiction"]["distance_m"] < 350_000
+    await app_of(app_client)[REDIS_WRITES].drain()
     assert await redis.zscore(precinct_key(None), body["incident_id"]) is not None
     assert await redis.zscore(GLOBAL_KEY, body["incident_id"]) is not None
 
@@ -167,6 +169,7 @@ async def test_cancel_keeps_and_marks_the_incident(
     async with pg.acquire() as conn:
         row = await conn.fetchrow("SELECT state, cancel_reason FROM incidents")
     assert dict(row) == {"state": "cancelled", "cancel_reason": "pressed by accident"}
+    await app_of(app_client)[REDIS_WRITES].drain()
     assert await redis.zscore(GLOBAL_KEY, created["incident_id"]) is None
     again = await app_client.post(url, json={"reason": "again"}, headers=citizen.headers)
     assert again.status == 400
@@ -295,3 +298,24 @@ async def test_one_spoiled_write_does_not_spoil_the_others_in_its_batch(
             "SELECT count(*) FROM incident_events WHERE type = 'incident.created'"
         )
     assert created == 4
+
+
+async def test_an_alarm_gets_its_receipt_while_redis_holds_back_writes(
+    app_client: Client, citizen: CitizenSession, redis: aioredis.Redis, pg: asyncpg.Pool
+) -> None:
+    """The receipt waits for PostgreSQL only: Redis (queue index, feed to other nodes)
+    catches up when it takes writes again."""
+    await redis.client_pause(30000, all=False)  # writes only
+    try:
+        response = await asyncio.wait_for(
+            app_client.post("/api/alarms", json=alarm(), headers=citizen.headers), 20
+        )
+        assert response.status == 201
+        incident = (await response.json())["incident_id"]
+        assert await redis.zscore(GLOBAL_KEY, incident) is None  # not indexed yet
+        async with pg.acquire() as conn:
+            assert await conn.fetchval("SELECT state FROM incidents") == "queued"
+    finally:
+        await redis.client_unpause()
+    await app_of(app_client)[REDIS_WRITES].drain()
+    assert await redis.zscore(GLOBAL_KEY, incident) is not None

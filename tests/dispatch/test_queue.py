@@ -8,8 +8,9 @@ from pathlib import Path
 import asyncpg
 import redis.asyncio as aioredis
 
+from dispatch.http.keys import REDIS_WRITES
 from dispatch.queue import GLOBAL_KEY, PriorityQueue, precinct_key
-from tests.conftest import CitizenSession, Client, Servers, Staff, register_citizen
+from tests.conftest import CitizenSession, Client, Servers, Staff, app_of, register_citizen
 from tests.dispatch.test_alarms import SHANGHAI, XUANWU_LAKE
 from tests.dispatch.test_workflow import GULOU_DRUM_TOWER, act, report
 from tests.fakes import FakeClock
@@ -78,7 +79,13 @@ async def populate(client: Client, pg: asyncpg.Pool, clock: FakeClock) -> dict[s
     await post("fire-phone", phone, tag="fire", **shanghai)
     clock.advance(600)
     await post("other-anonymous-late", anonymous, tag="other", **xuanwu)
+    await settled(client)
     return made
+
+
+async def settled(client: Client) -> None:
+    """Wait until the app has told Redis everything (it answers before Redis has it)."""
+    await app_of(client)[REDIS_WRITES].drain()
 
 
 async def test_order_follows_verification_and_severity_and_survives_a_redis_wipe(
@@ -135,6 +142,7 @@ async def test_claimed_and_stale_members_are_left_out_of_a_rebuild(
     response = await app_client.post("/api/incidents/next", headers=staff.commander.headers)
     first = uuid.UUID((await response.json())["incident"]["id"])
     assert first == made["robbery-face"]
+    await settled(app_client)
     assert first not in await queue.ordered(all_precincts=True)
 
     await redis.flushdb()
@@ -146,6 +154,7 @@ async def test_claimed_and_stale_members_are_left_out_of_a_rebuild(
     claimed = made["robbery-real-name"]
     status, _ = await act(app_client, staff.commander, str(claimed), "claim")
     assert status == 200
+    await settled(app_client)
     async with pg.acquire() as conn:
         score = await conn.fetchval("SELECT priority_score FROM incidents WHERE id = $1", claimed)
     await redis.zadd(GLOBAL_KEY, {str(claimed): score})
@@ -176,6 +185,7 @@ async def test_rebuild_drops_an_entry_left_under_the_precinct_it_was_rerouted_fr
         app_client, staff.commander, moved, "transfer", {"to": "precinct", "name": GULOU}
     )
     assert status == 200 and body["state"] == "queued" and body["precinct_code"] == GULOU
+    await settled(app_client)
     queue = PriorityQueue(redis)
     assert await queue.ordered(GULOU) == [uuid.UUID(moved)]
     assert await queue.ordered(XUANWU) == []
