@@ -54,9 +54,14 @@ async def ping(client: aioredis.Redis) -> None:
     await cast(Awaitable[bool], client.ping())
 
 
-async def connect_redis(url: str, timeout_s: float) -> aioredis.Redis:
+async def connect_redis(
+    url: str, timeout_s: float, command_timeout_s: float | None = None
+) -> aioredis.Redis:
     client = aioredis.Redis.from_url(
-        url, socket_connect_timeout=timeout_s, health_check_interval=30
+        url,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=command_timeout_s,
+        health_check_interval=30,
     )
     try:
         await asyncio.wait_for(ping(client), timeout_s)
@@ -116,7 +121,9 @@ async def open_infrastructure(
         if run_migrations:
             await migrate(pool)
         if need_redis and redis_url is not None:
-            client = await connect_redis(redis_url, settings.connect_timeout_s)
+            client = await connect_redis(
+                redis_url, settings.connect_timeout_s, settings.redis_timeout_s
+            )
         keys = await load_keys(pool, settings)
         yield Infrastructure(
             settings=settings,

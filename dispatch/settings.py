@@ -155,6 +155,10 @@ class Settings:
     db_pool_max: int = _env("MICRO110_DB_POOL_MAX", _int, default=20)
     # How long start-up waits for PostgreSQL / Redis before giving up, in seconds.
     connect_timeout_s: float = _env("MICRO110_CONNECT_TIMEOUT", _float, default=10.0)
+    # How long one Redis command may take before it counts as failed.  Nothing waits on
+    # Redis for an answer that matters (it is an index and a bus), but without a bound a
+    # hung Redis would hold its callers, and what they hold, for ever.
+    redis_timeout_s: float = _env("MICRO110_REDIS_TIMEOUT", _float, default=5.0)
 
     # Request bodies: JSON and multipart (images) are bounded separately.
     max_json_bytes: int = _env("MICRO110_MAX_JSON_BYTES", _int, default=64 * 1024)
@@ -214,6 +218,8 @@ class Settings:
             raise SettingsError("MICRO110_DB_POOL_MIN", "must be >= 1 and <= MICRO110_DB_POOL_MAX")
         if self.connect_timeout_s <= 0:
             raise SettingsError("MICRO110_CONNECT_TIMEOUT", "must be positive")
+        if self.redis_timeout_s <= 0:
+            raise SettingsError("MICRO110_REDIS_TIMEOUT", "must be positive")
         if self.registrations_per_minute < 0:
             raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
         for name, value in (
