@@ -101,36 +101,44 @@ def process_cpu_s(process: psutil.Process, *, tree: bool = True) -> float:
     return float(spent)
 
 
-def _machine_busy_s() -> float:
+def _machine_busy_s() -> tuple[float, float]:
+    """CPU seconds the machine's cores were busy here so far, and stolen: the time a
+    virtual machine's cores were ready to run but the host ran something else."""
     times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+    stolen = getattr(times, "steal", 0.0)
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0) - stolen), stolen
 
 
 @dataclass(frozen=True)
 class CpuReading:
     groups: dict[str, list[float]]  # CPU seconds so far of each group's processes
     machine_s: float  # busy CPU seconds of the whole machine so far
+    stolen_s: float  # CPU seconds the host took from this virtual machine so far
     at: float  # time.monotonic()
 
 
 @dataclass(frozen=True)
 class CpuSpent:
-    """CPU seconds between two readings: each named group's processes, in order, and
-    the rest of the machine (`other`: whatever else competed for the same cores)."""
+    """CPU seconds between two readings: each named group's processes, in order, the
+    rest of the machine (`other`: whatever else competed for the same cores) and what
+    the host took (`stolen`: another tenant's turn, a noisy neighbour)."""
 
     groups: dict[str, list[float]]
     other_s: float
     elapsed_s: float
+    stolen_s: float = 0.0
 
     def total(self, group: str) -> float:
         return sum(self.groups.get(group, []))
 
     def per_op_ms(self, ops: int) -> dict[str, float]:
-        """Milliseconds per operation by group (summed over its processes), and other."""
+        """Milliseconds per operation by group (summed over its processes), other, stolen."""
         per = {name: 1000 * sum(v) / max(ops, 1) for name, v in self.groups.items()}
-        return {
-            k: round(v, 3) for k, v in (per | {"other": 1000 * self.other_s / max(ops, 1)}).items()
+        rest = {
+            "other": 1000 * self.other_s / max(ops, 1),
+            "stolen": 1000 * self.stolen_s / max(ops, 1),
         }
+        return {k: round(v, 3) for k, v in (per | rest).items()}
 
     def machine_cores(self) -> float:
         """How many cores the whole machine kept busy on average."""
@@ -156,7 +164,7 @@ class CpuMeter:
                 except psutil.Error:  # it has exited: its time is lost, not negative
                     values.append(float("nan"))
             groups[name] = values
-        return CpuReading(groups, _machine_busy_s(), time.monotonic())
+        return CpuReading(groups, *_machine_busy_s(), time.monotonic())
 
     @staticmethod
     def spent(before: CpuReading, after: CpuReading) -> CpuSpent:
@@ -169,7 +177,8 @@ class CpuMeter:
         }
         ours = sum(map(sum, groups.values()))
         other = max(0.0, after.machine_s - before.machine_s - ours)
-        return CpuSpent(groups, other, after.at - before.at)
+        stolen = max(0.0, after.stolen_s - before.stolen_s)
+        return CpuSpent(groups, other, after.at - before.at, stolen)
 
 
 async def service_pids(pool: asyncpg.Pool, redis_url: str) -> dict[str, list[int]]:

@@ -257,6 +257,8 @@ def _cpu_per_alarm(spent: CpuSpent, alarms: int) -> dict[str, Any]:
     cpu["machine_cores"] = round(spent.machine_cores(), 2)
     # Anything else running on this machine competes for the same cores.
     cpu["other_cores"] = round(spent.other_s / max(spent.elapsed_s, 1e-9), 2)
+    # And the host may run another tenant on them: the figures are then not this code's.
+    cpu["stolen_cores"] = round(spent.stolen_s / max(spent.elapsed_s, 1e-9), 2)
     return cpu
 
 

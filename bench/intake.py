@@ -213,6 +213,7 @@ class Sample:
     postgres_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     other_cpu_s: float = 0.0  # the rest of the machine meanwhile
+    stolen_cpu_s: float = 0.0  # taken by the host for another tenant
 
     @property
     def ok(self) -> int:
@@ -226,6 +227,7 @@ class Sample:
         self.postgres_cpu_s += other.postgres_cpu_s
         self.client_cpu_s += other.client_cpu_s
         self.other_cpu_s += other.other_cpu_s
+        self.stolen_cpu_s += other.stolen_cpu_s
         for status, n in other.statuses.items():
             self.statuses[status] = self.statuses.get(status, 0) + n
 
@@ -280,6 +282,7 @@ async def drive(
         sample.postgres_cpu_s = spent.total("postgres")
         sample.client_cpu_s = spent.total("client")
         sample.other_cpu_s = spent.other_s
+        sample.stolen_cpu_s = spent.stolen_s
     return sample
 
 
@@ -312,7 +315,8 @@ def _describe(name: str, sample: Sample) -> None:
         f" CPU ms per request: server {sample.cpu_ms(sample.server_cpu_s)},"
         f" PostgreSQL {sample.cpu_ms(sample.postgres_cpu_s)},"
         f" load generator {sample.cpu_ms(sample.client_cpu_s)},"
-        f" rest of the machine {sample.cpu_ms(sample.other_cpu_s)}"
+        f" rest of the machine {sample.cpu_ms(sample.other_cpu_s)},"
+        f" stolen by the host {sample.cpu_ms(sample.stolen_cpu_s)}"
     )
 
 
