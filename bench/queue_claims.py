@@ -89,6 +89,9 @@ class Dispatcher:
     claimed: list[str] = field(default_factory=list)
     # Claim latencies by phase: the offered rate (claims/s, all dispatchers), 0 = flat out.
     latencies_s: dict[int, list[float]] = field(default_factory=dict)
+    # How late this client sent each paced request (its own loop was busy): part of
+    # the latency above, though not the servers' doing.
+    late_s: dict[int, list[float]] = field(default_factory=dict)
     errors: int = 0
 
 
@@ -195,6 +198,7 @@ class _Desk:
         for k in range(count):
             planned = began + offset + k * interval
             await asyncio.sleep(max(0.0, planned - time.perf_counter()))
+            self.dispatcher.late_s.setdefault(rate, []).append(time.perf_counter() - planned)
             if not await self.next(rate, planned):
                 return
 
@@ -240,11 +244,13 @@ async def _phase(desks: Sequence[_Desk], meter: CpuMeter, rate: int, per_desk: i
         p50_ms=percentile_ms(latencies, 50),
         p99_ms=percentile_ms(latencies, 99),
     )
+    late = [x for d in desks for x in d.dispatcher.late_s.get(rate, [])]
+    sent_late = f"; sent late p99 {percentile_ms(late, 99)} ms" if late else ""
     print(
         f"{'flat out' if not rate else f'{rate}/s offered':>14}: {phase.claims:,} claims,"
         f" {phase.achieved_per_s:,.0f}/s; p50 {phase.p50_ms} ms,"
         f" p90 {percentile_ms(latencies, 90)} ms, p99 {phase.p99_ms} ms,"
-        f" max {percentile_ms(latencies, 100)} ms"
+        f" max {percentile_ms(latencies, 100)} ms{sent_late}"
     )
     per_claim = ", ".join(f"{k} {v:.2f}" for k, v in cpu.per_op_ms(phase.claims).items())
     print(f"{'':>16}CPU ms per claim: {per_claim}")
