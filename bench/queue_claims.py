@@ -89,8 +89,8 @@ class Dispatcher:
     claimed: list[str] = field(default_factory=list)
     # Claim latencies by phase: the offered rate (claims/s, all dispatchers), 0 = flat out.
     latencies_s: dict[int, list[float]] = field(default_factory=dict)
-    # How late this client sent each paced request (its own loop was busy): part of
-    # the latency above, though not the servers' doing.
+    # How late this client woke for each paced request it was ready to send (its own
+    # loop was busy): part of the latency above, though not the servers' doing.
     late_s: dict[int, list[float]] = field(default_factory=dict)
     errors: int = 0
 
@@ -197,8 +197,11 @@ class _Desk:
         offset = interval * (hash(self.dispatcher.name) % 1000) / 1000  # desks interleave
         for k in range(count):
             planned = began + offset + k * interval
-            await asyncio.sleep(max(0.0, planned - time.perf_counter()))
-            self.dispatcher.late_s.setdefault(rate, []).append(time.perf_counter() - planned)
+            ahead = planned - time.perf_counter()
+            await asyncio.sleep(max(0.0, ahead))
+            if ahead > 0:  # else this desk's previous answer came late: the servers' doing
+                late = time.perf_counter() - planned
+                self.dispatcher.late_s.setdefault(rate, []).append(late)
             if not await self.next(rate, planned):
                 return
 

@@ -144,7 +144,7 @@ class PriorityQueue:
 
 
 def _log_failure(future: asyncio.Future[bool]) -> None:
-    if not future.cancelled() and future.result() is False:
+    if future.cancelled() or future.exception() is not None or future.result() is False:
         logger.error("queue index write failed; a rebuild will repair it")
 
 

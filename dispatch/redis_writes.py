@@ -29,8 +29,12 @@ Commands = Callable[[Any], object]
 
 
 class RedisWrites:
-    def __init__(self, client: aioredis.Redis, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, max_batch: int = 256, max_backlog: int = 20_000
+    ) -> None:
         self._client = client
+        self._max_backlog = max_backlog
+        self._refusing = False
         self._group: GroupCommit[Commands, bool] = GroupCommit(
             self._send, max_batch=max_batch, max_running=1
         )
@@ -41,7 +45,21 @@ class RedisWrites:
         return await self._group.submit(commands)
 
     def post(self, commands: Commands) -> asyncio.Future[bool]:
-        """`send` without waiting: sent in order with the rest, the outcome in the future."""
+        """`send` without waiting: sent in order with the rest, the outcome in the future.
+
+        While Redis is down or hung (each batch then takes the command timeout) at most
+        `max_backlog` writes wait; beyond that they are refused at once (False) instead
+        of holding memory: PostgreSQL repairs them (queue rebuild, the hubs' settlers)."""
+        if self._group.waiting >= self._max_backlog:
+            if not self._refusing:
+                logger.error(
+                    "Redis writes backlogged; refusing more", extra={"waiting": self._group.waiting}
+                )
+            self._refusing = True
+            refused: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            refused.set_result(False)
+            return refused
+        self._refusing = False
         return self._group.post(commands)
 
     async def drain(self) -> None:
@@ -51,11 +69,11 @@ class RedisWrites:
     async def _send(self, batch: Sequence[Commands], written: Callable[[], None]) -> list[bool]:
         # MULTI/EXEC: a sorted set per precinct and the global one change together.
         pipe = self._client.pipeline(transaction=True)
-        for commands in batch:
-            commands(pipe)
         try:
+            for commands in batch:
+                commands(pipe)
             await pipe.execute()
-        except (OSError, redis.exceptions.RedisError):
+        except (OSError, redis.exceptions.RedisError, ValueError, TypeError):
             logger.exception("Redis write failed", extra={"senders": len(batch)})
             return [False] * len(batch)
         return [True] * len(batch)

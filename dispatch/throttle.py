@@ -8,6 +8,7 @@ away because an index is down.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import math
@@ -44,6 +45,8 @@ class WindowLimit:
     limit: int
     window_s: int
     now: Callable[[], float] = time.time
+    # A counter that does not answer at once is no counter: let the attempt through.
+    timeout_s: float = 0.5
 
     async def count(self, who: str) -> int | None:
         """Count one attempt by `who`.  None when it is allowed, else the seconds until
@@ -57,7 +60,8 @@ class WindowLimit:
             pipe = self.redis.pipeline(transaction=True)
             pipe.incr(key)
             pipe.expire(key, self.window_s + 1)
-            attempts, _ = await pipe.execute()
+            async with asyncio.timeout(self.timeout_s):
+                attempts, _ = await pipe.execute()
         except (OSError, redis.exceptions.RedisError):
             logger.exception(
                 "rate limit counter unavailable; not limiting", extra={"limit": self.name}

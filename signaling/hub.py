@@ -53,7 +53,7 @@ Emit = Callable[[str, dict[str, Any], Sequence[str], str], Awaitable[None]]
 
 
 def _log_lost_publish(sent: asyncio.Future[bool], seqs: list[int]) -> None:
-    if not sent.cancelled() and sent.result() is False:
+    if sent.cancelled() or sent.exception() is not None or sent.result() is False:
         # Not lost: every hub's settler finds them in PostgreSQL.
         logger.error("feed publish failed", extra={"seqs": seqs})
 

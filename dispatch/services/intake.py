@@ -252,8 +252,10 @@ class IntakeService:
             # waits for neither Redis write (the feed, the queue index): the report is
             # in PostgreSQL, which `next` reads and every node's settler falls back on,
             # and a slow or lost Redis must not keep a citizen from their receipt.
-            await self.publisher.publish(events)
+            # Indexed first, so that a claim on this node that races the publishing
+            # below cannot have its removal sent before this addition.
             self.queue.add_soon([plan.entry for _, plan in planned])
+            await self.publisher.publish(events)
             for index, plan in planned:
                 logger.info(
                     "incident created",

@@ -42,7 +42,9 @@ def incident_view_sql(row: str) -> str:
     Python between the two).  It must stay `incident_view` to the letter: a property
     test (tests/dispatch/test_incident_view_sql.py) compares the two over arbitrary rows.
     Floats: jsonb keeps the shortest text that reads back as the same double (as long
-    as `extra_float_digits` > 0, PostgreSQL's default), as Python does.
+    as `extra_float_digits` > 0, which the pool sets), as Python does; one difference
+    on the wire: a whole-number double is written without ".0" (1 rather than 1.0),
+    the same number to JSON readers and to typed ones (msgspec reads an int as float).
     """
     r = row
     return f"""jsonb_build_object(

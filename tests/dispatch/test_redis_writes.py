@@ -63,3 +63,23 @@ def test_the_redis_timeout_setting_reaches_the_client(
     assert session_infra.redis is not None
     kwargs = session_infra.redis.connection_pool.connection_kwargs
     assert kwargs["socket_timeout"] == settings.redis_timeout_s == 5.0
+
+
+async def test_while_redis_hangs_the_backlog_is_bounded(
+    infra: Infrastructure, servers: Servers, redis: aioredis.Redis
+) -> None:
+    client = _client(servers, 0.5)
+    writes = RedisWrites(client, max_batch=2, max_backlog=3)
+    try:
+        await redis.client_pause(2000, all=True)
+        posted = [writes.post(lambda pipe: pipe.set("m110:test:c", 1)) for _ in range(6)]
+        # Three wait (the first batch takes two of them when it starts); the rest are
+        # refused at once instead of piling up.
+        assert [p.done() for p in posted] == [False, False, False, True, True, True]
+        assert [p.result() for p in posted[3:]] == [False, False, False]
+        await redis.client_unpause()
+        await asyncio.gather(*posted)
+        assert await writes.send(lambda pipe: pipe.set("m110:test:d", 1)) is True
+    finally:
+        await redis.client_unpause()
+        await client.aclose()
