@@ -115,7 +115,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         attestations=AttestationVerifier.from_file(settings.attestation_keys_file),
         access_ttl=timedelta(seconds=settings.citizen_token_ttl_s),
         registrations=WindowLimit(
-            infra.redis, "registrations", settings.registrations_per_minute, window_s=60
+            infra.redis,
+            "registrations",
+            settings.registrations_per_minute,
+            window_s=60,
+            now=lambda: clock.now().timestamp(),
         ),
     )
     app[INTAKE] = IntakeService(
