@@ -57,10 +57,13 @@ class PriorityQueue:
             member = str(entry.incident_id)
             everywhere[member] = entry.score
             by_precinct.setdefault(precinct_key(entry.precinct_code), {})[member] = entry.score
+        if not everywhere:  # nothing to send: no round trip
+            nothing: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            nothing.set_result(True)
+            return nothing
 
         def commands(pipe: Any) -> None:
-            if everywhere:
-                pipe.zadd(GLOBAL_KEY, everywhere)  # one command per key, however many entries
+            pipe.zadd(GLOBAL_KEY, everywhere)  # one command per key, however many entries
             for key, members in by_precinct.items():
                 pipe.zadd(key, members)
 
@@ -85,9 +88,8 @@ class PriorityQueue:
         return await self.remove_soon(incident_id, precinct_code)
 
     def _post(self, commands: Commands) -> asyncio.Future[bool]:
-        future = self._writes.post(commands)
-        future.add_done_callback(_log_failure)
-        return future
+        # A failure is logged once per batch by RedisWrites; `rebuild` repairs the index.
+        return self._writes.post(commands)
 
     async def ordered(
         self, precinct_code: str | None = None, *, all_precincts: bool = False
@@ -141,11 +143,6 @@ class PriorityQueue:
             await pipe.execute()
         logger.info("queue rebuilt", extra={"queued": len(rows), "stale_removed": len(stale)})
         return len(rows)
-
-
-def _log_failure(future: asyncio.Future[bool]) -> None:
-    if future.cancelled() or future.exception() is not None or future.result() is False:
-        logger.error("queue index write failed; a rebuild will repair it")
 
 
 def _is_uuid(member: str) -> bool:

@@ -74,6 +74,8 @@ class RedisWrites:
                 commands(pipe)
             await pipe.execute()
         except (OSError, redis.exceptions.RedisError, ValueError, TypeError):
+            # Once per batch, not per sender: the queue index is repaired by a rebuild
+            # (at every start), the feed by every node's settler, from PostgreSQL.
             logger.exception("Redis write failed", extra={"senders": len(batch)})
             return [False] * len(batch)
         return [True] * len(batch)

@@ -54,8 +54,9 @@ Emit = Callable[[str, dict[str, Any], Sequence[str], str], Awaitable[None]]
 
 def _log_lost_publish(sent: asyncio.Future[bool], seqs: list[int]) -> None:
     if sent.cancelled() or sent.exception() is not None or sent.result() is False:
-        # Not lost: every hub's settler finds them in PostgreSQL.
-        logger.error("feed publish failed", extra={"seqs": seqs})
+        # Not lost: every hub's settler finds them in PostgreSQL.  (RedisWrites logs the
+        # failure once per batch; this says which events, for whoever looks.)
+        logger.debug("feed publish failed", extra={"seqs": seqs})
 
 
 class _Seq(msgspec.Struct):

@@ -248,12 +248,12 @@ class IntakeService:
             return _answered(results)
         written()
         if planned:
-            # Consoles first (this node's get it without waiting for Redis).  The answer
-            # waits for neither Redis write (the feed, the queue index): the report is
+            # The answer waits for neither Redis write (queue index, feed): the report is
             # in PostgreSQL, which `next` reads and every node's settler falls back on,
-            # and a slow or lost Redis must not keep a citizen from their receipt.
-            # Indexed first, so that a claim on this node that races the publishing
-            # below cannot have its removal sent before this addition.
+            # and a slow or lost Redis must not keep a citizen from their receipt.  The
+            # index write is handed over first, so a claim on this node racing the
+            # publishing below cannot have its removal sent before it; this node's
+            # consoles still get the event before any Redis round trip.
             self.queue.add_soon([plan.entry for _, plan in planned])
             await self.publisher.publish(events)
             for index, plan in planned:
