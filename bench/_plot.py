@@ -45,7 +45,13 @@ def grouped_bars(
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     if log:
+        from matplotlib.ticker import FuncFormatter
+
         axes.set_yscale("log")
+        # Plain numbers (5, 20, 40), not 2x10^1, on the major and minor ticks alike.
+        plain = FuncFormatter(lambda value, _: f"{value:g}")
+        axes.yaxis.set_major_formatter(plain)
+        axes.yaxis.set_minor_formatter(plain)
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
