@@ -189,9 +189,12 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Periodic work, owned here and cancelled at shutdown."""
+    """Periodic work (the queue index's upkeep, overdue sweeps, assignment re-offers),
+    owned here and cancelled at shutdown."""
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].background_tasks:
+        keep = app[QUEUE].keep(app[INFRA].pool, app[SETTINGS].queue_check_s)
+        tasks.append(asyncio.create_task(keep, name="queue-keeper"))
         tasks.append(asyncio.create_task(app[OVERDUE].run(), name="overdue-watch"))
         tasks.append(asyncio.create_task(app[ASSIGNMENTS].run(), name="assignment-watch"))
     yield

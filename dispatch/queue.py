@@ -1,8 +1,10 @@
 """The priority queue index in Redis: one sorted set per precinct plus a global one.
 
 Redis is an index, never the only copy: every member is an open, unclaimed incident
-in PostgreSQL, scored by its `priority_score`.  A failed Redis write after commit is
-logged and repaired by `rebuild` (run at start and by `micro110 queue rebuild`).
+in PostgreSQL, scored by its `priority_score`.  `rebuild` makes the index agree with
+PostgreSQL: at every start, by `micro110 queue rebuild`, and while a node runs (`keep`)
+whenever one of its Redis writes failed or Redis has lost the index (restarted without
+persistence, flushed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from dispatch.redis_writes import Commands, RedisWrites
 
@@ -23,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 GLOBAL_KEY = "m110:queue:all"
 _PRECINCT_PREFIX = "m110:queue:precinct:"
+# Every queue key, for rebuild's scan; nothing else lives under it.
+_QUEUE_KEYS = "m110:queue:*"
+# Set by every rebuild before it reads PostgreSQL (so a wipe during a rebuild is
+# noticed too): gone means Redis lost its data and the index needs building again.
+BUILT_KEY = "m110:queue-built"
 # Incidents with no precinct (out of jurisdiction, or no position) wait here.
 NO_PRECINCT = "_none"
 
@@ -47,6 +55,8 @@ class PriorityQueue:
         self._redis = client
         # Changes go out with whatever else this node tells Redis meanwhile (the feed).
         self._writes = writes or RedisWrites(client)
+        # A change of this node's did not reach Redis since the last rebuild began.
+        self.out_of_step = False
 
     def add_soon(self, entries: Iterable[QueueEntry]) -> asyncio.Future[bool]:
         """Index entries, in order with every other change of this node; the future
@@ -88,8 +98,14 @@ class PriorityQueue:
         return await self.remove_soon(incident_id, precinct_code)
 
     def _post(self, commands: Commands) -> asyncio.Future[bool]:
-        # A failure is logged once per batch by RedisWrites; `rebuild` repairs the index.
-        return self._writes.post(commands)
+        # A failure is logged once per batch by RedisWrites; `keep` repairs the index.
+        sent = self._writes.post(commands)
+        sent.add_done_callback(self._note_outcome)
+        return sent
+
+    def _note_outcome(self, sent: asyncio.Future[bool]) -> None:
+        if sent.cancelled() or sent.exception() is not None or not sent.result():
+            self.out_of_step = True
 
     async def ordered(
         self, precinct_code: str | None = None, *, all_precincts: bool = False
@@ -107,11 +123,16 @@ class PriorityQueue:
         member only after PostgreSQL confirms that incident is no longer queued (or no
         longer queued in that precinct).
         """
+        self.out_of_step = False  # a write failing from here on asks for another
+        await self._redis.set(BUILT_KEY, "1")
+        await self._drop_foreign_keys()
         async with pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT id, precinct_code, priority_score FROM incidents WHERE state = 'queued'"
             )
-        await self.add(QueueEntry(r["id"], r["precinct_code"], r["priority_score"]) for r in rows)
+        entries = (QueueEntry(r["id"], r["precinct_code"], r["priority_score"]) for r in rows)
+        if not await self.add(entries):
+            raise redis.exceptions.RedisError("the queue index's entries did not reach Redis")
         keys = [GLOBAL_KEY] + [
             _text(k) async for k in self._redis.scan_iter(match=_PRECINCT_PREFIX + "*")
         ]
@@ -143,6 +164,48 @@ class PriorityQueue:
             await pipe.execute()
         logger.info("queue rebuilt", extra={"queued": len(rows), "stale_removed": len(stale)})
         return len(rows)
+
+    async def _drop_foreign_keys(self) -> None:
+        """A queue key that is not a sorted set (a stray write by another tool) would fail
+        every write to it and every rebuild: it goes, and the rebuild refills it."""
+        keys = [_text(k) async for k in self._redis.scan_iter(match=_QUEUE_KEYS)]
+        if not keys:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        foreign = [
+            key for key, kind in zip(keys, await pipe.execute(), strict=True)
+            if _text(kind) not in ("zset", "none")
+        ]  # fmt: skip
+        if foreign:
+            logger.error("queue keys of the wrong type removed", extra={"keys": foreign})
+            await self._redis.delete(*foreign)
+
+    async def keep(self, pool: asyncpg.Pool, interval_s: float) -> None:
+        """While the node runs: every `interval_s`, rebuild if one of this node's writes
+        failed or Redis lost the index (`BUILT_KEY` is gone).  Until then the index may
+        lag PostgreSQL, which still hands out every claim and snapshot."""
+        failing = False
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                lost = not await self._redis.exists(BUILT_KEY)
+                if self.out_of_step or lost:
+                    logger.warning(
+                        "queue index out of step with PostgreSQL; rebuilding",
+                        extra={"write_failed": self.out_of_step, "index_lost": lost},
+                    )
+                    await self.rebuild(pool)
+                    if failing:
+                        logger.warning("queue index rebuilt after failures")
+                failing = False
+            except (OSError, asyncpg.PostgresError, redis.exceptions.RedisError):
+                # Logged once per outage, not every interval; tried again next time.
+                self.out_of_step = True
+                if not failing:
+                    logger.exception("queue index could not be rebuilt; retrying")
+                failing = True
 
 
 def _is_uuid(member: str) -> bool:

@@ -159,6 +159,9 @@ class Settings:
     # Redis for an answer that matters (it is an index and a bus), but without a bound a
     # hung Redis would hold its callers, and what they hold, for ever.
     redis_timeout_s: float = _env("MICRO110_REDIS_TIMEOUT", _float, default=5.0)
+    # How often a node checks that the Redis queue index is whole (rebuilt from
+    # PostgreSQL after a failed write or when Redis has lost it), in seconds.
+    queue_check_s: float = _env("MICRO110_QUEUE_CHECK_S", _float, default=5.0)
 
     # Request bodies: JSON and multipart (images) are bounded separately.
     max_json_bytes: int = _env("MICRO110_MAX_JSON_BYTES", _int, default=64 * 1024)
@@ -220,6 +223,8 @@ class Settings:
             raise SettingsError("MICRO110_CONNECT_TIMEOUT", "must be positive")
         if self.redis_timeout_s <= 0:
             raise SettingsError("MICRO110_REDIS_TIMEOUT", "must be positive")
+        if self.queue_check_s <= 0:
+            raise SettingsError("MICRO110_QUEUE_CHECK_S", "must be positive")
         if self.registrations_per_minute < 0:
             raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
         for name, value in (

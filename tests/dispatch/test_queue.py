@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import pytest
 import redis.asyncio as aioredis
 
-from dispatch.http.keys import REDIS_WRITES
-from dispatch.queue import GLOBAL_KEY, PriorityQueue, precinct_key
+from dispatch.http.keys import QUEUE, REDIS_WRITES
+from dispatch.queue import BUILT_KEY, GLOBAL_KEY, PriorityQueue, precinct_key
 from tests.conftest import CitizenSession, Client, Servers, Staff, app_of, register_citizen
 from tests.dispatch.test_alarms import SHANGHAI, XUANWU_LAKE
 from tests.dispatch.test_workflow import GULOU_DRUM_TOWER, act, report
@@ -218,3 +223,77 @@ async def test_the_queue_rebuild_command_restores_the_index(
     assert code == 0, err
     assert f"queue rebuilt with {len(made)} queued incident(s)" in out
     assert await queue_state(queue) == before
+
+
+@contextlib.asynccontextmanager
+async def keeping(queue: PriorityQueue, pg: asyncpg.Pool) -> AsyncIterator[None]:
+    """The app's queue keeper, as `serve` runs it (tests turn background work off)."""
+    task = asyncio.create_task(queue.keep(pg, interval_s=0.02))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def soon(check: Callable[[], Awaitable[bool]]) -> None:
+    """Within 10 s (the keeper looks every 20 ms here)."""
+    for _ in range(500):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    assert await check()
+
+
+async def test_a_running_node_rebuilds_an_index_redis_has_lost(
+    app_client: Client,
+    pg: asyncpg.Pool,
+    redis: aioredis.Redis,
+    fake_clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dispatch.queue")
+    made = await populate(app_client, pg, fake_clock)
+    await settled(app_client)
+    queue = app_of(app_client)[QUEUE]
+    before = await queue_state(queue)
+    assert sorted(before["*"]) == sorted(made.values())
+    assert await redis.exists(BUILT_KEY)  # the start-up rebuild marked it whole
+
+    async with keeping(queue, pg):
+        await redis.flushdb()  # Redis restarted without persistence, or was flushed
+
+        async def restored() -> bool:
+            return await queue_state(queue) == before
+
+        await soon(restored)
+    assert "queue index out of step with PostgreSQL; rebuilding" in caplog.text
+    assert await redis.exists(BUILT_KEY)
+
+
+async def test_a_running_node_repairs_an_index_write_that_failed(
+    app_client: Client,
+    citizen: CitizenSession,
+    pg: asyncpg.Pool,
+    redis: aioredis.Redis,
+) -> None:
+    queue = app_of(app_client)[QUEUE]
+    # Something else wrote a string where Xuanwu's queue is: every ZADD to it fails.
+    await redis.set(precinct_key(XUANWU), "not a sorted set")
+    made = uuid.UUID((await report(app_client, citizen, tag="robbery"))["incident_id"])
+    await settled(app_client)
+    noticed = queue.out_of_step
+    assert noticed  # the receipt went out; the index write did not land
+    assert await redis.get(precinct_key(XUANWU)) == b"not a sorted set"
+
+    async with keeping(queue, pg):
+
+        async def repaired() -> bool:
+            return await redis.type(precinct_key(XUANWU)) in (b"zset", "zset") and (
+                await queue.ordered(XUANWU) == [made]
+            )
+
+        await soon(repaired)
+    assert not queue.out_of_step
+    assert await queue.ordered(all_precincts=True) == await postgres_order(pg) == [made]
