@@ -159,15 +159,25 @@ async def feed_snapshot(conn: asyncpg.Connection) -> AsyncIterator[int]:
     """A read-only REPEATABLE READ transaction whose view holds the effects of exactly
     the events up to the seq it yields, so a reader resuming the feed after that seq
     misses and repeats nothing.  It waits for the feed's writers in flight and holds
-    new ones back only until its snapshot is taken (one statement)."""
-    await conn.execute("SELECT pg_advisory_lock($1)", FEED_LOCK)
-    locked = True
+    new ones back only until its snapshot is taken (one statement).
+
+    The exclusive lock is a session lock, and a pooled connection is not reset (see
+    `database._keep_session`): if anything interrupts taking the snapshot (a reader
+    that goes away, a timeout), the lock may have been granted all the same, so the
+    connection is closed, which ends the session and its lock, rather than going back
+    to the pool holding up every writer."""
+    transaction = conn.transaction(isolation="repeatable_read", readonly=True)
     try:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            seq = await latest_seq(conn)  # the transaction's snapshot is taken here
-            await conn.execute("SELECT pg_advisory_unlock($1)", FEED_LOCK)
-            locked = False
-            yield seq
+        await conn.execute("SELECT pg_advisory_lock($1)", FEED_LOCK)
+        await transaction.start()
+        seq = await latest_seq(conn)  # the transaction's snapshot is taken here
+        await conn.execute("SELECT pg_advisory_unlock($1)", FEED_LOCK)
+    except BaseException:
+        conn.terminate()
+        raise
+    try:
+        yield seq
     finally:
-        if locked:
-            await conn.execute("SELECT pg_advisory_unlock($1)", FEED_LOCK)
+        # Read-only: nothing to keep.  (If this is interrupted, the pool rolls back.)
+        if not conn.is_closed() and conn.is_in_transaction():
+            await transaction.rollback()

@@ -15,7 +15,7 @@ import pytest
 from asyncpg.transaction import Transaction
 
 from dispatch.domain.events import Actor
-from dispatch.store.events import StoredEvent, append_event
+from dispatch.store.events import StoredEvent, append_event, feed_snapshot
 from signaling.hub import FeedHub
 from signaling.server import Signaling
 from tests.conftest import Client, Staff, app_of
@@ -139,3 +139,35 @@ async def test_the_snapshot_waits_for_writers_in_flight_so_resuming_from_it_miss
         assert notes(client) == ["in flight during the snapshot", "committed before the snapshot"]
     finally:
         await client.close()
+
+
+async def test_a_snapshot_interrupted_at_any_point_leaves_no_lock_behind(pg: asyncpg.Pool) -> None:
+    """The snapshot's exclusive lock is a session lock: a reader cancelled while taking
+    it (or its timeout firing) must not hand the pool a connection that still holds it,
+    or every writer of the feed would wait behind that idle connection."""
+
+    async def reader() -> None:
+        async with pg.acquire() as conn, feed_snapshot(conn):
+            await asyncio.sleep(0.001)
+
+    # Cancel at every stage: before the lock, while waiting for it behind a writer in
+    # flight, between the statements, inside the snapshot.
+    for round_ in range(60):
+        async with in_flight(pg, f"writer {round_}") as (_, transaction):
+            task = asyncio.ensure_future(reader())
+            await asyncio.sleep((round_ % 6) * 0.0005)
+            await transaction.commit()
+            await asyncio.sleep((round_ % 5) * 0.0007)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async with pg.acquire() as conn:
+        held = await conn.fetchval(
+            """SELECT count(*) FROM pg_locks
+               WHERE locktype = 'advisory' AND mode = 'ExclusiveLock'"""
+        )
+    assert held == 0
+    # And a writer gets through at once on every pooled connection.
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(committed(pg, f"after {n}") for n in range(8)))
