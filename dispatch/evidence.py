@@ -1,8 +1,12 @@
 """Content-addressed evidence files under the data directory.
 
 A file is written (temp file, fsync, rename) before the transaction that records it,
-so a committed row never points at a missing file; a failed transaction leaves at
-worst an unreferenced file, which `discard` removes when nothing else refers to it.
+so a committed row never points at a missing file.  Two reports carrying the same photo
+share its file, so a failed submission never deletes a file there and then: another
+submission may be about to record it, or its own rows may have committed after all
+(an error after COMMIT).  Its files are handed to `IntakeService.forget_evidence`,
+which removes them later, only if no attachment refers to them and no one has stored
+them again meanwhile (`put` touches a file it finds, `discard_if_idle` spares it).
 """
 
 from __future__ import annotations
@@ -10,12 +14,17 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 
 class EvidenceStore:
     def __init__(self, root: Path) -> None:
         self._root = root
+        # Finding a file (and touching it) and discarding it never interleave: a file
+        # found by `put` is not unlinked by a discard that looked at it just before.
+        self._lock = threading.Lock()
 
     def key_for(self, sha256: str, extension: str) -> str:
         return f"{sha256[:2]}/{sha256[2:4]}/{sha256}.{extension}"
@@ -30,8 +39,10 @@ class EvidenceStore:
         """Store `data`; returns (key, whether this call created the file).  Blocking."""
         key = self.key_for(sha256, extension)
         target = self.path(key)
-        if target.exists():
-            return key, False
+        with self._lock:
+            if target.exists():
+                os.utime(target)  # wanted again: a pending discard spares it
+                return key, False
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
@@ -39,13 +50,32 @@ class EvidenceStore:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, target)
+            with self._lock:
+                os.replace(tmp, target)
+            _fsync_directory(target.parent)  # the rename itself survives a power cut
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         return key, True
 
-    def discard(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path(key).unlink()
+    def discard_if_idle(self, key: str, idle_s: float) -> bool:
+        """Remove the file unless it was stored (or stored again) in the last `idle_s`
+        seconds; the caller has checked that no attachment refers to it.  Blocking."""
+        path = self.path(key)
+        with self._lock:
+            try:
+                if path.stat().st_mtime > time.time() - idle_s:
+                    return False
+                path.unlink()
+            except FileNotFoundError:
+                return False
+        return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -229,8 +229,9 @@ async def create_report(request: web.Request) -> web.Response:
         )
         result = await intake.submit(who, submission)
     except BaseException:
-        for key in created:  # nothing half-written: files of a failed report go too
-            await loop.run_in_executor(None, intake.evidence.discard, key)
+        # Nothing half-written: files this report stored go too, but later, once it is
+        # sure no report refers to them (a file is shared by every copy of a photo).
+        intake.forget_evidence(created)
         raise
     return _intake_response(result)
 

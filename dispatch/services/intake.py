@@ -126,6 +126,10 @@ class IntakeService:
     timezone: zoneinfo.ZoneInfo
     duplicate_radius_m: float = 300.0
     duplicate_window: timedelta = timedelta(minutes=30)
+    # How long a failed submission's new evidence files wait before they are removed
+    # (if still unreferenced): longer than any request takes to commit.
+    evidence_grace_s: float = 600.0
+    _discards: set[asyncio.Task[None]] = field(default_factory=set)
     _trail_budget: dict[uuid.UUID, tuple[float, float]] = field(default_factory=dict)
     _group: GroupCommit[_Arrival, IntakeResult] = field(init=False)
 
@@ -205,8 +209,47 @@ class IntakeService:
         return self._group
 
     async def drain(self) -> None:
-        """Finish the submissions being written (at shutdown)."""
+        """Finish the submissions being written (at shutdown).  Pending evidence
+        discards are dropped: at worst an unreferenced file stays on disk."""
         await self._group.drain()
+        for task in self._discards:
+            task.cancel()
+        await asyncio.gather(*self._discards, return_exceptions=True)
+
+    def forget_evidence(self, keys: Sequence[str]) -> None:
+        """Files a submission stored before it failed: removed once `evidence_grace_s`
+        has passed, unless an attachment refers to them by then (another report with
+        the same photo, or this one after all) or they were stored again meanwhile.
+        Never at once: a file is shared by every report that carries its bytes."""
+        if keys:
+            task = asyncio.create_task(self._discard_later(list(keys)), name="evidence-discard")
+            self._discards.add(task)
+            task.add_done_callback(self._discards.discard)
+
+    async def discards_done(self) -> None:
+        """Wait for the evidence discards scheduled so far (tests, shutdown)."""
+        await asyncio.gather(*self._discards, return_exceptions=True)
+
+    async def _discard_later(self, keys: list[str]) -> None:
+        await asyncio.sleep(self.evidence_grace_s)
+        try:
+            async with self.pool.acquire() as conn:
+                referenced = {
+                    r["storage_key"]
+                    for r in await conn.fetch(
+                        "SELECT storage_key FROM attachments WHERE storage_key = any($1::text[])",
+                        keys,
+                    )
+                }
+            loop = asyncio.get_running_loop()
+            for key in keys:
+                if key not in referenced:
+                    await loop.run_in_executor(
+                        None, self.evidence.discard_if_idle, key, self.evidence_grace_s
+                    )
+        except (OSError, asyncpg.PostgresError):
+            # Kept rather than risked: an unreferenced file costs only disk.
+            logger.exception("unused evidence files left in place", extra={"keys": keys})
 
     async def _submit_batch(
         self, batch: Sequence[_Arrival], written: Callable[[], None] = lambda: None

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from dispatch.http.keys import INTAKE
-from tests.conftest import CitizenSession, Client, app_of
+from tests.conftest import CitizenSession, Client, app_of, register_citizen
 from tests.dispatch.test_alarms import counts
 from tests.test_images import exif, gps_tags
 
@@ -136,7 +136,9 @@ async def test_bad_reports_write_nothing(
     case: str, overrides: dict[str, str], images: list[bytes], status: int, field: str | None,
 ) -> None:  # fmt: skip
     before = await counts(pg)
-    evidence_root = app_of(app_client)[INTAKE].evidence.path(".")
+    intake = app_of(app_client)[INTAKE]
+    intake.evidence_grace_s = 0
+    evidence_root = intake.evidence.path(".")
     files_before = sorted(p for p in Path(evidence_root).rglob("*") if p.is_file())
     response = await app_client.post(
         "/api/reports", data=form(fields(**overrides), images), headers=citizen.headers
@@ -145,6 +147,7 @@ async def test_bad_reports_write_nothing(
     error = (await response.json())["error"]
     assert error["field"] == field, error
     assert await counts(pg) == before
+    await intake.discards_done()
     assert sorted(p for p in Path(evidence_root).rglob("*") if p.is_file()) == files_before
     assert (await app_client.get("/healthz")).status == 200
 
@@ -152,7 +155,9 @@ async def test_bad_reports_write_nothing(
 async def test_a_valid_image_next_to_a_bad_one_leaves_no_file(
     app_client: Client, citizen: CitizenSession
 ) -> None:
-    evidence_root = Path(app_of(app_client)[INTAKE].evidence.path("."))
+    intake = app_of(app_client)[INTAKE]
+    intake.evidence_grace_s = 0
+    evidence_root = Path(intake.evidence.path("."))
     before = sorted(p for p in evidence_root.rglob("*") if p.is_file())
     unique = jpeg(size=(77, 55))
     # The bad image fails verification before anything is stored.
@@ -160,12 +165,55 @@ async def test_a_valid_image_next_to_a_bad_one_leaves_no_file(
         "/api/reports", data=form(fields(), [unique, b"junk"]), headers=citizen.headers
     )
     assert response.status == 400
-    # An unknown tag fails inside the transaction, after the files were written.
+    # An unknown tag fails inside the transaction, after the files were written: they
+    # go once no report refers to them (at once here; 10 minutes in service).
     response = await app_client.post(
         "/api/reports", data=form(fields(tag="ufo"), [unique]), headers=citizen.headers
     )
     assert response.status == 400
+    await intake.discards_done()
     assert sorted(p for p in evidence_root.rglob("*") if p.is_file()) == before
+
+
+async def test_a_failed_report_never_takes_a_photo_another_report_shares(
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool
+) -> None:
+    """Files are stored by content: a forwarded photo is one file for every report that
+    carries it.  A report that fails must not remove the file from under another that
+    stored the same bytes meanwhile, whether that one has committed yet or not."""
+    intake = app_of(app_client)[INTAKE]
+    intake.evidence_grace_s = 0.3
+    other = await register_citizen(app_client, "device-forwarded-photo")
+    photo = jpeg(size=(91, 37))
+    failed = await app_client.post(
+        "/api/reports", data=form(fields(tag="ufo"), [photo]), headers=citizen.headers
+    )
+    assert failed.status == 400
+    # Within the grace period, another citizen reports with the same photo.
+    kept = await app_client.post(
+        "/api/reports", data=form(fields(), [photo]), headers=other.headers
+    )
+    assert kept.status == 201, await kept.text()
+    await intake.discards_done()
+    async with pg.acquire() as conn:
+        key = await conn.fetchval(
+            "SELECT storage_key FROM attachments WHERE incident_id = $1",
+            uuid.UUID((await kept.json())["incident_id"]),
+        )
+    with Image.open(intake.evidence.path(key)) as stored:
+        assert stored.size == (91, 37)
+
+    # A photo that only a failed report carried is removed after the grace period.
+    root = Path(intake.evidence.path("."))
+    before = {p for p in root.rglob("*") if p.is_file()}
+    failed = await app_client.post(
+        "/api/reports", data=form(fields(tag="ufo"), [jpeg(size=(13, 71))]),
+        headers=citizen.headers,
+    )  # fmt: skip
+    assert failed.status == 400
+    assert len({p for p in root.rglob("*") if p.is_file()} - before) == 1  # not at once
+    await intake.discards_done()
+    assert {p for p in root.rglob("*") if p.is_file()} == before
 
 
 async def test_limits_and_content_types(app_client: Client, citizen: CitizenSession) -> None:
