@@ -259,6 +259,11 @@ class IntakeService:
         `written` is called once nothing more is written to PostgreSQL."""
         results: list[IntakeResult | Exception | None] = [None] * len(batch)
         planned: list[tuple[int, _Planned]] = []
+        # A retry that arrives in the batch of its original (a phone resending on a bad
+        # network) is answered as a replay of it: written twice, the key's unique index
+        # would spoil the whole statement.
+        planned_keys: dict[tuple[CitizenId, str], int] = {}
+        retries: list[tuple[int, int]] = []  # (retry's index, original's index)
         failure: asyncpg.PostgresError | None = None
         async with self.pool.acquire() as conn:
             contexts = await incident_store.intake_contexts(conn, [
@@ -271,11 +276,15 @@ class IntakeService:
             ])  # fmt: skip
             for index, (arrival, context) in enumerate(zip(batch, contexts, strict=True)):
                 try:
+                    key = (arrival.citizen_id, arrival.submission.idempotency_key)
                     if context.earlier is not None:
                         results[index] = self._replay(context.earlier, arrival.submission)
+                    elif key in planned_keys:
+                        retries.append((index, planned_keys[key]))
                     else:
                         plan = self._plan(arrival, context, [p for _, p in planned])
                         planned.append((index, plan))
+                        planned_keys[key] = index
                 except Exception as exc:  # noqa: BLE001 - its own answer; the others go on
                     results[index] = exc
             events: list[StoredEvent] = []
@@ -288,6 +297,11 @@ class IntakeService:
                     failure = exc
         if failure is not None:
             await self._after_failed_write(batch, planned, results, failure)
+            for index, _ in retries:  # now after their originals, one by one
+                try:
+                    (results[index],) = await self._submit_batch([batch[index]])
+                except Exception as exc:  # noqa: BLE001 - its own answer
+                    results[index] = exc
             return _answered(results)
         written()
         if planned:
@@ -308,6 +322,15 @@ class IntakeService:
                            "precinct": batch[index].location.precinct_code},
                 )  # fmt: skip
                 results[index] = IntakeResult(self._answer(plan.stored, plan.token), False)
+            stored = {index: plan.stored for index, plan in planned}
+            for index, original in retries:
+                try:
+                    results[index] = self._replay(
+                        (stored[original], batch[original].submission.channel.value),
+                        batch[index].submission,
+                    )
+                except BadRequest as exc:
+                    results[index] = exc
         return _answered(results)
 
     async def _after_failed_write(

@@ -277,11 +277,12 @@ async def test_alarms_arriving_together_are_written_together_each_on_its_own_ter
         assert case.status == 200
 
 
-async def test_one_spoiled_write_does_not_spoil_the_others_in_its_batch(
+async def test_retries_in_the_batch_of_their_original_are_replays_and_spoil_nothing(
     app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool
 ) -> None:
-    # Three retries of one key in one batch: the statement hits the key's unique index,
-    # so nothing of it is written; each is then written alone.
+    # A phone on a bad network resends: three copies of one key in one batch.  Written
+    # as three, the key's unique index would fail the batch's one statement; the copies
+    # are answered as replays of the first, and the batch is written at once.
     retry = alarm(tag="medical")
     others = [alarm(tag="fire", lon=118.70, lat=32.00), alarm(tag="medical", lon=118.90)]
     lead, rest = await _while_writers_wait(
@@ -297,7 +298,13 @@ async def test_one_spoiled_write_does_not_spoil_the_others_in_its_batch(
         created = await conn.fetchval(
             "SELECT count(*) FROM incident_events WHERE type = 'incident.created'"
         )
+        # The batch behind the lead went in one transaction, not one by one.
+        transactions = await conn.fetchval(
+            "SELECT count(DISTINCT xmin::text) FROM incidents WHERE id = any($1::uuid[])",
+            [uuid.UUID(a["incident_id"]) for a in answers],
+        )
     assert created == 4
+    assert transactions == 1
 
 
 async def test_an_alarm_gets_its_receipt_while_redis_holds_back_writes(
