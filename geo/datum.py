@@ -159,12 +159,20 @@ def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
     return glon, glat
 
 
+def _on_the_globe(lon: float, lat: float) -> tuple[float, float]:
+    """BD-09's shift applies everywhere, so a valid BD-09 position at a pole or next to
+    the antimeridian decodes a few hundred metres past it: wrap and clamp it back."""
+    if lon < -180.0 or lon > 180.0:
+        lon = (lon + 180.0) % 360.0 - 180.0
+    return lon, min(90.0, max(-90.0, lat))
+
+
 def to_wgs84(lon: float, lat: float, datum: Datum) -> tuple[float, float]:
     if datum is Datum.WGS84:
         return lon, lat
     if datum is Datum.GCJ02:
         return gcj02_to_wgs84(lon, lat)
-    return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
+    return _on_the_globe(*gcj02_to_wgs84(*bd09_to_gcj02(lon, lat)))
 
 
 def from_wgs84(lon: float, lat: float, datum: Datum) -> tuple[float, float]:
@@ -228,7 +236,9 @@ def to_wgs84_many(
         return np.broadcast_arrays(_as_floats(lons), _as_floats(lats))  # type: ignore[return-value]
     if datum is Datum.GCJ02:
         return gcj02_to_wgs84_many(lons, lats)
-    return gcj02_to_wgs84_many(*bd09_to_gcj02_many(lons, lats))
+    lon, lat = gcj02_to_wgs84_many(*bd09_to_gcj02_many(lons, lats))
+    lon = np.where((lon < -180.0) | (lon > 180.0), (lon + 180.0) % 360.0 - 180.0, lon)
+    return lon, np.clip(lat, -90.0, 90.0)  # as _on_the_globe
 
 
 def from_wgs84_many(

@@ -13,7 +13,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -103,7 +103,8 @@ class IdIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ResumeIn(msgspec.Struct, forbid_unknown_fields=True):
-    last_seq: int | None = None
+    # A feed seq is a bigint; 0 resumes from the beginning.
+    last_seq: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
 
 
 async def working_on(pool: asyncpg.Pool, officer_id: int, seq: int) -> list[uuid.UUID]:

@@ -27,6 +27,9 @@ IdempotencyKey = Annotated[
         description="client-generated; a retry with the same key returns the first answer",
     ),
 ]
+# A row id as PostgreSQL stores it (bigint): a larger number names nothing and must be
+# refused here, not by the driver.
+RowId = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 TagCode = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[a-z_]+$")]
 AwareTime = Annotated[datetime, Meta(tz=True)]
 
@@ -163,7 +166,7 @@ class ClaimIn(_In):
 
 
 class AssignIn(_In):
-    officer_ids: Annotated[list[int], Meta(min_length=1, max_length=20)]
+    officer_ids: Annotated[list[RowId], Meta(min_length=1, max_length=20)]
 
 
 class MergeIn(_In):

@@ -10,9 +10,10 @@ import asyncpg
 import jwt
 import pytest
 
-from tests.conftest import CitizenSession, Client
+from tests.conftest import CitizenSession, Client, Staff
 from tests.dispatch.test_alarms import alarm, counts
 from tests.dispatch.test_reports import fields, form, jpeg
+from tests.dispatch.test_workflow import act, report
 
 # (case id, body bytes, content type, status, error code, field)
 JSON_CASES: list[tuple[str, bytes, str, int, str, str | None]] = [
@@ -253,3 +254,30 @@ async def test_bad_incident_ids(app_client: Client, citizen: CitizenSession) -> 
         f"/api/alarms/{missing}/cancel", json={"reason": "x"}, headers=citizen.headers
     )
     assert response.status == 404
+
+
+async def test_bd09_positions_at_the_edges_of_the_globe_are_taken(
+    app_client: Client, citizen: CitizenSession
+) -> None:
+    """Valid input, however odd: BD-09 decoding stepped past the pole and the
+    antimeridian, and the precinct lookup answered 500 (found by schemathesis)."""
+    for lon, lat in ((0.0, -90.0), (-180.0, 0.0), (180.0, 90.0)):
+        response = await app_client.post(
+            "/api/alarms", json=_body({"lon": lon, "lat": lat, "datum": "bd09"}),
+            headers=citizen.headers,
+        )  # fmt: skip
+        assert response.status in (201, 202), await response.text()
+
+
+async def test_officer_ids_beyond_a_bigint_are_refused_by_name(
+    app_client: Client, citizen: CitizenSession, staff: Staff
+) -> None:
+    incident = (await report(app_client, citizen))["incident_id"]
+    status, _ = await act(app_client, staff.dispatcher, incident, "claim")
+    assert status == 200
+    for officer_ids in ([2**63], [-(2**63) - 1], [0], [2**64]):
+        status, body = await act(
+            app_client, staff.dispatcher, incident, "assign", {"officer_ids": officer_ids}
+        )
+        assert status == 400, body
+        assert body["error"]["field"].startswith("officer_ids"), body

@@ -99,3 +99,24 @@ def test_bd09_is_further_from_wgs84_than_gcj02() -> None:
     bd = from_wgs84(114.0549, 22.5367, Datum.BD09)
     assert float(_metres(*gcj, *bd)) > 500.0
     assert not math.isclose(gcj[0], bd[0])
+
+
+@settings(database=None)
+@given(
+    lon=st.floats(min_value=-180.0, max_value=180.0),
+    lat=st.floats(min_value=-90.0, max_value=90.0),
+    datum=st.sampled_from(list(Datum)),
+)
+def test_any_valid_position_converts_to_a_valid_position(
+    lon: float, lat: float, datum: Datum
+) -> None:
+    """BD-09's shift is applied everywhere: at a pole or the antimeridian it would step
+    off the globe (found by schemathesis: lat -90 in bd09 was a 500)."""
+    for out_lon, out_lat in (
+        to_wgs84(lon, lat, datum),
+        tuple(float(a[0]) for a in to_wgs84_many(np.array([lon]), np.array([lat]), datum)),
+    ):
+        assert -180.0 <= out_lon <= 180.0 and -90.0 <= out_lat <= 90.0
+    for edge in ((0.0, -90.0), (-180.0, 0.0), (180.0, 90.0), (-180.0, -90.0)):
+        out_lon, out_lat = to_wgs84(*edge, Datum.BD09)
+        assert -180.0 <= out_lon <= 180.0 and -90.0 <= out_lat <= 90.0
