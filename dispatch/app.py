@@ -114,6 +114,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         sms=app[SMS],
         attestations=AttestationVerifier.from_file(settings.attestation_keys_file),
         access_ttl=timedelta(seconds=settings.citizen_token_ttl_s),
+        publisher=publisher,
         registrations=WindowLimit(
             infra.redis,
             "registrations",
@@ -144,6 +145,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         signer=signer,
         clock=clock,
         ttl=timedelta(seconds=settings.staff_token_ttl_s),
+        publisher=publisher,
     )
     app[WORKFLOW] = Workflow(pool=infra.pool, queue=queue, publisher=publisher, clock=clock)
     app[INCIDENTS] = incidents = IncidentQueries(pool=infra.pool, agency=settings.agency)

@@ -175,14 +175,18 @@ class FeedHub:
 
         This node's clients first: they need not wait for the Redis round trip, nor for
         its echo, which `_consume` then drops."""
-        for event in events:
-            await self.deliver(event)
-        # To the other nodes in order with this node's other Redis writes, without
-        # waiting: Redis is a bus, and PostgreSQL has the events should it fail.
-        message = encode_events(events)
-        seqs = [e.seq for e in events]
-        sent = self._writes.post(lambda pipe: pipe.publish(CHANNEL, message))
-        sent.add_done_callback(lambda done: _log_lost_publish(done, seqs))
+        try:
+            for event in events:
+                await self.deliver(event)
+        finally:
+            # To the other nodes in order with this node's other Redis writes, without
+            # waiting: Redis is a bus, and PostgreSQL has the events should it fail.
+            # (Even if a delivery here failed: the other nodes' clients need not wait
+            # for their settlers.)
+            message = encode_events(events)
+            seqs = [e.seq for e in events]
+            sent = self._writes.post(lambda pipe: pipe.publish(CHANNEL, message))
+            sent.add_done_callback(lambda done: _log_lost_publish(done, seqs))
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
@@ -223,6 +227,10 @@ class FeedHub:
                 ready.set()  # start-up must not hang on Redis: the settler covers delivery
                 logger.warning("feed subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(0.5)
+            except Exception:  # this loop must outlive any bad message
+                ready.set()
+                logger.exception("feed subscription failed; resubscribing")
+                await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(OSError, redis.exceptions.RedisError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -252,6 +260,10 @@ class FeedHub:
                 previous = now
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 logger.warning("feed settling failed", exc_info=True)
+                previous = None
+                await asyncio.sleep(self.settle_interval_s)
+            except Exception:  # without the settler, gaps would never close
+                logger.exception("feed settling failed unexpectedly")
                 previous = None
                 await asyncio.sleep(self.settle_interval_s)
 

@@ -27,10 +27,12 @@ from dispatch.domain.identity import (
 )
 from dispatch.domain.incidents import CitizenId
 from dispatch.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
+from dispatch.feed import Publisher
 from dispatch.identity_providers import AttestationVerifier, SmsSender
 from dispatch.runtime import Keys
 from dispatch.store import citizens as citizen_store
 from dispatch.store import events as event_store
+from dispatch.store.events import StoredEvent
 from dispatch.throttle import WindowLimit, address_group
 from dispatch.tokens import TokenKind, TokenSigner
 
@@ -63,6 +65,9 @@ class CitizenServices:
     sms: SmsSender
     attestations: AttestationVerifier
     access_ttl: timedelta
+    # Every event goes to the feed, even those no client is shown (their seqs must
+    # not leave gaps that live events then wait on; see signaling/hub.py).
+    publisher: Publisher
     # New accounts per client address (see Settings.registrations_per_minute).
     registrations: WindowLimit | None = None
 
@@ -97,13 +102,14 @@ class CitizenServices:
         citizen_id = CitizenId(uuid.uuid4())
         async with self.pool.acquire() as conn, conn.transaction():
             citizen = await citizen_store.insert_citizen(conn, citizen_id, device_id)
-            await event_store.append_event(
+            event = await event_store.append_event(
                 conn,
                 "citizen.registered",
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"citizen_id": str(citizen_id)},
                 citizen_id=citizen_id,
             )
+        await self.publisher.publish([event])
         return self._tokens(citizen.id, citizen.verification, citizen.token_generation)
 
     async def refresh(self, refresh_token: str) -> CitizenTokens:
@@ -176,13 +182,15 @@ class CitizenServices:
                 raise RateLimited("too many wrong codes; request a new one", field="code")
             if not hmac.compare_digest(challenge.code_hash, self._code_hash(challenge_id, code)):
                 await citizen_store.count_attempt(conn, challenge_id)
+                # Raised outside the block so the attempt counter commits.
                 wrong = BadRequest("the code is not right", field="code")
             else:
+                wrong = None
                 await citizen_store.consume_challenge(conn, challenge_id)
                 await citizen_store.set_phone(
                     conn, citizen_id, challenge.phone_hash, challenge.phone_masked
                 )
-                await event_store.append_event(
+                event = await event_store.append_event(
                     conn,
                     "citizen.verified",
                     Actor(ActorKind.CITIZEN, str(citizen_id)),
@@ -191,9 +199,11 @@ class CitizenServices:
                 )
                 citizen = await citizen_store.get_citizen(conn, citizen_id)
                 assert citizen is not None
-                return citizen.verification
-        # Raised outside the block so the attempt counter commits.
-        raise wrong
+                level = citizen.verification
+        if wrong is not None:
+            raise wrong
+        await self.publisher.publish([event])
+        return level
 
     async def verify_real_name(
         self, citizen_id: CitizenId, name: str, raw_id: str
@@ -210,7 +220,7 @@ class CitizenServices:
                     "the name and ID number were not confirmed by the identity registry",
                     field="national_id",
                 )
-            return await self._record_level(
+            level, event = await self._record_level(
                 conn,
                 citizen_id,
                 VerificationLevel.REAL_NAME,
@@ -219,6 +229,8 @@ class CitizenServices:
                 id_hash=id_hash,
                 id_masked=national_id.masked,
             )
+        await self.publisher.publish([event])
+        return level
 
     async def verify_attestation(self, citizen_id: CitizenId, token: str) -> VerificationLevel:
         attestation = self.attestations.verify(token, now=self.clock.now())
@@ -236,7 +248,7 @@ class CitizenServices:
             if attestation.national_id is not None:
                 id_hash = hash_national_id(attestation.national_id.number, self.keys.id_hash_key)
                 id_masked = attestation.national_id.masked
-            return await self._record_level(
+            level, event = await self._record_level(
                 conn,
                 citizen_id,
                 attestation.level,
@@ -245,6 +257,8 @@ class CitizenServices:
                 id_hash=id_hash,
                 id_masked=id_masked,
             )
+        await self.publisher.publish([event])
+        return level
 
     async def _record_level(
         self,
@@ -256,7 +270,7 @@ class CitizenServices:
         real_name: str | None,
         id_hash: str | None,
         id_masked: str | None,
-    ) -> VerificationLevel:
+    ) -> tuple[VerificationLevel, StoredEvent]:
         citizen = await citizen_store.get_citizen(conn, citizen_id, for_update=True)
         if citizen is None:
             raise Unauthorized("unknown citizen", field="token")
@@ -270,14 +284,14 @@ class CitizenServices:
             national_id_masked=id_masked,
             provider=provider,
         )
-        await event_store.append_event(
+        event = await event_store.append_event(
             conn,
             "citizen.verified",
             Actor(ActorKind.CITIZEN, str(citizen_id)),
             {"level": level.value, "provider": provider},
             citizen_id=citizen_id,
         )
-        return level
+        return level, event
 
     async def read_identity(
         self, citizen_id: CitizenId, *, actor: Actor, purpose: str

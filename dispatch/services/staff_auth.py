@@ -19,6 +19,7 @@ from dispatch.clock import Clock
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role, User, UserId
 from dispatch.errors import Forbidden, RateLimited, Unauthorized
+from dispatch.feed import Publisher
 from dispatch.passwords import Passwords
 from dispatch.services.users import authenticate
 from dispatch.store import events as event_store
@@ -64,6 +65,9 @@ class StaffAuth:
     signer: TokenSigner
     clock: Clock
     ttl: timedelta
+    # Logins and logouts go to the feed too: no client is shown them, but their seqs
+    # must not leave gaps that live events wait on (signaling/hub.py).
+    publisher: Publisher
 
     @staticmethod
     def _failure_keys(username: str, client: str) -> list[str]:
@@ -120,12 +124,13 @@ class StaffAuth:
                 now,
                 expires,
             )
-            await event_store.append_event(
+            event = await event_store.append_event(
                 conn,
                 "staff.login",
                 Actor.staff(user.id),
                 {"user_id": user.id, "session_id": str(session_id)},
             )
+        await self.publisher.publish([event])
         return token, StaffSession(user, session_id, expires)
 
     async def authenticate(self, token: str) -> StaffSession:
@@ -151,9 +156,10 @@ class StaffAuth:
                 session.session_id,
                 self.clock.now(),
             )
-            await event_store.append_event(
+            event = await event_store.append_event(
                 conn,
                 "staff.logout",
                 session.actor,
                 {"user_id": session.user.id, "session_id": str(session.session_id)},
             )
+        await self.publisher.publish([event])

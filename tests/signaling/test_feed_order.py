@@ -18,7 +18,8 @@ from dispatch.domain.events import Actor
 from dispatch.store.events import StoredEvent, append_event, feed_snapshot
 from signaling.hub import FeedHub
 from signaling.server import Signaling
-from tests.conftest import Client, Staff, app_of
+from tests.conftest import STAFF_PASSWORD, Client, Staff, app_of, register_citizen
+from tests.dispatch.test_workflow import report
 from tests.signaling.feeds import FeedClient
 
 
@@ -171,3 +172,24 @@ async def test_a_snapshot_interrupted_at_any_point_leaves_no_lock_behind(pg: asy
     # And a writer gets through at once on every pooled connection.
     async with asyncio.timeout(5):
         await asyncio.gather(*(committed(pg, f"after {n}") for n in range(8)))
+
+
+async def test_events_no_client_is_shown_leave_no_gap_that_live_ones_wait_on(
+    app_client: Client, live: FeedClient, staff: Staff
+) -> None:
+    """Registrations, logins and logouts are on the feed (the audit trail) though no
+    client is shown them; unpublished, each left a gap in the seqs that every live
+    event after it waited on until the settler looked at PostgreSQL."""
+    hub = hub_of(app_client)
+    hub.poll_interval_s = hub.settle_interval_s = 3600.0  # no help from the settler now
+    await settler_looks(hub, 1)  # it has picked up the new intervals
+    citizen = await register_citizen(app_client, "device-no-gaps-0001")
+    login = await app_client.post(
+        "/api/auth/login",
+        json={"username": staff.dispatcher.username, "password": STAFF_PASSWORD},
+    )
+    assert login.status == 200
+    session = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    assert (await app_client.post("/api/auth/logout", headers=session)).status == 200
+    await report(app_client, citizen)
+    await live.wait_for(lambda events: any(n == "incident.created" for n, _ in events))
