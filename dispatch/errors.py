@@ -61,12 +61,24 @@ class UnsupportedMediaType(DispatchError):
     status = 415
 
 
-class RateLimited(DispatchError):
-    code = "rate_limited"
-    status = 429
+class _TryAgain(DispatchError):
+    """Refused for now, not for good: the caller should send the same again later."""
 
     def __init__(
         self, message: str, *, field: str | None = None, retry_after_s: int | None = None
     ) -> None:
         super().__init__(message, field=field)
         self.retry_after_s = retry_after_s  # sent as Retry-After when known
+
+
+class RateLimited(_TryAgain):
+    code = "rate_limited"
+    status = 429
+
+
+class ServiceBusy(_TryAgain):
+    """More is waiting to be written than the node will hold in memory: nothing of this
+    request was kept, and the client's retry (same idempotency key) is safe."""
+
+    code = "busy"
+    status = 503

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from dispatch.errors import DispatchError, RateLimited
+from dispatch.errors import DispatchError, RateLimited, ServiceBusy
 from dispatch.http.keys import METRICS
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DispatchError as exc:
         status = exc.status
         refused = error_response(exc.status, exc.code, exc.message, exc.field)
-        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+        if isinstance(exc, RateLimited | ServiceBusy) and exc.retry_after_s is not None:
             refused.headers["Retry-After"] = str(exc.retry_after_s)
         return refused
     except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):

@@ -42,7 +42,7 @@ from dispatch.domain.incidents import (
     transition,
 )
 from dispatch.domain.priority import Channel, PriorityWeights, priority_credit, priority_score
-from dispatch.errors import BadRequest, NotFound, RateLimited, Unauthorized
+from dispatch.errors import BadRequest, NotFound, RateLimited, ServiceBusy, Unauthorized
 from dispatch.evidence import EvidenceStore
 from dispatch.feed import Publisher
 from dispatch.geofence import PrecinctRegistry
@@ -129,6 +129,10 @@ class IntakeService:
     # How long a failed submission's new evidence files wait before they are removed
     # (if still unreferenced): longer than any request takes to commit.
     evidence_grace_s: float = 600.0
+    # At most this many submissions, and this many bytes of photos, wait to be written.
+    max_waiting: int = 10_000
+    max_waiting_bytes: int = 512 * 1024 * 1024
+    _waiting_bytes: int = 0
     _discards: set[asyncio.Task[None]] = field(default_factory=set)
     _trail_budget: dict[uuid.UUID, tuple[float, float]] = field(default_factory=dict)
     _group: GroupCommit[_Arrival, IntakeResult] = field(init=False)
@@ -197,11 +201,28 @@ class IntakeService:
         }
 
     async def submit(self, citizen_id: CitizenId, submission: Submission) -> IntakeResult:
+        # What waits to be written is held in memory, photos included: while PostgreSQL
+        # is slow or away, a node refuses more than it can hold (503, Retry-After)
+        # rather than run out of memory and lose what it holds.  Nothing was
+        # acknowledged, so the phone keeps the report and sends it again.
+        size = sum(len(image.data) for image, _ in submission.images)
+        if (
+            self._group.waiting >= self.max_waiting
+            or self._waiting_bytes + size > self.max_waiting_bytes
+        ):
+            raise ServiceBusy(
+                "too many reports are waiting to be stored; send it again in a moment",
+                retry_after_s=2,
+            )
         # Located and timed on arrival: the time is the report's place in the queue.
         location = self.locate(submission.position)
         arrival = _Arrival(citizen_id, submission, location, self.clock.now(),
                            self._duplicate_box(location))  # fmt: skip
-        return await self._group.submit(arrival)
+        self._waiting_bytes += size
+        try:
+            return await self._group.submit(arrival)
+        finally:
+            self._waiting_bytes -= size
 
     @property
     def writes(self) -> GroupCommit[_Arrival, IntakeResult]:

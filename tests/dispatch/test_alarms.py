@@ -326,3 +326,36 @@ async def test_an_alarm_gets_its_receipt_while_redis_holds_back_writes(
         await redis.client_unpause()
     await app_of(app_client)[REDIS_WRITES].drain()
     assert await redis.zscore(GLOBAL_KEY, incident) is not None
+
+
+async def test_a_node_refuses_more_than_it_will_hold_while_postgresql_is_stuck(
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool
+) -> None:
+    """While writes cannot go through, what waits is held in memory: beyond a bound the
+    node answers 503 with Retry-After (nothing kept, so the phone's retry is safe)
+    instead of running out of memory and losing everything it holds."""
+    intake = app_of(app_client)[INTAKE]
+    intake.max_waiting = 2
+    before = await counts(pg)
+    refused_body = alarm(tag="robbery")
+    async with pg.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)  # writes stall
+        lead = asyncio.create_task(
+            app_client.post("/api/alarms", json=alarm(), headers=citizen.headers)
+        )
+        await _until(lambda: intake.writes.running == 1)
+        held = [
+            asyncio.create_task(app_client.post("/api/alarms", json=alarm(lon=118.70 + n / 100),
+                                                headers=citizen.headers))
+            for n in range(2)
+        ]  # fmt: skip
+        await _until(lambda: intake.writes.waiting == 2)
+        refused = await app_client.post("/api/alarms", json=refused_body, headers=citizen.headers)
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == "2"
+        assert (await refused.json())["error"]["code"] == "busy"
+    assert (await lead).status == 201
+    assert [(await task).status for task in held] == [201, 201]
+    again = await app_client.post("/api/alarms", json=refused_body, headers=citizen.headers)
+    assert again.status == 201 and again.headers.get("Idempotent-Replayed") is None
+    assert (await counts(pg))["incidents"] == before["incidents"] + 4
