@@ -31,6 +31,7 @@ from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth, StaffSession
 from dispatch.services.views import incident_view
 from dispatch.services.workflow import Disposition, TransferTarget, Workflow
+from dispatch.store.database import DATABASE_UNAVAILABLE
 from geo.datum import Datum
 from signaling.audiences import (
     ALL_PRECINCTS_ROOM,
@@ -86,6 +87,16 @@ def acked(handler: Handler) -> Handler:
             return await handler(self, sid, data)
         except DispatchError as exc:
             return error_ack(exc)
+        except DATABASE_UNAVAILABLE:
+            logger.warning("database unavailable", exc_info=True, extra={"sid": sid})
+            return {
+                "ok": False,
+                "error": {
+                    "code": "dependency_unavailable",
+                    "message": "the database is not answering; try again shortly",
+                    "field": None,
+                },
+            }
         except Exception:
             logger.exception(
                 "socket handler failed", extra={"sid": sid, "handler": handler.__name__}

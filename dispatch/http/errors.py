@@ -11,6 +11,7 @@ from aiohttp import web
 
 from dispatch.errors import DispatchError, RateLimited, ServiceBusy
 from dispatch.http.keys import METRICS
+from dispatch.store.database import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             400, "bad_request", "the request holds a character that cannot be stored (NUL)"
         )
+    except DATABASE_UNAVAILABLE:
+        # PostgreSQL went away, restarts, or did not answer in time: whether this
+        # request's change committed is unknown, so the client must send it again (the
+        # writes that matter are idempotent: keys, states, versions).
+        logger.warning(
+            "database unavailable", exc_info=True,
+            extra={"method": request.method, "path": request.path},
+        )  # fmt: skip
+        status = 503
+        unavailable = error_response(
+            503, "dependency_unavailable", "the database is not answering; try again shortly"
+        )
+        unavailable.headers["Retry-After"] = "2"
+        return unavailable
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:

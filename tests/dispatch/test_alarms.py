@@ -359,3 +359,36 @@ async def test_a_node_refuses_more_than_it_will_hold_while_postgresql_is_stuck(
     again = await app_client.post("/api/alarms", json=refused_body, headers=citizen.headers)
     assert again.status == 201 and again.headers.get("Idempotent-Replayed") is None
     assert (await counts(pg))["incidents"] == before["incidents"] + 4
+
+
+async def test_a_write_cut_off_by_the_database_is_503_and_the_retry_is_stored(
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool
+) -> None:
+    """PostgreSQL restarting under a write: the answer says try again (503, Retry-After),
+    not 500, and the same submission sent again is stored once."""
+    body = alarm(tag="kidnapping")
+    before = await counts(pg)
+    async with pg.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)  # the write waits
+        pending = asyncio.create_task(
+            app_client.post("/api/alarms", json=body, headers=citizen.headers)
+        )
+        waiting: int | None = None
+        for _ in range(1000):
+            waiting = await conn.fetchval(
+                """SELECT pid FROM pg_stat_activity
+                   WHERE wait_event = 'advisory' AND pid <> pg_backend_pid()"""
+            )
+            if waiting is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting is not None
+        await conn.execute("SELECT pg_terminate_backend($1)", waiting)
+        cut_off = await pending
+    assert cut_off.status == 503, await cut_off.text()
+    assert cut_off.headers["Retry-After"] == "2"
+    assert (await cut_off.json())["error"]["code"] == "dependency_unavailable"
+    assert await counts(pg) == before
+    again = await app_client.post("/api/alarms", json=body, headers=citizen.headers)
+    assert again.status == 201 and again.headers.get("Idempotent-Replayed") is None
+    assert (await counts(pg))["incidents"] == before["incidents"] + 1
