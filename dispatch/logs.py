@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from aiohttp.http_exceptions import BadHttpMessage
+
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -28,6 +30,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs every request it cannot parse (a scanner, a broken client or proxy)
+    as an error with a traceback, though it has answered 400 and nothing is wrong here:
+    one info line instead, so the errors an operator watches stay ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        problem = record.exc_info[1] if record.exc_info else None
+        if isinstance(problem, BadHttpMessage):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.msg = f"{record.msg}: malformed request refused ({problem.message})"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     if fmt == "json":
@@ -39,6 +55,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
     # Library warnings become log records too: every line on stderr is one JSON object.
     logging.captureWarnings(True)
     root.setLevel(level.upper())
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in server.filters):
+        server.addFilter(MalformedRequests())
     # Third-party chatter that would drown a dispatcher's operator in noise.
     for noisy in (
         "aiohttp.access",
