@@ -61,7 +61,7 @@ class UnsupportedMediaType(DispatchError):
     status = 415
 
 
-class _TryAgain(DispatchError):
+class TryAgain(DispatchError):
     """Refused for now, not for good: the caller should send the same again later."""
 
     def __init__(
@@ -71,12 +71,12 @@ class _TryAgain(DispatchError):
         self.retry_after_s = retry_after_s  # sent as Retry-After when known
 
 
-class RateLimited(_TryAgain):
+class RateLimited(TryAgain):
     code = "rate_limited"
     status = 429
 
 
-class ServiceBusy(_TryAgain):
+class ServiceBusy(TryAgain):
     """More is waiting to be written than the node will hold in memory: nothing of this
     request was kept, and the client's retry (same idempotency key) is safe."""
 

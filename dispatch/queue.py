@@ -10,6 +10,7 @@ persistence, flushed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class PriorityQueue:
         self._writes = writes or RedisWrites(client)
         # A change of this node's did not reach Redis since the last rebuild began.
         self.out_of_step = False
+        self._write_failed = asyncio.Event()  # wakes `keep` at once
 
     def add_soon(self, entries: Iterable[QueueEntry]) -> asyncio.Future[bool]:
         """Index entries, in order with every other change of this node; the future
@@ -106,6 +108,7 @@ class PriorityQueue:
     def _note_outcome(self, sent: asyncio.Future[bool]) -> None:
         if sent.cancelled() or sent.exception() is not None or not sent.result():
             self.out_of_step = True
+            self._write_failed.set()
 
     async def ordered(
         self, precinct_code: str | None = None, *, all_precincts: bool = False
@@ -183,12 +186,19 @@ class PriorityQueue:
             await self._redis.delete(*foreign)
 
     async def keep(self, pool: asyncpg.Pool, interval_s: float) -> None:
-        """While the node runs: every `interval_s`, rebuild if one of this node's writes
-        failed or Redis lost the index (`BUILT_KEY` is gone).  Until then the index may
-        lag PostgreSQL, which still hands out every claim and snapshot."""
+        """While the node runs: rebuild as soon as one of this node's writes failed, and
+        whenever a look every `interval_s` finds that Redis lost the index (`BUILT_KEY`
+        is gone: nothing tells of that but looking).  Until then the index may lag
+        PostgreSQL, which still hands out every claim and snapshot.  After a failed
+        rebuild the next try waits `interval_s`, so an outage is not hammered."""
         failing = False
         while True:
-            await asyncio.sleep(interval_s)
+            if failing:
+                await asyncio.sleep(interval_s)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._write_failed.wait(), interval_s)
+            self._write_failed.clear()
             try:
                 lost = not await self._redis.exists(BUILT_KEY)
                 if self.out_of_step or lost:

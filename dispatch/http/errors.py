@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from dispatch.errors import DispatchError, RateLimited, ServiceBusy
+from dispatch.errors import DispatchError, TryAgain
 from dispatch.http.keys import METRICS
 from dispatch.store.database import DATABASE_UNAVAILABLE
 
@@ -51,7 +51,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DispatchError as exc:
         status = exc.status
         refused = error_response(exc.status, exc.code, exc.message, exc.field)
-        if isinstance(exc, RateLimited | ServiceBusy) and exc.retry_after_s is not None:
+        if isinstance(exc, TryAgain) and exc.retry_after_s is not None:
             refused.headers["Retry-After"] = str(exc.retry_after_s)
         return refused
     except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
