@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from dispatch.domain.field_reports import Thread
 from dispatch.domain.users import Role
 from dispatch.errors import BadRequest, Unauthorized
 from dispatch.http.body import read_json
@@ -132,7 +133,7 @@ async def post_message(request: web.Request) -> web.Response:
     session = await staff(request)
     body = await read_json(request, MessageIn, max_bytes=_max_json(request))
     message = await request.app[MESSAGES].from_staff(
-        session, incident_id(request), body.body, body.client_key
+        session, incident_id(request), body.body, body.client_key, Thread(body.thread)
     )
     return _json(message, status=201)
 
