@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from dispatch.errors import BadRequest
+from dispatch.domain.errors import BadRequest
 from geo.datum import Datum, to_wgs84
 
 # A phone's clock may run a little ahead of ours: such a capture time is recorded as
