@@ -48,24 +48,40 @@ class AssignmentService:
 
     async def pending(self, session: StaffSession) -> list[dict[str, Any]]:
         """Offers still waiting for this officer's answer, oldest first."""
-        return await self._held(session, field_store.WAITING_STATES)
+        session.require(Role.OFFICER)
+        async with self.pool.acquire() as conn:
+            return await self._held(conn, session, field_store.WAITING_STATES)
 
     async def active(self, session: StaffSession) -> list[dict[str, Any]]:
         """The assignments this officer is working (accepted, en route, on scene)."""
-        return await self._held(session, field_store.WORKING_STATES)
-
-    async def _held(self, session: StaffSession, states: tuple[str, ...]) -> list[dict[str, Any]]:
         session.require(Role.OFFICER)
         async with self.pool.acquire() as conn:
-            result = []
-            for row in await field_store.assignments_of(conn, session.user.id, states):
-                incident = await workflow_store.get_incident(conn, row["incident_id"])
-                assert incident is not None
-                result.append(
-                    {"assignment_id": str(row["id"]), "state": row["state"],
-                     "offers": row["offers"], "offered_at": row["offered_at"].isoformat(),
-                     "incident": incident_view(incident)}
-                )  # fmt: skip
+            return await self._held(conn, session, field_store.WORKING_STATES)
+
+    async def snapshot(self, session: StaffSession) -> dict[str, Any]:
+        """The officer's phone on (re)load: duty status, offers waiting, assignments being
+        worked, and the feed `seq` they are current as of (resume after it)."""
+        session.require(Role.OFFICER)
+        async with self.pool.acquire() as conn, event_store.feed_snapshot(conn) as seq:
+            return {
+                "seq": seq,
+                "status": await field_store.officer_status(conn, session.user.id),
+                "pending": await self._held(conn, session, field_store.WAITING_STATES),
+                "active": await self._held(conn, session, field_store.WORKING_STATES),
+            }
+
+    async def _held(
+        self, conn: asyncpg.Connection, session: StaffSession, states: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
+        result = []
+        for row in await field_store.assignments_of(conn, session.user.id, states):
+            incident = await workflow_store.get_incident(conn, row["incident_id"])
+            assert incident is not None
+            result.append(
+                {"assignment_id": str(row["id"]), "state": row["state"],
+                 "offers": row["offers"], "offered_at": row["offered_at"].isoformat(),
+                 "incident": incident_view(incident)}
+            )  # fmt: skip
         return result
 
     async def _replayed(

@@ -73,3 +73,11 @@ async def assignments_of(
         list(states),
     )
     return rows
+
+
+async def officer_status(conn: asyncpg.Connection, officer_id: int) -> str | None:
+    """available, busy or off_duty (None: the account has no officer record)."""
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM officers WHERE user_id = $1", officer_id
+    )
+    return status

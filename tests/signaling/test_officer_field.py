@@ -243,3 +243,33 @@ def test_message_threads_default_to_the_reporter() -> None:
     assert message_thread({"message": {"body": "recorded before threads"}}) is Thread.REPORTER
     assert message_thread({"message": {"thread": "officers"}}) is Thread.OFFICERS
     assert message_thread({}) is Thread.REPORTER
+
+
+async def test_the_officer_snapshot_is_where_the_feed_resumes(
+    app_client: Client,
+    citizen: CitizenSession,
+    staff: Staff,
+    feed: Callable[[str, str], FeedClient],
+) -> None:
+    officer = feed("/officer", staff.officer.token)
+    await officer.go_live()
+    assert (await officer.call("duty", {"on_duty": True}))["ok"]
+    _, assignment = await _offered(app_client, staff, citizen)
+    response = await app_client.get("/api/officers/me/snapshot", headers=staff.officer.headers)
+    assert response.status == 200, await response.text()
+    snapshot = await response.json()
+    assert snapshot["status"] == "available"
+    assert [p["assignment_id"] for p in snapshot["pending"]] == [assignment]
+    assert snapshot["active"] == []
+    assert (await officer.call("ack", {"assignment_id": assignment, "accept": True}))["ok"]
+    await officer.close()
+
+    # Resumed after the snapshot's seq: exactly what happened since, the acceptance.
+    again = feed("/officer", staff.officer.token)
+    await again.connect()
+    await again.resume(snapshot["seq"])
+    await again.wait_for(lambda evs: any(n == "assignment.accepted" for n, _ in evs))
+    assert [n for n, _ in again.events] == ["assignment.accepted"]
+    await again.close()
+    forbidden = await app_client.get("/api/officers/me/snapshot", headers=staff.dispatcher.headers)
+    assert forbidden.status == 403
