@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dispatch.http.keys import REDIS_WRITES
-from dispatch.queue import GLOBAL_KEY, precinct_key
+from dispatch.infra.queue_index import GLOBAL_KEY, precinct_key
 from tests.conftest import CitizenSession, Client, Staff, app_of
 from tests.dispatch.test_alarms import SHANGHAI, XUANWU_LAKE, alarm
 
