@@ -24,9 +24,16 @@ def app_settings(settings: Settings) -> Settings:
 async def test_the_first_offer_waits_the_configured_time(
     app_client: Client, citizen: CitizenSession, staff: Staff, pg: asyncpg.Pool
 ) -> None:
+    on_duty = await app_client.post(
+        "/api/officers/me/duty", json={"on_duty": True}, headers=staff.officer.headers
+    )
+    assert on_duty.status == 200, await on_duty.text()
     incident = (await report(app_client, citizen))["incident_id"]
-    await act(app_client, staff.dispatcher, incident, "claim")
-    await act(app_client, staff.dispatcher, incident, "assign", {"officer_ids": [staff.officer.id]})
+    assert (await act(app_client, staff.dispatcher, incident, "claim"))[0] == 200
+    assigned = await act(
+        app_client, staff.dispatcher, incident, "assign", {"officer_ids": [staff.officer.id]}
+    )
+    assert assigned[0] == 200, assigned
     offer = await pg.fetchrow(
         "SELECT offered_at, next_offer_at FROM assignments WHERE incident_id = $1", incident
     )
