@@ -33,7 +33,6 @@ from dispatch.auth.tokens import TokenKind, TokenSigner, token_digest
 from dispatch.domain.duplicates import compatible_with
 from dispatch.domain.errors import BadRequest, NotFound, RateLimited, ServiceBusy, Unauthorized
 from dispatch.domain.events import Actor, ActorKind, StoredEvent
-from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import (
     Action,
     CitizenId,
@@ -649,7 +648,3 @@ def _answered(
     answered = [result for result in results if result is not None]
     assert len(answered) == len(results)
     return answered
-
-
-def verification_of(level: str) -> VerificationLevel:
-    return VerificationLevel(level)

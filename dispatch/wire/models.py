@@ -165,10 +165,6 @@ class LoginIn(_In):
     password: Annotated[str, Meta(min_length=1, max_length=1024)]
 
 
-class ClaimIn(_In):
-    pass
-
-
 class AssignIn(_In):
     officer_ids: Annotated[list[RowId], Meta(min_length=1, max_length=20)]
 
@@ -257,15 +253,6 @@ class IncidentOut(Struct, frozen=True):
     overdue: bool
     cancelled: bool
     version: int
-
-
-class HistoryEntryOut(Struct, frozen=True):
-    seq: int
-    type: str
-    at: datetime
-    actor_kind: str
-    actor_id: str
-    payload: dict[str, object]
 
 
 class RecommendationOut(Struct, frozen=True):
