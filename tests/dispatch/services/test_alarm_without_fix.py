@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from dispatch.http.keys import REDIS_WRITES
 from dispatch.infra.queue_index import GLOBAL_KEY, precinct_key
 from tests.conftest import CitizenSession, Client, Staff, app_of
-from tests.dispatch.test_alarms import SHANGHAI, XUANWU_LAKE, alarm
+from tests.dispatch.calls import SHANGHAI, XUANWU_LAKE, alarm
 
 
 def no_fix(**overrides: Any) -> dict[str, Any]:
