@@ -14,7 +14,7 @@ import pytest
 from dispatch.domain.field_reports import Thread, message_thread
 from geo.datum import Datum, from_wgs84
 from tests.conftest import CitizenSession, Client, Staff, make_staff
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import act, report
 from tests.fakes import FakeClock
 from tests.signaling.feeds import FeedClient
 
