@@ -11,13 +11,22 @@ from datetime import timedelta
 import socketio
 from aiohttp import web
 
-from console_web import static_dir
+from console_web import dist_dir, static_dir
 from dispatch.clock import Clock, SystemClock
 from dispatch.demo.loader import DemoLogin, ensure_demo_city
 from dispatch.evidence import EvidenceStore
 from dispatch.feed import Publisher
 from dispatch.geofence import IndexCache, PrecinctRegistry
-from dispatch.http import citizen_api, openapi, ops, staff_api, status
+from dispatch.http import (
+    citizen_api,
+    client_config,
+    console_api,
+    openapi,
+    ops,
+    pages,
+    staff_api,
+    status,
+)
 from dispatch.http.errors import error_middleware
 from dispatch.http.keys import (
     ASSIGNMENTS,
@@ -54,6 +63,7 @@ from dispatch.services.intake import IntakeService
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.overdue import OverdueWatch
+from dispatch.services.roster import RosterQueries
 from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
@@ -159,6 +169,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         precincts=app[PRECINCTS],
         incidents=incidents,
     )
+    app[console_api.ROSTER] = RosterQueries(infra.pool)
     app[MESSAGES] = MessageService(pool=infra.pool, publisher=publisher, incidents=incidents)
     app[ASSIGNMENTS] = AssignmentService(
         pool=infra.pool,
@@ -246,4 +257,7 @@ def create_app(
     app.add_routes(openapi.routes)
     app.add_routes(staff_api.routes)
     app.router.add_static("/static/", static_dir(), show_index=False, append_version=True)
+    client_config.setup(app)
+    app.add_routes(console_api.routes)
+    pages.setup(app, settings.web_dist or dist_dir())
     return app
