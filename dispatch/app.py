@@ -58,6 +58,7 @@ from dispatch.redis_writes import RedisWrites
 from dispatch.runtime import Infrastructure, open_infrastructure
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
+from dispatch.services.evidence_access import EvidenceAccess
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
 from dispatch.services.messages import MessageService
@@ -170,6 +171,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         incidents=incidents,
     )
     app[console_api.ROSTER] = RosterQueries(infra.pool)
+    app[console_api.EVIDENCE] = EvidenceAccess(infra.pool, incidents, app[INTAKE].evidence)
     app[MESSAGES] = MessageService(pool=infra.pool, publisher=publisher, incidents=incidents)
     app[ASSIGNMENTS] = AssignmentService(
         pool=infra.pool,

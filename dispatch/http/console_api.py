@@ -2,21 +2,53 @@
 
 from __future__ import annotations
 
+import uuid
+
 import msgspec
 from aiohttp import web
 
-from dispatch.http.staff_api import staff
+from dispatch.errors import BadRequest
+from dispatch.http.staff_api import incident_id, staff
+from dispatch.services.evidence_access import EvidenceAccess
 from dispatch.services.roster import RosterQueries
 
 ROSTER = web.AppKey("roster", RosterQueries)
+EVIDENCE = web.AppKey("evidence_access", EvidenceAccess)
 
 routes = web.RouteTableDef()
+
+
+def _json(body: object) -> web.Response:
+    return web.Response(body=msgspec.json.encode(body), content_type="application/json")
 
 
 @routes.get("/api/console/roster")
 async def roster(request: web.Request) -> web.Response:
     found = await request.app[ROSTER].roster(await staff(request))
-    return web.Response(
-        body=msgspec.json.encode({"officers": found.officers, "staff": found.staff}),
-        content_type="application/json",
-    )
+    return _json({"officers": found.officers, "staff": found.staff})
+
+
+@routes.get("/api/incidents/{incident_id}/evidence")
+async def list_evidence(request: web.Request) -> web.Response:
+    session = await staff(request)
+    found = await request.app[EVIDENCE].list(session, incident_id(request))
+    return _json({"attachments": found})
+
+
+@routes.get("/api/incidents/{incident_id}/evidence/{attachment_id}")
+async def read_evidence(request: web.Request) -> web.FileResponse:
+    """One evidence file; the read is audited (who, when, why: `?purpose=`)."""
+    session = await staff(request)
+    try:
+        attachment = uuid.UUID(request.match_info["attachment_id"])
+    except ValueError:
+        raise BadRequest("the attachment id is not a UUID", field="attachment_id") from None
+    purpose = request.query.get("purpose", "dispatch").strip()[:100] or "dispatch"
+    found = await request.app[EVIDENCE].read(session, incident_id(request), attachment, purpose)
+    response = web.FileResponse(found.path)
+    response.content_type = found.media_type
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["Digest"] = f"sha-256={found.sha256}"
+    return response

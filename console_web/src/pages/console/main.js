@@ -4,9 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { signal, effect } from "@preact/signals";
 import { html } from "../../shared/html.js";
 import { t, fmt, locale, setLocale, setTimeZone, LOCALES } from "../../shared/i18n.js";
-import { createApi } from "../../shared/api.js";
 import { createFeed } from "../../shared/feed.js";
-import { staffSession } from "../../shared/session.js";
 import { LoginForm } from "../../shared/login.js";
 import { learnServerTime, now, serverNow } from "../../shared/clock.js";
 import { enableSound, beep } from "../../shared/sound.js";
@@ -16,24 +14,9 @@ import "./strings.js";
 import * as state from "./state.js";
 import { Detail } from "./detail.js";
 import { MapPane } from "./map_pane.js";
-import { dialog, Dialogs, confirmAction, showHelp } from "./dialogs.js";
+import { Dialogs, showHelp } from "./dialogs.js";
+import { store, expired, config, sound, flash, sessionEnded, api, act, alertLevel } from "./context.js";
 import { installKeyboard } from "./keyboard.js";
-
-const store = staffSession("m110.console");
-const expired = signal(false);
-export const config = signal({ overdue_s: { 1: 60, 2: 300, 3: 900, 4: 1800 }, basemap: null });
-export const sound = signal(false);
-export const flash = signal(null); // a short message after a failed action
-
-export const api = createApi({
-  getToken: store.token,
-  onUnauthorized: () => sessionEnded(),
-});
-
-function sessionEnded() {
-  expired.value = true;
-  store.clear();
-}
 
 async function loadSnapshot() {
   const body = await api.get("/api/console/snapshot");
@@ -67,27 +50,6 @@ async function loadConfig() {
   learnServerTime(body.now_ms, sentAt, Date.now());
   setTimeZone(body.timezone);
   config.value = body;
-}
-
-/** Run a verb; a refusal is shown, never thrown at the keyboard handler. */
-export async function act(fn) {
-  try {
-    return await fn();
-  } catch (err) {
-    flash.value = t("error.action", { message: err.message });
-    setTimeout(() => (flash.value = null), 6000);
-    return null;
-  }
-}
-
-export function alertLevel(incident, nowMs) {
-  if (incident.state !== "queued") return null;
-  const limit = (config.value.overdue_s[incident.severity] || 900) * 1000;
-  const waited = nowMs - Date.parse(incident.received_at);
-  if (incident.overdue || waited >= limit) return "red";
-  if (waited >= limit / 2) return "amber";
-  if (state.fresh.has(incident.id)) return "new";
-  return null;
 }
 
 // The tone: repeats while a new alarm is unclaimed (or one is overdue), sound on only.

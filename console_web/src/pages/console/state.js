@@ -50,6 +50,8 @@ export function putIncident(incident) {
   } else {
     incidents.delete(incident.id);
     fresh.delete(incident.id);
+    gone.set(incident.id, incident);
+    if (gone.size > GONE_KEPT) gone.delete(gone.keys().next().value);
   }
   changed();
 }
@@ -73,15 +75,17 @@ function putAssignment(event) {
   const forIncident = assignments.get(event.incident.id) || new Map();
   const state = event.type.slice("assignment.".length);
   const before = forIncident.get(event.assignment_id);
+  if (before && before.seq >= event.seq) return; // history that live events overtook
   forIncident.set(event.assignment_id, {
     id: event.assignment_id,
     officer_id: event.officer_id,
     callsign: event.callsign,
     state,
     offers: event.offers ?? before?.offers ?? 1,
-    offered_at: state === "offered" ? before?.offered_at ?? event.at : before?.offered_at ?? event.at,
+    offered_at: before?.offered_at ?? event.at, // re-offers keep counting from the first
     changed_at: event.at,
     reason: event.reason,
+    seq: event.seq,
   });
   assignments.set(event.incident.id, forIncident);
 }
@@ -102,7 +106,16 @@ export function applyEvent(event) {
     if (o && (type === "assignment.accepted")) o.status = "busy";
     officerVersion.value++;
   }
+  if (type.startsWith("call.")) {
+    const id = event.incident?.id || event.incident_id;
+    if (id && type === "call.ended") liveCalls.delete(id);
+    else if (id) liveCalls.add(id);
+    const i = incidents.get(id);
+    if (i) i.live_call = liveCalls.has(id);
+    changed();
+  }
   if (event.incident) {
+    if (event.incident && liveCalls.has(event.incident.id)) event.incident.live_call = true;
     if (type === "incident.created" && event.incident.state === "queued") fresh.add(event.incident.id);
     if (type === "incident.created") {
       // The report's text and photo count come only with this event.
@@ -174,3 +187,18 @@ export const officerCounts = computed(() => {
 });
 
 export const staffNames = new Map(); // user id -> display name (who holds an incident)
+
+// Incidents that left the open set (resolved, merged, ...) stay readable in the detail
+// pane while selected (resolved ones still need closing).
+export const gone = new Map();
+const GONE_KEPT = 200;
+export const focusTrail = signal(null); // {id, trail} of the open incident, for the map
+
+/** An assignment event from the history (the page opened after it happened). */
+export function absorbAssignment(event, incidentId) {
+  putAssignment({ ...event, incident: event.incident || { id: incidentId } });
+  officerVersion.value++;
+}
+
+// Incidents with a citizen's call in progress (call.started ... call.ended).
+export const liveCalls = new Set();
