@@ -42,9 +42,14 @@ function writeManifest(metafile) {
     pages[page] = { js: rel, css, preload };
   }
   const manifest = { pages, files: files.sort(), built_at: new Date().toISOString() };
-  // Written then renamed: a server never reads half a manifest.
+  // Written then renamed: a server never reads half a manifest, and never names a file
+  // that is not there yet.  Files of earlier builds go only after the new manifest is in.
   writeFileSync(join(dist, "manifest.json.tmp"), JSON.stringify(manifest, null, 1));
   renameSync(join(dist, "manifest.json.tmp"), join(dist, "manifest.json"));
+  const keep = new Set(Object.keys(metafile.outputs).map((out) => relative(join(dist, "assets"), join(root, out))));
+  for (const name of readdirSync(join(dist, "assets"))) {
+    if (!keep.has(name)) rmSync(join(dist, "assets", name), { force: true });
+  }
   return manifest;
 }
 
@@ -80,8 +85,7 @@ const options = {
   ],
 };
 
-rmSync(dist, { recursive: true, force: true });
-mkdirSync(dist, { recursive: true });
+mkdirSync(join(dist, "assets"), { recursive: true });
 if (watch) {
   const ctx = await esbuild.context(options);
   await ctx.watch();

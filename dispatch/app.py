@@ -58,13 +58,13 @@ from dispatch.redis_writes import RedisWrites
 from dispatch.runtime import Infrastructure, open_infrastructure
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
+from dispatch.services.console_queries import ConsoleQueries
 from dispatch.services.evidence_access import EvidenceAccess
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.overdue import OverdueWatch
-from dispatch.services.roster import RosterQueries
 from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
@@ -170,7 +170,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         precincts=app[PRECINCTS],
         incidents=incidents,
     )
-    app[console_api.ROSTER] = RosterQueries(infra.pool)
+    app[console_api.CONSOLE] = ConsoleQueries(infra.pool)
     app[console_api.EVIDENCE] = EvidenceAccess(infra.pool, incidents, app[INTAKE].evidence)
     app[MESSAGES] = MessageService(pool=infra.pool, publisher=publisher, incidents=incidents)
     app[ASSIGNMENTS] = AssignmentService(

@@ -1,4 +1,5 @@
-"""HTTP routes only the dispatcher console uses: its roster, and evidence on demand."""
+"""HTTP routes only the dispatcher console uses: its roster, the queue's annotations,
+and evidence on demand."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from aiohttp import web
 
 from dispatch.errors import BadRequest
 from dispatch.http.staff_api import incident_id, staff
+from dispatch.services.console_queries import ConsoleQueries
 from dispatch.services.evidence_access import EvidenceAccess
-from dispatch.services.roster import RosterQueries
 
-ROSTER = web.AppKey("roster", RosterQueries)
+CONSOLE = web.AppKey("console_queries", ConsoleQueries)
 EVIDENCE = web.AppKey("evidence_access", EvidenceAccess)
 
 routes = web.RouteTableDef()
@@ -24,8 +25,14 @@ def _json(body: object) -> web.Response:
 
 @routes.get("/api/console/roster")
 async def roster(request: web.Request) -> web.Response:
-    found = await request.app[ROSTER].roster(await staff(request))
+    found = await request.app[CONSOLE].roster(await staff(request))
     return _json({"officers": found.officers, "staff": found.staff})
+
+
+@routes.get("/api/console/annotations")
+async def queue_annotations(request: web.Request) -> web.Response:
+    found = await request.app[CONSOLE].annotations(await staff(request))
+    return _json({"incidents": found})
 
 
 @routes.get("/api/incidents/{incident_id}/evidence")

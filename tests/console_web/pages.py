@@ -46,9 +46,12 @@ async def post_alarm(client: Client, citizen: CitizenSession, **overrides: Any) 
     return body
 
 
-async def open_console(context: Any, client: Client, username: str, lang: str = "en") -> Any:
+async def open_console(
+    context: Any, client: Client, username: str, lang: str = "en", page: Any = None
+) -> Any:
     """A console page signed in through its login form."""
-    page = await context.new_page()
+    page = page or await context.new_page()
+    await page.set_viewport_size({"width": 1600, "height": 900})
     errors: list[str] = []
     logs: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -73,11 +76,20 @@ def row(incident_id: str) -> str:
 
 async def axe_violations(page: Any) -> list[dict[str, Any]]:
     """Serious and critical axe-core violations on the page as it is now."""
-    await page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    # Through the DevTools protocol: the page's strict CSP (rightly) refuses inline scripts.
+    cdp = await page.context.new_cdp_session(page)
+    try:
+        await cdp.send("Runtime.evaluate", {"expression": AXE.read_text(encoding="utf-8")})
+    finally:
+        await cdp.detach()
     result: dict[str, Any] = await page.evaluate(
         "async () => await axe.run(document, {resultTypes: ['violations']})"
     )
-    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    return [
+        {"id": v["id"], "impact": v["impact"],
+         "nodes": [(n["target"], n.get("failureSummary", "")[:200]) for n in v["nodes"][:5]]}
+        for v in result["violations"] if v["impact"] in ("serious", "critical")
+    ]  # fmt: skip
 
 
 def artifact(name: str) -> Path:

@@ -16,7 +16,8 @@ from dispatch.app import create_app
 from dispatch.http.pages import content_security_policy
 from dispatch.runtime import Infrastructure
 from dispatch.settings import Settings, SettingsError
-from tests.conftest import Client, Staff
+from tests.conftest import CitizenSession, Client, Staff, register_citizen
+from tests.console_web.pages import post_alarm
 
 
 async def test_console_page_names_hashed_assets_with_strict_csp(app_client: Client) -> None:
@@ -109,3 +110,23 @@ def test_basemap_settings_are_checked_and_widen_img_src() -> None:
     )
     plain = Settings(basemap_url="https://tiles.police.local/{z}/{x}/{y}.png")
     assert "https://tiles.police.local" in content_security_policy(plain)
+
+
+async def test_annotations_give_text_photos_and_duplicates_in_scope(
+    app_client: Client, staff: Staff, citizen: CitizenSession
+) -> None:
+    first = await post_alarm(app_client, citizen, tag="robbery")
+    other = await register_citizen(app_client, "test-device-0002")
+    second = await post_alarm(app_client, other, tag="robbery", note="两个人，一辆摩托车")
+    body = await (
+        await app_client.get("/api/console/annotations", headers=staff.dispatcher.headers)
+    ).json()
+    found = {a["id"]: a for a in body["incidents"]}
+    assert set(found) == {first["incident_id"], second["incident_id"]}
+    dup = found[second["incident_id"]]["possible_duplicates"]
+    assert [d["incident_id"] for d in dup] == [first["incident_id"]]
+    assert found[first["incident_id"]]["images"] == 0
+    gulou = await (
+        await app_client.get("/api/console/annotations", headers=staff.other_dispatcher.headers)
+    ).json()
+    assert gulou["incidents"] == []

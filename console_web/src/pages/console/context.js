@@ -1,7 +1,7 @@
 // What every part of the console shares: the session, the API, configuration, the
 // sound switch, and how a failed action is shown.
 import { signal } from "@preact/signals";
-import { t } from "../../shared/i18n.js";
+import { t, locale } from "../../shared/i18n.js";
 import { createApi } from "../../shared/api.js";
 import { staffSession } from "../../shared/session.js";
 import * as state from "./state.js";
@@ -28,6 +28,13 @@ export async function act(fn) {
     setTimeout(() => (flash.value = null), 6000);
     return null;
   }
+}
+
+/** A tag's name in the current language (the server's tag table), else its code. */
+export function tagLabel(code) {
+  const tag = config.value.tags?.[code];
+  if (!tag) return code;
+  return (locale.value === "zh-CN" ? tag.label_zh : tag.label) || tag.label || code;
 }
 
 /** "new" (arrived while watching, unclaimed), "amber" (half its time), "red" (overdue). */

@@ -8,7 +8,7 @@ import { draft } from "../../shared/drafts.js";
 import { now } from "../../shared/clock.js";
 import * as state from "./state.js";
 import { confirmAction } from "./dialogs.js";
-import { api, act, alertLevel } from "./context.js";
+import { api, act, alertLevel, tagLabel } from "./context.js";
 import { VideoPane } from "./video.js";
 import "./detail_strings.js";
 
@@ -159,7 +159,7 @@ function Notes({ incident }) {
     const done = await act(() => api.post(`/api/incidents/${incident.id}/notes`, { text: body, kind: kind.value }));
     if (done) text.value = "";
   }
-  return html`<section class="block"><h3>${t("detail.notes")}</h3>
+  return html`<section class="block notes"><h3>${t("detail.notes")}</h3>
     <form class="inline" onSubmit=${add}>
       <label class="visually-hidden" for="note-kind">${t("detail.note_kind")}</label>
       <select id="note-kind" value=${kind.value} onChange=${(e) => (kind.value = e.currentTarget.value)}>
@@ -248,7 +248,7 @@ async function verb(incident, name) {
       options.sort((a, b) => (dups.has(b.id) ? 1 : 0) - (dups.has(a.id) ? 1 : 0));
       if (!options.length) return null;
       const values = await confirmAction(t("verb.merge"), t("confirm.merge", { case: incident.case_no }), {
-        fields: field("into", t("field.into"), html`<select name="into" data-autofocus>${options.map((o) => html`<option value=${o.id}>${o.case_no} · ${o.tag}${dups.has(o.id) ? ` · ${t("queue.duplicate")}` : ""}</option>`)}</select>`),
+        fields: field("into", t("field.into"), html`<select name="into" data-autofocus>${options.map((o) => html`<option value=${o.id}>${o.case_no} · ${tagLabel(o.tag)}${dups.has(o.id) ? ` · ${t("queue.duplicate")}` : ""}</option>`)}</select>`),
       });
       return values && post("merge", { into: values.into });
     }
@@ -304,6 +304,12 @@ export function Detail() {
   state.timelineVersion.value;
   const id = state.selectedId.value;
   const incident = state.incidents.get(id) || state.gone.get(id);
+  const focus = state.incidents.get(id) || state.gone.get(id);
+  const trailLength = focus ? trailOf(focus, state.timelines.get(id)?.events || []).length : 0;
+  useEffect(() => {
+    // The map shows the open incident's accuracy and trail (only when they change).
+    state.focusTrail.value = focus ? { incident: focus, trail: trailOf(focus, state.timelines.get(id)?.events || []) } : null;
+  }, [id, trailLength, focus?.lon, focus?.lat]);
   useEffect(() => {
     if (!id) return undefined;
     if (!state.timelines.has(id)) state.timelines.set(id, { seqs: new Set(), events: [] });
@@ -311,15 +317,15 @@ export function Detail() {
     return () => state.timelines.delete(id);
   }, [id]);
   if (!incident) return html`<section class="detail empty" aria-label=${t("detail.title")}><p>${t("detail.none")}</p></section>`;
-  const events = state.timelines.get(id)?.events || [];
+  // A fresh array: @preact/signals skips a child whose props are all the same objects.
+  const events = [...(state.timelines.get(id)?.events || [])];
   const trail = trailOf(incident, events);
-  state.focusTrail.value = { id, trail };
   const level = alertLevel(incident, now.value);
   const created = events.find((e) => e.type === "incident.created");
   return html`<section class="detail" aria-labelledby="detail-title" data-id=${incident.id} data-state=${incident.state}>
     <header class="detail-head">
       <h2 id="detail-title"><span class=${`alert alert-${level || "none"}`} aria-hidden="true"></span>
-        ${incident.case_no} · ${incident.tag} <span class=${`sevchip sev-${incident.severity}`}>${t(`sev.${incident.severity}`)}</span></h2>
+        ${incident.case_no} · ${tagLabel(incident.tag)} <span class=${`sevchip sev-${incident.severity}`}>${t(`sev.${incident.severity}`)}</span></h2>
       <p>${t(`state.${incident.state}`)} · ${t(`channel.${incident.channel}`)} · ${t("detail.received", { at: fmt.dateTime(incident.received_at) })}
         ${incident.claimed_by != null ? ` · ${t("detail.holder", { who: actorName({ kind: "staff", id: incident.claimed_by }) })}` : ""}</p>
       ${(incident.text || created?.text) && html`<blockquote class="report-text">${incident.text || created.text}</blockquote>`}

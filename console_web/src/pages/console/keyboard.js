@@ -20,7 +20,11 @@ function typing(event) {
 export function installKeyboard({ api, act }) {
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (typing(event) || dialog.peek() || !state.me.peek()) return;
+    if (event.key === "Escape" && event.target?.id === "search" && !event.isComposing) {
+      event.target.blur(); // back to the queue's keys, the search kept
+      return;
+    }
+    if (typing(event) || dialog.peek() || !state.me.peek() || document.querySelector(".login-backdrop")) return;
     const list = state.rows.peek();
     const at = list.findIndex((r) => r.id === state.cursorId.peek());
     const target = state.cursorId.peek() || state.selectedId.peek();

@@ -1,6 +1,6 @@
 // The dispatcher console (/console): login, top bar, queue, incident detail, map.
 import { render } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { signal, effect } from "@preact/signals";
 import { html } from "../../shared/html.js";
 import { t, fmt, locale, setLocale, setTimeZone, LOCALES } from "../../shared/i18n.js";
@@ -15,13 +15,14 @@ import * as state from "./state.js";
 import { Detail } from "./detail.js";
 import { MapPane } from "./map_pane.js";
 import { Dialogs, showHelp } from "./dialogs.js";
-import { store, expired, config, sound, flash, sessionEnded, api, act, alertLevel } from "./context.js";
+import { store, expired, config, sound, flash, sessionEnded, api, act, alertLevel, tagLabel } from "./context.js";
 import { installKeyboard } from "./keyboard.js";
 
 async function loadSnapshot() {
   const body = await api.get("/api/console/snapshot");
   state.loadSnapshot(body);
   loadRoster();
+  api.get("/api/console/annotations").then((b) => state.annotate(b.incidents)).catch((err) => console.warn("annotations", err));
   return body.seq;
 }
 
@@ -49,23 +50,30 @@ async function loadConfig() {
   const body = await (await fetch("/api/client/config")).json();
   learnServerTime(body.now_ms, sentAt, Date.now());
   setTimeZone(body.timezone);
+  body.tags = Object.fromEntries((body.tags || []).map((tag) => [tag.code, tag]));
+  for (const tag of Object.values(body.tags)) state.tagNames.set(tag.code, `${tag.label_zh} ${tag.label}`.toLowerCase());
   config.value = body;
 }
 
-// The tone: repeats while a new alarm is unclaimed (or one is overdue), sound on only.
-setInterval(() => {
-  if (!sound.value || !store.token()) return;
+// The tone: repeats while a new alarm is unclaimed or one is overdue; sound on only.
+let beeps = 0;
+export function toneLevel() {
   const nowMs = serverNow();
   let level = null;
   for (const i of state.incidents.values()) {
     const a = alertLevel(i, nowMs);
-    if (a === "red") {
-      level = "red";
-      break;
-    }
-    if (a === "new" || a === "amber") level = level || a;
+    if (a === "red") return "red";
+    if (a === "new") level = "new";
   }
-  if (level === "red" || level === "new") beep(level === "red");
+  return level;
+}
+setInterval(() => {
+  if (!sound.value || !store.token()) return;
+  const level = toneLevel();
+  if (level) {
+    beep(level === "red");
+    beeps++;
+  }
 }, 3000);
 
 function ConnectionState() {
@@ -78,6 +86,9 @@ function ConnectionState() {
 function TopBar() {
   const c = state.counts.value;
   const o = state.officerCounts.value;
+  const nowMs = now.value;
+  let overdue = 0;
+  for (const i of state.incidents.values()) if (alertLevel(i, nowMs) === "red") overdue++;
   const user = state.me.value;
   return html`
     <header class="topbar">
@@ -87,7 +98,7 @@ function TopBar() {
         ${t("top.open")} <b data-count="open">${fmt.number(c.open)}</b>
         ${[1, 2, 3, 4].map((s) => html`<span class=${`sev sev-${s}`} title=${t(`sev.${s}`)}>${t(`sev.${s}`)} ${fmt.number(c.bySeverity[s] || 0)}</span>`)}
       </span>
-      <span class=${c.overdue ? "overdue-count hot" : "overdue-count"}>${t("top.overdue")} <b data-count="overdue">${fmt.number(c.overdue)}</b></span>
+      <span class=${overdue ? "overdue-count hot" : "overdue-count"}>${t("top.overdue")} <b data-count="overdue">${fmt.number(overdue)}</b></span>
       <span class="officers" data-free=${o.free} data-busy=${o.busy}>${t("top.officers", { free: fmt.number(o.free), busy: fmt.number(o.busy) })}</span>
       <span class="spacer"></span>
       <button type="button" class=${sound.value ? "sound on" : "sound"} aria-pressed=${sound.value}
@@ -115,9 +126,11 @@ function QueueRow({ incident, index, nowMs }) {
       aria-selected=${isCursor} class=${`row sev-${incident.severity} ${isCursor ? "cursor" : ""} ${state.selectedId.value === incident.id ? "open" : ""}`}
       style=${`top:${index * ROW_H}px`}
       onClick=${() => { state.cursorId.value = incident.id; state.selectedId.value = incident.id; }}>
-      <span class=${`alert alert-${level || "none"}`} title=${level ? t(`alert.${level}`) : ""} aria-label=${level ? t(`alert.${level}`) : ""}></span>
+      ${level
+        ? html`<span class=${`alert alert-${level}`} role="img" title=${t(`alert.${level}`)} aria-label=${t(`alert.${level}`)}></span>`
+        : html`<span class="alert alert-none" aria-hidden="true"></span>`}
       <span class="sevchip">${t(`sev.${incident.severity}`)}</span>
-      <span class="case"><b>${incident.case_no}</b> <span class="tag">${incident.tag}</span></span>
+      <span class="case"><b>${incident.case_no}</b> <span class="tag">${tagLabel(incident.tag)}</span></span>
       <span class="channel">${t(`channel.${incident.channel}`)}${incident.live_call ? html` <span class="live">● ${t("queue.live_call")}</span>` : ""}</span>
       <span class="verif">${t(`verification.${incident.verification}`)}</span>
       <span class="waited" data-waited=${Math.floor(waited)}>${fmt.duration(waited)}</span>
@@ -139,6 +152,7 @@ function Queue() {
     el.addEventListener("scroll", measure, { passive: true });
     return () => observer.disconnect();
   }, []);
+  useLayoutEffect(state.markRendered, [list]);
   // Keep the keyboard's row in view.
   useEffect(() => {
     const i = list.findIndex((r) => r.id === state.cursorId.value);
@@ -220,4 +234,4 @@ loadConfig()
   });
 
 // Tests and the benchmark look at the console from outside through this.
-window.__console = { state, feed, config };
+window.__console = { state, feed, config, sound, toneLevel, beeps: () => beeps };

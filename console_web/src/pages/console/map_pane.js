@@ -4,6 +4,7 @@ import { effect } from "@preact/signals";
 import { html } from "../../shared/html.js";
 import { createMap } from "../../shared/map.js";
 import * as state from "./state.js";
+import { tagLabel } from "./context.js";
 
 export function MapPane({ config }) {
   const box = useRef(null);
@@ -23,14 +24,19 @@ export function MapPane({ config }) {
       state.version.value;
       const selected = state.selectedId.value;
       map.setIncidents(
-        [...state.incidents.values()].map((i) => ({ id: i.id, lon: i.lon, lat: i.lat, severity: i.severity, selected: i.id === selected, label: `${i.case_no} ${i.tag}` })),
+        [...state.incidents.values()].map((i) => ({ id: i.id, lon: i.lon, lat: i.lat, severity: i.severity, selected: i.id === selected, label: `${i.case_no} ${tagLabel(i.tag)}` })),
       );
     });
     const stopOfficers = effect(() => {
       state.officerVersion.value;
       map.setOfficers([...state.officers.values()]);
     });
+    const stopFocus = effect(() => {
+      const focus = state.focusTrail.value;
+      map.setFocus(focus?.incident, focus?.trail || []);
+    });
     return () => {
+      stopFocus();
       stopIncidents();
       stopOfficers();
       map.leaflet.remove();

@@ -20,18 +20,12 @@ export const timelineVersion = signal(0);
 const listeners = new Set(); // (event) => void, for the open detail pane
 
 let frame = 0;
-let renderedHook = null;
 function changed() {
   if (frame) return;
   frame = requestAnimationFrame(() => {
     frame = 0;
     version.value++;
-    renderedHook?.();
   });
-}
-/** Called once per frame after a change was rendered (the benchmark measures with it). */
-export function onRendered(fn) {
-  renderedHook = fn;
 }
 
 export function inScope(incident) {
@@ -57,12 +51,25 @@ export function putIncident(incident) {
 }
 
 export function loadSnapshot(body) {
+  stats.lastSeq = body.seq;
   batch(() => {
     incidents.clear();
     fresh.clear();
     for (const incident of body.incidents) incidents.set(incident.id, incident);
     changed();
   });
+}
+
+/** The report's words, photo count and possible duplicates (not in the snapshot). */
+export function annotate(list) {
+  for (const a of list) {
+    const i = incidents.get(a.id);
+    if (!i) continue;
+    i.text = a.text;
+    i.images = a.images;
+    i.possible_duplicates = a.possible_duplicates;
+  }
+  changed();
 }
 
 export function loadOfficers(list) {
@@ -90,8 +97,35 @@ function putAssignment(event) {
   assignments.set(event.incident.id, forIncident);
 }
 
+// What tests and the benchmark read: events applied, and any that came out of order.
+export const stats = {
+  applied: 0,
+  regressions: 0,
+  lastSeq: 0,
+  created: new Map(),
+  // Off unless a benchmark turns it on: when each new incident's row was first rendered.
+  trackRenders: false,
+  pendingRender: [],
+  renderedAt: new Map(),
+};
+
+/** Called by the queue after each commit: stamps the incidents that just got a row. */
+export function markRendered() {
+  if (!stats.pendingRender.length) return;
+  const at = performance.timeOrigin + performance.now();
+  for (const id of stats.pendingRender) stats.renderedAt.set(id, at);
+  stats.pendingRender.length = 0;
+}
+
 export function applyEvent(event) {
   const type = event.type;
+  stats.applied++;
+  if (event.seq <= stats.lastSeq) stats.regressions++;
+  stats.lastSeq = event.seq;
+  if (type === "incident.created") {
+    stats.created.set(event.incident.id, (stats.created.get(event.incident.id) || 0) + 1);
+    if (stats.trackRenders) stats.pendingRender.push(event.incident.id);
+  }
   if (type.startsWith("officer.")) {
     const o = officers.get(event.officer_id) || { id: event.officer_id, callsign: String(event.officer_id) };
     if (type === "officer.position") Object.assign(o, { lon: event.lon, lat: event.lat, accuracy_m: event.accuracy_m, position_at: event.position_at });
@@ -154,7 +188,7 @@ export const rows = computed(() => {
   version.value;
   const q = search.value.trim().toLowerCase();
   const all = [...incidents.values()].filter(
-    (i) => !q || i.case_no.toLowerCase().includes(q) || i.tag.toLowerCase().includes(q) || (i.text || "").toLowerCase().includes(q),
+    (i) => !q || i.case_no.toLowerCase().includes(q) || i.tag.toLowerCase().includes(q) || (i.text || "").toLowerCase().includes(q) || (tagNames.get(i.tag) || "").includes(q),
   );
   const order = (a, b) => a.priority_score - b.priority_score || (a.id < b.id ? -1 : 1);
   const queued = all.filter((i) => i.state === "queued").sort(order);
@@ -186,7 +220,8 @@ export const officerCounts = computed(() => {
   return { free, busy };
 });
 
-export const staffNames = new Map(); // user id -> display name (who holds an incident)
+export const staffNames = new Map();
+export const tagNames = new Map(); // tag code -> "绑架 kidnapping" (search matches both)
 
 // Incidents that left the open set (resolved, merged, ...) stay readable in the detail
 // pane while selected (resolved ones still need closing).

@@ -1,10 +1,12 @@
-"""SQL for the console's roster: officers with their duty and last position, and the
-names of staff who may hold an incident."""
+"""SQL for what only the console reads: its roster (officers with their duty and last
+position, the names of staff who may hold an incident) and the queue's annotations."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -66,3 +68,40 @@ async def desk_staff(conn: asyncpg.Connection) -> list[StaffName]:
            WHERE active AND role IN ('dispatcher', 'commander') ORDER BY id"""
     )
     return [StaffName(r["id"], r["display_name"], r["role"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """What the queue shows beside the incident snapshot: the report's words, how many
+    photos came with it, and the possible duplicates found at intake."""
+
+    id: uuid.UUID
+    text: str | None
+    images: int
+    possible_duplicates: list[dict[str, Any]]
+
+
+async def queue_annotations(
+    conn: asyncpg.Connection, precincts: list[str] | None
+) -> list[Annotation]:
+    """For every open incident in scope (all with `precincts` None)."""
+    rows = await conn.fetch(
+        """SELECT i.id,
+                  (SELECT r.text FROM reports r WHERE r.incident_id = i.id
+                   ORDER BY r.received_at LIMIT 1) AS text,
+                  (SELECT count(*) FROM attachments a WHERE a.incident_id = i.id) AS images,
+                  coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                'incident_id', l.other_id::text, 'distance_m', l.distance_m)
+                              ORDER BY l.distance_m)
+                            FROM incident_links l
+                            WHERE l.incident_id = i.id AND l.kind = 'possible_duplicate'),
+                           '[]'::jsonb) AS duplicates
+           FROM incidents i
+           WHERE i.state IN ('queued', 'claimed', 'assigned', 'escalated')
+             AND ($1::text[] IS NULL
+                  OR coalesce(i.precinct_code, i.nearest_precinct_code) = any($1::text[])
+                  OR coalesce(i.precinct_code, i.nearest_precinct_code) IS NULL)""",
+        precincts,
+    )
+    # The pool decodes jsonb (dispatch.store.database).
+    return [Annotation(r["id"], r["text"], r["images"], r["duplicates"]) for r in rows]
