@@ -1,7 +1,8 @@
 """What every browser client loads first: its configuration and the precinct map.
 
 `GET /api/client/config`: the server's time and time zone (waiting times are counted
-from the server's clock), the overdue thresholds, and the optional basemap.
+from the server's clock), the overdue thresholds, the report tags' names (zh-CN and
+en), and the optional basemap.
 `GET /api/precincts.geojson`: the precinct boundaries, simplified for drawing (about
 20 m), with an ETag that changes with every import, so a client revalidates cheaply.
 Neither needs a login: boundaries are public and the citizen page draws them too.
@@ -14,9 +15,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import msgspec
 from aiohttp import web
 from shapely.geometry import mapping
 
+from dispatch.http.console_api import CONSOLE
 from dispatch.http.keys import CLOCK, PRECINCTS, SETTINGS
 from geo.precincts import Precinct
 
@@ -102,13 +105,18 @@ async def client_config(request: web.Request) -> web.Response:
             "datum": settings.basemap_datum,
             "attribution": settings.basemap_attribution,
         }
-    return web.json_response(
-        {
-            "now_ms": round(request.app[CLOCK].now().timestamp() * 1000),
-            "timezone": settings.timezone,
-            "overdue_s": {str(k): v for k, v in settings.overdue_thresholds.items()},
-            "basemap": basemap,
-        },
+    tags = await request.app[CONSOLE].tags()
+    return web.Response(
+        body=msgspec.json.encode(
+            {
+                "now_ms": round(request.app[CLOCK].now().timestamp() * 1000),
+                "timezone": settings.timezone,
+                "overdue_s": {str(k): v for k, v in settings.overdue_thresholds.items()},
+                "basemap": basemap,
+                "tags": tags,
+            }
+        ),
+        content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
 

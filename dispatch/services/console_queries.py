@@ -11,7 +11,7 @@ import asyncpg
 from dispatch.domain.users import Role
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import console as store
-from dispatch.store.console import Annotation, OfficerOnRoster, StaffName
+from dispatch.store.console import Annotation, OfficerOnRoster, StaffName, TagLabel
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +37,8 @@ class ConsoleQueries:
         session.require(Role.DISPATCHER, Role.COMMANDER)
         async with self.pool.acquire() as conn:
             return await store.queue_annotations(conn, _scope(session))
+
+    async def tags(self) -> list[TagLabel]:
+        """The report tags' names in both languages (public: the citizen page lists them)."""
+        async with self.pool.acquire() as conn:
+            return await store.tag_labels(conn)

@@ -105,3 +105,18 @@ async def queue_annotations(
     )
     # The pool decodes jsonb (dispatch.store.database).
     return [Annotation(r["id"], r["text"], r["images"], r["duplicates"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TagLabel:
+    code: str
+    label: str
+    label_zh: str
+    severity: int
+
+
+async def tag_labels(conn: asyncpg.Connection) -> list[TagLabel]:
+    rows = await conn.fetch(
+        "SELECT code, label, label_zh, severity FROM tags WHERE active ORDER BY severity, code"
+    )
+    return [TagLabel(r["code"], r["label"], r["label_zh"], r["severity"]) for r in rows]

@@ -78,6 +78,13 @@ async def test_client_config_gives_time_zone_thresholds_and_no_basemap(app_clien
     assert body["overdue_s"] == {"1": 60, "2": 300, "3": 900, "4": 1800}
     assert body["basemap"] is None
     assert isinstance(body["now_ms"], int)
+    kidnapping = next(t for t in body["tags"] if t["code"] == "kidnapping")
+    assert kidnapping == {
+        "code": "kidnapping",
+        "label": "Kidnapping",
+        "label_zh": "绑架",
+        "severity": 1,
+    }
 
 
 async def test_roster_lists_officers_in_scope_and_desk_staff(
