@@ -19,19 +19,20 @@ import asyncpg
 import msgspec
 import socketio
 
-from dispatch.domain.incidents import CitizenId
+from dispatch.domain.errors import BadRequest, DispatchError, Unauthorized
+from dispatch.domain.incidents import CitizenId, Disposition, TransferTarget
+from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
-from dispatch.errors import BadRequest, DispatchError, Unauthorized
-from dispatch.http import models
-from dispatch.http.body import NUL_MESSAGE, field_of, nul_path
+from dispatch.infra.connections import DATABASE_UNAVAILABLE
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth, StaffSession
-from dispatch.services.views import incident_view
-from dispatch.services.workflow import Disposition, TransferTarget, Workflow
-from dispatch.store.database import DATABASE_UNAVAILABLE
+from dispatch.services.workflow import Workflow
+from dispatch.wire import models
+from dispatch.wire.incident_view import incident_view
+from dispatch.wire.validation import NUL_MESSAGE, field_of, nul_path
 from geo.datum import Datum
 from signaling.audiences import (
     ALL_PRECINCTS_ROOM,
@@ -253,12 +254,12 @@ class ConsoleNamespace(_StaffNamespace):
             session.require(Role.DISPATCHER, Role.COMMANDER)
         except DispatchError as exc:
             raise refusal(exc) from None
-        if session.user.role.sees_all_precincts:
+        scope = scope_of(session.user)
+        if scope.all_precincts:
             rooms = [ALL_PRECINCTS_ROOM]
         else:
-            rooms = [precinct_room(code) for code in sorted(session.user.precincts)] + [
-                precinct_room(None)
-            ]
+            # precinct_room(None): incidents with no position, which `Scope.covers`.
+            rooms = [precinct_room(code) for code in scope.codes()] + [precinct_room(None)]
         await self.save_session(sid, {"token": token, "rooms": rooms, "user_id": session.user.id})
         self.remember(sid, token)
         logger.info("console connected", extra={"sid": sid, "user_id": session.user.id})

@@ -8,7 +8,7 @@ import uuid
 import msgspec
 from aiohttp import web
 
-from dispatch.errors import BadRequest
+from dispatch.domain.errors import BadRequest
 from dispatch.http.staff_api import incident_id, staff
 from dispatch.services.console_queries import ConsoleQueries
 from dispatch.services.evidence_access import EvidenceAccess

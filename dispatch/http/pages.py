@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from console_web import BUILD_HINT
-from dispatch.errors import NotFound
+from dispatch.domain.errors import NotFound
 from dispatch.http.keys import SETTINGS
 from dispatch.settings import Settings
 

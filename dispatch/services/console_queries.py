@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import console as store
@@ -20,10 +21,6 @@ class Roster:
     staff: list[StaffName]
 
 
-def _scope(session: StaffSession) -> list[str] | None:
-    return None if session.user.role.sees_all_precincts else sorted(session.user.precincts)
-
-
 @dataclass(frozen=True, slots=True)
 class ConsoleQueries:
     pool: asyncpg.Pool
@@ -31,12 +28,14 @@ class ConsoleQueries:
     async def roster(self, session: StaffSession) -> Roster:
         session.require(Role.DISPATCHER, Role.COMMANDER)
         async with self.pool.acquire() as conn:
-            return Roster(await store.officers(conn, _scope(session)), await store.desk_staff(conn))
+            return Roster(
+                await store.officers(conn, scope_of(session.user)), await store.desk_staff(conn)
+            )
 
     async def annotations(self, session: StaffSession) -> list[Annotation]:
         session.require(Role.DISPATCHER, Role.COMMANDER)
         async with self.pool.acquire() as conn:
-            return await store.queue_annotations(conn, _scope(session))
+            return await store.queue_annotations(conn, scope_of(session.user))
 
     async def tags(self) -> list[TagLabel]:
         """The report tags' names in both languages (public: the citizen page lists them)."""

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import asyncpg
 
+from dispatch.domain.errors import NotFound
 from dispatch.domain.users import Role
-from dispatch.errors import NotFound
-from dispatch.evidence import EvidenceStore
+from dispatch.evidence.files import EvidenceStore
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import evidence_reads as store

@@ -15,16 +15,16 @@ import asyncpg
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from dispatch.clock import Clock
+from dispatch.auth.passwords import Passwords
+from dispatch.auth.tokens import TokenKind, TokenSigner
+from dispatch.domain.errors import Forbidden, RateLimited, Unauthorized
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role, User, UserId
-from dispatch.errors import Forbidden, RateLimited, Unauthorized
-from dispatch.feed import Publisher
-from dispatch.passwords import Passwords
+from dispatch.infra.clock import Clock
+from dispatch.infra.publisher import Publisher
 from dispatch.services.users import authenticate
 from dispatch.store import events as event_store
 from dispatch.store import users as user_store
-from dispatch.tokens import TokenKind, TokenSigner
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +50,6 @@ class StaffSession:
         if self.user.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"this needs the role {allowed}; you are {self.user.role.value}")
-
-    def may_see_precinct(self, precinct_code: str | None) -> bool:
-        if self.user.role.sees_all_precincts:
-            return True
-        return precinct_code is not None and precinct_code in self.user.precincts
 
 
 @dataclass(frozen=True, slots=True)

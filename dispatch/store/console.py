@@ -10,6 +10,9 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.domain.scope import Scope
+from dispatch.store.scope import scope_clause
+
 
 @dataclass(frozen=True, slots=True)
 class OfficerOnRoster:
@@ -31,8 +34,8 @@ class StaffName:
     role: str
 
 
-async def officers(conn: asyncpg.Connection, precincts: list[str] | None) -> list[OfficerOnRoster]:
-    """Active officers; with `precincts`, only those working one of them."""
+async def officers(conn: asyncpg.Connection, scope: Scope) -> list[OfficerOnRoster]:
+    """Active officers working a precinct of `scope` (all of them for all precincts)."""
     rows = await conn.fetch(
         """SELECT o.user_id, o.callsign, u.display_name, o.status, o.lon, o.lat,
                   o.accuracy_m, o.position_at,
@@ -44,7 +47,7 @@ async def officers(conn: asyncpg.Connection, precincts: list[str] | None) -> lis
            GROUP BY o.user_id, u.display_name
            HAVING $1::text[] IS NULL OR array_agg(p.precinct_code) && $1::text[]
            ORDER BY o.callsign""",
-        precincts,
+        None if scope.all_precincts else scope.codes(),
     )
     return [
         OfficerOnRoster(
@@ -81,12 +84,10 @@ class Annotation:
     possible_duplicates: list[dict[str, Any]]
 
 
-async def queue_annotations(
-    conn: asyncpg.Connection, precincts: list[str] | None
-) -> list[Annotation]:
-    """For every open incident in scope (all with `precincts` None)."""
+async def queue_annotations(conn: asyncpg.Connection, scope: Scope) -> list[Annotation]:
+    """For every open incident in `scope`."""
     rows = await conn.fetch(
-        """SELECT i.id,
+        f"""SELECT i.id,
                   (SELECT r.text FROM reports r WHERE r.incident_id = i.id
                    ORDER BY r.received_at LIMIT 1) AS text,
                   (SELECT count(*) FROM attachments a WHERE a.incident_id = i.id) AS images,
@@ -98,10 +99,8 @@ async def queue_annotations(
                            '[]'::jsonb) AS duplicates
            FROM incidents i
            WHERE i.state IN ('queued', 'claimed', 'assigned', 'escalated')
-             AND ($1::text[] IS NULL
-                  OR coalesce(i.precinct_code, i.nearest_precinct_code) = any($1::text[])
-                  OR coalesce(i.precinct_code, i.nearest_precinct_code) IS NULL)""",
-        precincts,
+             AND {scope_clause(1, scope)}""",
+        scope.codes(),
     )
     # The pool decodes jsonb (dispatch.store.database).
     return [Annotation(r["id"], r["text"], r["images"], r["duplicates"]) for r in rows]

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from console_web import dist_dir
 from dispatch.app import create_app
 from dispatch.http.pages import content_security_policy
-from dispatch.runtime import Infrastructure
+from dispatch.infra.connections import Infrastructure
 from dispatch.settings import Settings, SettingsError
 from tests.conftest import CitizenSession, Client, Staff, register_citizen
 from tests.console_web.pages import post_alarm

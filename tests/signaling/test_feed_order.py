@@ -14,12 +14,12 @@ import asyncpg
 import pytest
 from asyncpg.transaction import Transaction
 
-from dispatch.domain.events import Actor
-from dispatch.store.events import StoredEvent, append_event, feed_snapshot
+from dispatch.domain.events import Actor, StoredEvent
+from dispatch.store.events import append_event, feed_snapshot
 from signaling.hub import FeedHub
 from signaling.server import Signaling
 from tests.conftest import STAFF_PASSWORD, Client, Staff, app_of, register_citizen
-from tests.dispatch.test_workflow import report
+from tests.dispatch.calls import report
 from tests.signaling.feeds import FeedClient
 
 

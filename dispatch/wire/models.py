@@ -1,0 +1,282 @@
+"""The HTTP API's wire models: every request body is decoded into one of these.
+
+Strict: unknown fields are refused, numbers must be finite and in range, strings are
+bounded.  The OpenAPI document is generated from these same classes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from msgspec import Meta, Struct
+
+Lon = Annotated[float, Meta(ge=-180.0, le=180.0, description="longitude, degrees")]
+Lat = Annotated[float, Meta(ge=-90.0, le=90.0, description="latitude, degrees")]
+Accuracy = Annotated[
+    float, Meta(gt=0.0, le=100_000.0, description="horizontal accuracy radius, metres")
+]
+DatumName = Literal["wgs84", "gcj02", "bd09"]
+IdempotencyKey = Annotated[
+    str,
+    Meta(
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="client-generated; a retry with the same key returns the first answer",
+    ),
+]
+# A row id as PostgreSQL stores it (bigint): a larger number names nothing and must be
+# refused here, not by the driver.
+RowId = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+TagCode = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[a-z_]+$")]
+AwareTime = Annotated[datetime, Meta(tz=True)]
+
+
+class _In(Struct, forbid_unknown_fields=True):
+    pass
+
+
+class RegisterCitizenIn(_In):
+    device_id: Annotated[str, Meta(min_length=8, max_length=128)]
+    platform: Annotated[str, Meta(max_length=40)] | None = None
+
+
+class RefreshIn(_In):
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
+class PhoneStartIn(_In):
+    phone: Annotated[str, Meta(min_length=3, max_length=32)]
+
+
+class PhoneVerifyIn(_In):
+    challenge_id: UUID
+    code: Annotated[str, Meta(pattern=r"^[0-9]{6}$")]
+
+
+class RealNameIn(_In):
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    national_id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class AttestationIn(_In):
+    token: Annotated[str, Meta(min_length=1, max_length=8192)]
+
+
+class AlarmIn(_In):
+    tag: TagCode
+    lon: Lon
+    lat: Lat
+    accuracy_m: Accuracy
+    datum: DatumName
+    client_time: AwareTime
+    idempotency_key: IdempotencyKey
+    note: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class TrailPointIn(_In):
+    lon: Lon
+    lat: Lat
+    accuracy_m: Accuracy
+    datum: DatumName
+    time: AwareTime
+
+
+class TrailIn(_In):
+    points: Annotated[list[TrailPointIn], Meta(min_length=1, max_length=50)]
+
+
+class CancelIn(_In):
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+
+
+# --- responses -------------------------------------------------------------------
+
+
+class PrecinctOut(Struct, frozen=True):
+    code: str
+    name: str
+
+
+class JurisdictionOut(Struct, frozen=True, omit_defaults=True):
+    status: Literal["inside", "out_of_jurisdiction", "unknown"]
+    nearest: PrecinctOut | None = None
+    distance_m: float | None = None
+
+
+class IntakeOut(Struct, frozen=True):
+    case_no: str
+    incident_id: UUID
+    tracking_token: str
+    precinct: PrecinctOut | None
+    jurisdiction: JurisdictionOut
+    status: str
+
+
+class CitizenTokensOut(Struct, frozen=True):
+    citizen_id: UUID
+    token: str
+    token_expires_at: datetime
+    refresh_token: str
+    refresh_expires_at: datetime
+    verification: str
+
+
+class TimelineEntryOut(Struct, frozen=True):
+    at: datetime
+    event: str
+    text: str
+
+
+class CaseOut(Struct, frozen=True):
+    case_no: str
+    status: str
+    status_text: str
+    channel: str
+    tag: str
+    precinct: PrecinctOut | None
+    received_at: datetime
+    timeline: list[TimelineEntryOut]
+
+
+class ErrorBody(Struct, frozen=True):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorOut(Struct, frozen=True):
+    error: ErrorBody
+
+
+# --- staff ---------------------------------------------------------------------------
+
+Note = Annotated[str, Meta(max_length=2000)]
+
+
+class LoginIn(_In):
+    username: Annotated[str, Meta(min_length=1, max_length=64)]
+    password: Annotated[str, Meta(min_length=1, max_length=1024)]
+
+
+class AssignIn(_In):
+    officer_ids: Annotated[list[RowId], Meta(min_length=1, max_length=20)]
+
+
+class MergeIn(_In):
+    into: UUID
+
+
+class InvalidIn(_In):
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+
+
+class TransferIn(_In):
+    to: Literal["precinct", "agency", "department"]
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    note: Note = ""
+
+
+class EscalateIn(_In):
+    note: Note = ""
+
+
+class ResolveIn(_In):
+    disposition: Literal[
+        "arrested", "report_taken", "advised", "assisted", "no_offence", "gone_on_arrival",
+        "referred", "other",
+    ]  # fmt: skip
+    note: Note = ""
+
+
+class NoteIn(_In):
+    text: Annotated[str, Meta(min_length=1, max_length=2000)]
+    kind: Literal["note", "follow_up", "callback"] = "note"
+
+
+class RatingIn(_In):
+    rating: Annotated[int, Meta(ge=1, le=5)]
+    comment: Annotated[str, Meta(max_length=1000)] = ""
+
+
+class DutyIn(_In):
+    on_duty: bool
+
+
+class PositionIn(_In):
+    lon: Lon
+    lat: Lat
+    accuracy_m: Accuracy
+    datum: DatumName = "wgs84"
+
+
+class StaffUserOut(Struct, frozen=True):
+    id: int
+    username: str
+    display_name: str
+    role: str
+    precincts: list[str]
+
+
+class LoginOut(Struct, frozen=True):
+    token: str
+    expires_at: datetime
+    user: StaffUserOut
+
+
+class IncidentOut(Struct, frozen=True):
+    id: UUID
+    case_no: str
+    state: str
+    channel: str
+    tag: str
+    severity: int
+    verification: str
+    precinct_code: str | None
+    jurisdiction: str
+    nearest_precinct_code: str | None
+    distance_m: float | None
+    lon: float | None
+    lat: float | None
+    accuracy_m: float | None
+    received_at: str
+    priority_score: float
+    claimed_by: int | None
+    merged_into: UUID | None
+    disposition: str | None
+    overdue: bool
+    cancelled: bool
+    version: int
+
+
+class RecommendationOut(Struct, frozen=True):
+    officer_id: int
+    callsign: str
+    distance_m: float
+    position_at: datetime | None
+    # The last position is older than a few minutes: ranked after every fresh one.
+    stale: bool
+
+
+class MessageIn(_In):
+    body: Annotated[str, Meta(min_length=1, max_length=2000)]
+    client_key: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class CitizenMessageIn(_In):
+    incident_id: UUID
+    body: Annotated[str, Meta(min_length=1, max_length=2000)]
+    client_key: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class AssignmentAckIn(_In):
+    assignment_id: UUID
+    accept: bool
+    reason: Annotated[str, Meta(max_length=500)] = ""
+
+
+class AssignmentStatusIn(_In):
+    assignment_id: UUID
+    status: Literal["en_route", "on_scene", "cleared"]

@@ -1,0 +1,105 @@
+"""Group commit: what arrives while a batch is written is written together."""
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from dispatch.infra.batching import GroupCommit
+from tests.waiting import eventually
+
+
+class Writer:
+    """A flush that waits for the test's word, and records its batches."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.go = asyncio.Event()
+
+    async def flush(
+        self, items: Sequence[int], written: Callable[[], None]
+    ) -> list[str | Exception]:
+        self.batches.append(list(items))
+        await self.go.wait()
+        if 99 in items:  # written; the rest (publishing, say) may overlap the next batch
+            written()
+            self.published = asyncio.Event()
+            await self.published.wait()
+        if 666 in items:
+            raise RuntimeError("the statement failed")
+        return [ValueError(f"bad {i}") if i < 0 else f"ok {i}" for i in items]
+
+
+async def test_a_lone_item_is_written_at_once() -> None:
+    writer = Writer()
+    writer.go.set()
+    group: GroupCommit[int, str] = GroupCommit(writer.flush)
+    assert await group.submit(1) == "ok 1"
+    assert writer.batches == [[1]]
+
+
+async def test_items_arriving_during_a_write_are_written_together_in_order() -> None:
+    writer = Writer()
+    group: GroupCommit[int, str] = GroupCommit(writer.flush, max_batch=3, max_running=1)
+    first = asyncio.create_task(group.submit(0))
+    await eventually(lambda: group.running == 1)
+    rest = [asyncio.create_task(group.submit(i)) for i in range(1, 6)]
+    await eventually(lambda: group.waiting == 5)
+    writer.go.set()
+    assert await asyncio.gather(first, *rest) == [f"ok {i}" for i in range(6)]
+    assert writer.batches == [[0], [1, 2, 3], [4, 5]]  # at most max_batch each
+    assert (group.batches, group.items) == (3, 6)
+
+
+async def test_each_item_gets_its_own_error_and_a_failed_flush_fails_its_batch_only() -> None:
+    writer = Writer()
+    group: GroupCommit[int, str] = GroupCommit(writer.flush, max_batch=2, max_running=1)
+    tasks = [asyncio.create_task(group.submit(i)) for i in (1, -2, 3, 666, 5, 6)]
+    writer.go.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    # Handed over in one loop turn: the first batch takes as many as it may.
+    assert writer.batches == [[1, -2], [3, 666], [5, 6]]
+    assert results[0] == "ok 1"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "bad -2"
+    assert all(isinstance(r, RuntimeError) for r in results[2:4])  # 666's batch
+    assert results[4:] == ["ok 5", "ok 6"]
+
+
+async def test_what_is_handed_over_before_the_write_starts_goes_with_it() -> None:
+    writer = Writer()
+    writer.go.set()
+    group: GroupCommit[int, str] = GroupCommit(writer.flush, max_running=1)
+    futures = [group.post(i) for i in range(3)]  # one loop turn: say, one request's writes
+    assert await asyncio.gather(*futures) == ["ok 0", "ok 1", "ok 2"]
+    assert writer.batches == [[0, 1, 2]]
+
+
+async def test_a_caller_that_goes_away_does_not_stop_the_write() -> None:
+    writer = Writer()
+    group: GroupCommit[int, str] = GroupCommit(writer.flush)
+    caller = asyncio.create_task(group.submit(7))
+    await eventually(lambda: group.running == 1)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    writer.go.set()
+    await group.drain()
+    assert writer.batches == [[7]] and group.running == 0
+
+
+async def test_the_next_batch_starts_once_the_last_is_written() -> None:
+    writer = Writer()
+    writer.go.set()
+    group: GroupCommit[int, str] = GroupCommit(writer.flush, max_running=1)
+    publishing = asyncio.create_task(group.submit(99))
+    await eventually(lambda: writer.batches == [[99]] and group.running == 0)
+    assert await group.submit(1) == "ok 1"  # while 99 is still publishing
+    assert not publishing.done()
+    writer.published.set()
+    assert await publishing == "ok 99"
+    await group.drain()
+
+
+async def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        GroupCommit(Writer().flush, max_running=0)

@@ -1,0 +1,21 @@
+"""The per-process index cache shares builds but does not keep every import forever."""
+
+from typing import Any
+
+from shapely.geometry import box, mapping
+
+from dispatch.infra.precinct_registry import IndexCache
+
+
+def _records(n: int) -> list[Any]:
+    return [{"code": f"P{n}", "name": f"precinct {n}", "geometry": mapping(box(n, 0, n + 1, 1))}]
+
+
+def test_the_same_boundaries_are_built_once_and_old_ones_are_forgotten() -> None:
+    cache = IndexCache()
+    first = cache.build(_records(0))
+    assert cache.build(_records(0)) is first
+    for n in range(1, IndexCache.KEEP + 1):
+        cache.build(_records(n))
+    assert cache.build(_records(IndexCache.KEEP)) is cache.build(_records(IndexCache.KEEP))
+    assert cache.build(_records(0)) is not first  # evicted, rebuilt
