@@ -32,7 +32,7 @@ import msgspec
 from dispatch.auth.tokens import TokenKind, TokenSigner, token_digest
 from dispatch.domain.duplicates import compatible_with
 from dispatch.domain.errors import BadRequest, NotFound, RateLimited, ServiceBusy, Unauthorized
-from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
 from dispatch.domain.incidents import (
     Action,
     CitizenId,
@@ -471,7 +471,7 @@ class IntakeService:
                 for image, key in submission.images
             ],
             incident_store.NewEvent(
-                "incident.created",
+                EventType.INCIDENT_CREATED,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {
                     "incident": incident_view(incident),
@@ -564,7 +564,7 @@ class IntakeService:
             assert moved is not None
             event = await event_store.append_event(
                 conn,
-                "incident.trail",
+                EventType.INCIDENT_TRAIL,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"incident": incident_view(moved),
                  "points": [{"lon": loc.lon, "lat": loc.lat, "accuracy_m": loc.accuracy_m,
@@ -597,7 +597,7 @@ class IntakeService:
             assert after is not None
             event = await event_store.append_event(
                 conn,
-                "incident.cancelled",
+                EventType.INCIDENT_CANCELLED,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"incident": incident_view(after), "reason": reason},
                 incident_id=incident_id,

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.domain.errors import NotFound
-from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.events import Actor, ActorKind, EventType
 from dispatch.domain.incidents import CitizenId, Incident
 from dispatch.domain.users import Role
 from dispatch.infra.publisher import Publisher
@@ -74,7 +74,7 @@ class MessageService:
                 return _message(existing)
             message = _message(row)
             event = await event_store.append_event(
-                conn, "message.created", actor,
+                conn, EventType.MESSAGE_CREATED, actor,
                 {"message": message, "sender_kind": actor.kind.value, "case_no": incident.case_no},
                 incident_id=incident.id, precinct_code=incident.scope_precinct,
                 citizen_id=incident.citizen_id,

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor, StoredEvent
+from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState, Location
 from dispatch.store.database import json_text
@@ -167,7 +167,7 @@ class NewAttachment:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    type: str
+    type: EventType
     actor: Actor
     payload: dict[str, Any]
     precinct_code: str | None

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor, StoredEvent
+from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState
 from dispatch.domain.scope import Scope
 from dispatch.store.events import FEED_LOCK
@@ -159,7 +159,7 @@ async def _claim_first(
     incident = incident_from_row(row)
     event = StoredEvent(
         seq=row["event_seq"],
-        type="incident.claimed",
+        type=EventType.INCIDENT_CLAIMED,
         incident_id=incident.id,
         precinct_code=incident.scope_precinct,
         citizen_id=incident.citizen_id,
