@@ -432,9 +432,9 @@ class IntakeService:
         report_id = uuid.uuid4()
         position = submission.position
         new = incident_store.NewIncident(
-            id=incident_id, case_no=case_no, channel=submission.channel.value,
+            id=incident_id, case_no=case_no, channel=submission.channel,
             tag=submission.tag, severity=context.severity, citizen_id=citizen_id,
-            verification=context.verification.value, location=location,
+            verification=context.verification, location=location,
             received_at=received_at, priority_credit_s=credit, priority_score=score,
             tracking_token_hash=token_digest(token),
         )  # fmt: skip
