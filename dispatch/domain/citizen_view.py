@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from dispatch.domain.events import EventType
+from dispatch.domain.field_reports import Thread, message_thread
 from dispatch.domain.incidents import IncidentState
 
 _S = IncidentState
@@ -56,6 +57,9 @@ def timeline_text(event_type: str, payload: dict[str, Any]) -> str | None:
     text = EVENT_TEXT.get(event_type)
     if text is None:
         return None
-    if event_type == EventType.MESSAGE_CREATED and payload.get("sender_kind") == "citizen":
-        return "You sent a message."
+    if event_type == EventType.MESSAGE_CREATED:
+        if message_thread(payload) is not Thread.REPORTER:
+            return None  # between the dispatcher and the officers
+        if payload.get("sender_kind") == "citizen":
+            return "You sent a message."
     return text

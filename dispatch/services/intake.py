@@ -36,6 +36,7 @@ from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
 from dispatch.domain.incidents import (
     Action,
     CitizenId,
+    Incident,
     IncidentState,
     Location,
     case_number,
@@ -559,7 +560,13 @@ class IntakeService:
             rows = [(loc.lon, loc.lat, loc.accuracy_m, at) for loc, at in located]
             await incident_store.add_trail(conn, incident_id, rows)  # type: ignore[arg-type]
             latest = max(located, key=lambda pair: pair[1])[0]
-            await incident_store.update_position(conn, incident_id, latest)
+            before = await workflow_store.get_incident(conn, incident_id)
+            assert before is not None
+            routed = routes_on_first_fix(before)
+            if routed:
+                await incident_store.route_first_fix(conn, incident_id, latest)
+            else:
+                await incident_store.update_position(conn, incident_id, latest)
             moved = await workflow_store.get_incident(conn, incident_id)
             assert moved is not None
             event = await event_store.append_event(
@@ -569,12 +576,28 @@ class IntakeService:
                 {"incident": incident_view(moved),
                  "points": [{"lon": loc.lon, "lat": loc.lat, "accuracy_m": loc.accuracy_m,
                              "time": at.isoformat(), "precinct_code": loc.precinct_code}
-                            for loc, at in located]},
+                            for loc, at in located],
+                 "routed": routed},
                 incident_id=incident_id,
-                precinct_code=moved.scope_precinct,
+                # The routing event goes where the alarm was seen until now (every
+                # dispatcher: `precinct:_none`), so consoles that listed it learn where
+                # it went; what follows goes to its precinct.
+                precinct_code=before.scope_precinct if routed else moved.scope_precinct,
                 citizen_id=citizen_id,
             )  # fmt: skip
+        if routed and moved.precinct_code is not None:
+            # Same score: the alarm keeps its place from the moment it was sent.
+            self.queue.remove_soon(incident_id, None)
+            self.queue.add_soon(
+                [QueueEntry(incident_id, moved.precinct_code, moved.priority_score)]
+            )
         await self.publisher.publish([event])
+        if routed:
+            logger.info(
+                "alarm routed by its first fix",
+                extra={"incident_id": str(incident_id), "precinct": moved.precinct_code,
+                       "jurisdiction": moved.jurisdiction},
+            )  # fmt: skip
         return len(points)
 
     async def cancel(self, citizen_id: CitizenId, incident_id: uuid.UUID, reason: str) -> str:
@@ -608,6 +631,14 @@ class IntakeService:
             self.queue.remove_soon(incident_id, incident.precinct_code)
         await self.publisher.publish([event])
         return state.value
+
+
+def routes_on_first_fix(incident: Incident) -> bool:
+    """An alarm sent with no fix waits in the no-precinct queue, which every dispatcher
+    sees; its first fix routes it to its precinct while it is still queued.  Once a
+    dispatcher holds it, a fix only moves it on the map: routing it then would take it
+    out of that dispatcher's precincts (they can reroute it themselves)."""
+    return incident.jurisdiction == "unknown" and incident.state is IncidentState.QUEUED
 
 
 def _answered(
