@@ -185,9 +185,14 @@ class Phones:
             backoff = min(backoff * 2, 4.0)
 
 
-def _setter(event: asyncio.Event) -> Callable[..., None]:
-    """A handler that sets `event`, whatever it is called with."""
-    return lambda *_: event.set()
+def _on_disconnect(event: asyncio.Event, reasons: Counter[str]) -> Callable[..., None]:
+    """A disconnect handler: counts the reason python-socketio gives, sets `event`."""
+
+    def handler(*args: Any) -> None:
+        reasons[str(args[0]) if args else "unknown"] += 1
+        event.set()
+
+    return handler
 
 
 class _Json:
@@ -218,6 +223,7 @@ class Console:
     connected: bool = False
     failures: Counter[str] = field(default_factory=Counter)  # why connecting failed
     disconnected_at: list[float] = field(default_factory=list)
+    drop_reasons: Counter[str] = field(default_factory=Counter)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _record(self, name: str, data: Any) -> None:
@@ -261,7 +267,7 @@ class Console:
             sio = socketio.AsyncClient(reconnection=False, json=_Json)
             ended = asyncio.Event()
             sio.on("*", self._record, namespace=CONSOLE)
-            sio.on("disconnect", _setter(ended), namespace=CONSOLE)
+            sio.on("disconnect", _on_disconnect(ended, self.drop_reasons), namespace=CONSOLE)
             try:
                 await sio.connect(
                     url, namespaces=[CONSOLE], auth={"token": self.token},

@@ -396,6 +396,9 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
     first = len(run.phones.deliveries)
     marks = [(c, len(c.received), c.connections) for c in run.consoles]
     failures_before = sum((c.failures for c in run.consoles), Counter[str]())
+    reasons_before = sum((c.drop_reasons for c in run.consoles), Counter[str]())
+    refusals_before = sum(len(c.refused) for c in run.consoles)
+    resyncs_before = sum(c.resyncs for c in run.consoles)
     dropped_before = sum(len(c.disconnected_at) for c in run.consoles)
     stop = asyncio.Event()
     load = asyncio.create_task(_load(run, f"{name}-", stop))
@@ -428,8 +431,10 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
         (d.acked_at for d in acked if d.acked_at is not None and d.acked_at >= ended), default=None
     )
     back = []
-    for console, _, connections in marks:
-        if console.connections > connections:  # it lost its connection: when it was back
+    for console, _, _ in marks:
+        # A console that lost its connection during the fault: when it was back.
+        dropped_at = [t for t in console.disconnected_at if t >= started]
+        if dropped_at:
             back.append(max(console.resumed_at) - ended)
     waits = [d.acked_at - d.first_sent for d in acked if d.acked_at is not None]
     first_ack_after = None if first_ack is None else round(first_ack - ended, 2)
@@ -438,6 +443,9 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
     failures = sum((c.failures for c in run.consoles), Counter[str]()) - failures_before
     if failures:
         extra["console_connect_failures"] = dict(failures.most_common(5))
+    reasons = sum((c.drop_reasons for c in run.consoles), Counter[str]()) - reasons_before
+    if reasons:
+        extra["console_drop_reasons"] = dict(reasons)
     dropped = sorted(t for c in run.consoles for t in c.disconnected_at)[dropped_before:]
     if dropped:
         extra["consoles_dropped_at_s"] = [round(t - started, 2) for t in dropped]
@@ -465,8 +473,8 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
         missing_at_consoles=len(console_missing),
         console_duplicates=console_duplicates,
         console_reconnects=sum(c.connections - n for c, _, n in marks),
-        console_resyncs=sum(c.resyncs for c in run.consoles),
-        console_refusals=sum(len(c.refused) for c in run.consoles),
+        console_resyncs=sum(c.resyncs for c in run.consoles) - resyncs_before,
+        console_refusals=sum(len(c.refused) for c in run.consoles) - refusals_before,
         first_ack_after_s=first_ack_after,
         consoles_back_s=consoles_back,
         extra=extra | {"fault_s": round(ended - started, 2)},
