@@ -24,7 +24,7 @@ import asyncpg
 import psutil
 import redis.asyncio as aioredis
 
-from dispatch.embedded import EmbeddedPostgres, redis_executable
+from dispatch.infra.embedded import EmbeddedPostgres, redis_executable
 from tests.serving import (
     ServerProcess,
     child_env,

@@ -66,10 +66,10 @@ from _harness import PASSWORD, new_citizen
 from _phones import Console, Delivery, Phones
 from _services import OwnCluster, own_cluster
 
+from dispatch.auth.passwords import Passwords
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.passwords import Passwords
-from dispatch.queue import GLOBAL_KEY
+from dispatch.infra.queue_index import GLOBAL_KEY
 from dispatch.services.users import create_user
 from dispatch.store.database import create_pool
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatch.store.database import DATABASE_UNAVAILABLE, create_pool
+from dispatch.infra.connections import DATABASE_UNAVAILABLE
+from dispatch.store.database import create_pool
 
 
 async def test_a_stopped_server_on_a_unix_socket_is_unavailable(tmp_path: Path) -> None:

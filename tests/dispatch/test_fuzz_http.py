@@ -24,9 +24,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dispatch.auth.passwords import Passwords
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.passwords import Passwords
 from dispatch.services.users import create_user
 from dispatch.store.database import create_pool
 from tests.conftest import Servers

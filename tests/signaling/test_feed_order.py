@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 from asyncpg.transaction import Transaction
 
-from dispatch.domain.events import Actor
-from dispatch.store.events import StoredEvent, append_event, feed_snapshot
+from dispatch.domain.events import Actor, StoredEvent
+from dispatch.store.events import append_event, feed_snapshot
 from signaling.hub import FeedHub
 from signaling.server import Signaling
 from tests.conftest import STAFF_PASSWORD, Client, Staff, app_of, register_citizen

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from dispatch.errors import StorageFull
+from dispatch.domain.errors import StorageFull
 
 logger = logging.getLogger(__name__)
 
