@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from dispatch.app import SOCKETIO
 from signaling.fanout import MAX_BACKLOG
 from tests.conftest import CitizenSession, Client, Staff, app_of
-from tests.dispatch.test_alarms import alarm
+from tests.dispatch.calls import alarm
 from tests.signaling.feeds import FeedClient
 
 BACKLOG = 30  # packets: the limit set for this test (10,000 in service)

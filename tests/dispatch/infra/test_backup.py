@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import Servers
-from tests.dispatch.test_reports import jpeg
+from tests.dispatch.services.test_intake_reports import jpeg
 from tests.serving import child_env, create_database, drop_database, run_cli, start_server
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from dispatch.http.keys import INTAKE
 from tests.conftest import CitizenSession, Client, app_of
-from tests.dispatch.test_alarms import alarm, counts
-from tests.dispatch.test_reports import fields, form, jpeg
+from tests.dispatch.calls import alarm, counts
+from tests.dispatch.services.test_intake_reports import fields, form, jpeg
 
 
 class FullDisk:
