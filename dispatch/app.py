@@ -165,7 +165,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         precincts=app[PRECINCTS],
         incidents=incidents,
     )
-    app[MESSAGES] = MessageService(pool=infra.pool, publisher=publisher, incidents=incidents)
+    app[MESSAGES] = MessageService(
+        pool=infra.pool, publisher=publisher, incidents=incidents, clock=clock
+    )
     app[ASSIGNMENTS] = AssignmentService(
         pool=infra.pool,
         publisher=publisher,
