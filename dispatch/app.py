@@ -178,7 +178,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[console_api.CONSOLE] = ConsoleQueries(infra.pool)
     app[console_api.EVIDENCE] = EvidenceAccess(infra.pool, incidents, app[INTAKE].evidence)
-    app[MESSAGES] = MessageService(pool=infra.pool, publisher=publisher, incidents=incidents)
+    app[MESSAGES] = MessageService(
+        pool=infra.pool, publisher=publisher, incidents=incidents, clock=clock
+    )
     app[ASSIGNMENTS] = AssignmentService(
         pool=infra.pool,
         publisher=publisher,

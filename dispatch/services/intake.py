@@ -32,10 +32,11 @@ import msgspec
 from dispatch.auth.tokens import TokenKind, TokenSigner, token_digest
 from dispatch.domain.duplicates import compatible_with
 from dispatch.domain.errors import BadRequest, NotFound, RateLimited, ServiceBusy, Unauthorized
-from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
 from dispatch.domain.incidents import (
     Action,
     CitizenId,
+    Incident,
     IncidentState,
     Location,
     case_number,
@@ -432,9 +433,9 @@ class IntakeService:
         report_id = uuid.uuid4()
         position = submission.position
         new = incident_store.NewIncident(
-            id=incident_id, case_no=case_no, channel=submission.channel.value,
+            id=incident_id, case_no=case_no, channel=submission.channel,
             tag=submission.tag, severity=context.severity, citizen_id=citizen_id,
-            verification=context.verification.value, location=location,
+            verification=context.verification, location=location,
             received_at=received_at, priority_credit_s=credit, priority_score=score,
             tracking_token_hash=token_digest(token),
         )  # fmt: skip
@@ -471,7 +472,7 @@ class IntakeService:
                 for image, key in submission.images
             ],
             incident_store.NewEvent(
-                "incident.created",
+                EventType.INCIDENT_CREATED,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {
                     "incident": incident_view(incident),
@@ -559,22 +560,44 @@ class IntakeService:
             rows = [(loc.lon, loc.lat, loc.accuracy_m, at) for loc, at in located]
             await incident_store.add_trail(conn, incident_id, rows)  # type: ignore[arg-type]
             latest = max(located, key=lambda pair: pair[1])[0]
-            await incident_store.update_position(conn, incident_id, latest)
+            before = await workflow_store.get_incident(conn, incident_id)
+            assert before is not None
+            routed = routes_on_first_fix(before)
+            if routed:
+                await incident_store.route_first_fix(conn, incident_id, latest)
+            else:
+                await incident_store.update_position(conn, incident_id, latest)
             moved = await workflow_store.get_incident(conn, incident_id)
             assert moved is not None
             event = await event_store.append_event(
                 conn,
-                "incident.trail",
+                EventType.INCIDENT_TRAIL,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"incident": incident_view(moved),
                  "points": [{"lon": loc.lon, "lat": loc.lat, "accuracy_m": loc.accuracy_m,
                              "time": at.isoformat(), "precinct_code": loc.precinct_code}
-                            for loc, at in located]},
+                            for loc, at in located],
+                 "routed": routed},
                 incident_id=incident_id,
-                precinct_code=moved.scope_precinct,
+                # The routing event goes where the alarm was seen until now (every
+                # dispatcher: `precinct:_none`), so consoles that listed it learn where
+                # it went; what follows goes to its precinct.
+                precinct_code=before.scope_precinct if routed else moved.scope_precinct,
                 citizen_id=citizen_id,
             )  # fmt: skip
+        if routed and moved.precinct_code is not None:
+            # Same score: the alarm keeps its place from the moment it was sent.
+            self.queue.remove_soon(incident_id, None)
+            self.queue.add_soon(
+                [QueueEntry(incident_id, moved.precinct_code, moved.priority_score)]
+            )
         await self.publisher.publish([event])
+        if routed:
+            logger.info(
+                "alarm routed by its first fix",
+                extra={"incident_id": str(incident_id), "precinct": moved.precinct_code,
+                       "jurisdiction": moved.jurisdiction},
+            )  # fmt: skip
         return len(points)
 
     async def cancel(self, citizen_id: CitizenId, incident_id: uuid.UUID, reason: str) -> str:
@@ -597,7 +620,7 @@ class IntakeService:
             assert after is not None
             event = await event_store.append_event(
                 conn,
-                "incident.cancelled",
+                EventType.INCIDENT_CANCELLED,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"incident": incident_view(after), "reason": reason},
                 incident_id=incident_id,
@@ -608,6 +631,14 @@ class IntakeService:
             self.queue.remove_soon(incident_id, incident.precinct_code)
         await self.publisher.publish([event])
         return state.value
+
+
+def routes_on_first_fix(incident: Incident) -> bool:
+    """An alarm sent with no fix waits in the no-precinct queue, which every dispatcher
+    sees; its first fix routes it to its precinct while it is still queued.  Once a
+    dispatcher holds it, a fix only moves it on the map: routing it then would take it
+    out of that dispatcher's precincts (they can reroute it themselves)."""
+    return incident.jurisdiction == "unknown" and incident.state is IncidentState.QUEUED
 
 
 def _answered(

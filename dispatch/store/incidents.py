@@ -10,9 +10,10 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor, StoredEvent
+from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState, Location
+from dispatch.domain.priority import Channel
 from dispatch.store.database import json_text
 from dispatch.store.events import FEED_LOCK
 
@@ -21,11 +22,11 @@ from dispatch.store.events import FEED_LOCK
 class NewIncident:
     id: UUID
     case_no: str
-    channel: str
+    channel: Channel
     tag: str
     severity: int
     citizen_id: UUID
-    verification: str
+    verification: VerificationLevel
     location: Location
     received_at: datetime
     priority_credit_s: float
@@ -167,7 +168,7 @@ class NewAttachment:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    type: str
+    type: EventType
     actor: Actor
     payload: dict[str, Any]
     precinct_code: str | None
@@ -394,3 +395,15 @@ async def update_position(conn: asyncpg.Connection, incident_id: UUID, location:
         location.lat,
         location.accuracy_m,
     )
+
+
+async def route_first_fix(conn: asyncpg.Connection, incident_id: UUID, location: Location) -> None:
+    """An alarm sent before the phone had a fix gets its place and its precinct."""
+    await conn.execute(
+        """UPDATE incidents SET lon = $2, lat = $3, accuracy_m = $4, precinct_code = $5,
+                  jurisdiction = $6, nearest_precinct_code = $7, distance_m = $8,
+                  version = version + 1, updated_at = now()
+           WHERE id = $1""",
+        incident_id, location.lon, location.lat, location.accuracy_m, location.precinct_code,
+        location.jurisdiction, location.nearest_code, location.distance_m,
+    )  # fmt: skip
