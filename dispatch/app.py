@@ -148,7 +148,12 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         publisher=publisher,
     )
     app[WORKFLOW] = Workflow(pool=infra.pool, queue=queue, publisher=publisher, clock=clock)
-    app[INCIDENTS] = incidents = IncidentQueries(pool=infra.pool, agency=settings.agency)
+    app[INCIDENTS] = incidents = IncidentQueries(
+        pool=infra.pool,
+        agency=settings.agency,
+        clock=clock,
+        officer_read_after=timedelta(seconds=settings.officer_read_after_s),
+    )
     app[OVERDUE] = OverdueWatch(
         pool=infra.pool, clock=clock, publisher=publisher, thresholds_s=settings.overdue_thresholds
     )

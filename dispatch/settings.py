@@ -135,6 +135,9 @@ class Settings:
     assignment_reoffer_s: int = _env("MICRO110_ASSIGNMENT_REOFFER_S", _int, default=30)
     assignment_unack_s: int = _env("MICRO110_ASSIGNMENT_UNACK_S", _int, default=120)
 
+    # An officer reads an incident while assigned to it, and this long after (seconds).
+    officer_read_after_s: int = _env("MICRO110_OFFICER_READ_AFTER_S", _int, default=3600)
+
     # The agency named in exports (EIDO) and to other agencies.
     agency: str = _env("MICRO110_AGENCY", _str, default="micro110.local")
     # Case numbers look like <prefix>-<local date>-<serial>; the date is in `timezone`.
@@ -225,6 +228,8 @@ class Settings:
             raise SettingsError("MICRO110_REDIS_TIMEOUT", "must be positive")
         if self.queue_check_s <= 0:
             raise SettingsError("MICRO110_QUEUE_CHECK_S", "must be positive")
+        if self.officer_read_after_s < 0:
+            raise SettingsError("MICRO110_OFFICER_READ_AFTER_S", "must be 0 or more")
         if self.registrations_per_minute < 0:
             raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
         for name, value in (

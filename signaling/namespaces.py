@@ -133,6 +133,11 @@ async def working_on(pool: asyncpg.Pool, officer_id: int, seq: int) -> list[uuid
     return [r["incident_id"] for r in rows if membership_joins(r["type"])]
 
 
+def session_room(session_id: object) -> str:
+    """The connections of one staff session (not a feed room: nothing is published to it)."""
+    return f"staff-session:{session_id}"
+
+
 class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, namespace: str, hub: FeedHub) -> None:
         super().__init__(namespace)
@@ -215,8 +220,10 @@ class _StaffNamespace(_FeedNamespace):
         super().__init__(namespace, hub)
         self._tokens: dict[str, str] = {}
 
-    def remember(self, sid: str, token: str) -> None:
+    def remember(self, sid: str, token: str, session: StaffSession) -> None:
         self._tokens[sid] = token
+        # Logout ends the session's connections on every node through this room.
+        self.server.manager.basic_enter_room(sid, self.namespace, session_room(session.session_id))
 
     def on_disconnect(self, sid: str, *_: Any) -> None:
         self._tokens.pop(sid, None)
@@ -260,7 +267,7 @@ class ConsoleNamespace(_StaffNamespace):
                 precinct_room(None)
             ]
         await self.save_session(sid, {"token": token, "rooms": rooms, "user_id": session.user.id})
-        self.remember(sid, token)
+        self.remember(sid, token, session)
         logger.info("console connected", extra={"sid": sid, "user_id": session.user.id})
 
     async def staff(self, sid: str) -> StaffSession:
@@ -401,7 +408,7 @@ class OfficerNamespace(_StaffNamespace):
             sid,
             {"token": token, "rooms": [officer_room(session.user.id)], "user_id": session.user.id},
         )
-        self.remember(sid, token)
+        self.remember(sid, token, session)
 
     async def staff(self, sid: str) -> StaffSession:
         session = await self.get_session(sid)

@@ -22,9 +22,15 @@ from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.workflow import Workflow
+from dispatch.store.events import StoredEvent
 from signaling.fanout import FeedManager
 from signaling.hub import FeedHub
-from signaling.namespaces import CitizenNamespace, ConsoleNamespace, OfficerNamespace
+from signaling.namespaces import (
+    CitizenNamespace,
+    ConsoleNamespace,
+    OfficerNamespace,
+    session_room,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +127,18 @@ async def start_signaling(
     sio.register_namespace(console)
     sio.register_namespace(officer)
     sio.register_namespace(CitizenNamespace(hub, citizens, messages))
+
+    async def end_sessions(events: Sequence[StoredEvent]) -> None:
+        # A logout ends that session's feeds on every node at once, not at the next sweep.
+        for event in events:
+            if event.type == "staff.logout":
+                room = session_room(event.payload["session_id"])
+                for namespace in (console.namespace, officer.namespace):
+                    await manager.end_room(
+                        namespace, room, "session.ended", {"reason": "you logged out; log in again"}
+                    )
+
+    publisher.subscribe(end_sessions)
     logger.info("signaling started", extra={"seq": hub.cursor})
     signaling = Signaling(sio, hub, (console, officer))
     signaling.start_sweeping()

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
+from dispatch.clock import Clock
+from dispatch.domain.access import (
+    INCIDENT_REACH,
+    INCIDENT_VIEW,
+    OFFICER_HISTORY_TYPES,
+    IncidentReach,
+    IncidentView,
+    officer_may_read,
+)
+from dispatch.domain.events import ActorKind
 from dispatch.domain.incidents import Incident
-from dispatch.errors import NotFound
+from dispatch.errors import Forbidden, NotFound
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
 from dispatch.store import workflow as store
+from dispatch.store.events import StoredEvent
 from dispatch.store.workflow import scope_clause
 
 # NENA EIDO-style incident status vocabulary.
@@ -30,10 +42,22 @@ _EIDO_STATUS = {
 }
 
 
+def _officer_entry(event: StoredEvent) -> dict[str, Any]:
+    """A history entry in an officer's view: the reporter is "a citizen", not an id."""
+    actor_id = None if event.actor.kind is ActorKind.CITIZEN else event.actor.id
+    payload = {k: v for k, v in event.payload.items() if k != "possible_duplicates"}
+    actor = {"kind": event.actor.kind.value, "id": actor_id}
+    return {"seq": event.seq, "type": event.type, "at": event.created_at.isoformat(),
+            "actor": actor, "payload": payload}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentQueries:
     pool: asyncpg.Pool
     agency: str
+    clock: Clock
+    # How long an officer may still read an incident after their assignment on it ended.
+    officer_read_after: timedelta = timedelta(hours=1)
 
     async def open_incidents(self, session: StaffSession) -> list[Incident]:
         """Open incidents in my scope, most urgent first (the console's queue)."""
@@ -63,19 +87,45 @@ class IncidentQueries:
         return seq, [store.incident_from_row(r) for r in rows]
 
     async def get(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
+        """An incident this staff member may read (dispatch/domain/access.py); one they
+        may not looks missing, so nobody learns of incidents beyond their reach."""
+        return (await self.read(session, incident_id))[0]
+
+    async def read(
+        self, session: StaffSession, incident_id: uuid.UUID
+    ) -> tuple[Incident, IncidentView]:
+        role = session.user.role
+        reach = INCIDENT_REACH[role]
+        if reach is IncidentReach.NONE:
+            raise Forbidden(
+                f"a {role.value} reads no incidents: they are for dispatchers, commanders "
+                "and the officers sent to them"
+            )
         async with self.pool.acquire() as conn:
             incident = await store.get_incident(conn, incident_id)
-        scope = incident.scope_precinct if incident else None
-        if incident is None or not (
-            session.user.role.sees_all_precincts or scope is None or scope in session.user.precincts
-        ):
-            raise NotFound("no such incident in your precincts", field="incident_id")
-        return incident
+            if incident is None:
+                visible = False
+            elif reach is IncidentReach.ASSIGNED:
+                hold = await store.officer_hold(conn, incident_id, session.user.id)
+                visible = officer_may_read(hold, self.clock.now(), self.officer_read_after)
+            elif reach is IncidentReach.PRECINCTS:
+                scope = incident.scope_precinct
+                visible = scope is None or scope in session.user.precincts
+            else:
+                visible = True
+        if incident is None or not visible:
+            where = (
+                "among your assignments" if reach is IncidentReach.ASSIGNED else "in your precincts"
+            )
+            raise NotFound(f"no such incident {where}", field="incident_id")
+        return incident, INCIDENT_VIEW[role]
 
     async def history(self, session: StaffSession, incident_id: uuid.UUID) -> list[dict[str, Any]]:
-        await self.get(session, incident_id)
+        _, view = await self.read(session, incident_id)
         async with self.pool.acquire() as conn:
             events = await event_store.events_for_incident(conn, incident_id)
+        if view is IncidentView.OFFICER:
+            return [_officer_entry(e) for e in events if e.type in OFFICER_HISTORY_TYPES]
         return [
             {"seq": e.seq, "type": e.type, "at": e.created_at.isoformat(),
              "actor": {"kind": e.actor.kind.value, "id": e.actor.id}, "payload": e.payload}
@@ -84,7 +134,9 @@ class IncidentQueries:
 
     async def eido(self, session: StaffSession, incident_id: uuid.UUID) -> dict[str, Any]:
         """A NENA EIDO-style JSON document for exchange with other agencies."""
-        incident = await self.get(session, incident_id)
+        incident, view = await self.read(session, incident_id)
+        if view is not IncidentView.FULL:
+            raise Forbidden("the EIDO export is for dispatchers and commanders")
         async with self.pool.acquire() as conn:
             events = await event_store.events_for_incident(conn, incident_id)
             units = await conn.fetch(
