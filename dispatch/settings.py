@@ -170,8 +170,9 @@ class Settings:
     max_json_bytes: int = _env("MICRO110_MAX_JSON_BYTES", _int, default=64 * 1024)
     max_upload_bytes: int = _env("MICRO110_MAX_UPLOAD_BYTES", _int, default=40 * 1024 * 1024)
 
-    # Token lifetimes, seconds.
-    citizen_token_ttl_s: int = _env("MICRO110_CITIZEN_TOKEN_TTL", _int, default=7 * 24 * 3600)
+    # Token lifetimes, seconds.  A citizen's access token is short-lived (the refresh
+    # token, 90 days, gets a new one); it is also refused at once after a sign-out.
+    citizen_token_ttl_s: int = _env("MICRO110_CITIZEN_TOKEN_TTL", _int, default=15 * 60)
     staff_token_ttl_s: int = _env("MICRO110_STAFF_TOKEN_TTL", _int, default=26 * 3600)
 
     # WebRTC: comma-separated STUN/TURN URLs handed to browsers and used by aiortc.

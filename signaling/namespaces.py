@@ -138,6 +138,11 @@ def session_room(session_id: object) -> str:
     return f"staff-session:{session_id}"
 
 
+def sign_in_room(citizen_id: object) -> str:
+    """The connections of one citizen, whatever their device (not a feed room)."""
+    return f"citizen-sign-in:{citizen_id}"
+
+
 class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, namespace: str, hub: FeedHub) -> None:
         super().__init__(namespace)
@@ -469,17 +474,19 @@ class CitizenNamespace(_FeedNamespace):
         try:
             if not isinstance(token, str):
                 raise Unauthorized("connect with auth={'token': <citizen token>}", field="token")
-            citizen = self.citizens.authenticate(token)
+            citizen = await self.citizens.authenticate(token)
         except DispatchError as exc:
             raise refusal(exc) from None
         await self.save_session(
             sid, {"token": token, "rooms": [citizen_room(citizen)], "citizen_id": str(citizen)}
         )
+        # "Sign out everywhere" (or a leaked refresh token) ends these through this room.
+        self.server.manager.basic_enter_room(sid, self.namespace, sign_in_room(citizen))
 
     @acked
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         session = await self.get_session(sid)
-        citizen = self.citizens.authenticate(session["token"])  # expiry is re-checked
+        citizen = await self.citizens.authenticate(session["token"])  # expiry, sign-out
         body = decode(models.CitizenMessageIn, data)
         message = await self.messages.from_citizen(
             CitizenId(citizen), body.incident_id, body.body, body.client_key

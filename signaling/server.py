@@ -30,6 +30,7 @@ from signaling.namespaces import (
     ConsoleNamespace,
     OfficerNamespace,
     session_room,
+    sign_in_room,
 )
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ async def start_signaling(
     officer = OfficerNamespace(hub, staff_auth, officers, assignments)
     sio.register_namespace(console)
     sio.register_namespace(officer)
-    sio.register_namespace(CitizenNamespace(hub, citizens, messages))
+    citizen = CitizenNamespace(hub, citizens, messages)
+    sio.register_namespace(citizen)
 
     async def end_sessions(events: Sequence[StoredEvent]) -> None:
         # A logout ends that session's feeds on every node at once, not at the next sweep.
@@ -137,6 +139,11 @@ async def start_signaling(
                     await manager.end_room(
                         namespace, room, "session.ended", {"reason": "you logged out; log in again"}
                     )
+            elif event.type == "citizen.signed_out":
+                await manager.end_room(
+                    citizen.namespace, sign_in_room(event.payload["citizen_id"]),
+                    "session.ended", {"reason": "signed out; register again"},
+                )  # fmt: skip
 
     publisher.subscribe(end_sessions)
     logger.info("signaling started", extra={"seq": hub.cursor})

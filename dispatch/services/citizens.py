@@ -72,23 +72,37 @@ class CitizenServices:
     registrations: WindowLimit | None = None
 
     def _tokens(
-        self, citizen_id: CitizenId, level: VerificationLevel, generation: int
+        self, citizen_id: CitizenId, level: VerificationLevel, generation: int, sign_in: int
     ) -> CitizenTokens:
         now = self.clock.now()
         token, expires = self.signer.issue(
-            TokenKind.CITIZEN, str(citizen_id), now=now, ttl=self.access_ttl, lvl=level.value
-        )
+            TokenKind.CITIZEN, str(citizen_id), now=now, ttl=self.access_ttl, lvl=level.value,
+            sg=sign_in,
+        )  # fmt: skip
         refresh, refresh_expires = self.signer.issue(
             TokenKind.CITIZEN_REFRESH, str(citizen_id), now=now, ttl=REFRESH_TTL, gen=generation
         )
         return CitizenTokens(citizen_id, token, expires, refresh, refresh_expires, level)
 
-    def authenticate(self, token: str) -> CitizenId:
+    async def authenticate(self, token: str) -> CitizenId:
+        """The citizen a valid, unexpired access token names, as long as its sign-in has
+        not ended (a replayed refresh token, or "sign out everywhere")."""
         claims = self.signer.verify(token, TokenKind.CITIZEN, now=self.clock.now())
         try:
-            return CitizenId(uuid.UUID(claims.subject))
+            citizen_id = CitizenId(uuid.UUID(claims.subject))
         except ValueError:
             raise Unauthorized("the token names no citizen", field="token") from None
+        async with self.pool.acquire() as conn:
+            current = await citizen_store.sign_in_generation(conn, citizen_id)
+        if current is None:
+            raise Unauthorized("unknown citizen", field="token")
+        if claims.extra.get("sg", 0) != current:
+            raise Unauthorized(
+                "this sign-in has ended (signed out everywhere, or a reused refresh token "
+                "was detected); register again",
+                field="token",
+            )
+        return citizen_id
 
     async def register(self, device_id: str, client: str = "unknown") -> CitizenTokens:
         """A new anonymous account; `client` is the caller's address."""
@@ -110,7 +124,9 @@ class CitizenServices:
                 citizen_id=citizen_id,
             )
         await self.publisher.publish([event])
-        return self._tokens(citizen.id, citizen.verification, citizen.token_generation)
+        return self._tokens(
+            citizen.id, citizen.verification, citizen.token_generation, citizen.sign_in_generation
+        )
 
     async def refresh(self, refresh_token: str) -> CitizenTokens:
         claims = self.signer.verify(refresh_token, TokenKind.CITIZEN_REFRESH, now=self.clock.now())
@@ -118,18 +134,43 @@ class CitizenServices:
             citizen_id = CitizenId(uuid.UUID(claims.subject))
         except ValueError:
             raise Unauthorized("the token names no citizen", field="refresh_token") from None
+        event: StoredEvent | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             citizen = await citizen_store.get_citizen(conn, citizen_id, for_update=True)
             if citizen is None:
                 raise Unauthorized("unknown citizen", field="refresh_token")
             replayed = claims.extra.get("gen") != citizen.token_generation
-            # Either way the generation moves on: after a replay (the token leaked) that
-            # revokes every refresh token issued so far, the thief's and the owner's.
-            generation = await citizen_store.bump_token_generation(conn, citizen_id)
-        if replayed:
+            if replayed:
+                # A refresh token used twice leaked: end every sign-in of the citizen, the
+                # thief's and the owner's, access tokens included (checked per request).
+                event = await self._end_sign_ins(conn, citizen_id, "refresh_token_reused")
+            else:
+                generation = await citizen_store.bump_token_generation(conn, citizen_id)
+        if event is not None:
+            await self.publisher.publish([event])
             logger.warning("replayed refresh token", extra={"citizen_id": str(citizen_id)})
             raise Unauthorized("this refresh token was already used", field="refresh_token")
-        return self._tokens(citizen_id, citizen.verification, generation)
+        return self._tokens(
+            citizen_id, citizen.verification, generation, citizen.sign_in_generation
+        )
+
+    async def sign_out_everywhere(self, citizen_id: CitizenId) -> None:
+        """Revoke every token the citizen holds, on every device; audited."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            event = await self._end_sign_ins(conn, citizen_id, "signed_out_everywhere")
+        await self.publisher.publish([event])
+
+    async def _end_sign_ins(
+        self, conn: asyncpg.Connection, citizen_id: CitizenId, reason: str
+    ) -> StoredEvent:
+        await citizen_store.end_sign_ins(conn, citizen_id)
+        return await event_store.append_event(
+            conn,
+            "citizen.signed_out",
+            Actor(ActorKind.CITIZEN, str(citizen_id)),
+            {"citizen_id": str(citizen_id), "reason": reason},
+            citizen_id=citizen_id,
+        )
 
     async def start_phone(
         self, citizen_id: CitizenId, raw_phone: str
