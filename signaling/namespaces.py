@@ -324,7 +324,9 @@ class ConsoleNamespace(_StaffNamespace):
     async def on_assign(self, sid: str, data: Any) -> dict[str, Any]:
         body = self._body(models.AssignIn, data)
         return await self._verb(
-            sid, data, lambda s, i: self.workflow.assign(s, i, body.officer_ids)
+            sid,
+            data,
+            lambda s, i: self.workflow.assign(s, i, body.officer_ids, body.mutual_aid_reason),
         )
 
     @acked

@@ -242,6 +242,15 @@ async def officer_and_reporter_actions(
     late = await officer.call("ack", {"assignment_id": third, "accept": True})
     assert late["ok"] is False and late["error"]["code"] == "invalid_transition", late
 
+    # Mutual aid: Gulou's dispatcher borrows the Xuanwu officer, whose precinct is told.
+    gulou = (await report(client, citizen, lon=118.7787, lat=32.0604))["incident_id"]
+    for verb, body in (
+        ("claim", None),
+        ("assign", {"officer_ids": [staff.officer.id], "mutual_aid_reason": "no Gulou unit free"}),
+    ):
+        status, answer = await act(client, staff.other_dispatcher, gulou, verb, body)
+        assert status == 200, (verb, answer)
+
     assert (await officer.call("duty", {"on_duty": False}))["status"] == "off_duty"
     await report(client, citizen)
     fake_clock.advance(3600)
