@@ -58,7 +58,7 @@ from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
 from dispatch.settings import Settings
-from dispatch.throttle import WindowLimit
+from dispatch.throttle import LoginBackoff, WindowLimit
 from dispatch.tokens import TokenSigner
 from signaling.server import Signaling, create_socketio, start_signaling
 
@@ -140,12 +140,17 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TRACKING] = TrackingService(infra.pool, signer, clock, publisher)
     app[STAFF_AUTH] = StaffAuth(
         pool=infra.pool,
-        redis=infra.redis,
         passwords=app[PASSWORDS],
         signer=signer,
         clock=clock,
         ttl=timedelta(seconds=settings.staff_token_ttl_s),
         publisher=publisher,
+        backoff=LoginBackoff(
+            infra.redis,
+            free=settings.login_free_failures,
+            max_s=settings.login_backoff_max_s,
+            now=lambda: clock.now().timestamp(),
+        ),
     )
     app[WORKFLOW] = Workflow(pool=infra.pool, queue=queue, publisher=publisher, clock=clock)
     app[INCIDENTS] = incidents = IncidentQueries(
@@ -219,11 +224,13 @@ def create_app(
     clock: Clock | None = None,
     sms_sender: SmsSender | None = None,
     index_cache: IndexCache | None = None,
+    passwords: Passwords | None = None,
 ) -> web.Application:
     """The aiohttp application.
 
     Tests pass `infrastructure` (the session's servers), a fake `clock`, and an SMS
-    sender that records instead of sending (the true seams).
+    sender that records instead of sending (the true seams); tests that log in a hundred
+    times pass cheaper argon2 `passwords`.
     """
     app = web.Application(
         middlewares=[error_middleware],
@@ -231,7 +238,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app[PASSWORDS] = Passwords()
+    app[PASSWORDS] = passwords or Passwords()
     app[CLOCK] = clock or SystemClock()
     app[SMS] = sms_sender or DemoSmsSender()
     app[INDEX_CACHE] = index_cache or IndexCache()

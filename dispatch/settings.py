@@ -181,6 +181,10 @@ class Settings:
     # Reverse proxies (addresses or networks) whose X-Real-IP names the client; from
     # anyone else the header is ignored.  Login lockouts are per account and client.
     trusted_proxies: tuple[str, ...] = _env("MICRO110_TRUSTED_PROXIES", _csv, default=())
+    # Failed staff logins: free failures per account and network (IPv4 address, IPv6
+    # /64), then a doubling wait between attempts from that network, up to the maximum.
+    login_free_failures: int = _env("MICRO110_LOGIN_FREE_FAILURES", _int, default=5)
+    login_backoff_max_s: float = _env("MICRO110_LOGIN_BACKOFF_MAX_S", _float, default=900.0)
     # New citizen accounts per minute from one client address (an IPv6 /64); 0: no
     # limit.  Generous: carrier-grade NAT puts many phones behind one address, and a
     # first report must not wait.  It stops one machine filling the database.
@@ -229,6 +233,10 @@ class Settings:
             raise SettingsError("MICRO110_REDIS_TIMEOUT", "must be positive")
         if self.queue_check_s <= 0:
             raise SettingsError("MICRO110_QUEUE_CHECK_S", "must be positive")
+        if self.login_free_failures < 1:
+            raise SettingsError("MICRO110_LOGIN_FREE_FAILURES", "must be 1 or more")
+        if self.login_backoff_max_s <= 0:
+            raise SettingsError("MICRO110_LOGIN_BACKOFF_MAX_S", "must be positive")
         if self.officer_read_after_s < 0:
             raise SettingsError("MICRO110_OFFICER_READ_AFTER_S", "must be 0 or more")
         if self.registrations_per_minute < 0:
