@@ -181,6 +181,9 @@ class Settings:
     # Reverse proxies (addresses or networks) whose X-Real-IP names the client; from
     # anyone else the header is ignored.  Login lockouts are per account and client.
     trusted_proxies: tuple[str, ...] = _env("MICRO110_TRUSTED_PROXIES", _csv, default=())
+    # /metrics: with a token, to whoever sends it as a bearer token; without, only to
+    # requests from this host that no proxy passed on.
+    metrics_token: str | None = _env("MICRO110_METRICS_TOKEN", _optional_str, default=None)
     # Failed staff logins: free failures per account and network (IPv4 address, IPv6
     # /64), then a doubling wait between attempts from that network, up to the maximum.
     login_free_failures: int = _env("MICRO110_LOGIN_FREE_FAILURES", _int, default=5)

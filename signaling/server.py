@@ -44,6 +44,9 @@ def create_socketio(app: web.Application) -> socketio.AsyncServer:
         ping_interval=10,
         ping_timeout=10,
         max_http_buffer_size=256 * 1024,
+        # Only the namespaces with handlers: the default "/" (python-socketio accepts it
+        # unless told otherwise) refuses connections.
+        namespaces=["/console", "/officer", "/citizen"],
         logger=False,
         engineio_logger=False,
     )
