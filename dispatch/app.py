@@ -122,6 +122,20 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             window_s=60,
             now=lambda: clock.now().timestamp(),
         ),
+        real_name_per_citizen=WindowLimit(
+            infra.redis,
+            "real-name-citizen",
+            settings.real_name_attempts_per_day,
+            window_s=24 * 3600,
+            now=lambda: clock.now().timestamp(),
+        ),
+        real_name_per_network=WindowLimit(
+            infra.redis,
+            "real-name-network",
+            settings.real_name_attempts_per_network_hour,
+            window_s=3600,
+            now=lambda: clock.now().timestamp(),
+        ),
     )
     app[INTAKE] = IntakeService(
         pool=infra.pool,

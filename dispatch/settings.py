@@ -184,6 +184,12 @@ class Settings:
     # /metrics: with a token, to whoever sends it as a bearer token; without, only to
     # requests from this host that no proxy passed on.
     metrics_token: str | None = _env("MICRO110_METRICS_TOKEN", _optional_str, default=None)
+    # Real-name checks (name + national ID against the registry): attempts per citizen a
+    # day and per network (IPv4 address, IPv6 /64) an hour; 0: no limit.
+    real_name_attempts_per_day: int = _env("MICRO110_REAL_NAME_ATTEMPTS_PER_DAY", _int, default=5)
+    real_name_attempts_per_network_hour: int = _env(
+        "MICRO110_REAL_NAME_ATTEMPTS_PER_NETWORK_HOUR", _int, default=20
+    )
     # Failed staff logins: free failures per account and network (IPv4 address, IPv6
     # /64), then a doubling wait between attempts from that network, up to the maximum.
     login_free_failures: int = _env("MICRO110_LOGIN_FREE_FAILURES", _int, default=5)
@@ -236,6 +242,15 @@ class Settings:
             raise SettingsError("MICRO110_REDIS_TIMEOUT", "must be positive")
         if self.queue_check_s <= 0:
             raise SettingsError("MICRO110_QUEUE_CHECK_S", "must be positive")
+        for name, value in (
+            ("MICRO110_REAL_NAME_ATTEMPTS_PER_DAY", self.real_name_attempts_per_day),
+            (
+                "MICRO110_REAL_NAME_ATTEMPTS_PER_NETWORK_HOUR",
+                self.real_name_attempts_per_network_hour,
+            ),
+        ):
+            if value < 0:
+                raise SettingsError(name, "must be 0 (no limit) or more")
         if self.login_free_failures < 1:
             raise SettingsError("MICRO110_LOGIN_FREE_FAILURES", "must be 1 or more")
         if self.login_backoff_max_s <= 0:

@@ -129,7 +129,9 @@ async def verify_phone(request: web.Request) -> web.Response:
 async def verify_real_name(request: web.Request) -> web.Response:
     who = await citizen_id(request)
     body = await read_json(request, RealNameIn, max_bytes=_max_json(request))
-    level = await request.app[CITIZENS].verify_real_name(who, body.name, body.national_id)
+    level = await request.app[CITIZENS].verify_real_name(
+        who, body.name, body.national_id, client_address(request)
+    )
     return _json({"verification": level.value})
 
 

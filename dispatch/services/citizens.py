@@ -26,7 +26,15 @@ from dispatch.domain.identity import (
     parse_national_id,
 )
 from dispatch.domain.incidents import CitizenId
-from dispatch.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
+from dispatch.errors import (
+    BadRequest,
+    Conflict,
+    DispatchError,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from dispatch.feed import Publisher
 from dispatch.identity_providers import AttestationVerifier, SmsSender
 from dispatch.runtime import Keys
@@ -70,6 +78,9 @@ class CitizenServices:
     publisher: Publisher
     # New accounts per client address (see Settings.registrations_per_minute).
     registrations: WindowLimit | None = None
+    # Real-name attempts per citizen and per network: no trying ID numbers until one fits.
+    real_name_per_citizen: WindowLimit | None = None
+    real_name_per_network: WindowLimit | None = None
 
     def _tokens(
         self, citizen_id: CitizenId, level: VerificationLevel, generation: int, sign_in: int
@@ -247,31 +258,81 @@ class CitizenServices:
         return level
 
     async def verify_real_name(
-        self, citizen_id: CitizenId, name: str, raw_id: str
+        self, citizen_id: CitizenId, name: str, raw_id: str, client: str = "unknown"
     ) -> VerificationLevel:
+        """Name + national ID number, matched against the registry.  Attempts are limited
+        per citizen and per network (so the registry is no oracle for ID numbers); every
+        failure is audited; one ID is bound to one account at a time."""
+        for limit, who, scope in (
+            (self.real_name_per_citizen, str(citizen_id), "account"),
+            (self.real_name_per_network, address_group(client), "network"),
+        ):
+            wait_s = await limit.count(who) if limit is not None else None
+            if wait_s is not None:
+                raise RateLimited(
+                    f"too many identity checks from this {scope}; try again in {wait_s} s",
+                    field="national_id",
+                    retry_after_s=wait_s,
+                )
         try:
             national_id = parse_national_id(raw_id, today=self.clock.now().date())
         except InvalidNationalId as exc:
+            await self._verification_failed(citizen_id, "registry", "invalid_number")
             raise BadRequest(str(exc), field="national_id") from exc
         id_hash = hash_national_id(national_id.number, self.keys.id_hash_key)
         name_hash = _name_hash(name, self.keys.id_hash_key)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await citizen_store.registry_match(conn, id_hash, name_hash):
-                raise Forbidden(
+                refused: DispatchError | None = Forbidden(
                     "the name and ID number were not confirmed by the identity registry",
                     field="national_id",
                 )
-            level, event = await self._record_level(
-                conn,
-                citizen_id,
-                VerificationLevel.REAL_NAME,
-                provider="registry",
-                real_name=name.strip(),
-                id_hash=id_hash,
-                id_masked=national_id.masked,
-            )
+                event = await self._failure_event(conn, citizen_id, "registry", "no_match")
+            elif holder := await citizen_store.national_id_holder(conn, id_hash, citizen_id):
+                refused = Conflict(
+                    "this ID number is already bound to another account; one person, one "
+                    "account (call 110 in an emergency: your report is taken anyway)",
+                    field="national_id",
+                )
+                event = await self._failure_event(
+                    conn, citizen_id, "registry", "id_bound_elsewhere", holder=str(holder)
+                )
+            else:
+                refused = None
+                level, event = await self._record_level(
+                    conn,
+                    citizen_id,
+                    VerificationLevel.REAL_NAME,
+                    provider="registry",
+                    real_name=name.strip(),
+                    id_hash=id_hash,
+                    id_masked=national_id.masked,
+                )
         await self.publisher.publish([event])
+        if refused is not None:
+            logger.warning(
+                "real-name verification refused",
+                extra={"citizen_id": str(citizen_id), "reason": refused.code},
+            )
+            raise refused
         return level
+
+    async def _verification_failed(self, citizen_id: CitizenId, provider: str, reason: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            event = await self._failure_event(conn, citizen_id, provider, reason)
+        await self.publisher.publish([event])
+
+    @staticmethod
+    async def _failure_event(
+        conn: asyncpg.Connection, citizen_id: CitizenId, provider: str, reason: str, **extra: str
+    ) -> StoredEvent:
+        return await event_store.append_event(
+            conn,
+            "citizen.verification_failed",
+            Actor(ActorKind.CITIZEN, str(citizen_id)),
+            {"provider": provider, "reason": reason, **extra},
+            citizen_id=citizen_id,
+        )
 
     async def verify_attestation(self, citizen_id: CitizenId, token: str) -> VerificationLevel:
         attestation = self.attestations.verify(token, now=self.clock.now())
@@ -289,16 +350,32 @@ class CitizenServices:
             if attestation.national_id is not None:
                 id_hash = hash_national_id(attestation.national_id.number, self.keys.id_hash_key)
                 id_masked = attestation.national_id.masked
-            level, event = await self._record_level(
-                conn,
-                citizen_id,
-                attestation.level,
-                provider=attestation.provider,
-                real_name=attestation.name,
-                id_hash=id_hash,
-                id_masked=id_masked,
+            holder = (
+                await citizen_store.national_id_holder(conn, id_hash, citizen_id)
+                if id_hash is not None
+                else None
             )
+            if holder is not None:
+                event = await self._failure_event(
+                    conn, citizen_id, attestation.provider, "id_bound_elsewhere",
+                    holder=str(holder),
+                )  # fmt: skip
+            else:
+                level, event = await self._record_level(
+                    conn,
+                    citizen_id,
+                    attestation.level,
+                    provider=attestation.provider,
+                    real_name=attestation.name,
+                    id_hash=id_hash,
+                    id_masked=id_masked,
+                )
         await self.publisher.publish([event])
+        if holder is not None:
+            raise Conflict(
+                "this ID number is already bound to another account; one person, one account",
+                field="token",
+            )
         return level
 
     async def _record_level(

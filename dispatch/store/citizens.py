@@ -105,6 +105,20 @@ async def set_phone(
     )
 
 
+async def national_id_holder(
+    conn: asyncpg.Connection, national_id_hash: str, citizen_id: UUID
+) -> CitizenId | None:
+    """Another citizen the national ID is bound to, if any.  Takes a transaction lock
+    on the ID first, so two accounts claiming one ID at once cannot both get it."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 110))", national_id_hash)
+    holder: UUID | None = await conn.fetchval(
+        "SELECT id FROM citizens WHERE national_id_hash = $1 AND id <> $2 LIMIT 1",
+        national_id_hash,
+        citizen_id,
+    )
+    return CitizenId(holder) if holder is not None else None
+
+
 async def set_real_name(
     conn: asyncpg.Connection,
     citizen_id: UUID,
