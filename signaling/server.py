@@ -13,16 +13,16 @@ import asyncpg
 import socketio
 from aiohttp import web
 
-from dispatch.feed import Publisher
-from dispatch.redis_writes import RedisWrites
-from dispatch.runtime import Infrastructure
+from dispatch.domain.events import StoredEvent
+from dispatch.infra.connections import Infrastructure
+from dispatch.infra.publisher import Publisher
+from dispatch.infra.redis_writes import RedisWrites
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.workflow import Workflow
-from dispatch.store.events import StoredEvent
 from signaling.fanout import FeedManager
 from signaling.hub import FeedHub
 from signaling.namespaces import (

@@ -12,10 +12,10 @@ import redis.exceptions
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from dispatch.errors import Forbidden, Unauthorized
+from dispatch.domain.errors import Forbidden, Unauthorized
 from dispatch.http.citizen_api import bearer_token
 from dispatch.http.keys import INFRA, METRICS, SETTINGS
-from dispatch.runtime import ping
+from dispatch.infra.connections import ping
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.clock import Clock
 from dispatch.domain.access import (
     INCIDENT_REACH,
     INCIDENT_VIEW,
@@ -18,13 +17,13 @@ from dispatch.domain.access import (
     IncidentView,
     officer_may_read,
 )
-from dispatch.domain.events import ActorKind
+from dispatch.domain.errors import Forbidden, NotFound
+from dispatch.domain.events import ActorKind, StoredEvent
 from dispatch.domain.incidents import Incident
-from dispatch.errors import Forbidden, NotFound
+from dispatch.infra.clock import Clock
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
 from dispatch.store import workflow as store
-from dispatch.store.events import StoredEvent
 from dispatch.store.workflow import scope_clause
 
 # NENA EIDO-style incident status vocabulary.

@@ -11,11 +11,11 @@ from aiohttp import web
 from argon2 import PasswordHasher
 
 from dispatch.app import create_app
+from dispatch.auth.passwords import Passwords
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.geofence import IndexCache
-from dispatch.passwords import Passwords
-from dispatch.runtime import Infrastructure
+from dispatch.infra.connections import Infrastructure
+from dispatch.infra.precinct_registry import IndexCache
 from dispatch.services.users import authenticate, create_user
 from dispatch.settings import Settings
 from tests.conftest import STAFF_PASSWORD, Client, Staff

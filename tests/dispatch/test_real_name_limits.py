@@ -9,7 +9,7 @@ import pytest
 
 from dispatch.domain.events import Actor
 from dispatch.domain.identity import _check_character
-from dispatch.runtime import Infrastructure
+from dispatch.infra.connections import Infrastructure
 from dispatch.services.citizens import import_registry
 from dispatch.settings import Settings
 from tests.conftest import CitizenSession, Client, register_citizen

@@ -5,9 +5,9 @@ import asyncio
 import aiohttp
 import pytest
 
+from dispatch.auth.passwords import Passwords
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.passwords import Passwords
 from dispatch.services.users import create_user
 from dispatch.store.database import create_pool
 from tests.conftest import STAFF_PASSWORD
