@@ -1,13 +1,21 @@
 """Citizen access tokens are short-lived and revocable: a reused refresh token and
 "sign out everywhere" end every token the citizen holds, at once."""
 
+import dataclasses
+
 import pytest
 import socketio
 
+from dispatch.settings import Settings
 from tests.conftest import CitizenSession, Client
 from tests.dispatch.test_alarms import alarm
 from tests.fakes import FakeClock
 from tests.signaling.feeds import FeedClient
+
+
+@pytest.fixture
+def app_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, citizen_token_ttl_s=Settings().citizen_token_ttl_s)
 
 
 async def _alarm_status(client: Client, token: str) -> int:
