@@ -166,7 +166,13 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             now=lambda: clock.now().timestamp(),
         ),
     )
-    app[WORKFLOW] = Workflow(pool=infra.pool, queue=queue, publisher=publisher, clock=clock)
+    app[WORKFLOW] = Workflow(
+        pool=infra.pool,
+        queue=queue,
+        publisher=publisher,
+        clock=clock,
+        offer_for=timedelta(seconds=settings.assignment_reoffer_s),
+    )
     app[INCIDENTS] = incidents = IncidentQueries(
         pool=infra.pool,
         agency=settings.agency,

@@ -1,7 +1,7 @@
 """Who reads an incident: officers only what they are sent to, administrators nothing."""
 
 from tests.conftest import CitizenSession, Client, Staff, StaffLogin, make_staff
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import act, report
 from tests.fakes import FakeClock
 
 READS = ("", "/history", "/eido")

@@ -8,7 +8,7 @@ import socketio
 
 from dispatch.settings import Settings
 from tests.conftest import CitizenSession, Client
-from tests.dispatch.test_alarms import alarm
+from tests.dispatch.calls import alarm
 from tests.fakes import FakeClock
 from tests.signaling.feeds import FeedClient
 

@@ -4,7 +4,7 @@ shown to the officer's home precinct."""
 import asyncpg
 
 from tests.conftest import CitizenSession, Client, Staff, make_staff
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import act, report
 from tests.signaling.feeds import FeedClient
 
 
