@@ -13,7 +13,7 @@ import asyncpg
 import socketio
 from aiohttp import web
 
-from dispatch.domain.events import StoredEvent
+from dispatch.domain.events import EventType, StoredEvent
 from dispatch.infra.connections import Infrastructure
 from dispatch.infra.publisher import Publisher
 from dispatch.infra.redis_writes import RedisWrites
@@ -127,7 +127,7 @@ async def start_signaling(
     await hub.start()
     publisher.subscribe(hub.publish)
     console = ConsoleNamespace(hub, staff_auth, workflow, messages)
-    officer = OfficerNamespace(hub, staff_auth, officers, assignments)
+    officer = OfficerNamespace(hub, staff_auth, officers, assignments, messages)
     sio.register_namespace(console)
     sio.register_namespace(officer)
     citizen = CitizenNamespace(hub, citizens, messages)
@@ -136,13 +136,13 @@ async def start_signaling(
     async def end_sessions(events: Sequence[StoredEvent]) -> None:
         # A logout ends that session's feeds on every node at once, not at the next sweep.
         for event in events:
-            if event.type == "staff.logout":
+            if event.type == EventType.STAFF_LOGOUT:
                 room = session_room(event.payload["session_id"])
                 for namespace in (console.namespace, officer.namespace):
                     await manager.end_room(
                         namespace, room, "session.ended", {"reason": "you logged out; log in again"}
                     )
-            elif event.type == "citizen.signed_out":
+            elif event.type == EventType.CITIZEN_SIGNED_OUT:
                 await manager.end_room(
                     citizen.namespace, sign_in_room(event.payload["citizen_id"]),
                     "session.ended", {"reason": "signed out; register again"},

@@ -24,7 +24,7 @@ from dispatch.domain.errors import (
     RateLimited,
     Unauthorized,
 )
-from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
 from dispatch.domain.identity import (
     InvalidNationalId,
     InvalidPhoneNumber,
@@ -128,7 +128,7 @@ class CitizenServices:
             citizen = await citizen_store.insert_citizen(conn, citizen_id, device_id)
             event = await event_store.append_event(
                 conn,
-                "citizen.registered",
+                EventType.CITIZEN_REGISTERED,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"citizen_id": str(citizen_id)},
                 citizen_id=citizen_id,
@@ -176,7 +176,7 @@ class CitizenServices:
         await citizen_store.end_sign_ins(conn, citizen_id)
         return await event_store.append_event(
             conn,
-            "citizen.signed_out",
+            EventType.CITIZEN_SIGNED_OUT,
             Actor(ActorKind.CITIZEN, str(citizen_id)),
             {"citizen_id": str(citizen_id), "reason": reason},
             citizen_id=citizen_id,
@@ -243,7 +243,7 @@ class CitizenServices:
                 )
                 event = await event_store.append_event(
                     conn,
-                    "citizen.verified",
+                    EventType.CITIZEN_VERIFIED,
                     Actor(ActorKind.CITIZEN, str(citizen_id)),
                     {"level": VerificationLevel.PHONE.value, "provider": "sms"},
                     citizen_id=citizen_id,
@@ -327,7 +327,7 @@ class CitizenServices:
     ) -> StoredEvent:
         return await event_store.append_event(
             conn,
-            "citizen.verification_failed",
+            EventType.CITIZEN_VERIFICATION_FAILED,
             Actor(ActorKind.CITIZEN, str(citizen_id)),
             {"provider": provider, "reason": reason, **extra},
             citizen_id=citizen_id,
@@ -403,7 +403,7 @@ class CitizenServices:
         )
         event = await event_store.append_event(
             conn,
-            "citizen.verified",
+            EventType.CITIZEN_VERIFIED,
             Actor(ActorKind.CITIZEN, str(citizen_id)),
             {"level": level.value, "provider": provider},
             citizen_id=citizen_id,
@@ -470,7 +470,7 @@ async def import_registry(
         await citizen_store.upsert_registry(conn, list(hashed.items()))
         await event_store.append_event(
             conn,
-            "identity.registry_imported",
+            EventType.IDENTITY_REGISTRY_IMPORTED,
             actor,
             {"imported": len(hashed), "rejected": len(rejected)},
         )

@@ -18,7 +18,7 @@ from dispatch.domain.access import (
     officer_may_read,
 )
 from dispatch.domain.errors import Forbidden, NotFound
-from dispatch.domain.events import ActorKind, StoredEvent
+from dispatch.domain.events import ActorKind, EventType, StoredEvent
 from dispatch.domain.incidents import Incident
 from dispatch.domain.scope import scope_of
 from dispatch.infra.clock import Clock
@@ -138,7 +138,7 @@ class IncidentQueries:
             {"noteDateTimeStamp": e.created_at.isoformat(), "noteText": e.payload.get("text", ""),
              "noteType": e.payload.get("kind", "note"),
              "authorReference": f"{e.actor.kind}:{e.actor.id}"}
-            for e in events if e.type == "incident.note"
+            for e in events if e.type == EventType.INCIDENT_NOTE
         ]  # fmt: skip
         location = None
         if incident.lon is not None and incident.lat is not None:
