@@ -283,13 +283,7 @@ class IntakeService:
         await asyncio.sleep(self.evidence_grace_s)
         try:
             async with self.pool.acquire() as conn:
-                referenced = {
-                    r["storage_key"]
-                    for r in await conn.fetch(
-                        "SELECT storage_key FROM attachments WHERE storage_key = any($1::text[])",
-                        keys,
-                    )
-                }
+                referenced = await incident_store.referenced_storage_keys(conn, keys)
             loop = asyncio.get_running_loop()
             for key in keys:
                 if key not in referenced:

@@ -395,3 +395,11 @@ async def update_position(conn: asyncpg.Connection, incident_id: UUID, location:
         location.lat,
         location.accuracy_m,
     )
+
+
+async def referenced_storage_keys(conn: asyncpg.Connection, keys: Sequence[str]) -> set[str]:
+    """Those of `keys` that an attachment refers to."""
+    rows = await conn.fetch(
+        "SELECT storage_key FROM attachments WHERE storage_key = any($1::text[])", list(keys)
+    )
+    return {row["storage_key"] for row in rows}
