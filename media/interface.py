@@ -118,6 +118,10 @@ class CallMedia(Protocol):
 
     async def leave(self, call_id: str, viewer_id: str, reason: LeaveReason) -> bool: ...
 
+    def check_capacity(self, call_id: str | None = None) -> None:
+        """`AtCapacity` if a new call (or `call_id`, if not here yet) would be refused."""
+        ...
+
     def live_session(self, call_id: str) -> str | None:
         """The call's live session id on this node, if any."""
         ...

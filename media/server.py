@@ -77,6 +77,14 @@ def _codec(kind: str, name: str) -> list[Any]:
     return wanted + [c for c in capabilities if c.mimeType.lower() == f"{kind}/rtx"]
 
 
+class _Unobserved:
+    async def session_ended(self, ended: SessionEnded) -> None:
+        logger.info("call session ended, nobody told", extra={"session_id": ended.session_id})
+
+    async def viewer_left(self, left: ViewerLeft) -> None:
+        pass
+
+
 @dataclass(eq=False)
 class _Publisher:
     id: str
@@ -118,15 +126,19 @@ class _Call:
 class MediaServer:
     """Implements `media.interface.CallMedia` with aiortc in this process."""
 
-    def __init__(self, config: MediaConfig, observer: CallObserver) -> None:
+    def __init__(self, config: MediaConfig, observer: CallObserver | None = None) -> None:
         self._config = config
-        self._observer = observer
+        self._observer = observer or _Unobserved()
         self._calls: dict[str, _Call] = {}
         self._reserved = 0  # publishes negotiating now (count against the limit)
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         frames.install()
+
+    def attach(self, observer: CallObserver) -> None:
+        """Who is told of ends and leaves (the application, once it is built)."""
+        self._observer = observer
 
     # --- the interface ------------------------------------------------------------
 

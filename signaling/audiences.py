@@ -31,7 +31,7 @@ WIRE_NAME = MappingProxyType(
 )
 
 # Which stored events reach which audience.
-_CONSOLE_PREFIXES = ("incident.", "message.", "assignment.", "officer.")
+_CONSOLE_PREFIXES = ("incident.", "message.", "assignment.", "officer.", "call.")
 _OFFICER_TYPES = frozenset(
     {
         "assignment.offered",

@@ -45,6 +45,8 @@ EVENT_TEXT = MappingProxyType(
         "assignment.on_scene": "An officer has arrived.",
         "message.created": "New message from the dispatcher.",
         "incident.rated": "Thank you for rating how we handled your report.",
+        "call.answered": "A dispatcher joined your video call.",
+        "call.left": "The dispatcher left your video call.",
     }
 )
 
@@ -56,4 +58,8 @@ def timeline_text(event_type: str, payload: dict[str, Any]) -> str | None:
         return None
     if event_type == "message.created" and payload.get("sender_kind") == "citizen":
         return "You sent a message."
+    if event_type.startswith("call.") and not payload.get("talk"):
+        return None  # a commander listening in silently is not announced
+    if event_type == "call.left" and payload.get("reason") == "call_ended":
+        return None  # the citizen ended the call: nothing to tell them
     return text

@@ -99,3 +99,15 @@ class Message(Shape):
     body: str
     client_key: str | None
     created_at: Instant
+
+
+class RecordingRef(Shape):
+    """A finished recording segment of a video call: evidence of the incident."""
+
+    id: Annotated[UUID, Meta(description="the attachment id; fetch it at `url`")]
+    url: str
+    media_type: str
+    sha256: str
+    bytes: Annotated[int, Meta(ge=0)]
+    duration_s: float
+    codecs: list[str]

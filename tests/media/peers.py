@@ -12,6 +12,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -32,9 +33,48 @@ class Clip:
     audio: tuple[bytes, ...]  # 20 ms Opus packets
 
 
+CLIP_FILE = Path(__file__).parent.parent / "fixtures" / "media" / "clip-320x240.webm"
+
+
 @functools.cache
-def clip(width: int = 320, height: int = 240, seconds: int = 2, bitrate: int = 300_000) -> Clip:
-    """A moving test picture and a tone, encoded once (key frame every second)."""
+def clip() -> Clip:
+    """The test clip (2 s, 320x240 VP8 + Opus), read from its file: encoding it would
+    hold the event loop for seconds on a busy machine (and drop Socket.IO clients)."""
+    video: list[bytes] = []
+    audio: list[bytes] = []
+    with av.open(str(CLIP_FILE)) as container:
+        for packet in container.demux():
+            if packet.size == 0:
+                continue
+            (video if packet.stream.type == "video" else audio).append(bytes(packet))
+    keyframes = frozenset(i for i, data in enumerate(video) if frames.vp8_keyframe(data))
+    return Clip(tuple(video), keyframes, tuple(audio))
+
+
+def write_clip(path: Path, clip: Clip, width: int, height: int) -> None:
+    """Store an encoded clip as WebM (how CLIP_FILE was made)."""
+    with av.open(str(path), "w", format="webm") as container:
+        vstream = container.add_stream("vp8", rate=FPS)
+        vstream.width, vstream.height = width, height
+        astream = container.add_stream("opus", rate=48000)
+        for index, data in enumerate(clip.video):
+            packet = av.Packet(data)
+            packet.stream, packet.time_base = vstream, Fraction(1, FPS)
+            packet.pts = packet.dts = index
+            packet.is_keyframe = index in clip.keyframes
+            container.mux(packet)
+        for index, data in enumerate(clip.audio):
+            packet = av.Packet(data)
+            packet.stream, packet.time_base = astream, Fraction(1, 48000)
+            packet.pts = packet.dts = index * 960
+            container.mux(packet)
+
+
+def encode_clip(
+    width: int = 320, height: int = 240, seconds: int = 2, bitrate: int = 300_000
+) -> Clip:
+    """A moving test picture and a tone, encoded (key frame every second).  CPU work
+    of seconds: run it in a thread or before the event loop starts."""
     encoder = av.CodecContext.create("libvpx", "w")
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
     encoder.time_base = Fraction(1, FPS)
@@ -42,8 +82,9 @@ def clip(width: int = 320, height: int = 240, seconds: int = 2, bitrate: int = 3
     encoder.gop_size = FPS
     encoder.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     video: list[bytes] = []
-    rng = np.random.default_rng(110)
-    base = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    ys, xs = np.mgrid[0:height, 0:width]
+    base = np.stack([(xs * 255 // width), (ys * 255 // height), (xs + ys) % 256], axis=-1)
+    base = base.astype(np.uint8)
     for index in range(seconds * FPS):
         picture = np.roll(base, index * 4, axis=1)
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
