@@ -17,13 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatch.auth.passwords import Passwords, generate_password
+from dispatch.domain.errors import DispatchError
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.embedded import EmbeddedServiceError
-from dispatch.errors import DispatchError
-from dispatch.logs import configure_logging
-from dispatch.passwords import Passwords, generate_password
-from dispatch.runtime import RedisUnavailable, open_infrastructure
+from dispatch.infra.connections import RedisUnavailable, open_infrastructure
+from dispatch.infra.embedded import EmbeddedServiceError
+from dispatch.infra.logs import configure_logging
 from dispatch.settings import Settings, SettingsError
 from dispatch.store.database import DatabaseUnavailable
 
@@ -185,10 +185,8 @@ def _print_banner(settings: Settings, logins: Sequence[Any]) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from dispatch.store.database import schema_version
-
     async with open_infrastructure(settings, need_redis=False) as infra:
-        version = await schema_version(infra.pool)
+        version = await infra.schema_version()
     print(f"micro110: database at schema version {version}")
 
 
@@ -301,7 +299,7 @@ async def _identity_import(settings: Settings, args: argparse.Namespace) -> None
 
 
 async def _queue_rebuild(settings: Settings) -> None:
-    from dispatch.queue import PriorityQueue
+    from dispatch.infra.queue_index import PriorityQueue
 
     async with open_infrastructure(settings) as infra:
         assert infra.redis is not None

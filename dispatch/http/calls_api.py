@@ -23,8 +23,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from dispatch.domain.priority import Channel
-from dispatch.errors import (
+from dispatch.domain.errors import (
     BadRequest,
     NotFound,
     PayloadTooLarge,
@@ -32,13 +31,14 @@ from dispatch.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from dispatch.domain.priority import Channel
 from dispatch.http.body import read_json
 from dispatch.http.citizen_api import bearer_token, citizen_id
 from dispatch.http.keys import CALLS, CITIZENS, NODE_CLIENT, SETTINGS, STAFF_AUTH
-from dispatch.http.models import CallIn, CallOut, IceServerOut, RtcConfigOut
 from dispatch.http.staff_api import incident_id, staff
 from dispatch.services.calls import CallElsewhere
 from dispatch.services.intake import Position, Submission
+from dispatch.wire.models import CallIn, CallOut, IceServerOut, RtcConfigOut
 from geo.datum import Datum
 from media.network import ice_servers
 from media.offers import MAX_OFFER_BYTES

@@ -25,21 +25,20 @@ from typing import Any
 import asyncpg
 import av
 
-from dispatch.clock import Clock
-from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceBusy
+from dispatch.domain.events import Actor, ActorKind, StoredEvent
 from dispatch.domain.incidents import CitizenId, Incident
 from dispatch.domain.priority import Channel
 from dispatch.domain.users import Role
-from dispatch.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceBusy
-from dispatch.feed import Publisher
+from dispatch.infra.clock import Clock
+from dispatch.infra.publisher import Publisher
 from dispatch.services.intake import IntakeResult, IntakeService, Submission
 from dispatch.services.staff_auth import StaffSession
-from dispatch.services.views import incident_view
 from dispatch.store import calls as call_store
 from dispatch.store import events as event_store
 from dispatch.store import workflow as workflow_store
 from dispatch.store.calls import CallSession, CallViewer, StoredRecording
-from dispatch.store.events import StoredEvent
+from dispatch.wire.incident_view import incident_view
 from media.interface import (
     AtCapacity,
     BadOffer,

@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.domain.errors import BadRequest
 from dispatch.domain.events import Actor
-from dispatch.errors import BadRequest
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
 from geo.datum import Datum
