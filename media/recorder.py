@@ -197,11 +197,11 @@ class WebmRecorder:
         packet.pts = packet.dts = pts
         packet.is_keyframe = frame.keyframe
         try:
-            container.mux(packet)
+            container.mux(packet)  # (rescales the packet to the stream's time base)
         except av.FFmpegError:  # one bad packet (a timestamp out of order): skip it
             self._dropped += 1
             return
-        self._duration = max(self._duration, float(pts * packet.time_base))
+        self._duration = max(self._duration, pts / frame.clock_rate)
         if frame.kind == "video":
             self._video_frames += 1
         else:
