@@ -131,6 +131,36 @@ def _decoded_frames(path: str) -> tuple[int, int]:
     return decoded, refused
 
 
+async def start_calls(
+    base: str, calls: int, watcher: str, seconds: float, procs: int = 2, first: int = 0
+) -> list[asyncio.subprocess.Process]:
+    """`calls` live calls (each watched) held for `seconds` by `procs` load processes;
+    returns once every call is up.  Other benchmarks use it (`--calls`) to measure with
+    media running; stop them with `stop_calls`."""
+    share = [calls // procs + (i < calls % procs) for i in range(procs)]
+    started = []
+    for count in share:
+        if count == 0:
+            continue
+        started.append(await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--load", base, str(first), str(count), watcher,
+            str(seconds), stdout=asyncio.subprocess.PIPE,
+        ))  # fmt: skip
+        first += count
+    for proc in started:
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
+        assert json.loads(line)["ready"], line
+    return started
+
+
+async def stop_calls(procs: list[asyncio.subprocess.Process]) -> None:
+    for proc in procs:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     async with cluster(1, MICRO110_MAX_CALLS=str(args.calls + 10)) as c:
         base = c.urls[0]
