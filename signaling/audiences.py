@@ -12,6 +12,7 @@ from typing import Any
 
 from dispatch.domain.citizen_view import STATUS_TEXT, timeline_text
 from dispatch.domain.events import StoredEvent
+from dispatch.domain.field_reports import Thread, message_thread
 from dispatch.domain.incidents import IncidentState
 
 CONSOLE = "/console"
@@ -115,6 +116,7 @@ def _case_status(event: StoredEvent) -> dict[str, Any] | None:
         "type": "case.status",
         "at": event.created_at.isoformat(),
         "text": text,
+        "event": event.type,
     }
     if isinstance(incident, dict):
         state = IncidentState(incident["state"])
@@ -135,7 +137,17 @@ def rooms_for(event: StoredEvent) -> Iterator[tuple[str, str, str, dict[str, Any
     if event.incident_id is not None and event.type in _FOLLOWED:
         name = WIRE_NAME.get(event.type, event.type)
         yield OFFICER, incident_room(event.incident_id), name, wire_data(event, name)
-    if event.citizen_id is not None:
+    thread = message_thread(event.payload) if event.type == "message.created" else None
+    if thread is Thread.OFFICERS and event.incident_id is not None:
+        # The officers working the incident, the sender's own phone included (its
+        # confirmation on every device; clients match it by `client_key`).
+        yield (
+            OFFICER,
+            incident_room(event.incident_id),
+            "message.created",
+            wire_data(event, "message.created"),
+        )
+    if event.citizen_id is not None and thread is not Thread.OFFICERS:
         if event.type == "message.created" and event.payload.get("sender_kind") != "citizen":
             yield (
                 CITIZEN,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
+from dispatch.domain.field_reports import Thread, message_thread
 from dispatch.domain.incidents import IncidentState
 
 _S = IncidentState
@@ -56,8 +57,11 @@ def timeline_text(event_type: str, payload: dict[str, Any]) -> str | None:
     text = EVENT_TEXT.get(event_type)
     if text is None:
         return None
-    if event_type == "message.created" and payload.get("sender_kind") == "citizen":
-        return "You sent a message."
+    if event_type == "message.created":
+        if message_thread(payload) is not Thread.REPORTER:
+            return None  # between the dispatcher and the officers
+        if payload.get("sender_kind") == "citizen":
+            return "You sent a message."
     if event_type.startswith("call.") and not payload.get("talk"):
         return None  # a commander listening in silently is not announced
     if event_type == "call.left" and payload.get("reason") == "call_ended":

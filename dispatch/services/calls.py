@@ -29,6 +29,7 @@ from dispatch.domain.errors import BadRequest, Conflict, Forbidden, NotFound, Se
 from dispatch.domain.events import Actor, ActorKind, StoredEvent
 from dispatch.domain.incidents import CitizenId, Incident
 from dispatch.domain.priority import Channel
+from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
@@ -221,11 +222,7 @@ class CallService:
     async def _staff_incident(self, staff: StaffSession, incident_id: uuid.UUID) -> Incident:
         async with self.pool.acquire() as conn:
             incident = await workflow_store.get_incident(conn, incident_id)
-        if incident is None or not (
-            staff.user.role.sees_all_precincts
-            or incident.scope_precinct is None
-            or incident.scope_precinct in staff.user.precincts
-        ):
+        if incident is None or not scope_of(staff.user).sees(incident):
             raise NotFound("no such incident in your precincts", field="incident_id")
         return incident
 

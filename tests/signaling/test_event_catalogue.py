@@ -39,7 +39,7 @@ from signaling.events.catalogue import (
 )
 from signaling.events.docs import DOCS_DIR, rendered
 from tests.conftest import CitizenSession, Client, Staff, app_of
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import act, report
 from tests.fakes import FakeClock
 from tests.signaling.feeds import FeedClient
 from tests.signaling.test_console_feed import every_action
@@ -127,12 +127,14 @@ def stored_event_types() -> set[str]:
 def _probes(event_type: str) -> Iterator[StoredEvent]:
     """The event with every audience key set: the most any client could be sent."""
     for sender in ("citizen", "staff"):
-        yield StoredEvent(
-            seq=1, type=event_type, incident_id=uuid.uuid4(), precinct_code="320102",
-            citizen_id=uuid.uuid4(), officer_id=7, actor=Actor.system("probe"),
-            payload={"incident": {"state": "claimed", "case_no": "T1"}, "sender_kind": sender},
-            created_at=datetime.now(UTC),
-        )  # fmt: skip
+        for thread in ("reporter", "officers"):
+            yield StoredEvent(
+                seq=1, type=event_type, incident_id=uuid.uuid4(), precinct_code="320102",
+                citizen_id=uuid.uuid4(), officer_id=7, actor=Actor.system("probe"),
+                payload={"incident": {"state": "claimed", "case_no": "T1"},
+                         "sender_kind": sender, "message": {"thread": thread}},
+                created_at=datetime.now(UTC),
+            )  # fmt: skip
 
 
 def test_the_source_scan_finds_the_event_types() -> None:
@@ -199,8 +201,12 @@ async def officer_and_reporter_actions(
     assert await sweeps.sweep() == 1
     fake_clock.advance(120)
     assert await sweeps.sweep() == 1
-    steps = [("ack", {"accept": True})] + [("status", {"status": s}) for s in
-                                           ("en_route", "on_scene", "cleared")]  # fmt: skip
+    stamp = {"captured_at": fake_clock.now().isoformat(),
+             "place": {"lon": here[0], "lat": here[1], "accuracy_m": 9}}  # fmt: skip
+    steps = [("ack", {"accept": True, **stamp})] + [
+        ("status", {"status": s, "client_key": f"step-{s}", **stamp})
+        for s in ("en_route", "on_scene", "cleared")
+    ]
     for verb, body in steps:
         answer = await officer.call(verb, {"assignment_id": first, **body})
         assert answer["ok"], (verb, answer)
@@ -210,6 +216,16 @@ async def officer_and_reporter_actions(
                                        {"text": "suspect wears a red jacket"})  # fmt: skip
             assert status in (200, 201), answer
             await officer.wait_for(lambda evs: any(n == "incident.updated" for n, _ in evs))
+            # Chat in the officers' thread, stamped with when and where it was written.
+            said = await officer.call(
+                "message", {"incident_id": case["incident_id"], "body": "on my way",
+                            "client_key": "o-1", "captured_at": fake_clock.now().isoformat(),
+                            "place": {"lon": here[0], "lat": here[1], "accuracy_m": 9}},
+            )  # fmt: skip
+            assert said["ok"], said
+            status, answer = await act(client, staff.dispatcher, case["incident_id"], "messages",
+                                       {"body": "copy", "thread": "officers"})  # fmt: skip
+            assert status == 201, answer
     sent = await reporter.call(
         "message", {"incident_id": case["incident_id"], "body": "thank you", "client_key": "k1"}
     )
