@@ -26,7 +26,7 @@ import asyncpg
 import av
 
 from dispatch.domain.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceBusy
-from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
 from dispatch.domain.incidents import CitizenId, Incident
 from dispatch.domain.priority import Channel
 from dispatch.domain.scope import scope_of
@@ -189,7 +189,7 @@ class CallService:
                     node_url=self.node_url, storage_key=storage_key, now=self.clock.now(),
                 )  # fmt: skip
                 event = await event_store.append_event(
-                    conn, "call.started", Actor(ActorKind.CITIZEN, str(citizen_id)),
+                    conn, EventType.CALL_STARTED, Actor(ActorKind.CITIZEN, str(citizen_id)),
                     {"incident": incident_view(current), "session_id": str(session_id),
                      "segment": session.segment, "node": self.node},
                     incident_id=incident_id, precinct_code=current.scope_precinct,
@@ -258,7 +258,7 @@ class CallService:
                     talk=talk, node=self.node, node_url=self.node_url, now=self.clock.now(),
                 )  # fmt: skip
                 event = await event_store.append_event(
-                    conn, "call.answered", staff.actor,
+                    conn, EventType.CALL_ANSWERED, staff.actor,
                     {"incident": incident_view(current), "session_id": str(session.id),
                      "viewer_id": str(viewer_id), "user_id": staff.user.id, "talk": talk},
                     incident_id=incident_id, precinct_code=current.scope_precinct,
@@ -355,7 +355,7 @@ class CallService:
             events.append(
                 await event_store.append_event(
                     conn,
-                    "call.ended",
+                    EventType.CALL_ENDED,
                     actor,
                     {
                         "incident": incident_view(incident),
@@ -392,7 +392,7 @@ class CallService:
                 return
             actor = Actor.staff(viewer.user_id) if reason == "left" else Actor.system("media")
             event = await event_store.append_event(
-                conn, "call.left", actor,
+                conn, EventType.CALL_LEFT, actor,
                 {"incident": incident_view(incident), "viewer_id": str(viewer_id),
                  "user_id": viewer.user_id, "talk": viewer.talk, "reason": reason},
                 incident_id=incident_id, precinct_code=incident.scope_precinct,
