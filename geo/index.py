@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from geo.datum import Datum, to_wgs84, to_wgs84_many
 from geo.nearest import nearest_on
 from geo.precincts import Precinct
+from geo.validate import Polygonal
 from geo.projection import LocalProjection
 from geo.tables import IndexTables, build_tables
 
@@ -89,8 +90,13 @@ class PrecinctIndex:
             return cls((), (), None, (0.0, 0.0, 0.0, 0.0, 0, 0), array("i"), ())
         regions = _regions(precincts)
         if len(regions) > 1:
-            children = tuple(cls.build([precincts[i] for i in region]) for region in regions)
-            positions = tuple(np.asarray(region, dtype=np.int32) for region in regions)
+            children = tuple(
+                cls.build([replace(precincts[i], geometry=g) for i, g in region])
+                for region in regions
+            )
+            positions = tuple(
+                np.asarray([i for i, _ in region], dtype=np.int32) for region in regions
+            )
             # An empty frame: every point takes the off-grid path, which picks the region.
             return cls(
                 tuple(precincts), codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), array("i"), inside,
@@ -203,11 +209,18 @@ class PrecinctIndex:
         )
 
 
-def _regions(precincts: Sequence[Precinct]) -> list[list[int]]:
-    """Positions of the precincts grouped into regions, each in index order."""
-    boxes = shapely.box(*shapely.bounds([p.geometry for p in precincts]).T)
+def _regions(precincts: Sequence[Precinct]) -> list[list[tuple[int, Polygonal]]]:
+    """The precincts grouped into regions, each as (position, the precinct's parts in
+    the region) in index order.
+
+    Grouped by polygon part, not by precinct: one county with islands on both sides of
+    the antimeridian (Alaska's Aleutians West) would otherwise make one region, and one
+    grid, as wide as the globe.
+    """
+    parts, owners = shapely.get_parts([p.geometry for p in precincts], return_index=True)
+    boxes = shapely.box(*shapely.bounds(parts).T)
     grown = shapely.buffer(boxes, REGION_GAP_DEG / 2.0, cap_style="square", join_style="mitre")
-    parent = list(range(len(precincts)))
+    parent = list(range(len(parts)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -218,10 +231,20 @@ def _regions(precincts: Sequence[Precinct]) -> list[list[int]]:
     left, right = shapely.STRtree(grown).query(grown, predicate="intersects")
     for a, b in zip(left.tolist(), right.tolist(), strict=True):
         parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(precincts)):
-        groups.setdefault(root(i), []).append(i)
-    return sorted(groups.values(), key=lambda group: group[0])
+    groups: dict[int, dict[int, list[Polygon]]] = {}
+    for part, owner in enumerate(owners.tolist()):
+        groups.setdefault(root(part), {}).setdefault(owner, []).append(parts[part])
+    regions = []
+    for group in groups.values():
+        region: list[tuple[int, Polygonal]] = []
+        for position, pieces in sorted(group.items()):
+            whole = precincts[position].geometry
+            if len(pieces) == len(shapely.get_parts(whole)):
+                region.append((position, whole))
+            else:
+                region.append((position, pieces[0] if len(pieces) == 1 else MultiPolygon(pieces)))
+        regions.append(region)
+    return sorted(regions, key=lambda region: region[0][0])
 
 
 def _require_coordinates(lon: float, lat: float) -> None:

@@ -47,17 +47,7 @@ class SegmentTable:
     def build(
         cls, geometries: npt.NDArray[np.object_], projection: LocalProjection
     ) -> SegmentTable:
-        union = shapely.union_all(geometries)
-        segments, _ = ring_segments(np.array([union], dtype=object))
-        # Each boundary segment belongs to the precinct it lies on: the owner of the
-        # precinct ring segment nearest its midpoint (at distance ~0), the lowest index
-        # where two meet. Segments, not polygons, keep each distance O(1).
-        ring, ring_owner = ring_segments(geometries)
-        ring_lines = shapely.linestrings(ring.reshape(-1, 2, 2))
-        midpoints = shapely.points((segments[:, :2] + segments[:, 2:]) / 2.0)
-        hits = shapely.STRtree(ring_lines).query_nearest(midpoints, all_matches=True)
-        owners = np.full(len(segments), len(geometries), dtype=np.int64)
-        np.minimum.at(owners, hits[0], ring_owner[hits[1]])
+        segments, owners = outer_segments(geometries)
         ax, ay = projection.to_local_many(segments[:, 0], segments[:, 1])
         bx, by = projection.to_local_many(segments[:, 2], segments[:, 3])
         ux, uy = bx - ax, by - ay
@@ -85,6 +75,33 @@ class SegmentTable:
         )
         # hits[1] holds every segment at the minimum distance: ties go to the lower index.
         return int(self.owners[hits[1]].min()), float(distances.min())
+
+
+def outer_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, IntArray]:
+    """Ring segments that no other ring shares, and the precinct of each.
+
+    A border shared by two neighbours appears in both rings (either way round) and can
+    never be the nearest boundary to an outside point: dropping it leaves the boundary of
+    the union, without computing the union (seconds for a national layer). Borders
+    digitised twice with different vertices stay in; they lie inside the union, so they
+    are never strictly nearer than its boundary, and at worst lengthen the table.
+    """
+    segments, owners = ring_segments(geometries)
+    if len(segments) == 0:
+        return segments, owners
+    forward = (segments[:, 0] < segments[:, 2]) | (
+        (segments[:, 0] == segments[:, 2]) & (segments[:, 1] <= segments[:, 3])
+    )
+    key = np.where(forward[:, None], segments, segments[:, [2, 3, 0, 1]])
+    order = np.lexsort(key.T[::-1])
+    ordered = key[order]
+    same = np.all(ordered[1:] == ordered[:-1], axis=1)
+    duplicated = np.zeros(len(segments), dtype=bool)
+    duplicated[1:] |= same
+    duplicated[:-1] |= same
+    unique = np.ones(len(segments), dtype=bool)
+    unique[order[duplicated]] = False
+    return segments[unique], owners[unique]
 
 
 def nearest_on(x: float, y: float, rows: tuple[SegmentRow, ...]) -> tuple[int, float]:
