@@ -10,7 +10,9 @@ candidate segments, and ``nearest_on`` scans that list in plain Python.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +55,18 @@ class SegmentTable:
         ux, uy = bx - ax, by - ay
         length2 = ux * ux + uy * uy
         inverse = np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
+        return cls.of(ax, ay, ux, uy, inverse, owners)
+
+    @classmethod
+    def of(
+        cls,
+        ax: FloatArray,
+        ay: FloatArray,
+        ux: FloatArray,
+        uy: FloatArray,
+        inverse: FloatArray,
+        owners: IntArray,
+    ) -> SegmentTable:
         rows = tuple(
             zip(
                 ax.tolist(),
@@ -64,9 +78,26 @@ class SegmentTable:
                 strict=True,
             )
         )
-        ends = np.stack((np.column_stack((ax, ay)), np.column_stack((bx, by))), axis=1)
+        ends = np.stack((np.column_stack((ax, ay)), np.column_stack((ax + ux, ay + uy))), axis=1)
         tree = shapely.STRtree(shapely.linestrings(ends))
         return cls(ax, ay, ux, uy, inverse, owners, rows, tree)
+
+    def to_arrays(self) -> dict[str, npt.NDArray[np.float64] | IntArray]:
+        return {
+            "segment_ax": self.ax,
+            "segment_ay": self.ay,
+            "segment_ux": self.ux,
+            "segment_uy": self.uy,
+            "segment_inverse": self.inverse_length2,
+            "segment_owners": self.owners,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[Any]]) -> SegmentTable:
+        return cls.of(
+            arrays["segment_ax"], arrays["segment_ay"], arrays["segment_ux"],
+            arrays["segment_uy"], arrays["segment_inverse"], arrays["segment_owners"],
+        )  # fmt: skip
 
     def nearest_anywhere(self, x: float, y: float) -> tuple[int, float]:
         """Exact nearest precinct for any point; the slow path for points off the grid."""
@@ -104,11 +135,15 @@ def outer_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, Int
     return segments[unique], owners[unique]
 
 
-def nearest_on(x: float, y: float, rows: tuple[SegmentRow, ...]) -> tuple[int, float]:
-    """Closest polygon among ``rows``; ties go to the lower polygon index."""
+def nearest_on(
+    x: float, y: float, rows: tuple[SegmentRow, ...], which: memoryview, start: int, end: int
+) -> tuple[int, float]:
+    """Closest polygon among ``rows[which[k]]`` for k in [start, end); ties go to the
+    lower polygon index."""
     best = math.inf
     best_polygon = -1
-    for ax, ay, ux, uy, inverse, polygon in rows:
+    for k in range(start, end):
+        ax, ay, ux, uy, inverse, polygon = rows[which[k]]
         wx, wy = x - ax, y - ay
         t = (wx * ux + wy * uy) * inverse
         if t < 0.0:

@@ -86,6 +86,24 @@ class PlaneTiles:
         )
         return cls(projection, shift, columns, tiles)
 
+    def table(self) -> FloatArray:
+        """The tiles as rows of 14 floats, NaN for a tile that calls pyproj."""
+        table = np.full((len(self.tiles), 14), np.nan)
+        for i, tile in enumerate(self.tiles):
+            if tile is not None:
+                table[i] = tile
+        return table
+
+    @classmethod
+    def from_table(
+        cls, projection: LocalProjection, shift: int, columns: int, table: FloatArray
+    ) -> PlaneTiles:
+        good = [not math.isnan(row[0]) for row in table[:, :1].tolist()]
+        tiles = tuple(
+            tuple(row) if ok else None for row, ok in zip(table.tolist(), good, strict=True)
+        )
+        return cls(projection, shift, columns, tiles)
+
     def to_local(self, lon: float, lat: float, ix: int, iy: int) -> tuple[float, float]:
         """The point (lon, lat), which lies in grid cell (ix, iy), in the local plane."""
         tile = self.tiles[(iy >> self.shift) * self.columns + (ix >> self.shift)]

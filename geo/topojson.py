@@ -72,7 +72,9 @@ def _densified(points: FloatArray, factor: int) -> FloatArray:
     normal = np.column_stack((-step[:, 1], step[:, 0]))
     wiggle = 0.01 * np.where(np.arange(factor) % 2 == 1, 1.0, -1.0) * (t > 0)
     dense = (
-        start[:, None, :] + t[None, :, None] * step[:, None, :] + wiggle[None, :, None] * normal[:, None, :]
+        start[:, None, :]
+        + t[None, :, None] * step[:, None, :]
+        + wiggle[None, :, None] * normal[:, None, :]
     )
     return np.vstack((dense.reshape(-1, 2), points[-1:]))
 

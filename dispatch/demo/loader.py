@@ -17,6 +17,7 @@ import asyncpg
 
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
+from dispatch.geofence import IndexCache
 from dispatch.passwords import Passwords, generate_password
 from dispatch.services.precincts import import_precincts
 from dispatch.services.users import create_user
@@ -58,7 +59,7 @@ def _write_credentials(path: Path, credentials: dict[str, str]) -> None:
 
 
 async def ensure_demo_city(
-    pool: asyncpg.Pool, passwords: Passwords, data_dir: Path
+    pool: asyncpg.Pool, passwords: Passwords, data_dir: Path, *, cache: IndexCache | None = None
 ) -> list[DemoLogin]:
     """Load the demo city and accounts if missing; return the logins to print."""
     actor = Actor.system("demo")
@@ -77,6 +78,7 @@ async def ensure_demo_city(
             replace=False,
             source=DEMO_SOURCE,
             actor=actor,
+            cache=cache,
         )
     async with pool.acquire() as conn:
         all_codes = tuple(
