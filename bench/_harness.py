@@ -34,10 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from dispatch.auth.passwords import Passwords  # noqa: E402
 from dispatch.domain.events import Actor  # noqa: E402
 from dispatch.domain.users import Role  # noqa: E402
-from dispatch.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from dispatch.passwords import Passwords  # noqa: E402
+from dispatch.infra.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from dispatch.services.users import create_user  # noqa: E402
 from dispatch.store.database import create_pool  # noqa: E402
 from tests.serving import (  # noqa: E402

@@ -63,7 +63,7 @@ from _harness import (
 from intake import Alarms, city_positions
 
 from dispatch.domain.users import Role
-from dispatch.queue import GLOBAL_KEY
+from dispatch.infra.queue_index import GLOBAL_KEY
 
 INCIDENTS = 8000
 DISPATCHERS = 20

@@ -12,11 +12,11 @@ import socketio
 from aiohttp import web
 
 from console_web import static_dir
-from dispatch.clock import Clock, SystemClock
+from dispatch.auth.identity_providers import AttestationVerifier, DemoSmsSender, SmsSender
+from dispatch.auth.passwords import Passwords
+from dispatch.auth.tokens import TokenSigner
 from dispatch.demo.loader import DemoLogin, ensure_demo_city
-from dispatch.evidence import EvidenceStore
-from dispatch.feed import Publisher
-from dispatch.geofence import IndexCache, PrecinctRegistry
+from dispatch.evidence.files import EvidenceStore
 from dispatch.http import citizen_api, openapi, ops, staff_api, status
 from dispatch.http.errors import error_middleware
 from dispatch.http.keys import (
@@ -41,12 +41,14 @@ from dispatch.http.keys import (
     TRACKING,
     WORKFLOW,
 )
-from dispatch.identity_providers import AttestationVerifier, DemoSmsSender, SmsSender
-from dispatch.metrics import Metrics
-from dispatch.passwords import Passwords
-from dispatch.queue import PriorityQueue
-from dispatch.redis_writes import RedisWrites
-from dispatch.runtime import Infrastructure, open_infrastructure
+from dispatch.infra.clock import Clock, SystemClock
+from dispatch.infra.connections import Infrastructure, open_infrastructure
+from dispatch.infra.metrics import Metrics
+from dispatch.infra.precinct_registry import IndexCache, PrecinctRegistry
+from dispatch.infra.publisher import Publisher
+from dispatch.infra.queue_index import PriorityQueue
+from dispatch.infra.redis_writes import RedisWrites
+from dispatch.infra.throttle import WindowLimit
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.incidents import IncidentQueries
@@ -58,8 +60,6 @@ from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
 from dispatch.settings import Settings
-from dispatch.throttle import WindowLimit
-from dispatch.tokens import TokenSigner
 from signaling.server import Signaling, create_socketio, start_signaling
 
 # The composition root is the one place dispatch/ reaches into the adapters.

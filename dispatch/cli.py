@@ -17,13 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatch.auth.passwords import Passwords, generate_password
+from dispatch.domain.errors import DispatchError
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.embedded import EmbeddedServiceError
-from dispatch.errors import DispatchError
-from dispatch.logs import configure_logging
-from dispatch.passwords import Passwords, generate_password
-from dispatch.runtime import RedisUnavailable, open_infrastructure
+from dispatch.infra.connections import RedisUnavailable, open_infrastructure
+from dispatch.infra.embedded import EmbeddedServiceError
+from dispatch.infra.logs import configure_logging
 from dispatch.settings import Settings, SettingsError
 from dispatch.store.database import DatabaseUnavailable
 
@@ -191,17 +191,15 @@ def _print_banner(settings: Settings, logins: Sequence[Any]) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from dispatch.store.database import schema_version
-
     async with open_infrastructure(settings, need_redis=False) as infra:
-        version = await schema_version(infra.pool)
+        version = await infra.schema_version()
     print(f"micro110: database at schema version {version}")
 
 
 async def _precincts_import(settings: Settings, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from dispatch.geofence import LIVE_WITHIN_S
+    from dispatch.infra.precinct_registry import LIVE_WITHIN_S
     from dispatch.services.precincts import import_precincts, wait_until_served
     from geo.datum import Datum
 
@@ -324,7 +322,7 @@ async def _identity_import(settings: Settings, args: argparse.Namespace) -> None
 
 
 async def _queue_rebuild(settings: Settings) -> None:
-    from dispatch.queue import PriorityQueue
+    from dispatch.infra.queue_index import PriorityQueue
 
     async with open_infrastructure(settings) as infra:
         assert infra.redis is not None

@@ -11,8 +11,8 @@ from types import MappingProxyType
 from typing import Any
 
 from dispatch.domain.citizen_view import STATUS_TEXT, timeline_text
+from dispatch.domain.events import StoredEvent
 from dispatch.domain.incidents import IncidentState
-from dispatch.store.events import StoredEvent
 
 CONSOLE = "/console"
 OFFICER = "/officer"

@@ -31,11 +31,10 @@ import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from dispatch.domain.events import Actor, ActorKind
-from dispatch.redis_writes import RedisWrites
+from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.infra.redis_writes import RedisWrites
 from dispatch.store.events import (
     Horizon,
-    StoredEvent,
     event_from_row,
     feed_horizon,
     settled_seq,

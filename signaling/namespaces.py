@@ -19,19 +19,19 @@ import asyncpg
 import msgspec
 import socketio
 
-from dispatch.domain.incidents import CitizenId
+from dispatch.domain.errors import BadRequest, DispatchError, Unauthorized
+from dispatch.domain.incidents import CitizenId, Disposition, TransferTarget
 from dispatch.domain.users import Role
-from dispatch.errors import BadRequest, DispatchError, Unauthorized
-from dispatch.http import models
-from dispatch.http.body import NUL_MESSAGE, field_of, nul_path
+from dispatch.infra.connections import DATABASE_UNAVAILABLE
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth, StaffSession
-from dispatch.services.views import incident_view
-from dispatch.services.workflow import Disposition, TransferTarget, Workflow
-from dispatch.store.database import DATABASE_UNAVAILABLE
+from dispatch.services.workflow import Workflow
+from dispatch.wire import models
+from dispatch.wire.incident_view import incident_view
+from dispatch.wire.validation import NUL_MESSAGE, field_of, nul_path
 from geo.datum import Datum
 from signaling.audiences import (
     ALL_PRECINCTS_ROOM,

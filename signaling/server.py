@@ -13,9 +13,9 @@ import asyncpg
 import socketio
 from aiohttp import web
 
-from dispatch.feed import Publisher
-from dispatch.redis_writes import RedisWrites
-from dispatch.runtime import Infrastructure
+from dispatch.infra.connections import Infrastructure
+from dispatch.infra.publisher import Publisher
+from dispatch.infra.redis_writes import RedisWrites
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.messages import MessageService

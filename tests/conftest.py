@@ -26,9 +26,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from dispatch.app import create_app
 from dispatch.demo.loader import DEMO_FILE
 from dispatch.domain.events import Actor
-from dispatch.embedded import EmbeddedPostgres, EmbeddedRedis
-from dispatch.geofence import IndexCache
-from dispatch.runtime import Infrastructure, open_infrastructure
+from dispatch.infra.connections import Infrastructure, open_infrastructure
+from dispatch.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from dispatch.infra.precinct_registry import IndexCache
 from dispatch.services.precincts import import_precincts
 from dispatch.settings import Settings
 from geo.datum import Datum

@@ -12,7 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image, ImageCms, ImageFile, PngImagePlugin, TiffImagePlugin
 
-from dispatch.images import ImageFormat, ImageProblem, ImageRejected, VerifiedImage, verify_image
+from dispatch.evidence.images import (
+    ImageFormat,
+    ImageProblem,
+    ImageRejected,
+    VerifiedImage,
+    verify_image,
+)
 
 MAX_BYTES = 5_000_000
 MAX_PIXELS = 4_000_000

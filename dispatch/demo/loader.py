@@ -15,10 +15,10 @@ from pathlib import Path
 
 import asyncpg
 
+from dispatch.auth.passwords import Passwords, generate_password
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.geofence import IndexCache
-from dispatch.passwords import Passwords, generate_password
+from dispatch.infra.precinct_registry import IndexCache
 from dispatch.services.precincts import import_precincts
 from dispatch.services.users import create_user
 from dispatch.store import users as user_store

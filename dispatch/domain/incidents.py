@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import NewType
 from uuid import UUID
 
-from dispatch.errors import InvalidTransition
+from dispatch.domain.errors import InvalidTransition
 
 IncidentId = NewType("IncidentId", UUID)
 CitizenId = NewType("CitizenId", UUID)
@@ -37,6 +37,22 @@ _OPEN = frozenset(
     {IncidentState.QUEUED, IncidentState.CLAIMED, IncidentState.ASSIGNED, IncidentState.ESCALATED}
 )
 OPEN_STATES = _OPEN
+
+
+class Disposition(StrEnum):
+    ARRESTED = "arrested"
+    REPORT_TAKEN = "report_taken"
+    ADVISED = "advised"
+    ASSISTED = "assisted"
+    NO_OFFENCE = "no_offence"
+    GONE_ON_ARRIVAL = "gone_on_arrival"
+    REFERRED = "referred"
+    OTHER = "other"
+
+
+class TransferTarget(StrEnum):
+    AGENCY = "agency"  # another police force or jurisdiction (the reporter may be abroad)
+    DEPARTMENT = "department"  # fire, ambulance, city services, ...
 
 
 class Action(StrEnum):

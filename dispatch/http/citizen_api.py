@@ -10,12 +10,17 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from dispatch.domain.errors import BadRequest, PayloadTooLarge, Unauthorized
 from dispatch.domain.incidents import CitizenId
 from dispatch.domain.priority import Channel
-from dispatch.errors import BadRequest, PayloadTooLarge, Unauthorized
+from dispatch.evidence.images import ImageProblem, ImageRejected, VerifiedImage, verify_image
 from dispatch.http.body import read_json
 from dispatch.http.keys import CITIZENS, INTAKE, SETTINGS, TRACKING
-from dispatch.http.models import (
+from dispatch.http.remote import client_address
+from dispatch.http.report_form import MAX_IMAGE_BYTES, read_report_form
+from dispatch.services.citizens import CitizenTokens
+from dispatch.services.intake import Position, Submission
+from dispatch.wire.models import (
     AlarmIn,
     AttestationIn,
     CancelIn,
@@ -28,11 +33,6 @@ from dispatch.http.models import (
     RegisterCitizenIn,
     TrailIn,
 )
-from dispatch.http.remote import client_address
-from dispatch.http.report_form import MAX_IMAGE_BYTES, read_report_form
-from dispatch.images import ImageProblem, ImageRejected, VerifiedImage, verify_image
-from dispatch.services.citizens import CitizenTokens
-from dispatch.services.intake import Position, Submission
 from geo.datum import Datum
 
 routes = web.RouteTableDef()

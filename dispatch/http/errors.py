@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from dispatch.errors import DispatchError, TryAgain
+from dispatch.domain.errors import DispatchError, TryAgain
 from dispatch.http.keys import METRICS
-from dispatch.store.database import DATABASE_UNAVAILABLE
+from dispatch.infra.connections import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 

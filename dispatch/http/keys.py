@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dispatch.clock import Clock
-from dispatch.feed import Publisher
-from dispatch.geofence import PrecinctRegistry
-from dispatch.identity_providers import SmsSender
-from dispatch.metrics import Metrics
-from dispatch.passwords import Passwords
-from dispatch.queue import PriorityQueue
-from dispatch.redis_writes import RedisWrites
-from dispatch.runtime import Infrastructure
+from dispatch.auth.identity_providers import SmsSender
+from dispatch.auth.passwords import Passwords
+from dispatch.infra.clock import Clock
+from dispatch.infra.connections import Infrastructure
+from dispatch.infra.metrics import Metrics
+from dispatch.infra.precinct_registry import PrecinctRegistry
+from dispatch.infra.publisher import Publisher
+from dispatch.infra.queue_index import PriorityQueue
+from dispatch.infra.redis_writes import RedisWrites
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.incidents import IncidentQueries

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from dispatch.http import models as m
+from dispatch.wire import models as m
 
 routes = web.RouteTableDef()
 

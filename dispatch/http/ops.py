@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dispatch.http.keys import INFRA, METRICS, PRECINCTS, SETTINGS
-from dispatch.runtime import ping
+from dispatch.infra.connections import ping
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from datetime import datetime
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from dispatch.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from dispatch.http.body import NUL_MESSAGE, read_body
+from dispatch.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from dispatch.http.body import read_body
+from dispatch.wire.validation import NUL_MESSAGE
 
 MAX_IMAGES = 6
 MAX_IMAGE_BYTES = 8 * 1024 * 1024

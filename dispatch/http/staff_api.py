@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from dispatch.domain.errors import BadRequest, Unauthorized
+from dispatch.domain.incidents import Disposition, TransferTarget
 from dispatch.domain.users import Role
-from dispatch.errors import BadRequest, Unauthorized
 from dispatch.http.body import read_json
 from dispatch.http.citizen_api import bearer_token
 from dispatch.http.keys import (
@@ -21,7 +22,10 @@ from dispatch.http.keys import (
     STAFF_AUTH,
     WORKFLOW,
 )
-from dispatch.http.models import (
+from dispatch.http.remote import client_address
+from dispatch.services.staff_auth import StaffSession
+from dispatch.wire.incident_view import incident_view
+from dispatch.wire.models import (
     AssignIn,
     DutyIn,
     EscalateIn,
@@ -38,10 +42,6 @@ from dispatch.http.models import (
     StaffUserOut,
     TransferIn,
 )
-from dispatch.http.remote import client_address
-from dispatch.services.staff_auth import StaffSession
-from dispatch.services.views import incident_view
-from dispatch.services.workflow import Disposition, TransferTarget
 from geo.datum import Datum
 
 routes = web.RouteTableDef()

@@ -6,7 +6,6 @@ from aiohttp import web
 
 from console_web import static_dir
 from dispatch.http.keys import INFRA, PRECINCTS, SETTINGS
-from dispatch.store.database import schema_version
 
 routes = web.RouteTableDef()
 
@@ -24,7 +23,7 @@ async def api_status(request: web.Request) -> web.Response:
         {
             "service": "micro110",
             "node": settings.node_name,
-            "schema_version": await schema_version(request.app[INFRA].pool),
+            "schema_version": await request.app[INFRA].schema_version(),
             "precincts": len(snapshot.index),
             "precinct_import": snapshot.import_id,
             "precinct_import_loaded_at": snapshot.loaded_at.isoformat(),

@@ -16,16 +16,15 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.clock import Clock
-from dispatch.domain.events import Actor
+from dispatch.domain.errors import InvalidTransition, NotFound
+from dispatch.domain.events import Actor, StoredEvent
 from dispatch.domain.users import Role
-from dispatch.errors import InvalidTransition, NotFound
-from dispatch.feed import Publisher
+from dispatch.infra.clock import Clock
+from dispatch.infra.publisher import Publisher
 from dispatch.services.staff_auth import StaffSession
-from dispatch.services.views import incident_view
 from dispatch.store import events as event_store
 from dispatch.store import workflow as workflow_store
-from dispatch.store.events import StoredEvent
+from dispatch.wire.incident_view import incident_view
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.clock import Clock
-from dispatch.domain.events import Actor, ActorKind
+from dispatch.auth.identity_providers import AttestationVerifier, SmsSender
+from dispatch.auth.tokens import TokenKind, TokenSigner
+from dispatch.domain.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
+from dispatch.domain.events import Actor, ActorKind, StoredEvent
 from dispatch.domain.identity import (
     InvalidNationalId,
     InvalidPhoneNumber,
@@ -26,15 +28,12 @@ from dispatch.domain.identity import (
     parse_national_id,
 )
 from dispatch.domain.incidents import CitizenId
-from dispatch.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
-from dispatch.feed import Publisher
-from dispatch.identity_providers import AttestationVerifier, SmsSender
-from dispatch.runtime import Keys
+from dispatch.infra.clock import Clock
+from dispatch.infra.connections import Keys
+from dispatch.infra.publisher import Publisher
+from dispatch.infra.throttle import WindowLimit, address_group
 from dispatch.store import citizens as citizen_store
 from dispatch.store import events as event_store
-from dispatch.store.events import StoredEvent
-from dispatch.throttle import WindowLimit, address_group
-from dispatch.tokens import TokenKind, TokenSigner
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.domain.errors import NotFound
 from dispatch.domain.incidents import Incident
-from dispatch.errors import NotFound
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
 from dispatch.store import workflow as store

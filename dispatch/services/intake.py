@@ -8,7 +8,7 @@ second incident.  Publishing and queue indexing happen after commit, and only th
 the citizen answered.
 
 Submissions that arrive while one is being written are written together (group
-commit, dispatch/services/batching.py): one read, one statement, one transaction for
+commit, dispatch/infra/batching.py): one read, one statement, one transaction for
 the batch.  Under light load that is a batch of one; in a surge it keeps the service
 from drowning in round trips.  If the statement fails, nothing of the batch was
 written and each submission is tried again alone, so one bad submission never fails
@@ -29,9 +29,10 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from dispatch.clock import Clock
+from dispatch.auth.tokens import TokenKind, TokenSigner, token_digest
 from dispatch.domain.duplicates import compatible_with
-from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.errors import BadRequest, NotFound, RateLimited, ServiceBusy, Unauthorized
+from dispatch.domain.events import Actor, ActorKind, StoredEvent
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import (
     Action,
@@ -42,20 +43,18 @@ from dispatch.domain.incidents import (
     transition,
 )
 from dispatch.domain.priority import Channel, PriorityWeights, priority_credit, priority_score
-from dispatch.errors import BadRequest, NotFound, RateLimited, ServiceBusy, Unauthorized
-from dispatch.evidence import EvidenceStore
-from dispatch.feed import Publisher
-from dispatch.geofence import PrecinctRegistry
-from dispatch.http.models import IntakeOut
-from dispatch.images import VerifiedImage
-from dispatch.queue import PriorityQueue, QueueEntry
-from dispatch.services.batching import GroupCommit
-from dispatch.services.views import incident_view
+from dispatch.evidence.files import EvidenceStore
+from dispatch.evidence.images import VerifiedImage
+from dispatch.infra.batching import GroupCommit
+from dispatch.infra.clock import Clock
+from dispatch.infra.precinct_registry import PrecinctRegistry
+from dispatch.infra.publisher import Publisher
+from dispatch.infra.queue_index import PriorityQueue, QueueEntry
 from dispatch.store import events as event_store
 from dispatch.store import incidents as incident_store
 from dispatch.store import workflow as workflow_store
-from dispatch.store.events import StoredEvent
-from dispatch.tokens import TokenKind, TokenSigner, token_digest
+from dispatch.wire.incident_view import incident_view
+from dispatch.wire.models import IntakeOut
 from geo.datum import Datum, to_wgs84
 from geo.distance import degree_box, haversine_m
 

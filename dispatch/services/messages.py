@@ -8,11 +8,11 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.domain.errors import NotFound
 from dispatch.domain.events import Actor, ActorKind
 from dispatch.domain.incidents import CitizenId, Incident
 from dispatch.domain.users import Role
-from dispatch.errors import NotFound
-from dispatch.feed import Publisher
+from dispatch.infra.publisher import Publisher
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store

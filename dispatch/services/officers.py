@@ -8,15 +8,15 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from dispatch.clock import Clock
+from dispatch.domain.errors import BadRequest, RateLimited
+from dispatch.domain.events import StoredEvent
 from dispatch.domain.users import Role
-from dispatch.errors import BadRequest, RateLimited
-from dispatch.feed import Publisher
-from dispatch.geofence import PrecinctRegistry
+from dispatch.infra.clock import Clock
+from dispatch.infra.precinct_registry import PrecinctRegistry
+from dispatch.infra.publisher import Publisher
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
-from dispatch.store.events import StoredEvent
 from geo.datum import Datum, to_wgs84
 from geo.distance import haversine_m
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from dispatch.clock import Clock
 from dispatch.domain.events import Actor
-from dispatch.feed import Publisher
-from dispatch.services.views import incident_view
+from dispatch.infra.clock import Clock
+from dispatch.infra.publisher import Publisher
 from dispatch.store import events as event_store
 from dispatch.store.workflow import incident_from_row
+from dispatch.wire.incident_view import incident_view
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 from shapely.geometry import shape
 
+from dispatch.domain.errors import BadRequest
 from dispatch.domain.events import Actor
-from dispatch.errors import BadRequest
-from dispatch.geofence import IndexCache
+from dispatch.infra.precinct_registry import IndexCache
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
 from dispatch.store.precincts import NodeServing

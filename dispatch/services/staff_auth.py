@@ -15,16 +15,16 @@ import asyncpg
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from dispatch.clock import Clock
+from dispatch.auth.passwords import Passwords
+from dispatch.auth.tokens import TokenKind, TokenSigner
+from dispatch.domain.errors import Forbidden, RateLimited, Unauthorized
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role, User, UserId
-from dispatch.errors import Forbidden, RateLimited, Unauthorized
-from dispatch.feed import Publisher
-from dispatch.passwords import Passwords
+from dispatch.infra.clock import Clock
+from dispatch.infra.publisher import Publisher
 from dispatch.services.users import authenticate
 from dispatch.store import events as event_store
 from dispatch.store import users as user_store
-from dispatch.tokens import TokenKind, TokenSigner
 
 logger = logging.getLogger(__name__)
 

@@ -8,18 +8,18 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from dispatch.clock import Clock
+from dispatch.auth.tokens import TokenKind, TokenSigner, token_digest
 from dispatch.domain.citizen_view import STATUS_TEXT, timeline_text
+from dispatch.domain.errors import Conflict, DispatchError, NotFound
 from dispatch.domain.events import Actor, ActorKind
 from dispatch.domain.incidents import IncidentState
-from dispatch.errors import Conflict, DispatchError, NotFound
-from dispatch.feed import Publisher
-from dispatch.http.models import CaseOut, PrecinctOut, TimelineEntryOut
-from dispatch.services.views import incident_view
+from dispatch.infra.clock import Clock
+from dispatch.infra.publisher import Publisher
 from dispatch.store import events as event_store
 from dispatch.store import incidents as incident_store
 from dispatch.store import workflow as workflow_store
-from dispatch.tokens import TokenKind, TokenSigner, token_digest
+from dispatch.wire.incident_view import incident_view
+from dispatch.wire.models import CaseOut, PrecinctOut, TimelineEntryOut
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,10 @@ import logging
 
 import asyncpg
 
+from dispatch.auth.passwords import Passwords
+from dispatch.domain.errors import BadRequest, Conflict
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role, User, UserId, validate_password, validate_username
-from dispatch.errors import BadRequest, Conflict
-from dispatch.passwords import Passwords
 from dispatch.store import events as event_store
 from dispatch.store import users as user_store
 

@@ -14,44 +14,33 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
 import asyncpg
 
-from dispatch.clock import Clock
-from dispatch.domain.events import Actor
-from dispatch.domain.incidents import Action, Incident, IncidentState, transition
+from dispatch.domain.errors import BadRequest, Conflict, Forbidden, InvalidTransition, NotFound
+from dispatch.domain.events import Actor, StoredEvent
+from dispatch.domain.incidents import (
+    Action,
+    Disposition,
+    Incident,
+    IncidentState,
+    TransferTarget,
+    transition,
+)
 from dispatch.domain.users import Role
-from dispatch.errors import BadRequest, Conflict, Forbidden, InvalidTransition, NotFound
-from dispatch.feed import Publisher
-from dispatch.queue import PriorityQueue, QueueEntry
+from dispatch.infra.clock import Clock
+from dispatch.infra.publisher import Publisher
+from dispatch.infra.queue_index import PriorityQueue, QueueEntry
 from dispatch.services.staff_auth import StaffSession
-from dispatch.services.views import incident_view
 from dispatch.store import events as event_store
 from dispatch.store import workflow as store
-from dispatch.store.events import StoredEvent
+from dispatch.wire.incident_view import incident_view
 
 logger = logging.getLogger(__name__)
 
 ASSIGNMENT_OFFER_TIMEOUT = timedelta(seconds=30)
 _WORKERS = (Role.DISPATCHER, Role.COMMANDER)
-
-
-class Disposition(StrEnum):
-    ARRESTED = "arrested"
-    REPORT_TAKEN = "report_taken"
-    ADVISED = "advised"
-    ASSISTED = "assisted"
-    NO_OFFENCE = "no_offence"
-    GONE_ON_ARRIVAL = "gone_on_arrival"
-    REFERRED = "referred"
-    OTHER = "other"
-
-
-class TransferTarget(StrEnum):
-    AGENCY = "agency"  # another police force or jurisdiction (the reporter may be abroad)
-    DEPARTMENT = "department"  # fire, ambulance, city services, ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,16 +58,6 @@ def json_text(value: Any) -> str:
     return _encode_json(value).decode()
 
 
-# Failures of the database connection, not of the request: the request may be sent
-# again (HTTP 503, a "dependency_unavailable" ack).
-DATABASE_UNAVAILABLE = (
-    ConnectionError,  # refused, reset, aborted
-    TimeoutError,  # a pool that hands out no connection, a statement that never ends
-    asyncpg.PostgresConnectionError,  # the connection broke mid-statement
-    asyncpg.exceptions.OperatorInterventionError,  # shutdown, cannot connect, cancelled
-)
-
-
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # msgspec rather than the json module: every event payload goes through here.
     for type_name in ("jsonb", "json"):

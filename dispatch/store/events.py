@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.events import Actor, ActorKind, StoredEvent
 
 # Every transaction that appends an event holds this lock in SHARED mode from before
 # it draws its first `seq` until it ends.  Writers never wait for each other (their
@@ -21,19 +20,6 @@ from dispatch.domain.events import Actor, ActorKind
 # `feed_snapshot` gives a view with no writer in flight.
 FEED_LOCK = 0x6D313130_0002
 FEED_LOCK_HI, FEED_LOCK_LO = FEED_LOCK >> 32, FEED_LOCK & 0xFFFFFFFF
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    seq: int
-    type: str
-    incident_id: UUID | None
-    precinct_code: str | None
-    citizen_id: UUID | None
-    officer_id: int | None
-    actor: Actor
-    payload: dict[str, Any]
-    created_at: datetime
 
 
 async def append_event(

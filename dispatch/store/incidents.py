@@ -10,11 +10,11 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor
+from dispatch.domain.events import Actor, StoredEvent
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState, Location
 from dispatch.store.database import json_text
-from dispatch.store.events import FEED_LOCK, StoredEvent
+from dispatch.store.events import FEED_LOCK
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,10 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor
+from dispatch.domain.events import Actor, StoredEvent
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState
-from dispatch.services.views import incident_view_sql
-from dispatch.store.events import FEED_LOCK, StoredEvent
+from dispatch.store.events import FEED_LOCK
+from dispatch.store.incident_view import incident_view_sql
 
 _COLUMNS = """id, case_no, state, channel, tag, severity, citizen_id, verification,
     precinct_code, jurisdiction, nearest_precinct_code, distance_m, lon, lat, accuracy_m,

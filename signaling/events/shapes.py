@@ -13,9 +13,8 @@ from msgspec import Meta, Struct
 
 from dispatch.domain.events import ActorKind
 from dispatch.domain.identity import VerificationLevel
-from dispatch.domain.incidents import IncidentState
+from dispatch.domain.incidents import Disposition, IncidentState
 from dispatch.domain.priority import Channel
-from dispatch.services.workflow import Disposition
 
 Instant = Annotated[datetime, Meta(tz=True)]
 Jurisdiction = Literal["inside", "out_of_jurisdiction", "unknown"]
@@ -34,7 +33,7 @@ class ActorRef(Shape):
 
 
 class IncidentSnapshot(Shape):
-    """The incident as it is after the event (`dispatch.services.views.incident_view`).
+    """The incident as it is after the event (`dispatch.wire.incident_view.incident_view`).
 
     A console that applies incident events in `seq` order ends where a fresh snapshot
     would; `version` grows with every change."""

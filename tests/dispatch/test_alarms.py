@@ -11,10 +11,10 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from dispatch.http.keys import INTAKE, REDIS_WRITES
-from dispatch.queue import GLOBAL_KEY, precinct_key
-from dispatch.services.views import incident_view
+from dispatch.infra.queue_index import GLOBAL_KEY, precinct_key
 from dispatch.store.events import FEED_LOCK
 from dispatch.store.workflow import incident_from_row
+from dispatch.wire.incident_view import incident_view
 from geo.datum import wgs84_to_gcj02
 from tests.conftest import CitizenSession, Client, app_of, register_citizen
 

@@ -17,7 +17,7 @@ from dispatch.domain.events import Actor
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import CitizenId
 from dispatch.http.keys import CITIZENS
-from dispatch.runtime import Infrastructure
+from dispatch.infra.connections import Infrastructure
 from dispatch.services.citizens import import_registry
 from dispatch.settings import Settings
 from tests.conftest import CitizenSession, Client, Staff, app_of, register_citizen

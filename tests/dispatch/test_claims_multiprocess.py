@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from dispatch.auth.passwords import Passwords
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.passwords import Passwords
-from dispatch.queue import GLOBAL_KEY
+from dispatch.infra.queue_index import GLOBAL_KEY
 from dispatch.services.users import create_user
 from dispatch.store.database import create_pool
 from tests.conftest import STAFF_PASSWORD

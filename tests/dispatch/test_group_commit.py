@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from dispatch.services.batching import GroupCommit
+from dispatch.infra.batching import GroupCommit
 
 
 class Writer:

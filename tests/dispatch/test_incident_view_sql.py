@@ -15,8 +15,9 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatch.services.views import incident_view, incident_view_sql
+from dispatch.store.incident_view import incident_view_sql
 from dispatch.store.workflow import get_incident
+from dispatch.wire.incident_view import incident_view
 from tests.conftest import CitizenSession, Client, Staff
 from tests.dispatch.test_workflow import report
 

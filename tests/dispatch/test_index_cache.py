@@ -4,7 +4,7 @@ from typing import Any
 
 from shapely.geometry import box, mapping
 
-from dispatch.geofence import IndexCache
+from dispatch.infra.precinct_registry import IndexCache
 
 
 def _records(n: int) -> list[Any]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dispatch.logs import MalformedRequests, configure_logging
+from dispatch.infra.logs import MalformedRequests, configure_logging
 from tests.conftest import Client
 
 

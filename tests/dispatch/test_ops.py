@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from dispatch.app import create_app
-from dispatch.embedded import EmbeddedRedis
-from dispatch.runtime import Infrastructure
+from dispatch.infra.connections import Infrastructure
+from dispatch.infra.embedded import EmbeddedRedis
 from dispatch.settings import Settings
 from dispatch.store.database import create_pool
 

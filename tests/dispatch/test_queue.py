@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dispatch.http.keys import QUEUE, REDIS_WRITES
-from dispatch.queue import BUILT_KEY, GLOBAL_KEY, PriorityQueue, precinct_key
+from dispatch.infra.queue_index import BUILT_KEY, GLOBAL_KEY, PriorityQueue, precinct_key
 from tests.conftest import CitizenSession, Client, Servers, Staff, app_of, register_citizen
 from tests.dispatch.test_alarms import SHANGHAI, XUANWU_LAKE
 from tests.dispatch.test_workflow import GULOU_DRUM_TOWER, act, report
@@ -253,7 +253,7 @@ async def test_a_running_node_rebuilds_an_index_redis_has_lost(
     fake_clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="dispatch.queue")
+    caplog.set_level(logging.WARNING, logger="dispatch.infra.queue_index")
     made = await populate(app_client, pg, fake_clock)
     await settled(app_client)
     queue = app_of(app_client)[QUEUE]

@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from dispatch.feed import Publisher
+from dispatch.domain.events import StoredEvent
 from dispatch.http.keys import TRACKING
-from dispatch.store.events import StoredEvent
+from dispatch.infra.publisher import Publisher
 from tests.conftest import (
     CitizenSession,
     Client,

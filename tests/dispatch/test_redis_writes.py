@@ -7,10 +7,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from dispatch.redis_writes import RedisWrites
-from dispatch.runtime import Infrastructure
+from dispatch.infra.connections import Infrastructure
+from dispatch.infra.redis_writes import RedisWrites
+from dispatch.infra.throttle import WindowLimit
 from dispatch.settings import Settings
-from dispatch.throttle import WindowLimit
 from tests.conftest import Servers
 
 

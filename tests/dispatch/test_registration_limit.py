@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from dispatch.infra.throttle import WindowLimit, address_group
 from dispatch.settings import Settings, SettingsError
-from dispatch.throttle import WindowLimit, address_group
 from tests.conftest import Client
 from tests.fakes import FakeClock
 from tests.serving import free_port

@@ -8,7 +8,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from dispatch.runtime import ping
+from dispatch.infra.connections import ping
 from tests.conftest import Servers
 from tests.serving import (
     alive,

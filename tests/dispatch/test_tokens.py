@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from dispatch.errors import Unauthorized
-from dispatch.tokens import TokenKind, TokenSigner
+from dispatch.auth.tokens import TokenKind, TokenSigner
+from dispatch.domain.errors import Unauthorized
 
 KEY = b"k" * 32
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from dispatch.http.keys import REDIS_WRITES
-from dispatch.queue import GLOBAL_KEY
+from dispatch.infra.queue_index import GLOBAL_KEY
 from tests.conftest import CitizenSession, Client, Staff, StaffLogin, app_of
 from tests.dispatch.test_alarms import alarm
 from tests.fakes import FakeClock

@@ -17,9 +17,9 @@ import jsonschema
 import msgspec
 import pytest
 
-from dispatch.domain.events import Actor
+from dispatch.domain.events import Actor, StoredEvent
 from dispatch.http.keys import ASSIGNMENTS, OVERDUE
-from dispatch.store.events import StoredEvent, event_from_row, latest_seq
+from dispatch.store.events import event_from_row, latest_seq
 from signaling.audiences import (
     ALL_PRECINCTS_ROOM,
     CITIZEN,

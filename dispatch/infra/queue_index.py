@@ -21,7 +21,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from dispatch.redis_writes import Commands, RedisWrites
+from dispatch.infra.redis_writes import Commands, RedisWrites
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from dispatch.store.events import StoredEvent
+from dispatch.domain.events import StoredEvent
 
 logger = logging.getLogger(__name__)
 

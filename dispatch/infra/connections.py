@@ -20,15 +20,25 @@ import asyncpg
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from dispatch.embedded import EmbeddedPostgres, EmbeddedRedis
+from dispatch.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from dispatch.settings import Settings
-from dispatch.store.database import create_pool, migrate
+from dispatch.store.database import create_pool, migrate, schema_version
 
 logger = logging.getLogger(__name__)
 
 
 class RedisUnavailable(RuntimeError):
     """Redis could not be reached; the message says where and why."""
+
+
+# Failures of the database connection, not of the request: the request may be sent
+# again (HTTP 503, a "dependency_unavailable" ack).
+DATABASE_UNAVAILABLE = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,  # a pool that hands out no connection, a statement that never ends
+    asyncpg.PostgresConnectionError,  # the connection broke mid-statement
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, cannot connect, cancelled
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +57,9 @@ class Infrastructure:
     pool: asyncpg.Pool
     redis: aioredis.Redis | None
     keys: Keys
+
+    async def schema_version(self) -> int:
+        return await schema_version(self.pool)
 
 
 async def ping(client: aioredis.Redis) -> None:

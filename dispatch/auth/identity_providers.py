@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from dispatch.domain.errors import BadRequest, Unauthorized
 from dispatch.domain.identity import (
     InvalidNationalId,
     NationalId,
@@ -23,7 +24,6 @@ from dispatch.domain.identity import (
     mask_phone,
     parse_national_id,
 )
-from dispatch.errors import BadRequest, Unauthorized
 
 logger = logging.getLogger(__name__)
 

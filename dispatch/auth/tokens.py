@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from dispatch.errors import Unauthorized
+from dispatch.domain.errors import Unauthorized
 
 _ISSUER = "micro110"
 # Leeway for clock skew between app nodes.

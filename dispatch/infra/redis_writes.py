@@ -1,6 +1,6 @@
 """What a node tells Redis after its commits, sent together.
 
-Queue index changes (`dispatch.queue`) and feed messages (`signaling.hub`) made while
+Queue index changes (`dispatch.infra.queue_index`) and feed messages (`signaling.hub`) made while
 an earlier batch is on its way to Redis go in one pipeline, in the order they were
 made: one round trip for however many, instead of one each.  Under light load a batch
 is what one request had to say, sent at once.
@@ -20,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from dispatch.services.batching import GroupCommit
+from dispatch.infra.batching import GroupCommit
 
 logger = logging.getLogger(__name__)
 
