@@ -155,7 +155,13 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         ttl=timedelta(seconds=settings.staff_token_ttl_s),
         publisher=publisher,
     )
-    app[WORKFLOW] = Workflow(pool=infra.pool, queue=queue, publisher=publisher, clock=clock)
+    app[WORKFLOW] = Workflow(
+        pool=infra.pool,
+        queue=queue,
+        publisher=publisher,
+        clock=clock,
+        offer_for=timedelta(seconds=settings.assignment_reoffer_s),
+    )
     app[INCIDENTS] = incidents = IncidentQueries(pool=infra.pool, agency=settings.agency)
     app[OVERDUE] = OverdueWatch(
         pool=infra.pool, clock=clock, publisher=publisher, thresholds_s=settings.overdue_thresholds

@@ -115,6 +115,7 @@ def _case_status(event: StoredEvent) -> dict[str, Any] | None:
         "type": "case.status",
         "at": event.created_at.isoformat(),
         "text": text,
+        "event": event.type,
     }
     if isinstance(incident, dict):
         state = IncidentState(incident["state"])

@@ -21,6 +21,7 @@ import socketio
 
 from dispatch.domain.errors import BadRequest, DispatchError, Unauthorized
 from dispatch.domain.incidents import CitizenId, Disposition, TransferTarget
+from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
 from dispatch.infra.connections import DATABASE_UNAVAILABLE
 from dispatch.services.assignments import AssignmentService
@@ -253,12 +254,12 @@ class ConsoleNamespace(_StaffNamespace):
             session.require(Role.DISPATCHER, Role.COMMANDER)
         except DispatchError as exc:
             raise refusal(exc) from None
-        if session.user.role.sees_all_precincts:
+        scope = scope_of(session.user)
+        if scope.all_precincts:
             rooms = [ALL_PRECINCTS_ROOM]
         else:
-            rooms = [precinct_room(code) for code in sorted(session.user.precincts)] + [
-                precinct_room(None)
-            ]
+            # precinct_room(None): incidents with no position, which `Scope.covers`.
+            rooms = [precinct_room(code) for code in scope.codes()] + [precinct_room(None)]
         await self.save_session(sid, {"token": token, "rooms": rooms, "user_id": session.user.id})
         self.remember(sid, token)
         logger.info("console connected", extra={"sid": sid, "user_id": session.user.id})

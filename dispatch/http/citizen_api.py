@@ -139,16 +139,34 @@ def _intake_response(result: Any) -> web.Response:
     return _json(result.answer, status=201, headers=headers)
 
 
+def _alarm_position(alarm: AlarmIn) -> Position | None:
+    given = {"lon": alarm.lon, "lat": alarm.lat, "accuracy_m": alarm.accuracy_m,
+             "datum": alarm.datum}  # fmt: skip
+    if all(value is None for value in given.values()):
+        return None  # no fix yet: accepted, routed when the trail brings one
+    missing = [name for name, value in given.items() if value is None]
+    if missing:
+        raise BadRequest(
+            f"a position needs lon, lat, accuracy_m and datum together; {missing[0]} is missing",
+            field=missing[0],
+        )
+    assert alarm.lon is not None
+    assert alarm.lat is not None
+    assert alarm.datum is not None
+    return Position(alarm.lon, alarm.lat, Datum(alarm.datum), alarm.accuracy_m)
+
+
 @routes.post("/api/alarms")
 async def create_alarm(request: web.Request) -> web.Response:
     who = citizen_id(request)
     alarm = await read_json(request, AlarmIn, max_bytes=_max_json(request))
+    position = _alarm_position(alarm)
     submission = Submission(
         channel=Channel.ALARM,
         tag=alarm.tag,
         idempotency_key=alarm.idempotency_key,
-        position=Position(alarm.lon, alarm.lat, Datum(alarm.datum), alarm.accuracy_m),
-        location_source="device",
+        position=position,
+        location_source="device" if position else "none",
         text=alarm.note,
         client_time=alarm.client_time,
     )

@@ -10,10 +10,10 @@ import asyncpg
 
 from dispatch.domain.errors import NotFound
 from dispatch.domain.incidents import Incident
+from dispatch.domain.scope import scope_of
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
 from dispatch.store import workflow as store
-from dispatch.store.workflow import scope_clause
 
 # NENA EIDO-style incident status vocabulary.
 _EIDO_STATUS = {
@@ -37,38 +37,19 @@ class IncidentQueries:
 
     async def open_incidents(self, session: StaffSession) -> list[Incident]:
         """Open incidents in my scope, most urgent first (the console's queue)."""
-        all_precincts = session.user.role.sees_all_precincts
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                f"""SELECT * FROM incidents
-                    WHERE state IN ('queued', 'claimed', 'assigned', 'escalated')
-                      AND {scope_clause(1, all_precincts)}
-                    ORDER BY priority_score, id LIMIT 1000""",
-                sorted(session.user.precincts),
-            )
-        return [store.incident_from_row(r) for r in rows]
+            return await store.open_incidents(conn, scope_of(session.user), limit=1000)
 
     async def snapshot(self, session: StaffSession) -> tuple[int, list[Incident]]:
         """The open incidents in my scope and the seq they are current as of, from one
         consistent view: resuming the feed after that seq misses and repeats nothing."""
-        all_precincts = session.user.role.sees_all_precincts
         async with self.pool.acquire() as conn, event_store.feed_snapshot(conn) as seq:
-            rows = await conn.fetch(
-                f"""SELECT * FROM incidents
-                    WHERE state IN ('queued', 'claimed', 'assigned', 'escalated')
-                      AND {scope_clause(1, all_precincts)}
-                    ORDER BY priority_score, id""",
-                sorted(session.user.precincts),
-            )
-        return seq, [store.incident_from_row(r) for r in rows]
+            return seq, await store.open_incidents(conn, scope_of(session.user))
 
     async def get(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
         async with self.pool.acquire() as conn:
             incident = await store.get_incident(conn, incident_id)
-        scope = incident.scope_precinct if incident else None
-        if incident is None or not (
-            session.user.role.sees_all_precincts or scope is None or scope in session.user.precincts
-        ):
+        if incident is None or not scope_of(session.user).sees(incident):
             raise NotFound("no such incident in your precincts", field="incident_id")
         return incident
 

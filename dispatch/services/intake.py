@@ -33,10 +33,10 @@ from dispatch.auth.tokens import TokenKind, TokenSigner, token_digest
 from dispatch.domain.duplicates import compatible_with
 from dispatch.domain.errors import BadRequest, NotFound, RateLimited, ServiceBusy, Unauthorized
 from dispatch.domain.events import Actor, ActorKind, StoredEvent
-from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import (
     Action,
     CitizenId,
+    Incident,
     IncidentState,
     Location,
     case_number,
@@ -560,7 +560,13 @@ class IntakeService:
             rows = [(loc.lon, loc.lat, loc.accuracy_m, at) for loc, at in located]
             await incident_store.add_trail(conn, incident_id, rows)  # type: ignore[arg-type]
             latest = max(located, key=lambda pair: pair[1])[0]
-            await incident_store.update_position(conn, incident_id, latest)
+            before = await workflow_store.get_incident(conn, incident_id)
+            assert before is not None
+            routed = routes_on_first_fix(before)
+            if routed:
+                await incident_store.route_first_fix(conn, incident_id, latest)
+            else:
+                await incident_store.update_position(conn, incident_id, latest)
             moved = await workflow_store.get_incident(conn, incident_id)
             assert moved is not None
             event = await event_store.append_event(
@@ -570,12 +576,28 @@ class IntakeService:
                 {"incident": incident_view(moved),
                  "points": [{"lon": loc.lon, "lat": loc.lat, "accuracy_m": loc.accuracy_m,
                              "time": at.isoformat(), "precinct_code": loc.precinct_code}
-                            for loc, at in located]},
+                            for loc, at in located],
+                 "routed": routed},
                 incident_id=incident_id,
-                precinct_code=moved.scope_precinct,
+                # The routing event goes where the alarm was seen until now (every
+                # dispatcher: `precinct:_none`), so consoles that listed it learn where
+                # it went; what follows goes to its precinct.
+                precinct_code=before.scope_precinct if routed else moved.scope_precinct,
                 citizen_id=citizen_id,
             )  # fmt: skip
+        if routed and moved.precinct_code is not None:
+            # Same score: the alarm keeps its place from the moment it was sent.
+            self.queue.remove_soon(incident_id, None)
+            self.queue.add_soon(
+                [QueueEntry(incident_id, moved.precinct_code, moved.priority_score)]
+            )
         await self.publisher.publish([event])
+        if routed:
+            logger.info(
+                "alarm routed by its first fix",
+                extra={"incident_id": str(incident_id), "precinct": moved.precinct_code,
+                       "jurisdiction": moved.jurisdiction},
+            )  # fmt: skip
         return len(points)
 
     async def cancel(self, citizen_id: CitizenId, incident_id: uuid.UUID, reason: str) -> str:
@@ -611,6 +633,14 @@ class IntakeService:
         return state.value
 
 
+def routes_on_first_fix(incident: Incident) -> bool:
+    """An alarm sent with no fix waits in the no-precinct queue, which every dispatcher
+    sees; its first fix routes it to its precinct while it is still queued.  Once a
+    dispatcher holds it, a fix only moves it on the map: routing it then would take it
+    out of that dispatcher's precincts (they can reroute it themselves)."""
+    return incident.jurisdiction == "unknown" and incident.state is IncidentState.QUEUED
+
+
 def _answered(
     results: list[IntakeResult | Exception | None],
 ) -> list[IntakeResult | Exception]:
@@ -618,7 +648,3 @@ def _answered(
     answered = [result for result in results if result is not None]
     assert len(answered) == len(results)
     return answered
-
-
-def verification_of(level: str) -> VerificationLevel:
-    return VerificationLevel(level)

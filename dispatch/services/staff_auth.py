@@ -51,11 +51,6 @@ class StaffSession:
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"this needs the role {allowed}; you are {self.user.role.value}")
 
-    def may_see_precinct(self, precinct_code: str | None) -> bool:
-        if self.user.role.sees_all_precincts:
-            return True
-        return precinct_code is not None and precinct_code in self.user.precincts
-
 
 @dataclass(frozen=True, slots=True)
 class StaffAuth:

@@ -28,6 +28,7 @@ from dispatch.domain.incidents import (
     TransferTarget,
     transition,
 )
+from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
@@ -39,7 +40,6 @@ from dispatch.wire.incident_view import incident_view
 
 logger = logging.getLogger(__name__)
 
-ASSIGNMENT_OFFER_TIMEOUT = timedelta(seconds=30)
 _WORKERS = (Role.DISPATCHER, Role.COMMANDER)
 
 
@@ -49,22 +49,18 @@ class Workflow:
     queue: PriorityQueue
     publisher: Publisher
     clock: Clock
+    # How long an assignment offer waits for the officer's answer before it is made
+    # again: the first offer as every re-offer (MICRO110_ASSIGNMENT_REOFFER_S).
+    offer_for: timedelta = timedelta(seconds=30)
 
     # --- checks -------------------------------------------------------------------
-
-    @staticmethod
-    def _in_scope(session: StaffSession, incident: Incident) -> bool:
-        if session.user.role.sees_all_precincts:
-            return True
-        scope = incident.scope_precinct
-        return scope is None or scope in session.user.precincts
 
     async def _load(
         self, conn: asyncpg.Connection, session: StaffSession, incident_id: uuid.UUID
     ) -> Incident:
         incident = await store.get_incident(conn, incident_id, for_update=True)
         # Out of scope looks like missing: a dispatcher learns nothing of other precincts.
-        if incident is None or not self._in_scope(session, incident):
+        if incident is None or not scope_of(session.user).sees(incident):
             raise NotFound("no such incident in your precincts", field="incident_id")
         return incident
 
@@ -120,8 +116,7 @@ class Workflow:
         session.require(*_WORKERS)
         async with self.pool.acquire() as conn:
             claimed = await store.claim_next(
-                conn, session.actor, session.user.id, sorted(session.user.precincts),
-                session.user.role.sees_all_precincts, self.clock.now(),
+                conn, session.actor, session.user.id, scope_of(session.user), self.clock.now(),
                 escalated=session.user.role is Role.COMMANDER,
             )  # fmt: skip
         if claimed is None:
@@ -136,7 +131,7 @@ class Workflow:
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             current = await store.get_incident(conn, incident_id)
-            if current is None or not self._in_scope(session, current):
+            if current is None or not scope_of(session.user).sees(current):
                 raise NotFound("no such incident in your precincts", field="incident_id")
             if current.state is IncidentState.ESCALATED and session.user.role is not Role.COMMANDER:
                 raise Forbidden("an escalated incident is for a commander to claim")
@@ -286,7 +281,7 @@ class Workflow:
             raise BadRequest("an incident cannot be merged into itself", field="into")
         async with self.pool.acquire() as conn:
             target = await store.get_incident(conn, into)
-        if target is None or not self._in_scope(session, target):
+        if target is None or not scope_of(session.user).sees(target):
             raise NotFound("no such target incident in your precincts", field="into")
         if not target.state.is_open:
             raise InvalidTransition(
@@ -338,7 +333,7 @@ class Workflow:
                 assignment_id = uuid.uuid4()
                 await store.insert_assignment(
                     conn, assignment_id, incident_id, officer_id, session.user.id, now,
-                    now + ASSIGNMENT_OFFER_TIMEOUT,
+                    now + self.offer_for,
                 )  # fmt: skip
                 events.append(
                     await event_store.append_event(

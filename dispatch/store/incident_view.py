@@ -9,7 +9,7 @@ def incident_view_sql(row: str) -> str:
 
     For statements that change an incident and write its event in one round trip (no
     Python between the two).  It must stay `incident_view` to the letter: a property
-    test (tests/dispatch/test_incident_view_sql.py) compares the two over arbitrary rows.
+    test (tests/dispatch/store/test_incident_view.py) compares the two over arbitrary rows.
     Floats: jsonb keeps the shortest text that reads back as the same double (as long
     as `extra_float_digits` > 0, which the pool sets), as Python does; one difference
     on the wire: a whole-number double is written without ".0" (1 rather than 1.0),

@@ -394,3 +394,15 @@ async def update_position(conn: asyncpg.Connection, incident_id: UUID, location:
         location.lat,
         location.accuracy_m,
     )
+
+
+async def route_first_fix(conn: asyncpg.Connection, incident_id: UUID, location: Location) -> None:
+    """An alarm sent before the phone had a fix gets its place and its precinct."""
+    await conn.execute(
+        """UPDATE incidents SET lon = $2, lat = $3, accuracy_m = $4, precinct_code = $5,
+                  jurisdiction = $6, nearest_precinct_code = $7, distance_m = $8,
+                  version = version + 1, updated_at = now()
+           WHERE id = $1""",
+        incident_id, location.lon, location.lat, location.accuracy_m, location.precinct_code,
+        location.jurisdiction, location.nearest_code, location.distance_m,
+    )  # fmt: skip

@@ -12,27 +12,16 @@ import asyncpg
 
 from dispatch.domain.events import Actor, StoredEvent
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState
+from dispatch.domain.scope import Scope
 from dispatch.store.events import FEED_LOCK
 from dispatch.store.incident_view import incident_view_sql
+from dispatch.store.scope import scope_clause
 
 _COLUMNS = """id, case_no, state, channel, tag, severity, citizen_id, verification,
     precinct_code, jurisdiction, nearest_precinct_code, distance_m, lon, lat, accuracy_m,
     received_at, priority_score, claimed_by, claimed_at, merged_into, escalated_at,
     disposition, resolved_at, closed_at, overdue_at, cancelled_at, cancel_reason,
     invalid_reason, transfer, rating, version"""
-
-# A dispatcher's scope: their precincts, incidents out of jurisdiction nearest to them,
-# and incidents with no position at all (someone must see those).
-SCOPE_SQL = """(precinct_code = any($SCOPE::text[])
-    OR (precinct_code IS NULL AND (nearest_precinct_code = any($SCOPE::text[])
-                                   OR nearest_precinct_code IS NULL)))"""
-
-
-def scope_clause(param: int, all_precincts: bool) -> str:
-    if all_precincts:
-        # Still mention the parameter, so every caller passes the same arguments.
-        return f"(${param}::text[] IS NULL OR true)"
-    return SCOPE_SQL.replace("$SCOPE", f"${param}")
 
 
 def incident_from_row(row: asyncpg.Record) -> Incident:
@@ -81,12 +70,26 @@ async def get_incident(
     return incident_from_row(row) if row else None
 
 
+async def open_incidents(
+    conn: asyncpg.Connection, scope: Scope, *, limit: int | None = None
+) -> list[Incident]:
+    """Open incidents in `scope`, most urgent first (all of them when `limit` is None)."""
+    rows = await conn.fetch(
+        f"""SELECT * FROM incidents
+            WHERE state IN ('queued', 'claimed', 'assigned', 'escalated')
+              AND {scope_clause(1, scope)}
+            ORDER BY priority_score, id LIMIT $2""",
+        scope.codes(),
+        limit,
+    )
+    return [incident_from_row(r) for r in rows]
+
+
 async def claim_next(
     conn: asyncpg.Connection,
     actor: Actor,
     user_id: int,
-    scope: Sequence[str],
-    all_precincts: bool,
+    scope: Scope,
     now: datetime,
     *,
     escalated: bool = False,
@@ -101,10 +104,10 @@ async def claim_next(
     if conn.is_in_transaction():
         raise RuntimeError("claim_next commits its own claim; call it outside a transaction")
     if escalated:
-        claimed = await _claim_first(conn, "escalated", actor, user_id, scope, all_precincts, now)
+        claimed = await _claim_first(conn, "escalated", actor, user_id, scope, now)
         if claimed is not None:
             return claimed
-    return await _claim_first(conn, "queued", actor, user_id, scope, all_precincts, now)
+    return await _claim_first(conn, "queued", actor, user_id, scope, now)
 
 
 async def _claim_first(
@@ -112,8 +115,7 @@ async def _claim_first(
     state: Literal["queued", "escalated"],
     actor: Actor,
     user_id: int,
-    scope: Sequence[str],
-    all_precincts: bool,
+    scope: Scope,
     now: datetime,
 ) -> tuple[Incident, StoredEvent] | None:
     # One literal state and ORDER BY exactly the index's columns: the planner walks the
@@ -128,7 +130,7 @@ async def _claim_first(
                        version = version + 1, updated_at = $2
                 WHERE id = (SELECT id FROM incidents
                             WHERE state = '{state}' AND merged_into IS NULL
-                              AND {scope_clause(3, all_precincts)}
+                              AND {scope_clause(3, scope)}
                             ORDER BY priority_score, id
                             LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING {_COLUMNS}),
@@ -147,7 +149,7 @@ async def _claim_first(
             FROM claimed c, event e""",
         user_id,
         now,
-        list(scope),
+        scope.codes(),
         FEED_LOCK,
         actor.kind.value,
         actor.id,

@@ -66,13 +66,17 @@ class AttestationIn(_In):
 
 
 class AlarmIn(_In):
+    """A silent alarm is sent the moment it is confirmed, with the phone's best fix so
+    far or with none (`lon`, `lat`, `accuracy_m`, `datum` all absent): the trail brings
+    the position later, and the first fix routes it."""
+
     tag: TagCode
-    lon: Lon
-    lat: Lat
-    accuracy_m: Accuracy
-    datum: DatumName
     client_time: AwareTime
     idempotency_key: IdempotencyKey
+    lon: Lon | None = None
+    lat: Lat | None = None
+    accuracy_m: Accuracy | None = None
+    datum: DatumName | None = None
     note: Annotated[str, Meta(max_length=2000)] | None = None
 
 
@@ -159,10 +163,6 @@ Note = Annotated[str, Meta(max_length=2000)]
 class LoginIn(_In):
     username: Annotated[str, Meta(min_length=1, max_length=64)]
     password: Annotated[str, Meta(min_length=1, max_length=1024)]
-
-
-class ClaimIn(_In):
-    pass
 
 
 class AssignIn(_In):
@@ -253,15 +253,6 @@ class IncidentOut(Struct, frozen=True):
     overdue: bool
     cancelled: bool
     version: int
-
-
-class HistoryEntryOut(Struct, frozen=True):
-    seq: int
-    type: str
-    at: datetime
-    actor_kind: str
-    actor_id: str
-    payload: dict[str, object]
 
 
 class RecommendationOut(Struct, frozen=True):

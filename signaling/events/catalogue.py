@@ -95,6 +95,17 @@ class IncidentUpdated(IncidentEvent, tag="incident.updated"):
     audience = (CONSOLE, OFFICER)  # also to officers working it (incident room)
 
     points: list[TrailPoint] | UnsetType = UNSET
+    routed: (
+        Annotated[
+            bool,
+            Meta(
+                description="with `points`: true when this first fix of an alarm sent without "
+                "one routed it to its precinct (sent to every console that listed it, "
+                "`precinct:_none`); later points go to its precinct"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     reason: str | UnsetType = UNSET
     kind: Literal["note", "follow_up", "callback"] | UnsetType = UNSET
     text: str | UnsetType = UNSET
@@ -287,6 +298,10 @@ class CaseStatus(Event, tag="case.status"):
     audience = (CITIZEN,)
 
     text: Annotated[str, Meta(description="this step, for the reporter")]
+    event: Annotated[
+        str,
+        Meta(description="the step's event type (`incident.claimed`, ...): to translate `text`"),
+    ]
     case_no: str
     status: IncidentState
     status_text: Annotated[str, Meta(description="the case's state now, for the reporter")]

@@ -702,3 +702,20 @@ def test_dockerignore_is_an_allow_list_covering_every_package() -> None:
     }
     assert "pyproject.toml" in allowed
     assert packages <= allowed, f"add to .dockerignore: {sorted(packages - allowed)}"
+
+
+# ======================================================================= nginx: TLS
+
+
+def test_nginx_serves_https_with_the_certificate_compose_mounts() -> None:
+    # Phones grant camera, microphone, location and service workers only to HTTPS.
+    server = _nginx_server()
+    assert all("ssl" in d.args[1:] for d in server.children("listen")), "listen ... ssl"
+    (cert,) = server.children("ssl_certificate")
+    (key,) = server.children("ssl_certificate_key")
+    mounts = [str(v) for v in _services()["nginx"]["volumes"]]
+    for path in (cert.args[0], key.args[0]):
+        directory = str(Path(path).parent)
+        assert any(m.split(":")[1] == directory for m in mounts), f"{path} is not mounted"
+    # Plain HTTP on the TLS port is redirected, not answered with a bare 400.
+    assert any(d.args[:2] == ["497", "=301"] for d in server.children("error_page"))

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import CitizenSession, Client, Servers
-from tests.dispatch.test_alarms import alarm
+from tests.dispatch.calls import alarm
 from tests.serving import ServerProcess, child_env, run_cli
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "geo"

@@ -10,7 +10,7 @@ import pytest
 from dispatch.domain.priority import Channel, PriorityWeights
 from dispatch.settings import Settings, SettingsError
 from tests.conftest import CitizenSession, Client
-from tests.dispatch.test_alarms import alarm
+from tests.dispatch.calls import alarm
 
 OVERRIDE = '{"severity_s": {"1": 5000}, "channel_s": {"alarm": 200}, "max_penalty_s": 600}'
 

@@ -7,7 +7,7 @@ import pytest
 import socketio
 
 from tests.conftest import CitizenSession, Client, Staff, StaffLogin
-from tests.dispatch.test_workflow import GULOU_DRUM_TOWER, act, report
+from tests.dispatch.calls import GULOU_DRUM_TOWER, act, report
 from tests.signaling.feeds import FeedClient
 
 OPEN = {"queued", "claimed", "assigned", "escalated"}

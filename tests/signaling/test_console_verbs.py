@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import CitizenSession, Client, Staff, StaffLogin
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import act, report
 from tests.signaling.feeds import FeedClient
 
 # (who: "d" dispatcher / "c" commander, incident letter, HTTP verb, body).

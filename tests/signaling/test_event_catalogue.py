@@ -39,7 +39,7 @@ from signaling.events.catalogue import (
 )
 from signaling.events.docs import DOCS_DIR, rendered
 from tests.conftest import CitizenSession, Client, Staff, app_of
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import act, report
 from tests.fakes import FakeClock
 from tests.signaling.feeds import FeedClient
 from tests.signaling.test_console_feed import every_action

@@ -19,7 +19,7 @@ from dispatch.store.events import append_event, feed_snapshot
 from signaling.hub import FeedHub
 from signaling.server import Signaling
 from tests.conftest import STAFF_PASSWORD, Client, Staff, app_of, register_citizen
-from tests.dispatch.test_workflow import report
+from tests.dispatch.calls import report
 from tests.signaling.feeds import FeedClient
 
 

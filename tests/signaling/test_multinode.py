@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Servers
-from tests.dispatch.test_alarms import alarm
+from tests.dispatch.calls import alarm
 from tests.serving import child_env, create_database, drop_database, start_server
 from tests.signaling.feeds import FeedClient
 

@@ -7,7 +7,7 @@ import socketio
 
 from dispatch.http.keys import ASSIGNMENTS
 from tests.conftest import CitizenSession, Client, Staff, app_of
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import act, report
 from tests.fakes import FakeClock
 from tests.signaling.feeds import FeedClient
 

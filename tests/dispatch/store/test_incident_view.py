@@ -19,7 +19,7 @@ from dispatch.store.incident_view import incident_view_sql
 from dispatch.store.workflow import get_incident
 from dispatch.wire.incident_view import incident_view
 from tests.conftest import CitizenSession, Client, Staff
-from tests.dispatch.test_workflow import report
+from tests.dispatch.calls import report
 
 PROPERTY = settings(
     database=None,

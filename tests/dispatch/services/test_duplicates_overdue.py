@@ -14,8 +14,7 @@ import pytest
 from dispatch.http.keys import OVERDUE
 from geo.distance import EARTH_RADIUS_M, haversine_m
 from tests.conftest import CitizenSession, Client, Staff, app_of, register_citizen
-from tests.dispatch.test_alarms import XUANWU_LAKE
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import XUANWU_LAKE, act, report
 from tests.fakes import FakeClock
 
 LON, LAT = XUANWU_LAKE

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -16,10 +16,10 @@ import redis.asyncio as aioredis
 from dispatch.http.keys import QUEUE, REDIS_WRITES
 from dispatch.infra.queue_index import BUILT_KEY, GLOBAL_KEY, PriorityQueue, precinct_key
 from tests.conftest import CitizenSession, Client, Servers, Staff, app_of, register_citizen
-from tests.dispatch.test_alarms import SHANGHAI, XUANWU_LAKE
-from tests.dispatch.test_workflow import GULOU_DRUM_TOWER, act, report
+from tests.dispatch.calls import GULOU_DRUM_TOWER, SHANGHAI, XUANWU_LAKE, act, report
 from tests.fakes import FakeClock
 from tests.serving import child_env, run_cli
+from tests.waiting import eventually
 
 XUANWU, GULOU = "320102", "320106"
 
@@ -237,15 +237,6 @@ async def keeping(queue: PriorityQueue, pg: asyncpg.Pool) -> AsyncIterator[None]
             await task
 
 
-async def soon(check: Callable[[], Awaitable[bool]]) -> None:
-    """Within 10 s (the keeper looks every 20 ms here)."""
-    for _ in range(500):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    assert await check()
-
-
 async def test_a_running_node_rebuilds_an_index_redis_has_lost(
     app_client: Client,
     pg: asyncpg.Pool,
@@ -267,7 +258,7 @@ async def test_a_running_node_rebuilds_an_index_redis_has_lost(
         async def restored() -> bool:
             return await queue_state(queue) == before
 
-        await soon(restored)
+        await eventually(restored)
     assert "queue index out of step with PostgreSQL; rebuilding" in caplog.text
     assert await redis.exists(BUILT_KEY)
 
@@ -294,6 +285,6 @@ async def test_a_running_node_repairs_an_index_write_that_failed(
                 await queue.ordered(XUANWU) == [made]
             )
 
-        await soon(repaired)
+        await eventually(repaired)
     assert not queue.out_of_step
     assert await queue.ordered(all_precincts=True) == await postgres_order(pg) == [made]

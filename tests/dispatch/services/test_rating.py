@@ -21,8 +21,7 @@ from tests.conftest import (
     make_staff,
     register_citizen,
 )
-from tests.dispatch.test_alarms import SHANGHAI
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import SHANGHAI, act, report
 
 THANKS = "Thank you for rating how we handled your report."
 

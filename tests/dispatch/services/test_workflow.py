@@ -1,7 +1,6 @@
 """The dispatch workflow over HTTP: claims, every verb, scope, roles, history, EIDO."""
 
 import asyncio
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -9,26 +8,8 @@ import redis.asyncio as aioredis
 from dispatch.http.keys import REDIS_WRITES
 from dispatch.infra.queue_index import GLOBAL_KEY
 from tests.conftest import CitizenSession, Client, Staff, StaffLogin, app_of
-from tests.dispatch.test_alarms import alarm
+from tests.dispatch.calls import GULOU_DRUM_TOWER, act, report
 from tests.fakes import FakeClock
-
-GULOU_DRUM_TOWER = (118.7787, 32.0604)  # in 鼓楼区 (320106)
-
-
-async def report(client: Client, citizen: CitizenSession, **overrides: Any) -> dict[str, Any]:
-    response = await client.post("/api/alarms", json=alarm(**overrides), headers=citizen.headers)
-    assert response.status == 201, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
-
-
-async def act(
-    client: Client, who: StaffLogin, incident: str, verb: str, body: Any = None
-) -> tuple[int, Any]:
-    response = await client.post(
-        f"/api/incidents/{incident}/{verb}", json=body or {}, headers=who.headers
-    )
-    return response.status, await response.json()
 
 
 async def test_next_takes_the_most_urgent_and_claims_are_exclusive(

@@ -3,7 +3,6 @@
 import asyncio
 import re
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,31 +16,8 @@ from dispatch.store.workflow import incident_from_row
 from dispatch.wire.incident_view import incident_view
 from geo.datum import wgs84_to_gcj02
 from tests.conftest import CitizenSession, Client, app_of, register_citizen
-
-XUANWU_LAKE = (118.7926, 32.0732)  # WGS84, in 玄武区 (320102)
-SHANGHAI = (121.4737, 31.2304)  # outside every Nanjing district
-
-
-def alarm(**overrides: Any) -> dict[str, Any]:
-    body = {
-        "tag": "kidnapping",
-        "lon": XUANWU_LAKE[0],
-        "lat": XUANWU_LAKE[1],
-        "accuracy_m": 12.5,
-        "datum": "wgs84",
-        "client_time": datetime.now(UTC).isoformat(),
-        "idempotency_key": f"key-{uuid.uuid4()}",
-    }
-    body.update(overrides)
-    return body
-
-
-async def counts(pg: asyncpg.Pool) -> dict[str, int]:
-    async with pg.acquire() as conn:
-        return {
-            table: await conn.fetchval(f"SELECT count(*) FROM {table}")
-            for table in ("incidents", "reports", "incident_events", "alarm_trail", "attachments")
-        }
+from tests.dispatch.calls import SHANGHAI, XUANWU_LAKE, alarm, counts
+from tests.waiting import eventually
 
 
 async def test_alarm_is_committed_located_queued_and_tracked(
@@ -215,21 +191,13 @@ async def _while_writers_wait(
     async with pg.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)
         lead = asyncio.create_task(app_client.post("/api/alarms", json=first, headers=headers))
-        await _until(lambda: intake.writes.running == 1)
+        await eventually(lambda: intake.writes.running == 1)
         rest = [
             asyncio.create_task(app_client.post("/api/alarms", json=body, headers=headers))
             for body in together
         ]
-        await _until(lambda: intake.writes.waiting == len(together))
+        await eventually(lambda: intake.writes.waiting == len(together))
     return await lead, list(await asyncio.gather(*rest))
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(2000):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("never happened")
 
 
 async def test_alarms_arriving_together_are_written_together_each_on_its_own_terms(
@@ -343,13 +311,13 @@ async def test_a_node_refuses_more_than_it_will_hold_while_postgresql_is_stuck(
         lead = asyncio.create_task(
             app_client.post("/api/alarms", json=alarm(), headers=citizen.headers)
         )
-        await _until(lambda: intake.writes.running == 1)
+        await eventually(lambda: intake.writes.running == 1)
         held = [
             asyncio.create_task(app_client.post("/api/alarms", json=alarm(lon=118.70 + n / 100),
                                                 headers=citizen.headers))
             for n in range(2)
         ]  # fmt: skip
-        await _until(lambda: intake.writes.waiting == 2)
+        await eventually(lambda: intake.writes.waiting == 2)
         refused = await app_client.post("/api/alarms", json=refused_body, headers=citizen.headers)
         assert refused.status == 503
         assert refused.headers["Retry-After"] == "2"

@@ -21,7 +21,7 @@ from dispatch.infra.connections import Infrastructure
 from dispatch.services.citizens import import_registry
 from dispatch.settings import Settings
 from tests.conftest import CitizenSession, Client, Staff, app_of, register_citizen
-from tests.dispatch.test_workflow import report
+from tests.dispatch.calls import report
 from tests.fakes import FakeClock, RecordingSms
 
 # A valid GB 11643 number (check digit computed) and a registry entry for it.

@@ -11,9 +11,8 @@ import jwt
 import pytest
 
 from tests.conftest import CitizenSession, Client, Staff
-from tests.dispatch.test_alarms import alarm, counts
-from tests.dispatch.test_reports import fields, form, jpeg
-from tests.dispatch.test_workflow import act, report
+from tests.dispatch.calls import act, alarm, counts, report
+from tests.dispatch.services.test_intake_reports import fields, form, jpeg
 
 # (case id, body bytes, content type, status, error code, field)
 JSON_CASES: list[tuple[str, bytes, str, int, str, str | None]] = [

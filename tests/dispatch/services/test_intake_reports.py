@@ -15,8 +15,8 @@ from PIL import Image
 
 from dispatch.http.keys import INTAKE
 from tests.conftest import CitizenSession, Client, app_of, register_citizen
-from tests.dispatch.test_alarms import counts
-from tests.test_images import exif, gps_tags
+from tests.dispatch.calls import counts
+from tests.dispatch.evidence.test_images import exif, gps_tags
 
 
 def jpeg(*, gps: tuple[float, float] | None = None, size: tuple[int, int] = (64, 48)) -> bytes:

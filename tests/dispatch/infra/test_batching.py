@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from dispatch.infra.batching import GroupCommit
+from tests.waiting import eventually
 
 
 class Writer:
@@ -29,14 +30,6 @@ class Writer:
         return [ValueError(f"bad {i}") if i < 0 else f"ok {i}" for i in items]
 
 
-async def until(condition: object) -> None:
-    for _ in range(1000):
-        if callable(condition) and condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("never happened")
-
-
 async def test_a_lone_item_is_written_at_once() -> None:
     writer = Writer()
     writer.go.set()
@@ -49,9 +42,9 @@ async def test_items_arriving_during_a_write_are_written_together_in_order() -> 
     writer = Writer()
     group: GroupCommit[int, str] = GroupCommit(writer.flush, max_batch=3, max_running=1)
     first = asyncio.create_task(group.submit(0))
-    await until(lambda: group.running == 1)
+    await eventually(lambda: group.running == 1)
     rest = [asyncio.create_task(group.submit(i)) for i in range(1, 6)]
-    await until(lambda: group.waiting == 5)
+    await eventually(lambda: group.waiting == 5)
     writer.go.set()
     assert await asyncio.gather(first, *rest) == [f"ok {i}" for i in range(6)]
     assert writer.batches == [[0], [1, 2, 3], [4, 5]]  # at most max_batch each
@@ -85,7 +78,7 @@ async def test_a_caller_that_goes_away_does_not_stop_the_write() -> None:
     writer = Writer()
     group: GroupCommit[int, str] = GroupCommit(writer.flush)
     caller = asyncio.create_task(group.submit(7))
-    await until(lambda: group.running == 1)
+    await eventually(lambda: group.running == 1)
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
@@ -99,7 +92,7 @@ async def test_the_next_batch_starts_once_the_last_is_written() -> None:
     writer.go.set()
     group: GroupCommit[int, str] = GroupCommit(writer.flush, max_running=1)
     publishing = asyncio.create_task(group.submit(99))
-    await until(lambda: writer.batches == [[99]] and group.running == 0)
+    await eventually(lambda: writer.batches == [[99]] and group.running == 0)
     assert await group.submit(1) == "ok 1"  # while 99 is still publishing
     assert not publishing.done()
     writer.published.set()

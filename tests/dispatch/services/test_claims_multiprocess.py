@@ -23,8 +23,9 @@ from dispatch.infra.queue_index import GLOBAL_KEY
 from dispatch.services.users import create_user
 from dispatch.store.database import create_pool
 from tests.conftest import STAFF_PASSWORD
-from tests.dispatch.test_alarms import alarm
+from tests.dispatch.calls import alarm
 from tests.serving import ServerProcess
+from tests.waiting import eventually
 
 INCIDENTS = 1000
 DISPATCHERS = 20
@@ -39,11 +40,11 @@ def grid_position(n: int) -> tuple[float, float]:
 
 async def _index_holds(redis: aioredis.Redis, count: int) -> None:
     """The queue index follows each commit without holding up its answer: soon."""
-    for _ in range(500):
-        if await redis.zcard(GLOBAL_KEY) == count:
-            return
-        await asyncio.sleep(0.01)
-    assert await redis.zcard(GLOBAL_KEY) == count
+
+    async def holds() -> bool:
+        return bool(await redis.zcard(GLOBAL_KEY) == count)
+
+    await eventually(holds, interval_s=0.01, what=f"the index holding {count}")
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: Any, token: str | None = None) -> Any:
