@@ -14,7 +14,7 @@ import pytest
 from dispatch.http.keys import PRECINCTS
 from geo.topojson import feature_collection
 from tests.conftest import CitizenSession, Client, Servers, app_of
-from tests.dispatch.test_alarms import XUANWU_LAKE, alarm
+from tests.dispatch.calls import XUANWU_LAKE, alarm
 from tests.serving import child_env, run_cli
 
 US_COUNTIES = (
