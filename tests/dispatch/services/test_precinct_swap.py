@@ -18,7 +18,7 @@ from tests.dispatch.calls import XUANWU_LAKE, alarm
 from tests.serving import child_env, run_cli
 
 US_COUNTIES = (
-    Path(__file__).parents[1] / "fixtures" / "geo" / "us_atlas_3.0.1_counties_10m.topojson.gz"
+    Path(__file__).parents[2] / "fixtures" / "geo" / "us_atlas_3.0.1_counties_10m.topojson.gz"
 )
 CENTRAL_PARK = (-73.9654, 40.7829)  # New York County, FIPS 36061
 # Far above what a free event loop shows (a few ms), far below the 8 s stalls a
