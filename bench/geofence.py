@@ -103,6 +103,7 @@ class National:
     index_rss_mb: float
     swap_worst_ms: float
     import_peak_rss_mb: float
+    node_rss_before_mb: float
     packed_index_mb: float
     alarms_during_swap: int
     served: str
@@ -340,6 +341,9 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
                     await asyncio.sleep(0.1)
 
             env = child_env({"DATABASE_URL": nodes.database_url}, external=True)
+            rss_before = max(
+                psutil.Process(node.proc.pid).memory_info().rss for node in nodes.nodes
+            )
             sender = asyncio.create_task(alarms())
             start = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(
@@ -377,6 +381,7 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
         index_rss_mb=round(rss / 2**20, 1),
         swap_worst_ms=round(max(answers) * 1000.0, 1),
         import_peak_rss_mb=round(peak / 2**20, 1),
+        node_rss_before_mb=round(rss_before / 2**20, 1),
         packed_index_mb=round(len(blob) / 2**20, 1),
         alarms_during_swap=len(answers),
         served=served.split(" served by ", 1)[1],
@@ -391,9 +396,9 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
     return await _lookups(NATIONAL, index, postgis, MAINLAND), national
 
 
-async def _run(national: bool) -> tuple[list[Result], National | None]:
+async def _run(cities: bool, national: bool) -> tuple[list[Result], National | None]:
     async with _postgis() as postgis:
-        results = [await _run_dataset(dataset, postgis) for dataset in DATASETS]
+        results = [await _run_dataset(dataset, postgis) for dataset in DATASETS if cities]
         if not national:
             return results, None
         result, figures = await _national(postgis)
@@ -446,8 +451,14 @@ def main() -> None:
         default=True,
         help="also import the national layer into running nodes (a few minutes)",
     )
+    parser.add_argument(
+        "--cities",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the city datasets (NYC, London)",
+    )
     args = parser.parse_args()
-    results, national = asyncio.run(_run(args.national))
+    results, national = asyncio.run(_run(args.cities, args.national))
     _goals(results)
     if national is not None:
         misses = []

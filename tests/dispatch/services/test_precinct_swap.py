@@ -21,9 +21,12 @@ US_COUNTIES = (
     Path(__file__).parents[2] / "fixtures" / "geo" / "us_atlas_3.0.1_counties_10m.topojson.gz"
 )
 CENTRAL_PARK = (-73.9654, 40.7829)  # New York County, FIPS 36061
-# Far above what a free event loop shows (a few ms), far below the 8 s stalls a
-# rebuild on the loop caused: a bound on behaviour, not a speed measurement.
-LOOP_STALL_BOUND_S = 1.0
+# Far above what a free event loop shows (a few ms; bench/geofence.py measures the
+# 100 ms goal as swap_worst_ms), far below the 8 s stalls a rebuild caused: a bound on
+# behaviour, not a speed measurement. Generous because on a shared 2-core VM the
+# whole test process is sometimes not scheduled for a second (seen once in a full run
+# with the machine's load at 16).
+LOOP_STALL_BOUND_S = 2.0
 
 
 def us_counties_geojson(path: Path) -> Path:
