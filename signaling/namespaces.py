@@ -20,12 +20,14 @@ import msgspec
 import socketio
 
 from dispatch.domain.errors import BadRequest, DispatchError, Unauthorized
+from dispatch.domain.field_reports import Place, Thread, place_in_wgs84
 from dispatch.domain.incidents import CitizenId, Disposition, TransferTarget
 from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
 from dispatch.infra.connections import DATABASE_UNAVAILABLE
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
+from dispatch.services.feed import events_between
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth, StaffSession
@@ -48,7 +50,7 @@ from signaling.audiences import (
     precinct_room,
     rooms_for,
 )
-from signaling.hub import FeedHub, events_between
+from signaling.hub import FeedHub
 
 logger = logging.getLogger(__name__)
 
@@ -371,9 +373,16 @@ class ConsoleNamespace(_StaffNamespace):
         body = self._body(models.MessageIn, data)
         target = decode(IdIn, {"incident_id": (data or {}).get("incident_id")})
         message = await self.messages.from_staff(
-            await self.staff(sid), target.incident_id, body.body, body.client_key
-        )
+            await self.staff(sid), target.incident_id, body.body, body.client_key,
+            Thread(body.thread),
+        )  # fmt: skip
         return {"ok": True, "message": message}
+
+
+def _place(place: models.PlaceIn | None) -> Place | None:
+    if place is None:
+        return None
+    return place_in_wgs84(place.lon, place.lat, place.accuracy_m, Datum(place.datum))
 
 
 class OfficerNamespace(_StaffNamespace):
@@ -383,11 +392,13 @@ class OfficerNamespace(_StaffNamespace):
         auth: StaffAuth,
         officers: OfficerService,
         assignments: AssignmentService,
+        messages: MessageService,
     ) -> None:
         super().__init__(OFFICER, hub)
         self.auth = auth
         self.officers = officers
         self.assignments = assignments
+        self.messages = messages
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -416,24 +427,40 @@ class OfficerNamespace(_StaffNamespace):
         }
 
     async def resumed(self, sid: str) -> dict[str, Any]:
-        # At least once: whatever is still waiting for an answer is handed over again.
-        return {"pending": await self.assignments.pending(await self.staff(sid))}
+        # At least once: whatever is still waiting for an answer is handed over again,
+        # and the phone learns what it is working on (a reload lost its screen).
+        session = await self.staff(sid)
+        return {
+            "pending": await self.assignments.pending(session),
+            "active": await self.assignments.active(session),
+        }
 
     @acked
     async def on_ack(self, sid: str, data: Any) -> dict[str, Any]:
         body = decode(models.AssignmentAckIn, data)
         state = await self.assignments.answer(
-            await self.staff(sid), body.assignment_id, body.accept, body.reason
-        )
+            await self.staff(sid), body.assignment_id, body.accept, body.reason,
+            client_key=body.client_key, captured_at=body.captured_at, place=_place(body.place),
+        )  # fmt: skip
         return {"ok": True, "state": state}
 
     @acked
     async def on_status(self, sid: str, data: Any) -> dict[str, Any]:
         body = decode(models.AssignmentStatusIn, data)
         state = await self.assignments.progress(
-            await self.staff(sid), body.assignment_id, body.status
-        )
+            await self.staff(sid), body.assignment_id, body.status,
+            client_key=body.client_key, captured_at=body.captured_at, place=_place(body.place),
+        )  # fmt: skip
         return {"ok": True, "state": state}
+
+    @acked
+    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
+        body = decode(models.OfficerMessageIn, data)
+        message = await self.messages.from_officer(
+            await self.staff(sid), body.incident_id, body.body, body.client_key,
+            captured_at=body.captured_at, place=_place(body.place),
+        )  # fmt: skip
+        return {"ok": True, "message": message}
 
     @acked
     async def on_position(self, sid: str, data: Any) -> dict[str, Any]:

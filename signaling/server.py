@@ -117,7 +117,7 @@ async def start_signaling(
     await hub.start()
     publisher.subscribe(hub.publish)
     console = ConsoleNamespace(hub, staff_auth, workflow, messages)
-    officer = OfficerNamespace(hub, staff_auth, officers, assignments)
+    officer = OfficerNamespace(hub, staff_auth, officers, assignments, messages)
     sio.register_namespace(console)
     sio.register_namespace(officer)
     sio.register_namespace(CitizenNamespace(hub, citizens, messages))

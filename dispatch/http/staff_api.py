@@ -9,11 +9,13 @@ import msgspec
 from aiohttp import web
 
 from dispatch.domain.errors import BadRequest, Unauthorized
+from dispatch.domain.field_reports import Thread
 from dispatch.domain.incidents import Disposition, TransferTarget
 from dispatch.domain.users import Role
 from dispatch.http.body import read_json
 from dispatch.http.citizen_api import bearer_token
 from dispatch.http.keys import (
+    ASSIGNMENTS,
     CITIZENS,
     INCIDENTS,
     MESSAGES,
@@ -132,7 +134,7 @@ async def post_message(request: web.Request) -> web.Response:
     session = await staff(request)
     body = await read_json(request, MessageIn, max_bytes=_max_json(request))
     message = await request.app[MESSAGES].from_staff(
-        session, incident_id(request), body.body, body.client_key
+        session, incident_id(request), body.body, body.client_key, Thread(body.thread)
     )
     return _json(message, status=201)
 
@@ -291,6 +293,14 @@ async def officer_duty(request: web.Request) -> web.Response:
     session = await staff(request)
     body = await read_json(request, DutyIn, max_bytes=_max_json(request))
     return _json({"status": await request.app[OFFICERS].set_duty(session, body.on_duty)})
+
+
+@routes.get("/api/officers/me/snapshot")
+async def officer_snapshot(request: web.Request) -> web.Response:
+    """What the officer's phone starts from: duty status, offers waiting, assignments
+    being worked, and the feed seq to resume /officer after."""
+    session = await staff(request)
+    return _json(await request.app[ASSIGNMENTS].snapshot(session))
 
 
 @routes.post("/api/officers/me/position")

@@ -1,25 +1,36 @@
-"""Chat between a dispatcher and the reporter of an incident: persisted, in the feed."""
+"""Chat on an incident, persisted and in the feed: a dispatcher with the reporter (the
+`reporter` thread) and, apart from that, with the officers working it (`officers`)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from dispatch.domain.errors import NotFound
-from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.events import Actor, ActorKind, EventType
+from dispatch.domain.field_reports import NO_CAPTURE, Capture, Place, Thread, capture
 from dispatch.domain.incidents import CitizenId, Incident
 from dispatch.domain.users import Role
+from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
+from dispatch.store import field_reports as field_store
 from dispatch.store import workflow as workflow_store
 
 
 def _message(row: asyncpg.Record) -> dict[str, Any]:
+    captured = row["captured_at"]
+    place = (
+        {"lon": row["lon"], "lat": row["lat"], "accuracy_m": row["accuracy_m"]}
+        if row["lon"] is not None
+        else None
+    )
     return {
         "id": str(row["id"]),
         "incident_id": str(row["incident_id"]),
@@ -28,6 +39,9 @@ def _message(row: asyncpg.Record) -> dict[str, Any]:
         "body": row["body"],
         "client_key": row["client_key"],
         "created_at": row["created_at"].isoformat(),
+        "thread": row["thread"],
+        "captured_at": captured.isoformat() if captured is not None else None,
+        "place": place,
     }
 
 
@@ -36,13 +50,51 @@ class MessageService:
     pool: asyncpg.Pool
     publisher: Publisher
     incidents: IncidentQueries
+    clock: Clock
 
     async def from_staff(
-        self, session: StaffSession, incident_id: uuid.UUID, body: str, client_key: str | None
+        self,
+        session: StaffSession,
+        incident_id: uuid.UUID,
+        body: str,
+        client_key: str | None,
+        thread: Thread = Thread.REPORTER,
     ) -> dict[str, Any]:
+        """A dispatcher's message to the reporter or to the officers working the incident."""
         session.require(Role.DISPATCHER, Role.COMMANDER)
         incident = await self.incidents.get(session, incident_id)  # scope check
-        return await self._post(incident, session.actor, body, client_key)
+        return await self._post(incident, session.actor, body, client_key, thread)
+
+    async def from_officer(
+        self,
+        session: StaffSession,
+        incident_id: uuid.UUID,
+        body: str,
+        client_key: str | None,
+        captured_at: datetime | None = None,
+        place: Place | None = None,
+    ) -> dict[str, Any]:
+        """An officer's message to the dispatcher, while they work the incident (accepted,
+        en route or on scene); the other officers working it see it too."""
+        session.require(Role.OFFICER)
+        written = capture(captured_at, place, self.clock.now())
+        async with self.pool.acquire() as conn:
+            if client_key is not None:
+                # Sent again from the outbox, perhaps after the assignment ended.
+                sent = await conn.fetchrow(
+                    """SELECT * FROM messages WHERE incident_id = $1 AND sender_kind = $2
+                       AND sender_id = $3 AND client_key = $4""",
+                    incident_id, session.actor.kind.value, session.actor.id, client_key,
+                )  # fmt: skip
+                if sent is not None:
+                    return _message(sent)
+            incident = await workflow_store.get_incident(conn, incident_id)
+            working = incident is not None and await field_store.is_working(
+                conn, incident_id, session.user.id
+            )
+        if incident is None or not working:
+            raise NotFound("no incident you are working with this id", field="incident_id")
+        return await self._post(incident, session.actor, body, client_key, Thread.OFFICERS, written)
 
     async def from_citizen(
         self, citizen_id: CitizenId, incident_id: uuid.UUID, body: str, client_key: str | None
@@ -52,17 +104,29 @@ class MessageService:
         if incident is None or incident.citizen_id != citizen_id:
             raise NotFound("no such case", field="incident_id")
         return await self._post(
-            incident, Actor(ActorKind.CITIZEN, str(citizen_id)), body, client_key
-        )
+            incident, Actor(ActorKind.CITIZEN, str(citizen_id)), body, client_key,
+            Thread.REPORTER,
+        )  # fmt: skip
 
     async def _post(
-        self, incident: Incident, actor: Actor, body: str, client_key: str | None
+        self,
+        incident: Incident,
+        actor: Actor,
+        body: str,
+        client_key: str | None,
+        thread: Thread,
+        capture: Capture = NO_CAPTURE,
     ) -> dict[str, Any]:
+        place = capture.place
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                """INSERT INTO messages (id, incident_id, sender_kind, sender_id, body, client_key)
-                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING *""",
+                """INSERT INTO messages (id, incident_id, sender_kind, sender_id, body,
+                       client_key, thread, captured_at, lon, lat, accuracy_m)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                   ON CONFLICT DO NOTHING RETURNING *""",
                 uuid.uuid4(), incident.id, actor.kind.value, actor.id, body, client_key,
+                thread.value, capture.at, place.lon if place else None,
+                place.lat if place else None, place.accuracy_m if place else None,
             )  # fmt: skip
             if row is None:  # a retry of a message already sent: the same answer
                 existing = await conn.fetchrow(
@@ -74,10 +138,11 @@ class MessageService:
                 return _message(existing)
             message = _message(row)
             event = await event_store.append_event(
-                conn, "message.created", actor,
+                conn, EventType.MESSAGE_CREATED, actor,
                 {"message": message, "sender_kind": actor.kind.value, "case_no": incident.case_no},
                 incident_id=incident.id, precinct_code=incident.scope_precinct,
-                citizen_id=incident.citizen_id,
+                # The officers' thread is none of the reporter's business.
+                citizen_id=incident.citizen_id if thread is Thread.REPORTER else None,
             )  # fmt: skip
         await self.publisher.publish([event])
         return message

@@ -13,7 +13,7 @@ import asyncpg
 from shapely.geometry import shape
 
 from dispatch.domain.errors import BadRequest
-from dispatch.domain.events import Actor
+from dispatch.domain.events import Actor, EventType
 from dispatch.infra.precinct_registry import IndexCache
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
@@ -96,7 +96,7 @@ async def import_precincts(
         await precinct_store.store_index(conn, import_id, packed)
         await event_store.append_event(
             conn,
-            "precincts.imported",
+            EventType.PRECINCTS_IMPORTED,
             actor,
             {
                 "import_id": import_id,

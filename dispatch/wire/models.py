@@ -264,23 +264,57 @@ class RecommendationOut(Struct, frozen=True):
     stale: bool
 
 
+ChatKey = Annotated[str, Meta(min_length=1, max_length=128)]
+MessageBody = Annotated[str, Meta(min_length=1, max_length=2000)]
+CapturedAt = Annotated[
+    datetime,
+    Meta(tz=True, description="when the phone captured it (it may have waited offline)"),
+]
+
+
+class PlaceIn(_In):
+    """Where the officer was when they tapped it."""
+
+    lon: Lon
+    lat: Lat
+    accuracy_m: Accuracy | None = None
+    datum: DatumName = "wgs84"
+
+
 class MessageIn(_In):
-    body: Annotated[str, Meta(min_length=1, max_length=2000)]
-    client_key: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    body: MessageBody
+    client_key: ChatKey | None = None
+    # `officers`: to the officers working the incident, not to the reporter.
+    thread: Literal["reporter", "officers"] = "reporter"
+
+
+class OfficerMessageIn(_In):
+    incident_id: UUID
+    body: MessageBody
+    client_key: ChatKey | None = None
+    captured_at: CapturedAt | None = None
+    place: PlaceIn | None = None
 
 
 class CitizenMessageIn(_In):
     incident_id: UUID
-    body: Annotated[str, Meta(min_length=1, max_length=2000)]
-    client_key: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    body: MessageBody
+    client_key: ChatKey | None = None
 
 
 class AssignmentAckIn(_In):
     assignment_id: UUID
     accept: bool
+    # Required (not blank) to decline.
     reason: Annotated[str, Meta(max_length=500)] = ""
+    client_key: IdempotencyKey | None = None
+    captured_at: CapturedAt | None = None
+    place: PlaceIn | None = None
 
 
 class AssignmentStatusIn(_In):
     assignment_id: UUID
     status: Literal["en_route", "on_scene", "cleared"]
+    client_key: IdempotencyKey | None = None
+    captured_at: CapturedAt | None = None
+    place: PlaceIn | None = None

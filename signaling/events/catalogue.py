@@ -27,6 +27,7 @@ from signaling.events.shapes import (
     IncidentSnapshot,
     Instant,
     Message,
+    Place,
     PossibleDuplicate,
     Shape,
     TrailPoint,
@@ -198,10 +199,12 @@ class IncidentRated(IncidentEvent, tag="incident.rated"):
 
 
 class MessageCreated(RecordedEvent, tag="message.created"):
-    """A chat message on an incident.  Consoles get every message; the reporter gets the
-    dispatcher's messages, never an echo of their own."""
+    """A chat message on an incident.  Consoles get every message.  The reporter gets the
+    dispatcher's messages in the `reporter` thread, never an echo of their own; the
+    officers working the incident (its room) get the `officers` thread, their own
+    messages included (match them by `client_key`)."""
 
-    audience = (CONSOLE, CITIZEN)
+    audience = (CONSOLE, OFFICER, CITIZEN)
 
     message: Message
     sender_kind: ActorKind
@@ -243,6 +246,20 @@ class OfficerGeofence(RecordedEvent, tag="officer.geofence"):
 # --- assignment.*: to consoles whose scope holds the incident, and to the officer ------
 
 
+CapturedAt = Annotated[
+    Instant,
+    Meta(description="when the officer tapped it (it may have waited offline); `at` is when "
+         "it was recorded"),
+]  # fmt: skip
+
+
+class OfficerStep(AssignmentEvent, kw_only=True):
+    """An answer or status step the officer's phone may stamp with when and where."""
+
+    captured_at: CapturedAt | UnsetType = UNSET
+    place: Place | UnsetType = UNSET
+
+
 class AssignmentOffered(AssignmentEvent, tag="assignment.offered"):
     """The officer was sent to the incident; offered again every 30 s while unanswered
     (`offers` counts them; the re-offers' actor is `system`)."""
@@ -250,13 +267,13 @@ class AssignmentOffered(AssignmentEvent, tag="assignment.offered"):
     offers: Annotated[int, Meta(ge=1)]
 
 
-class AssignmentAccepted(AssignmentEvent, tag="assignment.accepted"):
+class AssignmentAccepted(OfficerStep, tag="assignment.accepted"):
     """The officer accepted (a late answer counts too) and is now busy."""
 
     reason: str
 
 
-class AssignmentDeclined(AssignmentEvent, tag="assignment.declined"):
+class AssignmentDeclined(OfficerStep, tag="assignment.declined"):
     """The officer declined, with their reason."""
 
     reason: str
@@ -269,15 +286,15 @@ class AssignmentUnacknowledged(AssignmentEvent, tag="assignment.unacknowledged")
     offers: Annotated[int, Meta(ge=1)]
 
 
-class AssignmentEnRoute(AssignmentEvent, tag="assignment.en_route"):
+class AssignmentEnRoute(OfficerStep, tag="assignment.en_route"):
     """The officer reports being on the way."""
 
 
-class AssignmentOnScene(AssignmentEvent, tag="assignment.on_scene"):
+class AssignmentOnScene(OfficerStep, tag="assignment.on_scene"):
     """The officer reports arriving."""
 
 
-class AssignmentCleared(AssignmentEvent, tag="assignment.cleared"):
+class AssignmentCleared(OfficerStep, tag="assignment.cleared"):
     """The officer is done, or the incident was resolved while the assignment was live;
     an officer who was working it is available again."""
 

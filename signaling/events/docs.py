@@ -32,17 +32,20 @@ the payload's `type`.
 * `/officer`: an officer's phone, in room `officer:<user id>`: their assignments and
   their own duty status.  An officer who accepts an assignment also joins room
   `incident:<id>` and follows that incident (the silent alarm's trail, notes, the
-  reporter cancelling, merge, transfer, outcome) until the assignment ends (cleared,
-  cancelled, declined or unacknowledged).  The feed itself moves officers in and out,
-  so live delivery and resume replay agree at every `seq`.
+  reporter cancelling, merge, transfer, outcome, and the chat of the `officers` thread)
+  until the assignment ends (cleared, cancelled, declined or unacknowledged).  The feed
+  itself moves officers in and out, so live delivery and resume replay agree at every
+  `seq`.
 * `/citizen`: a reporter's phone, in room `citizen:<citizen id>`: the dispatcher's chat
-  messages and `case.status`, never internal steps.
+  messages of the `reporter` thread and `case.status`, never internal steps.
 
 **Connecting and resuming.** Connect with `auth={"token": ...}`, then emit `resume`
 with `{"last_seq": N}` (or `null` for live events only).  The server replays, in order,
 every event after `N` this client may see, then sends live events; the ack
 `{"ok": true, "seq": ...}` says where the client now is (`/officer` also gets
-`pending`, the offers still waiting for an answer).  A client too far behind gets
+`pending`, the offers still waiting for an answer, and `active`, the assignments it is
+working; a re-offer carries the same `assignment_id`, so a phone shows one alert per
+assignment).  A client too far behind gets
 `{"ok": true, "resync": true, "seq": ...}`: load a fresh snapshot and resume from its
 `seq`.
 

@@ -88,8 +88,17 @@ class Transfer(Shape):
     note: str
 
 
+class Place(Shape):
+    """Where an officer was when they tapped a step or wrote a message, in WGS-84."""
+
+    lon: float
+    lat: float
+    accuracy_m: float | None
+
+
 class Message(Shape):
-    """One chat message between the dispatcher and the reporter."""
+    """One chat message on an incident: between the dispatcher and the reporter (thread
+    `reporter`), or between the dispatcher and the officers working it (`officers`)."""
 
     id: UUID
     incident_id: UUID
@@ -98,3 +107,12 @@ class Message(Shape):
     body: str
     client_key: str | None
     created_at: Instant
+    thread: Annotated[
+        Literal["reporter", "officers"],
+        Meta(description="absent on messages recorded before threads: `reporter`"),
+    ] = "reporter"
+    captured_at: Annotated[
+        Instant | None,
+        Meta(description="when the sender's phone captured it (it may have waited offline)"),
+    ] = None
+    place: Annotated[Place | None, Meta(description="where the officer was")] = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import uuid
@@ -17,7 +16,7 @@ import jsonschema
 import msgspec
 import pytest
 
-from dispatch.domain.events import Actor, StoredEvent
+from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.http.keys import ASSIGNMENTS, OVERDUE
 from dispatch.store.events import event_from_row, latest_seq
 from signaling.audiences import (
@@ -99,47 +98,31 @@ def _assignment_states() -> list[str]:
 
 
 def stored_event_types() -> set[str]:
-    """Every event type the code can append, read from the source: each string (or
-    f-string) naming a type in a call that records an event."""
-    recorders = {"append_event", "_event", "_simple", "NewEvent"}
-    found: set[str] = set()
-    for path in sorted((ROOT / "dispatch").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if called not in recorders:
-                continue
-            for arg in node.args:
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    if re.fullmatch(r"[a-z_]+\.[a-z_]+", arg.value):
-                        found.add(arg.value)
-                elif isinstance(arg, ast.JoinedStr):
-                    prefix = arg.values[0]
-                    assert isinstance(prefix, ast.Constant) and prefix.value == "assignment.", (
-                        f"{path}:{node.lineno}: teach this test the values of {ast.unparse(arg)}"
-                    )
-                    found |= {f"assignment.{state}" for state in _assignment_states()}
-    return found
+    """Every event type the code can append: the members of `EventType` (the recorders
+    take nothing else)."""
+    return {event_type.value for event_type in EventType}
 
 
 def _probes(event_type: str) -> Iterator[StoredEvent]:
     """The event with every audience key set: the most any client could be sent."""
     for sender in ("citizen", "staff"):
-        yield StoredEvent(
-            seq=1, type=event_type, incident_id=uuid.uuid4(), precinct_code="320102",
-            citizen_id=uuid.uuid4(), officer_id=7, actor=Actor.system("probe"),
-            payload={"incident": {"state": "claimed", "case_no": "T1"}, "sender_kind": sender},
-            created_at=datetime.now(UTC),
-        )  # fmt: skip
+        for thread in ("reporter", "officers"):
+            yield StoredEvent(
+                seq=1, type=event_type, incident_id=uuid.uuid4(), precinct_code="320102",
+                citizen_id=uuid.uuid4(), officer_id=7, actor=Actor.system("probe"),
+                payload={"incident": {"state": "claimed", "case_no": "T1"},
+                         "sender_kind": sender, "message": {"thread": thread}},
+                created_at=datetime.now(UTC),
+            )  # fmt: skip
 
 
-def test_the_source_scan_finds_the_event_types() -> None:
+def test_event_type_names_the_event_types() -> None:
     found = stored_event_types()
     assert {"incident.created", "incident.trail", "incident.overdue", "incident.rated",
             "message.created", "officer.geofence", "assignment.cleared", "assignment.offered",
             "user.created", "citizen.verified"} <= found, found  # fmt: skip
+    # Every state an assignment can reach has its event type (EventType.of_assignment).
+    assert {f"assignment.{state}" for state in _assignment_states()} <= found
 
 
 def test_the_catalogue_holds_exactly_the_wire_events_rooms_for_can_produce() -> None:
@@ -199,8 +182,12 @@ async def officer_and_reporter_actions(
     assert await sweeps.sweep() == 1
     fake_clock.advance(120)
     assert await sweeps.sweep() == 1
-    steps = [("ack", {"accept": True})] + [("status", {"status": s}) for s in
-                                           ("en_route", "on_scene", "cleared")]  # fmt: skip
+    stamp = {"captured_at": fake_clock.now().isoformat(),
+             "place": {"lon": here[0], "lat": here[1], "accuracy_m": 9}}  # fmt: skip
+    steps = [("ack", {"accept": True, **stamp})] + [
+        ("status", {"status": s, "client_key": f"step-{s}", **stamp})
+        for s in ("en_route", "on_scene", "cleared")
+    ]
     for verb, body in steps:
         answer = await officer.call(verb, {"assignment_id": first, **body})
         assert answer["ok"], (verb, answer)
@@ -210,6 +197,16 @@ async def officer_and_reporter_actions(
                                        {"text": "suspect wears a red jacket"})  # fmt: skip
             assert status in (200, 201), answer
             await officer.wait_for(lambda evs: any(n == "incident.updated" for n, _ in evs))
+            # Chat in the officers' thread, stamped with when and where it was written.
+            said = await officer.call(
+                "message", {"incident_id": case["incident_id"], "body": "on my way",
+                            "client_key": "o-1", "captured_at": fake_clock.now().isoformat(),
+                            "place": {"lon": here[0], "lat": here[1], "accuracy_m": 9}},
+            )  # fmt: skip
+            assert said["ok"], said
+            status, answer = await act(client, staff.dispatcher, case["incident_id"], "messages",
+                                       {"body": "copy", "thread": "officers"})  # fmt: skip
+            assert status == 201, answer
     sent = await reporter.call(
         "message", {"incident_id": case["incident_id"], "body": "thank you", "client_key": "k1"}
     )
