@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 import socketio
 
-from dispatch.domain.errors import BadRequest, DispatchError, Unauthorized
+from dispatch.domain.errors import BadRequest, Conflict, DispatchError, Unauthorized
 from dispatch.domain.field_reports import Place, Thread, place_in_wgs84
 from dispatch.domain.incidents import CitizenId, Disposition, TransferTarget
 from dispatch.domain.scope import scope_of
@@ -185,6 +185,10 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                     raise BadRequest("last_seq is ahead of the feed", field="last_seq")
                 continue
             async with self.hub.lock:
+                if not self.server.manager.is_connected(sid, self.namespace):
+                    # It left while its replay ran (a timeout in a reconnect storm):
+                    # nothing to join, and no one to answer.
+                    raise Conflict("the connection closed during the resume")
                 if self.hub.cursor == replayed:
                     # No await between the check and the joins: the next event the hub
                     # dispatches reaches this client through its rooms.

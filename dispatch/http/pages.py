@@ -21,6 +21,7 @@ from aiohttp import web
 
 from console_web import BUILD_HINT
 from dispatch.domain.errors import NotFound
+from dispatch.http import report_page
 from dispatch.http.keys import SETTINGS
 from dispatch.settings import Settings
 
@@ -34,11 +35,15 @@ class Page:
     path: str
     entry: str  # the folder under console_web/src/pages/
     title: str
+    head: str = ""  # more of <head> (a web app manifest, a theme colour)
 
 
 # The pages served from the bundle.  A new client is a folder under
 # console_web/src/pages/ plus one line here.
-PAGES = (Page("/console", "console", "110 接警台 · Dispatch console"),)
+PAGES = (
+    Page("/console", "console", "110 接警台 · Dispatch console"),
+    Page("/report", "report", "110 报警 · Report to the police", report_page.HEAD),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,7 @@ def page_html(page: Page, entry: dict[str, Any]) -> str:
         "<!doctype html>\n"
         '<html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(page.title)}</title>{styles}{preload}"
+        f"<title>{html.escape(page.title)}</title>{page.head}{styles}{preload}"
         f'<script type="module" src="/{html.escape(entry["js"])}"></script>'
         '</head><body><div id="app"></div>'
         "<noscript>需要启用 JavaScript · JavaScript is required</noscript>"
@@ -180,6 +185,7 @@ def setup(app: web.Application, root: Path) -> None:
     for page in PAGES:
         app.router.add_get(page.path, _page_handler(page))
     app.router.add_get("/assets/{name}", asset)
+    report_page.setup(app, app[BUNDLE].manifest)
     app.router.add_get("/favicon.ico", no_icon)
 
 

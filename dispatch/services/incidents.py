@@ -13,6 +13,7 @@ from dispatch.domain.events import EventType
 from dispatch.domain.incidents import Incident
 from dispatch.domain.scope import scope_of
 from dispatch.services.staff_auth import StaffSession
+from dispatch.store import calls as call_store
 from dispatch.store import events as event_store
 from dispatch.store import workflow as store
 
@@ -84,6 +85,7 @@ class IncidentQueries:
             precinct_name = await conn.fetchval(
                 "SELECT name FROM precincts WHERE code = $1", incident.scope_precinct
             )
+            recordings = await call_store.recordings_of(conn, incident_id)
         notes = [
             {"noteDateTimeStamp": e.created_at.isoformat(), "noteText": e.payload.get("text", ""),
              "noteType": e.payload.get("kind", "note"),
@@ -127,6 +129,15 @@ class IncidentQueries:
                  "unitStatus": u["state"], "dispatchTimestamp": u["offered_at"].isoformat(),
                  "acknowledgedTimestamp": u["acked_at"].isoformat() if u["acked_at"] else None}
                 for u in units
+            ],
+            # Video-call recordings: evidence, each with its hash (issue 15).
+            "attachmentComponent": [
+                {"attachmentReference": f"urn:micro110:attachment:{r.id}",
+                 "attachmentType": "video-call-recording", "mimeType": r.media_type,
+                 "hashAlgorithm": "SHA-256", "hash": r.sha256, "sizeBytes": r.size,
+                 "durationSeconds": r.duration_s, "codecs": list(r.codecs),
+                 "url": f"/api/incidents/{incident_id}/recordings/{r.id}"}
+                for r in recordings
             ],
             "linkComponent": (
                 [{"linkedIncidentIdentifier": f"urn:micro110:incident:{link['other_id']}",
