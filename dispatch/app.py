@@ -99,12 +99,19 @@ async def _demo_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.load_demo:
         infra = app[INFRA]
-        app[DEMO_LOGINS] = await ensure_demo_city(infra.pool, app[PASSWORDS], settings.data_dir)
+        app[DEMO_LOGINS] = await ensure_demo_city(
+            infra.pool, app[PASSWORDS], settings.data_dir, cache=app[INDEX_CACHE]
+        )
     yield
 
 
 async def _precincts_ctx(app: web.Application) -> AsyncIterator[None]:
-    registry = PrecinctRegistry(app[INFRA].pool, cache=app[INDEX_CACHE])
+    registry = PrecinctRegistry(
+        app[INFRA].pool,
+        node=app[SETTINGS].node_name,
+        cache=app[INDEX_CACHE],
+        now=app[CLOCK].now,
+    )
     await registry.load()
     app[PRECINCTS] = registry
     watcher = asyncio.create_task(registry.watch(), name="precinct-watch")
@@ -112,6 +119,7 @@ async def _precincts_ctx(app: web.Application) -> AsyncIterator[None]:
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    await registry.forget()
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
