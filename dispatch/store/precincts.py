@@ -73,6 +73,15 @@ async def latest_import_id(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM precinct_imports"))
 
 
+async def precinct_name(conn: asyncpg.Connection, code: str | None) -> str | None:
+    name: str | None = await conn.fetchval("SELECT name FROM precincts WHERE code = $1", code)
+    return name
+
+
+async def is_active(conn: asyncpg.Connection, code: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM precincts WHERE code = $1 AND active", code))
+
+
 # One import at a time: an import builds its index from the active set it sees.
 _IMPORT_LOCK = 110_20
 
