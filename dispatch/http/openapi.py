@@ -6,6 +6,7 @@ router, so an endpoint cannot be added without being documented.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,26 @@ OPERATIONS: tuple[Operation, ...] = (
               "officers", auth="staff", errors=(401, 403)),
     Operation("post", "/api/officers/me/position", "Report position (at most once a second)",
               "officers", m.PositionIn, None, 202, "staff", (*_BODY_ERRORS, 401, 403, 429)),
+    # The browser clients (docs/clients.md) and what they load.
+    Operation("get", "/console", "The dispatcher console (HTML; 503 when not built)", "clients",
+              errors=(503,)),
+    Operation("get", "/assets/{name}", "A hashed file of the clients' bundle (immutable)",
+              "clients", errors=(404,)),
+    Operation("get", "/favicon.ico", "No icon (204)", "clients"),
+    Operation("get", "/api/client/config", "Server time, time zone, thresholds, basemap",
+              "clients"),
+    Operation("get", "/api/precincts.geojson", "Precinct boundaries, simplified, with an ETag",
+              "clients"),
+    Operation("get", "/api/console/roster", "Officers in scope (duty, position) and desk staff",
+              "workflow", auth="staff", errors=(401, 403)),
+    Operation("get", "/api/console/annotations",
+              "Open incidents' report text, photo counts and possible duplicates", "workflow",
+              auth="staff", errors=(401, 403)),
+    Operation("get", "/api/incidents/{incident_id}/evidence", "An incident's photos (metadata)",
+              "workflow", auth="staff", errors=(400, 401, 403, 404)),
+    Operation("get", "/api/incidents/{incident_id}/evidence/{attachment_id}",
+              "One evidence file (every read is audited, ?purpose=)", "workflow", auth="staff",
+              errors=(400, 401, 403, 404)),
 )  # fmt: skip
 
 _MULTIPART_SCHEMA: dict[str, Any] = {
@@ -156,8 +177,7 @@ def build_document() -> dict[str, Any]:
         operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag]}
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("incident_id", "case_no")
-            if "{" + name + "}" in op.path
+            for name in re.findall(r"\{(\w+)\}", op.path)
         ]
         if parameters:
             operation["parameters"] = parameters

@@ -605,7 +605,16 @@ def test_nginx_body_limit_matches_the_app_upload_limit() -> None:
 
 
 def test_dockerfile_base_image() -> None:
-    assert _instructions("FROM") == ["python:3.11-slim"]
+    # The browser clients are bundled in a Node stage; the image itself is Python's.
+    assert _instructions("FROM") == ["node:20-slim AS web", "python:3.11-slim"]
+
+
+def test_dockerfile_builds_the_clients_in_the_node_stage() -> None:
+    runs = _instructions("RUN")
+    assert "npm ci --no-audit --no-fund --loglevel=error" in runs
+    assert "node build.mjs" in runs
+    copies = _instructions("COPY")
+    assert "--from=web /web/dist ./console_web/dist" in copies
 
 
 def test_dockerfile_installs_the_package() -> None:

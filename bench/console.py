@@ -1,0 +1,239 @@
+"""The dispatcher console under load, in headless Chromium (Playwright).
+
+One `micro110 serve` node with the demo city; a commander's console (it sees every
+precinct) opened through its login form with 1,000 open incidents; then silent alarms
+arrive at 50/s and then at 200/s (each phase `--seconds` long).  Each alarm is retired
+(marked invalid) `--retire` seconds after it was posted, so the open count stays near
+1,000 plus what is in flight, as on a busy night where dispatchers keep up.
+
+Measured, per phase:
+* POST -> row rendered: from just before the alarm's POST is sent to the commit in
+  which the console's queue first rendered it (the page stamps
+  `performance.timeOrigin + performance.now()` in the queue's layout effect; the
+  queue is virtualised, so "rendered" is the list the screen draws from);
+* main-thread long tasks (PerformanceObserver `longtask`): milliseconds per second;
+* JS heap after a forced GC (CDP `Runtime.getHeapUsage`), at the start and the end.
+
+Goal (issue 16): p99 < 250 ms at 200/s, long tasks < 100 ms/s, heap flat over 10
+minutes (`--seconds 300` per phase).  The last line is one JSON object: open_incidents,
+alarms_per_s, render_p50_ms, render_p99_ms, long_task_ms_per_s, heap_mb_start,
+heap_mb_end (the 200/s phase), plus `phases` with both.
+
+    .venv/bin/python bench/console.py [--seconds 30] [--open 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiohttp
+from _harness import PASSWORD, cluster, login, new_citizen, percentile_ms
+from intake import Alarms, city_positions
+from playwright.async_api import async_playwright
+
+from dispatch.domain.users import Role
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update",
+        "--disable-renderer-backgrounding", "--disable-background-timer-throttling"]  # fmt: skip
+CITIZENS = 40
+
+
+@dataclass
+class Phase:
+    alarms_per_s: int
+    sent: int
+    rendered: int
+    render_p50_ms: float
+    render_p99_ms: float
+    render_max_ms: float
+    long_task_ms_per_s: float
+    late_sends: int
+
+
+async def heap_mb(cdp: Any) -> float:
+    await cdp.send("HeapProfiler.collectGarbage")
+    usage = await cdp.send("Runtime.getHeapUsage")
+    used: float = usage["usedSize"]
+    return round(used / 2**20, 1)
+
+
+async def post_alarms(
+    http: aiohttp.ClientSession,
+    url: str,
+    alarms: Alarms,
+    count: int,
+    concurrency: int = 32,
+) -> list[str]:
+    """Post `count` alarms as fast as `concurrency` allows; their incident ids."""
+    ids: list[str] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(count):
+        queue.put_nowait(n)
+
+    async def worker() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            body, headers = alarms.next()
+            async with http.post(url, data=body, headers=headers) as response:
+                if response.status in (200, 201):
+                    ids.append((await response.json())["incident_id"])
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ids
+
+
+async def retire(http: aiohttp.ClientSession, base: str, token: str, incident_id: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{base}/api/incidents/{incident_id}/invalid"
+    async with http.post(url, json={"reason": "bench"}, headers=headers) as response:
+        await response.read()
+
+
+async def run_phase(
+    page: Any,
+    http: aiohttp.ClientSession,
+    base: str,
+    alarms: Alarms,
+    retirer: str,
+    rate: int,
+    seconds: float,
+    retire_after_s: float,
+) -> Phase:
+    await page.evaluate("() => { window.__longTaskMs = 0; }")
+    sent_at: dict[str, float] = {}
+    tasks: set[asyncio.Task[None]] = set()
+    late = 0
+
+    async def one() -> None:
+        body, headers = alarms.next()
+        started = time.time()
+        async with http.post(f"{base}/api/alarms", data=body, headers=headers) as response:
+            if response.status not in (200, 201):
+                return
+            incident_id = (await response.json())["incident_id"]
+        sent_at[incident_id] = started
+        await asyncio.sleep(retire_after_s)
+        await retire(http, base, retirer, incident_id)
+
+    total = int(rate * seconds)
+    begin = time.perf_counter()
+    for n in range(total):
+        due = begin + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.05:
+            late += 1
+        task = asyncio.create_task(one())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    elapsed = time.perf_counter() - begin
+    long_ms = await page.evaluate("() => window.__longTaskMs")
+    await asyncio.sleep(1.0)  # the last rows render
+    rendered: dict[str, float] = await page.evaluate(
+        "(ids) => Object.fromEntries(ids"
+        ".map((id) => [id, __console.state.stats.renderedAt.get(id)])"
+        ".filter(([, at]) => at !== undefined))",
+        list(sent_at),
+    )
+    latencies = [rendered[i] / 1000 - sent_at[i] for i in rendered]
+    await asyncio.gather(*tasks)
+    return Phase(
+        alarms_per_s=rate,
+        sent=len(sent_at),
+        rendered=len(rendered),
+        render_p50_ms=percentile_ms(latencies, 50),
+        render_p99_ms=percentile_ms(latencies, 99),
+        render_max_ms=percentile_ms(latencies, 100),
+        long_task_ms_per_s=round(long_ms / elapsed, 1),
+        late_sends=late,
+    )
+
+
+async def main_async(seconds: float, open_count: int, retire_after_s: float) -> dict[str, Any]:
+    async with cluster(1, MICRO110_BACKGROUND_TASKS="false", MICRO110_DB_POOL_MAX="30") as c:
+        base = c.urls[0]
+        await c.add_staff("bench-commander", Role.COMMANDER)
+        await c.add_staff("bench-retirer", Role.COMMANDER)
+        connector = aiohttp.TCPConnector(limit=256)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            retirer = await login(http, base, "bench-retirer")
+            tokens = [
+                await new_citizen(http, base, f"bench-console-{n:04d}") for n in range(CITIZENS)
+            ]
+            alarms = Alarms(tokens, city_positions())
+            seeded = await post_alarms(http, f"{base}/api/alarms", alarms, open_count)
+            print(f"seeded {len(seeded)} open incidents")
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                page = await browser.new_page(viewport={"width": 1600, "height": 900})
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                await page.add_init_script(
+                    "window.__longTaskMs = 0; new PerformanceObserver((list) => {"
+                    " for (const e of list.getEntries()) window.__longTaskMs += e.duration;"
+                    "}).observe({type: 'longtask', buffered: true});"
+                )
+                await page.goto(f"{base}/console?lang=zh-CN")
+                await page.fill("input[name=username]", "bench-commander")
+                await page.fill("input[name=password]", PASSWORD)
+                await page.click("button[type=submit]")
+                await page.wait_for_selector(".conn[data-state=live]", timeout=60000)
+                await page.wait_for_function(
+                    f"() => __console.state.incidents.size >= {len(seeded)}", timeout=60000
+                )
+                await page.evaluate("() => { __console.state.stats.trackRenders = true; }")
+                cdp = await page.context.new_cdp_session(page)
+                heap_start = await heap_mb(cdp)
+                print(f"console loaded: {len(seeded)} open incidents, heap {heap_start} MB")
+                phases = []
+                for rate in (50, 200):
+                    phase = await run_phase(
+                        page, http, base, alarms, retirer, rate, seconds, retire_after_s
+                    )
+                    phases.append(phase)
+                    print(f"{rate}/s: " + ", ".join(f"{k}={v}" for k, v in asdict(phase).items()))
+                await asyncio.sleep(retire_after_s + 1)
+                heap_end = await heap_mb(cdp)
+                open_now = await page.evaluate("() => __console.state.incidents.size")
+                print(f"heap {heap_start} MB -> {heap_end} MB; open incidents now {open_now}")
+                if errors:
+                    print(f"page errors: {errors[:5]}")
+                with contextlib.suppress(Exception):
+                    await browser.close()
+    last = phases[-1]
+    return {
+        "open_incidents": len(seeded),
+        "alarms_per_s": last.alarms_per_s,
+        "render_p50_ms": last.render_p50_ms,
+        "render_p99_ms": last.render_p99_ms,
+        "long_task_ms_per_s": last.long_task_ms_per_s,
+        "heap_mb_start": heap_start,
+        "heap_mb_end": heap_end,
+        "seconds_per_phase": seconds,
+        "phases": [asdict(p) for p in phases],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30, help="seconds per phase")
+    parser.add_argument("--open", type=int, default=1000, help="open incidents at the start")
+    parser.add_argument(
+        "--retire", type=float, default=5, help="seconds before an alarm is retired"
+    )
+    args = parser.parse_args()
+    result = asyncio.run(main_async(args.seconds, args.open, args.retire))
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

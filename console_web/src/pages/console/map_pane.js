@@ -1,0 +1,46 @@
+// The map pane: precincts, incidents by severity, officers.
+import { useEffect, useRef } from "preact/hooks";
+import { effect } from "@preact/signals";
+import { html } from "../../shared/html.js";
+import { createMap } from "../../shared/map.js";
+import * as state from "./state.js";
+import { tagLabel } from "./context.js";
+
+export function MapPane({ config }) {
+  const box = useRef(null);
+  useEffect(() => {
+    const map = createMap(box.current, {
+      basemap: config?.basemap,
+      onSelect: (id) => {
+        state.cursorId.value = id;
+        state.selectedId.value = id;
+      },
+    });
+    fetch("/api/precincts.geojson")
+      .then((r) => r.json())
+      .then((g) => map.setPrecincts(g))
+      .catch((err) => console.warn("precincts", err));
+    const stopIncidents = effect(() => {
+      state.version.value;
+      const selected = state.selectedId.value;
+      map.setIncidents(
+        [...state.incidents.values()].map((i) => ({ id: i.id, lon: i.lon, lat: i.lat, severity: i.severity, selected: i.id === selected, label: `${i.case_no} ${tagLabel(i.tag)}` })),
+      );
+    });
+    const stopOfficers = effect(() => {
+      state.officerVersion.value;
+      map.setOfficers([...state.officers.values()]);
+    });
+    const stopFocus = effect(() => {
+      const focus = state.focusTrail.value;
+      map.setFocus(focus?.incident, focus?.trail || []);
+    });
+    return () => {
+      stopFocus();
+      stopIncidents();
+      stopOfficers();
+      map.leaflet.remove();
+    };
+  }, []);
+  return html`<section class="map" aria-label="map"><div class="map-box" ref=${box}></div></section>`;
+}

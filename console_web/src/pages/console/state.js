@@ -1,0 +1,239 @@
+// The console's state: open incidents, officers and assignments, kept current by the
+// feed.  Events are applied to plain Maps at once; the views re-render at most once a
+// frame (`version`), so a burst of 200 alarms a second costs a few renders, not 200.
+import { signal, computed, batch } from "@preact/signals";
+
+export const OPEN = new Set(["queued", "claimed", "assigned", "escalated"]);
+
+export const me = signal(null); // the signed-in user
+export const incidents = new Map(); // id -> IncidentSnapshot
+export const officers = new Map(); // id -> {id, callsign, status, lon, lat, position_at}
+export const assignments = new Map(); // incident id -> Map(assignment id -> {...})
+export const version = signal(0);
+export const officerVersion = signal(0);
+export const selectedId = signal(null);
+export const cursorId = signal(null); // the row the keyboard is on
+export const fresh = new Set(); // arrived while watching, not yet claimed: the alarm sounds
+export const search = signal("");
+export const timelines = new Map(); // incident id -> {events: [], messages: []} while open
+export const timelineVersion = signal(0);
+const listeners = new Set(); // (event) => void, for the open detail pane
+
+let frame = 0;
+function changed() {
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    version.value++;
+  });
+}
+
+export function inScope(incident) {
+  const user = me.peek();
+  if (!user || user.role === "commander" || user.role === "admin") return true;
+  const scope = incident.precinct_code ?? incident.nearest_precinct_code;
+  return scope == null || user.precincts.includes(scope);
+}
+
+export function putIncident(incident) {
+  if (OPEN.has(incident.state) && inScope(incident)) {
+    const before = incidents.get(incident.id);
+    if (before && before.version > incident.version) return; // never go back in time
+    incidents.set(incident.id, incident);
+    if (incident.state !== "queued") fresh.delete(incident.id);
+  } else {
+    incidents.delete(incident.id);
+    fresh.delete(incident.id);
+    gone.set(incident.id, incident);
+    if (gone.size > GONE_KEPT) gone.delete(gone.keys().next().value);
+  }
+  changed();
+}
+
+export function loadSnapshot(body) {
+  stats.lastSeq = body.seq;
+  batch(() => {
+    incidents.clear();
+    fresh.clear();
+    for (const incident of body.incidents) incidents.set(incident.id, incident);
+    changed();
+  });
+}
+
+/** The report's words, photo count and possible duplicates (not in the snapshot). */
+export function annotate(list) {
+  for (const a of list) {
+    const i = incidents.get(a.id);
+    if (!i) continue;
+    i.text = a.text;
+    i.images = a.images;
+    i.possible_duplicates = a.possible_duplicates;
+  }
+  changed();
+}
+
+export function loadOfficers(list) {
+  officers.clear();
+  for (const o of list) officers.set(o.id, o);
+  officerVersion.value++;
+}
+
+function putAssignment(event) {
+  const forIncident = assignments.get(event.incident.id) || new Map();
+  const state = event.type.slice("assignment.".length);
+  const before = forIncident.get(event.assignment_id);
+  if (before && before.seq >= event.seq) return; // history that live events overtook
+  forIncident.set(event.assignment_id, {
+    id: event.assignment_id,
+    officer_id: event.officer_id,
+    callsign: event.callsign,
+    state,
+    offers: event.offers ?? before?.offers ?? 1,
+    offered_at: before?.offered_at ?? event.at, // re-offers keep counting from the first
+    changed_at: event.at,
+    reason: event.reason,
+    seq: event.seq,
+  });
+  assignments.set(event.incident.id, forIncident);
+}
+
+// What tests and the benchmark read: events applied, and any that came out of order.
+export const stats = {
+  applied: 0,
+  regressions: 0,
+  lastSeq: 0,
+  created: new Map(),
+  // Off unless a benchmark turns it on: when each new incident's row was first rendered.
+  trackRenders: false,
+  pendingRender: [],
+  renderedAt: new Map(),
+};
+
+/** Called by the queue after each commit: stamps the incidents that just got a row. */
+export function markRendered() {
+  if (!stats.pendingRender.length) return;
+  const at = performance.timeOrigin + performance.now();
+  for (const id of stats.pendingRender) stats.renderedAt.set(id, at);
+  stats.pendingRender.length = 0;
+}
+
+export function applyEvent(event) {
+  const type = event.type;
+  stats.applied++;
+  if (event.seq <= stats.lastSeq) stats.regressions++;
+  stats.lastSeq = event.seq;
+  if (type === "incident.created") {
+    stats.created.set(event.incident.id, (stats.created.get(event.incident.id) || 0) + 1);
+    if (stats.trackRenders) stats.pendingRender.push(event.incident.id);
+  }
+  if (type.startsWith("officer.")) {
+    const o = officers.get(event.officer_id) || { id: event.officer_id, callsign: String(event.officer_id) };
+    if (type === "officer.position") Object.assign(o, { lon: event.lon, lat: event.lat, accuracy_m: event.accuracy_m, position_at: event.position_at });
+    if (type === "officer.status") o.status = event.status;
+    officers.set(o.id, o);
+    officerVersion.value++;
+  }
+  if (type.startsWith("assignment.")) {
+    putAssignment(event);
+    // Officers' free/busy follows their assignments without waiting for a status event.
+    const o = officers.get(event.officer_id);
+    if (o && (type === "assignment.accepted")) o.status = "busy";
+    officerVersion.value++;
+  }
+  if (type.startsWith("call.")) {
+    const id = event.incident?.id || event.incident_id;
+    if (id && type === "call.ended") liveCalls.delete(id);
+    else if (id) liveCalls.add(id);
+    const i = incidents.get(id);
+    if (i) i.live_call = liveCalls.has(id);
+    changed();
+  }
+  if (event.incident) {
+    if (event.incident && liveCalls.has(event.incident.id)) event.incident.live_call = true;
+    if (type === "incident.created" && event.incident.state === "queued") fresh.add(event.incident.id);
+    if (type === "incident.created") {
+      // The report's text and photo count come only with this event.
+      event.incident.text = event.text;
+      event.incident.images = event.images;
+      event.incident.possible_duplicates = event.possible_duplicates;
+    } else {
+      const before = incidents.get(event.incident.id);
+      if (before) {
+        event.incident.text = before.text;
+        event.incident.images = before.images;
+        event.incident.possible_duplicates = before.possible_duplicates;
+      }
+    }
+    putIncident(event.incident);
+  }
+  const incidentId = event.incident?.id || event.message?.incident_id;
+  if (incidentId && timelines.has(incidentId)) {
+    const timeline = timelines.get(incidentId);
+    if (!timeline.seqs.has(event.seq)) {
+      timeline.seqs.add(event.seq);
+      timeline.events.push(event);
+      timelineVersion.value++;
+    }
+  }
+  for (const fn of listeners) fn(event);
+}
+
+export function listen(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+/** The queue as the server ranks it: queued by priority score, then the rest in hand. */
+export const rows = computed(() => {
+  version.value;
+  const q = search.value.trim().toLowerCase();
+  const all = [...incidents.values()].filter(
+    (i) => !q || i.case_no.toLowerCase().includes(q) || i.tag.toLowerCase().includes(q) || (i.text || "").toLowerCase().includes(q) || (tagNames.get(i.tag) || "").includes(q),
+  );
+  const order = (a, b) => a.priority_score - b.priority_score || (a.id < b.id ? -1 : 1);
+  const queued = all.filter((i) => i.state === "queued").sort(order);
+  const held = all.filter((i) => i.state !== "queued").sort(order);
+  return [...queued, ...held];
+});
+
+export const counts = computed(() => {
+  version.value;
+  const bySeverity = { 1: 0, 2: 0, 3: 0, 4: 0 };
+  let overdue = 0;
+  let queued = 0;
+  for (const i of incidents.values()) {
+    bySeverity[i.severity] = (bySeverity[i.severity] || 0) + 1;
+    if (i.overdue && i.state === "queued") overdue++;
+    if (i.state === "queued") queued++;
+  }
+  return { bySeverity, overdue, queued, open: incidents.size };
+});
+
+export const officerCounts = computed(() => {
+  officerVersion.value;
+  let free = 0;
+  let busy = 0;
+  for (const o of officers.values()) {
+    if (o.status === "available") free++;
+    else if (o.status === "busy") busy++;
+  }
+  return { free, busy };
+});
+
+export const staffNames = new Map();
+export const tagNames = new Map(); // tag code -> "绑架 kidnapping" (search matches both)
+
+// Incidents that left the open set (resolved, merged, ...) stay readable in the detail
+// pane while selected (resolved ones still need closing).
+export const gone = new Map();
+const GONE_KEPT = 200;
+export const focusTrail = signal(null); // {id, trail} of the open incident, for the map
+
+/** An assignment event from the history (the page opened after it happened). */
+export function absorbAssignment(event, incidentId) {
+  putAssignment({ ...event, incident: event.incident || { id: incidentId } });
+  officerVersion.value++;
+}
+
+// Incidents with a citizen's call in progress (call.started ... call.ended).
+export const liveCalls = new Set();
