@@ -34,11 +34,16 @@ class Page:
     path: str
     entry: str  # the folder under console_web/src/pages/
     title: str
+    # A web app manifest (under /static/): the page can be installed on a home screen.
+    manifest: str | None = None
 
 
 # The pages served from the bundle.  A new client is a folder under
 # console_web/src/pages/ plus one line here.
-PAGES = (Page("/console", "console", "110 接警台 · Dispatch console"),)
+PAGES = (
+    Page("/console", "console", "110 接警台 · Dispatch console"),
+    Page("/officer", "officer", "110 出警 · Field officer", "/static/officer.webmanifest"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +121,18 @@ def page_html(page: Page, entry: dict[str, Any]) -> str:
     preload = "".join(
         f'<link rel="modulepreload" href="/{html.escape(js)}">' for js in entry.get("preload", [])
     )
+    installable = (
+        f'<link rel="manifest" href="{html.escape(page.manifest)}">'
+        '<meta name="theme-color" content="#14181f">'
+        '<meta name="mobile-web-app-capable" content="yes">'
+        if page.manifest
+        else ""
+    )
     return (
         "<!doctype html>\n"
         '<html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(page.title)}</title>{styles}{preload}"
+        f"<title>{html.escape(page.title)}</title>{installable}{styles}{preload}"
         f'<script type="module" src="/{html.escape(entry["js"])}"></script>'
         '</head><body><div id="app"></div>'
         "<noscript>需要启用 JavaScript · JavaScript is required</noscript>"
