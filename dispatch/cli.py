@@ -109,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qrebuild = queue.add_parser("rebuild", help="rebuild the Redis queue index from PostgreSQL")
     _common(qrebuild)
+
+    backup = commands.add_parser(
+        "backup", help="back up PostgreSQL and the evidence files into a new directory"
+    )
+    _common(backup)
+    backup.add_argument("directory", type=Path)
+    restore = commands.add_parser(
+        "restore", help="restore a backup into an empty database and a fresh data directory"
+    )
+    _common(restore)
+    restore.add_argument("directory", type=Path)
     return parser
 
 
@@ -307,6 +318,18 @@ async def _queue_rebuild(settings: Settings) -> None:
     print(f"micro110: queue rebuilt with {count} queued incident(s)")
 
 
+async def _backup(settings: Settings, args: argparse.Namespace, *, restoring: bool) -> None:
+    from dispatch.infra.backup import BackupError, backup, restore
+
+    try:
+        done = await (restore if restoring else backup)(settings, args.directory)
+    except BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    counts = ", ".join(f"{n} {table}" for table, n in done.counts.items())
+    verb = "restored" if restoring else "backed up"
+    print(f"micro110: {verb} {counts}; {done.files} evidence files ({done.bytes:,} bytes)")
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> Coroutine[Any, Any, None]:
     table: dict[tuple[str, str | None], Callable[[], Coroutine[Any, Any, None]]] = {
         ("serve", None): lambda: _serve(settings),
@@ -316,6 +339,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> Coroutine[Any, An
         ("users", "list"): lambda: _users_list(settings),
         ("identity", "import"): lambda: _identity_import(settings, args),
         ("queue", "rebuild"): lambda: _queue_rebuild(settings),
+        ("backup", None): lambda: _backup(settings, args, restoring=False),
+        ("restore", None): lambda: _backup(settings, args, restoring=True),
     }
     return table[(args.command, getattr(args, "action", None))]()
 

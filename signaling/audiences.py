@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from dispatch.domain.citizen_view import STATUS_TEXT, timeline_text
-from dispatch.domain.events import StoredEvent
+from dispatch.domain.events import EventType, StoredEvent
 from dispatch.domain.field_reports import Thread, message_thread
 from dispatch.domain.incidents import IncidentState
 
@@ -19,31 +19,33 @@ CONSOLE = "/console"
 OFFICER = "/officer"
 CITIZEN = "/citizen"
 
+_E = EventType
+
 ALL_PRECINCTS_ROOM = "all"
 NO_PRECINCT = "_none"
 
 # Stored event type -> the name consoles and officers see (the catalogue's names).
-WIRE_NAME = MappingProxyType(
+WIRE_NAME: MappingProxyType[str, str] = MappingProxyType(
     {
-        "incident.trail": "incident.updated",
-        "incident.cancelled": "incident.updated",
-        "incident.note": "incident.updated",
+        EventType.INCIDENT_TRAIL: "incident.updated",
+        EventType.INCIDENT_CANCELLED: "incident.updated",
+        EventType.INCIDENT_NOTE: "incident.updated",
     }
 )
 
 # Which stored events reach which audience.
 _CONSOLE_PREFIXES = ("incident.", "message.", "assignment.", "officer.")
-_OFFICER_TYPES = frozenset(
+_OFFICER_TYPES: frozenset[str] = frozenset(
     {
-        "assignment.offered",
-        "assignment.accepted",
-        "assignment.declined",
-        "assignment.cancelled",
-        "assignment.cleared",
-        "assignment.unacknowledged",
-        "assignment.en_route",
-        "assignment.on_scene",
-        "officer.status",
+        EventType.ASSIGNMENT_OFFERED,
+        EventType.ASSIGNMENT_ACCEPTED,
+        EventType.ASSIGNMENT_DECLINED,
+        EventType.ASSIGNMENT_CANCELLED,
+        EventType.ASSIGNMENT_CLEARED,
+        EventType.ASSIGNMENT_UNACKNOWLEDGED,
+        EventType.ASSIGNMENT_EN_ROUTE,
+        EventType.ASSIGNMENT_ON_SCENE,
+        EventType.OFFICER_STATUS,
     }
 )
 
@@ -51,15 +53,17 @@ _OFFICER_TYPES = frozenset(
 # Incident rooms: an officer working an incident follows it.  Membership is driven by
 # the feed itself (accepting joins, the assignment's end leaves), so live delivery and
 # resume replay agree on who was in the room at every seq.
-_JOINS = frozenset({"assignment.accepted", "assignment.en_route", "assignment.on_scene"})
-_LEAVES = frozenset(
-    {"assignment.cleared", "assignment.cancelled", "assignment.declined",
-     "assignment.unacknowledged"}
+_JOINS: frozenset[str] = frozenset(
+    {EventType.ASSIGNMENT_ACCEPTED, EventType.ASSIGNMENT_EN_ROUTE, EventType.ASSIGNMENT_ON_SCENE}
+)
+_LEAVES: frozenset[str] = frozenset(
+    {_E.ASSIGNMENT_CLEARED, _E.ASSIGNMENT_CANCELLED, _E.ASSIGNMENT_DECLINED,
+     _E.ASSIGNMENT_UNACKNOWLEDGED}
 )  # fmt: skip
 # What an officer working the incident is sent through its room.
-_FOLLOWED = frozenset(
-    {"incident.trail", "incident.cancelled", "incident.note", "incident.merged",
-     "incident.transferred", "incident.resolved", "incident.closed", "incident.invalid"}
+_FOLLOWED: frozenset[str] = frozenset(
+    {_E.INCIDENT_TRAIL, _E.INCIDENT_CANCELLED, _E.INCIDENT_NOTE, _E.INCIDENT_MERGED,
+     _E.INCIDENT_TRANSFERRED, _E.INCIDENT_RESOLVED, _E.INCIDENT_CLOSED, _E.INCIDENT_INVALID}
 )  # fmt: skip
 MEMBERSHIP_TYPES = _JOINS | _LEAVES
 
@@ -109,7 +113,7 @@ def wire_data(event: StoredEvent, name: str) -> dict[str, Any]:
 def _case_status(event: StoredEvent) -> dict[str, Any] | None:
     text = timeline_text(event.type, event.payload)
     incident = event.payload.get("incident")
-    if text is None or event.type == "message.created":
+    if text is None or event.type == EventType.MESSAGE_CREATED:
         return None
     data: dict[str, Any] = {
         "seq": event.seq,
@@ -137,7 +141,7 @@ def rooms_for(event: StoredEvent) -> Iterator[tuple[str, str, str, dict[str, Any
     if event.incident_id is not None and event.type in _FOLLOWED:
         name = WIRE_NAME.get(event.type, event.type)
         yield OFFICER, incident_room(event.incident_id), name, wire_data(event, name)
-    thread = message_thread(event.payload) if event.type == "message.created" else None
+    thread = message_thread(event.payload) if event.type == EventType.MESSAGE_CREATED else None
     if thread is Thread.OFFICERS and event.incident_id is not None:
         # The officers working the incident, the sender's own phone included (its
         # confirmation on every device; clients match it by `client_key`).
@@ -148,7 +152,10 @@ def rooms_for(event: StoredEvent) -> Iterator[tuple[str, str, str, dict[str, Any
             wire_data(event, "message.created"),
         )
     if event.citizen_id is not None and thread is not Thread.OFFICERS:
-        if event.type == "message.created" and event.payload.get("sender_kind") != "citizen":
+        if (
+            event.type == EventType.MESSAGE_CREATED
+            and event.payload.get("sender_kind") != "citizen"
+        ):
             yield (
                 CITIZEN,
                 citizen_room(event.citizen_id),

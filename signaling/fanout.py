@@ -7,10 +7,19 @@ so a task per recipient buys nothing and, with 50 consoles and hundreds of event
 second, costs more CPU than the rest of the delivery.  `FeedManager` sends the packet
 encoded once, for every room of an event at once, in a plain loop: the order of puts is
 the order of events, which is what each console's writer sends.
+
+A client that stops reading (a hung tab, a dead link whose TCP connection lingers) would
+make its queue grow with every event, without bound: the server's memory.  A client more
+than `max_backlog` packets behind is cut off instead: its queue is emptied and its
+connection aborted.  Nothing is lost: it connects again and resumes after the last seq
+it has, from PostgreSQL.  The others never wait for it (a put on an unbounded queue).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,9 +27,23 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+logger = logging.getLogger(__name__)
+
+# Packets waiting for one client's socket before it is cut off.  Above what a resume
+# replays at once (namespaces.MAX_REPLAY, 5,000), so only a client that does not read
+# gets there; an event is 1-2 KiB, so this bounds a client's backlog near 10-20 MiB.
+MAX_BACKLOG = 10_000
+
 
 class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """AsyncRedisManager (cross-node emits and disconnects) with a cheap local room emit."""
+
+    max_backlog = MAX_BACKLOG
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Sockets cut off and not yet closed by Engine.IO: nothing more is put on them.
+        self._cut: weakref.WeakSet[Any] = weakref.WeakSet()
 
     async def emit(
         self,
@@ -71,10 +94,39 @@ class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         ]
         skipped = set(skip_sid if isinstance(skip_sid, list) else [skip_sid])
         sent = 0
+        sockets = self.server.eio.sockets
         for sid, eio_sid in recipients:
             if sid in skipped:
+                continue
+            socket = sockets.get(eio_sid)
+            if socket is not None and (
+                socket in self._cut or socket.queue.qsize() >= self.max_backlog
+            ):
+                self.cut_off(sid, eio_sid, socket)
                 continue
             for part in packets:
                 await self.server.eio.send_packet(eio_sid, part)
             sent += 1
         return sent
+
+    def cut_off(self, sid: str, eio_sid: str, socket: Any) -> None:
+        """Drop a client that does not read: free its backlog, abort its connection (the
+        writer blocked on it fails, and Engine.IO closes the session as for a lost link)."""
+        if socket in self._cut:
+            return
+        self._cut.add(socket)
+        dropped = 0
+        queue: asyncio.Queue[Any] = socket.queue
+        while not queue.empty():
+            queue.get_nowait()
+            queue.task_done()
+            dropped += 1
+        queue.put_nowait(None)  # the writer's end-of-stream, once it is free again
+        request = self.server.environ.get(eio_sid, {}).get("aiohttp.request")
+        transport = getattr(request, "transport", None)
+        if transport is not None:
+            transport.abort()
+        logger.warning(
+            "client too far behind; cut off (it resumes when it reconnects)",
+            extra={"sid": sid, "dropped_packets": dropped},
+        )

@@ -31,14 +31,9 @@ import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.domain.events import Actor, ActorKind, Horizon, StoredEvent
 from dispatch.infra.redis_writes import RedisWrites
-from dispatch.store.events import (
-    Horizon,
-    event_from_row,
-    feed_horizon,
-    settled_seq,
-)
+from dispatch.services.feed import events_between, horizon, settled_seq
 from signaling.audiences import membership, rooms_for
 
 logger = logging.getLogger(__name__)
@@ -108,23 +103,6 @@ def _from_wire(data: dict[str, Any]) -> StoredEvent:
     )
 
 
-async def events_between(
-    pool: asyncpg.Pool, after: int, upto: int | None, where: str = "true", *args: Any
-) -> list[StoredEvent]:
-    """Committed events with after < seq <= upto (no upper bound when None), oldest
-    first, at most 10,000."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"""SELECT * FROM incident_events
-                WHERE seq > $1 AND ($2::bigint IS NULL OR seq <= $2) AND {where}
-                ORDER BY seq LIMIT 10000""",
-            after,
-            upto,
-            *args,
-        )
-    return [event_from_row(r) for r in rows]
-
-
 def _sends(
     deliveries: Iterable[Delivery],
 ) -> list[tuple[str, list[str], str, dict[str, Any]]]:
@@ -188,8 +166,7 @@ class FeedHub:
             sent.add_done_callback(lambda done: _log_lost_publish(done, seqs))
 
     async def start(self) -> None:
-        async with self.pool.acquire() as conn:
-            self.cursor = await settled_seq(conn)
+        self.cursor = await settled_seq(self.pool)
         ready = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._consume(ready), name="feed-consume"),
@@ -247,8 +224,7 @@ class FeedHub:
                 if not self._pending:
                     continue
             try:
-                async with self.pool.acquire() as conn:
-                    now = await feed_horizon(conn)
+                now = await horizon(self.pool)
                 async with self.looked:
                     self.looks += 1
                     self.looked.notify_all()
@@ -268,9 +244,7 @@ class FeedHub:
 
     async def catch_up(self) -> None:
         """Delivers every event committed before the call (waits for writers in flight)."""
-        async with self.pool.acquire() as conn:
-            upto = await settled_seq(conn)
-        await self.settle_upto(upto)
+        await self.settle_upto(await settled_seq(self.pool))
 
     async def settle_upto(self, upto: int) -> None:
         """Every seq <= upto has settled: deliver the ones that committed, in order, and

@@ -27,6 +27,7 @@ from dispatch.domain.users import Role
 from dispatch.infra.connections import DATABASE_UNAVAILABLE
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
+from dispatch.services.feed import events_between
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth, StaffSession
@@ -49,7 +50,7 @@ from signaling.audiences import (
     precinct_room,
     rooms_for,
 )
-from signaling.hub import FeedHub, events_between
+from signaling.hub import FeedHub
 
 logger = logging.getLogger(__name__)
 

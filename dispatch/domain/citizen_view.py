@@ -8,10 +8,12 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
+from dispatch.domain.events import EventType
 from dispatch.domain.field_reports import Thread, message_thread
 from dispatch.domain.incidents import IncidentState
 
 _S = IncidentState
+_E = EventType
 
 STATUS_TEXT = MappingProxyType(
     {
@@ -28,24 +30,24 @@ STATUS_TEXT = MappingProxyType(
     }
 )
 
-EVENT_TEXT = MappingProxyType(
+EVENT_TEXT: MappingProxyType[str, str] = MappingProxyType(
     {
-        "incident.created": "We received your report.",
-        "incident.cancelled": "You told us the alarm was a false trigger.",
-        "incident.claimed": "A dispatcher is now handling your report.",
-        "incident.released": "Your report is back in the queue for the next free dispatcher.",
-        "incident.assigned": "Officers have been sent.",
-        "incident.escalated": "Your report has been passed to a senior officer.",
-        "incident.merged": "Your report was joined with another report of the same incident.",
-        "incident.unmerged": "Your report is being handled on its own again.",
-        "incident.transferred": "Your report was passed to the responsible authority.",
-        "incident.invalid": "Your report was judged not to need police action.",
-        "incident.resolved": "The police have dealt with your report.",
-        "incident.closed": "Your case is closed.",
-        "assignment.accepted": "An officer is on the way.",
-        "assignment.on_scene": "An officer has arrived.",
-        "message.created": "New message from the dispatcher.",
-        "incident.rated": "Thank you for rating how we handled your report.",
+        _E.INCIDENT_CREATED: "We received your report.",
+        _E.INCIDENT_CANCELLED: "You told us the alarm was a false trigger.",
+        _E.INCIDENT_CLAIMED: "A dispatcher is now handling your report.",
+        _E.INCIDENT_RELEASED: "Your report is back in the queue for the next free dispatcher.",
+        _E.INCIDENT_ASSIGNED: "Officers have been sent.",
+        _E.INCIDENT_ESCALATED: "Your report has been passed to a senior officer.",
+        _E.INCIDENT_MERGED: "Your report was joined with another report of the same incident.",
+        _E.INCIDENT_UNMERGED: "Your report is being handled on its own again.",
+        _E.INCIDENT_TRANSFERRED: "Your report was passed to the responsible authority.",
+        _E.INCIDENT_INVALID: "Your report was judged not to need police action.",
+        _E.INCIDENT_RESOLVED: "The police have dealt with your report.",
+        _E.INCIDENT_CLOSED: "Your case is closed.",
+        _E.ASSIGNMENT_ACCEPTED: "An officer is on the way.",
+        _E.ASSIGNMENT_ON_SCENE: "An officer has arrived.",
+        _E.MESSAGE_CREATED: "New message from the dispatcher.",
+        _E.INCIDENT_RATED: "Thank you for rating how we handled your report.",
     }
 )
 
@@ -55,7 +57,7 @@ def timeline_text(event_type: str, payload: dict[str, Any]) -> str | None:
     text = EVENT_TEXT.get(event_type)
     if text is None:
         return None
-    if event_type == "message.created":
+    if event_type == EventType.MESSAGE_CREATED:
         if message_thread(payload) is not Thread.REPORTER:
             return None  # between the dispatcher and the officers
         if payload.get("sender_kind") == "citizen":

@@ -82,3 +82,11 @@ class ServiceBusy(TryAgain):
 
     code = "busy"
     status = 503
+
+
+class StorageFull(TryAgain):
+    """The disk that keeps evidence files has no room: the request was not kept (no row,
+    no file), and the same request can be sent again once there is room."""
+
+    code = "storage_full"
+    status = 507

@@ -16,6 +16,52 @@ class ActorKind(StrEnum):
     SYSTEM = "system"
 
 
+class EventType(StrEnum):
+    """Every kind of row in incident_events: the audit trail and the feed.  What a client
+    is sent for each is `signaling.audiences` and `signaling.events.catalogue`."""
+
+    INCIDENT_ASSIGNED = "incident.assigned"
+    INCIDENT_CANCELLED = "incident.cancelled"
+    INCIDENT_CLAIMED = "incident.claimed"
+    INCIDENT_CLOSED = "incident.closed"
+    INCIDENT_CREATED = "incident.created"
+    INCIDENT_ESCALATED = "incident.escalated"
+    INCIDENT_INVALID = "incident.invalid"
+    INCIDENT_MERGED = "incident.merged"
+    INCIDENT_NOTE = "incident.note"
+    INCIDENT_OVERDUE = "incident.overdue"
+    INCIDENT_RATED = "incident.rated"
+    INCIDENT_RELEASED = "incident.released"
+    INCIDENT_RESOLVED = "incident.resolved"
+    INCIDENT_TRAIL = "incident.trail"
+    INCIDENT_TRANSFERRED = "incident.transferred"
+    INCIDENT_UNMERGED = "incident.unmerged"
+    ASSIGNMENT_ACCEPTED = "assignment.accepted"
+    ASSIGNMENT_CANCELLED = "assignment.cancelled"
+    ASSIGNMENT_CLEARED = "assignment.cleared"
+    ASSIGNMENT_DECLINED = "assignment.declined"
+    ASSIGNMENT_EN_ROUTE = "assignment.en_route"
+    ASSIGNMENT_OFFERED = "assignment.offered"
+    ASSIGNMENT_ON_SCENE = "assignment.on_scene"
+    ASSIGNMENT_UNACKNOWLEDGED = "assignment.unacknowledged"
+    MESSAGE_CREATED = "message.created"
+    OFFICER_GEOFENCE = "officer.geofence"
+    OFFICER_POSITION = "officer.position"
+    OFFICER_STATUS = "officer.status"
+    CITIZEN_REGISTERED = "citizen.registered"
+    CITIZEN_VERIFIED = "citizen.verified"
+    STAFF_LOGIN = "staff.login"
+    STAFF_LOGOUT = "staff.logout"
+    USER_CREATED = "user.created"
+    PRECINCTS_IMPORTED = "precincts.imported"
+    IDENTITY_REGISTRY_IMPORTED = "identity.registry_imported"
+
+    @classmethod
+    def of_assignment(cls, state: str) -> EventType:
+        """The event an assignment records on reaching `state` (accepted, cleared, ...)."""
+        return cls(f"assignment.{state}")
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     kind: ActorKind
@@ -41,3 +87,16 @@ class StoredEvent:
     actor: Actor
     payload: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """What one look at the feed tells: every seq <= `seq` has committed, will never
+    commit, or belongs to one of `writers` (transactions holding the feed lock then).
+    Once none of `writers` is in flight any more, every seq <= `seq` is settled."""
+
+    seq: int
+    writers: frozenset[str]
+
+    def settled_by(self, later: Horizon) -> bool:
+        return not (self.writers & later.writers)

@@ -11,6 +11,8 @@ from typing import NewType
 from uuid import UUID
 
 from dispatch.domain.errors import InvalidTransition
+from dispatch.domain.identity import VerificationLevel
+from dispatch.domain.priority import Channel
 
 IncidentId = NewType("IncidentId", UUID)
 CitizenId = NewType("CitizenId", UUID)
@@ -123,11 +125,11 @@ class Incident:
     id: IncidentId
     case_no: str
     state: IncidentState
-    channel: str
+    channel: Channel
     tag: str
     severity: int
     citizen_id: CitizenId | None
-    verification: str
+    verification: VerificationLevel
     precinct_code: str | None
     jurisdiction: str
     nearest_precinct_code: str | None
@@ -141,7 +143,7 @@ class Incident:
     claimed_at: datetime | None
     merged_into: IncidentId | None
     escalated_at: datetime | None
-    disposition: str | None
+    disposition: Disposition | None
     resolved_at: datetime | None
     closed_at: datetime | None
     overdue_at: datetime | None

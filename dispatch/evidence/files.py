@@ -12,11 +12,22 @@ them again meanwhile (`put` touches a file it finds, `discard_if_idle` spares it
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from dispatch.domain.errors import StorageFull
+
+logger = logging.getLogger(__name__)
+
+# The disk (or the quota) is full: nothing can be stored until an operator makes room.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+# What a client is told to wait before sending the same report again.
+STORAGE_FULL_RETRY_S = 30
 
 
 class EvidenceStore:
@@ -36,7 +47,22 @@ class EvidenceStore:
         return resolved
 
     def put(self, data: bytes, sha256: str, extension: str) -> tuple[str, bool]:
-        """Store `data`; returns (key, whether this call created the file).  Blocking."""
+        """Store `data`; returns (key, whether this call created the file).  Blocking.
+        Raises StorageFull when the disk has no room (nothing of `data` is left behind)."""
+        try:
+            return self._put(data, sha256, extension)
+        except OSError as exc:
+            if exc.errno not in _NO_ROOM:
+                raise
+            full = exc
+        # An operator has to make room: say so every time, not once.
+        logger.error("evidence store full; report refused", extra={"root": str(self._root)})
+        raise StorageFull(
+            "the evidence store is full: the report was not kept; send it again later",
+            retry_after_s=STORAGE_FULL_RETRY_S,
+        ) from full
+
+    def _put(self, data: bytes, sha256: str, extension: str) -> tuple[str, bool]:
         key = self.key_for(sha256, extension)
         target = self.path(key)
         with self._lock:

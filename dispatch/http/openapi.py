@@ -58,7 +58,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/alarms/{incident_id}/cancel", "Withdraw a false trigger", "intake",
               m.CancelIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 404)),
     Operation("post", "/api/reports", "Text report with up to 6 images", "intake", "multipart",
-              m.IntakeOut, 201, "citizen", (*_BODY_ERRORS, 401, 503)),
+              m.IntakeOut, 201, "citizen", (*_BODY_ERRORS, 401, 503, 507)),
     Operation("get", "/api/cases/{case_no}", "A case's status and timeline", "tracking", None,
               m.CaseOut, 200, "tracking-or-citizen", (404,)),
     Operation("post", "/api/cases/{case_no}/rating", "Rate how a resolved case was handled",

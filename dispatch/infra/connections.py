@@ -38,6 +38,9 @@ DATABASE_UNAVAILABLE = (
     TimeoutError,  # a pool that hands out no connection, a statement that never ends
     asyncpg.PostgresConnectionError,  # the connection broke mid-statement
     asyncpg.exceptions.OperatorInterventionError,  # shutdown, cannot connect, cancelled
+    # A pooled connection that PostgreSQL terminated while it sat idle (a restart):
+    # asyncpg refuses the next statement before sending it ("cannot switch to state").
+    asyncpg.exceptions.InternalClientError,
 )
 
 

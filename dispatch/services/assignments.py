@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.domain.errors import BadRequest, Conflict, InvalidTransition, NotFound
-from dispatch.domain.events import Actor, StoredEvent
+from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.field_reports import Place, capture
 from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
@@ -128,7 +128,12 @@ class AssignmentService:
             ) from None
 
     async def _event(
-        self, conn: asyncpg.Connection, type_: str, actor: Actor, row: asyncpg.Record, **extra: Any
+        self,
+        conn: asyncpg.Connection,
+        type_: EventType,
+        actor: Actor,
+        row: asyncpg.Record,
+        **extra: Any,
     ) -> StoredEvent:
         incident = await workflow_store.get_incident(conn, row["incident_id"])
         assert incident is not None
@@ -194,7 +199,7 @@ class AssignmentService:
             if accept:
                 await workflow_store.set_officers_status(conn, [session.user.id], "busy")
             event = await self._event(
-                conn, f"assignment.{state}", session.actor, row, reason=reason,
+                conn, EventType.of_assignment(state), session.actor, row, reason=reason,
                 **tapped.payload(),
             )  # fmt: skip
             await self._remember(conn, session, client_key, assignment_id, state, state)
@@ -238,7 +243,7 @@ class AssignmentService:
             if status == "cleared":
                 await workflow_store.set_officers_status(conn, [session.user.id], "available")
             event = await self._event(
-                conn, f"assignment.{status}", session.actor, row, **tapped.payload()
+                conn, EventType.of_assignment(status), session.actor, row, **tapped.payload()
             )
             await self._remember(conn, session, client_key, assignment_id, status, status)
         await self.publisher.publish([event])
@@ -261,7 +266,7 @@ class AssignmentService:
             for row in stale:
                 events.append(
                     await self._event(
-                        conn, "assignment.unacknowledged", actor, row, offers=row["offers"]
+                        conn, EventType.ASSIGNMENT_UNACKNOWLEDGED, actor, row, offers=row["offers"]
                     )
                 )
             again = await conn.fetch(
@@ -273,7 +278,9 @@ class AssignmentService:
             )  # fmt: skip
             for row in again:
                 events.append(
-                    await self._event(conn, "assignment.offered", actor, row, offers=row["offers"])
+                    await self._event(
+                        conn, EventType.ASSIGNMENT_OFFERED, actor, row, offers=row["offers"]
+                    )
                 )
         if events:
             await self.publisher.publish(events)

@@ -16,7 +16,7 @@ import asyncpg
 from dispatch.auth.identity_providers import AttestationVerifier, SmsSender
 from dispatch.auth.tokens import TokenKind, TokenSigner
 from dispatch.domain.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
-from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
 from dispatch.domain.identity import (
     InvalidNationalId,
     InvalidPhoneNumber,
@@ -103,7 +103,7 @@ class CitizenServices:
             citizen = await citizen_store.insert_citizen(conn, citizen_id, device_id)
             event = await event_store.append_event(
                 conn,
-                "citizen.registered",
+                EventType.CITIZEN_REGISTERED,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"citizen_id": str(citizen_id)},
                 citizen_id=citizen_id,
@@ -191,7 +191,7 @@ class CitizenServices:
                 )
                 event = await event_store.append_event(
                     conn,
-                    "citizen.verified",
+                    EventType.CITIZEN_VERIFIED,
                     Actor(ActorKind.CITIZEN, str(citizen_id)),
                     {"level": VerificationLevel.PHONE.value, "provider": "sms"},
                     citizen_id=citizen_id,
@@ -285,7 +285,7 @@ class CitizenServices:
         )
         event = await event_store.append_event(
             conn,
-            "citizen.verified",
+            EventType.CITIZEN_VERIFIED,
             Actor(ActorKind.CITIZEN, str(citizen_id)),
             {"level": level.value, "provider": provider},
             citizen_id=citizen_id,
@@ -352,7 +352,7 @@ async def import_registry(
         await citizen_store.upsert_registry(conn, list(hashed.items()))
         await event_store.append_event(
             conn,
-            "identity.registry_imported",
+            EventType.IDENTITY_REGISTRY_IMPORTED,
             actor,
             {"imported": len(hashed), "rejected": len(rejected)},
         )

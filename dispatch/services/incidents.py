@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.domain.errors import NotFound
+from dispatch.domain.events import EventType
 from dispatch.domain.incidents import Incident
 from dispatch.domain.scope import scope_of
 from dispatch.services.staff_auth import StaffSession
@@ -87,7 +88,7 @@ class IncidentQueries:
             {"noteDateTimeStamp": e.created_at.isoformat(), "noteText": e.payload.get("text", ""),
              "noteType": e.payload.get("kind", "note"),
              "authorReference": f"{e.actor.kind}:{e.actor.id}"}
-            for e in events if e.type == "incident.note"
+            for e in events if e.type == EventType.INCIDENT_NOTE
         ]  # fmt: skip
         location = None
         if incident.lon is not None and incident.lat is not None:

@@ -32,7 +32,7 @@ import msgspec
 from dispatch.auth.tokens import TokenKind, TokenSigner, token_digest
 from dispatch.domain.duplicates import compatible_with
 from dispatch.domain.errors import BadRequest, NotFound, RateLimited, ServiceBusy, Unauthorized
-from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
 from dispatch.domain.incidents import (
     Action,
     CitizenId,
@@ -433,9 +433,9 @@ class IntakeService:
         report_id = uuid.uuid4()
         position = submission.position
         new = incident_store.NewIncident(
-            id=incident_id, case_no=case_no, channel=submission.channel.value,
+            id=incident_id, case_no=case_no, channel=submission.channel,
             tag=submission.tag, severity=context.severity, citizen_id=citizen_id,
-            verification=context.verification.value, location=location,
+            verification=context.verification, location=location,
             received_at=received_at, priority_credit_s=credit, priority_score=score,
             tracking_token_hash=token_digest(token),
         )  # fmt: skip
@@ -472,7 +472,7 @@ class IntakeService:
                 for image, key in submission.images
             ],
             incident_store.NewEvent(
-                "incident.created",
+                EventType.INCIDENT_CREATED,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {
                     "incident": incident_view(incident),
@@ -571,7 +571,7 @@ class IntakeService:
             assert moved is not None
             event = await event_store.append_event(
                 conn,
-                "incident.trail",
+                EventType.INCIDENT_TRAIL,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"incident": incident_view(moved),
                  "points": [{"lon": loc.lon, "lat": loc.lat, "accuracy_m": loc.accuracy_m,
@@ -620,7 +620,7 @@ class IntakeService:
             assert after is not None
             event = await event_store.append_event(
                 conn,
-                "incident.cancelled",
+                EventType.INCIDENT_CANCELLED,
                 Actor(ActorKind.CITIZEN, str(citizen_id)),
                 {"incident": incident_view(after), "reason": reason},
                 incident_id=incident_id,

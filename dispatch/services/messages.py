@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.domain.errors import NotFound
-from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.events import Actor, ActorKind, EventType
 from dispatch.domain.field_reports import NO_CAPTURE, Capture, Place, Thread, capture
 from dispatch.domain.incidents import CitizenId, Incident
 from dispatch.domain.users import Role
@@ -138,7 +138,7 @@ class MessageService:
                 return _message(existing)
             message = _message(row)
             event = await event_store.append_event(
-                conn, "message.created", actor,
+                conn, EventType.MESSAGE_CREATED, actor,
                 {"message": message, "sender_kind": actor.kind.value, "case_no": incident.case_no},
                 incident_id=incident.id, precinct_code=incident.scope_precinct,
                 # The officers' thread is none of the reporter's business.

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from dispatch.domain.errors import BadRequest, RateLimited
-from dispatch.domain.events import StoredEvent
+from dispatch.domain.events import EventType, StoredEvent
 from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
 from dispatch.infra.precinct_registry import PrecinctRegistry
@@ -62,7 +62,7 @@ class OfficerService:
                 status,
             )
             event = await event_store.append_event(
-                conn, "officer.status", session.actor,
+                conn, EventType.OFFICER_STATUS, session.actor,
                 {"officer_id": session.user.id, "status": status},
                 precinct_code=min(session.user.precincts, default=None), officer_id=session.user.id,
             )  # fmt: skip
@@ -96,7 +96,7 @@ class OfficerService:
             # `position_at`, not `at`: the wire envelope's `at` is the event's commit time.
             events.append(
                 await event_store.append_event(
-                    conn, "officer.position", session.actor,
+                    conn, EventType.OFFICER_POSITION, session.actor,
                     {"officer_id": session.user.id, "lon": wgs_lon, "lat": wgs_lat,
                      "accuracy_m": accuracy_m, "precinct_code": here,
                      "position_at": now.isoformat()},
@@ -108,7 +108,7 @@ class OfficerService:
             if row["position_at"] is not None and was_inside != is_inside:
                 events.append(
                     await event_store.append_event(
-                        conn, "officer.geofence", session.actor,
+                        conn, EventType.OFFICER_GEOFENCE, session.actor,
                         {"officer_id": session.user.id,
                          "crossing": "entered" if is_inside else "left",
                          "from_precinct": row["position_precinct"], "to_precinct": here},

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from dispatch.domain.events import Actor
+from dispatch.domain.events import Actor, EventType
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.store import events as event_store
@@ -50,7 +50,7 @@ class OverdueWatch:
                 waited = (now - incident.received_at).total_seconds()
                 events.append(
                     await event_store.append_event(
-                        conn, "incident.overdue", Actor.system("overdue"),
+                        conn, EventType.INCIDENT_OVERDUE, Actor.system("overdue"),
                         {"incident": incident_view(incident), "waited_s": round(waited, 1),
                          "threshold_s": self.thresholds_s[incident.severity]},
                         incident_id=incident.id, precinct_code=incident.scope_precinct,

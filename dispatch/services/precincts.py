@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.domain.errors import BadRequest
-from dispatch.domain.events import Actor
+from dispatch.domain.events import Actor, EventType
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
 from geo.datum import Datum
@@ -80,7 +80,7 @@ async def import_precincts(
         )
         await event_store.append_event(
             conn,
-            "precincts.imported",
+            EventType.PRECINCTS_IMPORTED,
             actor,
             {
                 "import_id": import_id,

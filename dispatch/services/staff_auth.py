@@ -18,7 +18,7 @@ import redis.exceptions
 from dispatch.auth.passwords import Passwords
 from dispatch.auth.tokens import TokenKind, TokenSigner
 from dispatch.domain.errors import Forbidden, RateLimited, Unauthorized
-from dispatch.domain.events import Actor
+from dispatch.domain.events import Actor, EventType
 from dispatch.domain.users import Role, User, UserId
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
@@ -121,7 +121,7 @@ class StaffAuth:
             )
             event = await event_store.append_event(
                 conn,
-                "staff.login",
+                EventType.STAFF_LOGIN,
                 Actor.staff(user.id),
                 {"user_id": user.id, "session_id": str(session_id)},
             )
@@ -153,7 +153,7 @@ class StaffAuth:
             )
             event = await event_store.append_event(
                 conn,
-                "staff.logout",
+                EventType.STAFF_LOGOUT,
                 session.actor,
                 {"user_id": session.user.id, "session_id": str(session.session_id)},
             )

@@ -11,7 +11,7 @@ import asyncpg
 from dispatch.auth.tokens import TokenKind, TokenSigner, token_digest
 from dispatch.domain.citizen_view import STATUS_TEXT, timeline_text
 from dispatch.domain.errors import Conflict, DispatchError, NotFound
-from dispatch.domain.events import Actor, ActorKind
+from dispatch.domain.events import Actor, ActorKind, EventType
 from dispatch.domain.incidents import IncidentState
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
@@ -98,7 +98,7 @@ class TrackingService:
             # Like every incident event: the incident as it now is, in its staff's scope.
             event = await event_store.append_event(
                 conn,
-                "incident.rated",
+                EventType.INCIDENT_RATED,
                 Actor(ActorKind.CITIZEN, str(incident.citizen_id)),
                 {"incident": incident_view(rated), "rating": rating, "comment": comment},
                 incident_id=incident.id,

@@ -8,7 +8,7 @@ import asyncpg
 
 from dispatch.auth.passwords import Passwords
 from dispatch.domain.errors import BadRequest, Conflict
-from dispatch.domain.events import Actor
+from dispatch.domain.events import Actor, EventType
 from dispatch.domain.users import Role, User, UserId, validate_password, validate_username
 from dispatch.store import events as event_store
 from dispatch.store import users as user_store
@@ -65,7 +65,7 @@ async def create_user(
             raise Conflict(f"username or callsign already taken: {exc.detail}") from exc
         await event_store.append_event(
             conn,
-            "user.created",
+            EventType.USER_CREATED,
             actor,
             {
                 "user_id": user.id,

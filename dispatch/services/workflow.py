@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.domain.errors import BadRequest, Conflict, Forbidden, InvalidTransition, NotFound
-from dispatch.domain.events import Actor, StoredEvent
+from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.incidents import (
     Action,
     Disposition,
@@ -80,7 +80,12 @@ class Workflow:
     # --- the common path ------------------------------------------------------------
 
     async def _event(
-        self, conn: asyncpg.Connection, type_: str, actor: Actor, incident: Incident, **extra: Any
+        self,
+        conn: asyncpg.Connection,
+        type_: EventType,
+        actor: Actor,
+        incident: Incident,
+        **extra: Any,
     ) -> StoredEvent:
         return await event_store.append_event(
             conn,
@@ -142,7 +147,7 @@ class Workflow:
                 assert latest is not None
                 transition(latest.state, Action.CLAIM)  # raises InvalidTransition
                 raise InvalidTransition(f"incident {latest.case_no} is {latest.state.value}")
-            event = await self._event(conn, "incident.claimed", session.actor, incident)
+            event = await self._event(conn, EventType.INCIDENT_CLAIMED, session.actor, incident)
         await self._after_commit(current, incident, [event])
         return incident
 
@@ -151,7 +156,7 @@ class Workflow:
         session: StaffSession,
         incident_id: uuid.UUID,
         action: Action,
-        event_type: str,
+        event_type: EventType,
         *,
         holder_only: bool = True,
         extra: dict[str, Any] | None = None,
@@ -192,7 +197,7 @@ class Workflow:
                 # The same shape as every other assignment event (AssignmentService._event).
                 events.append(
                     await event_store.append_event(
-                        conn, f"assignment.{ending}", session.actor,
+                        conn, EventType.of_assignment(ending), session.actor,
                         {"incident": incident_view(after), "assignment_id": str(assignment.id),
                          "officer_id": assignment.officer_id, "callsign": assignment.callsign},
                         incident_id=after.id, precinct_code=after.scope_precinct,
@@ -211,14 +216,14 @@ class Workflow:
             session,
             incident_id,
             Action.RELEASE,
-            "incident.released",
+            EventType.INCIDENT_RELEASED,
             claimed_by=None,
             claimed_at=None,
         )
 
     async def escalate(self, session: StaffSession, incident_id: uuid.UUID, note: str) -> Incident:
         return await self._simple(
-            session, incident_id, Action.ESCALATE, "incident.escalated",
+            session, incident_id, Action.ESCALATE, EventType.INCIDENT_ESCALATED,
             extra={"note": note}, escalated_at=self.clock.now(), claimed_by=None, claimed_at=None,
         )  # fmt: skip
 
@@ -226,13 +231,13 @@ class Workflow:
         self, session: StaffSession, incident_id: uuid.UUID, disposition: Disposition, note: str
     ) -> Incident:
         return await self._simple(
-            session, incident_id, Action.RESOLVE, "incident.resolved",
+            session, incident_id, Action.RESOLVE, EventType.INCIDENT_RESOLVED,
             extra={"note": note}, disposition=disposition.value, resolved_at=self.clock.now(),
         )  # fmt: skip
 
     async def close(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
         return await self._simple(
-            session, incident_id, Action.CLOSE, "incident.closed", holder_only=False,
+            session, incident_id, Action.CLOSE, EventType.INCIDENT_CLOSED, holder_only=False,
             closed_at=self.clock.now(),
         )  # fmt: skip
 
@@ -240,7 +245,7 @@ class Workflow:
         self, session: StaffSession, incident_id: uuid.UUID, reason: str
     ) -> Incident:
         return await self._simple(
-            session, incident_id, Action.MARK_INVALID, "incident.invalid",
+            session, incident_id, Action.MARK_INVALID, EventType.INCIDENT_INVALID,
             extra={"reason": reason}, invalid_reason=reason,
         )  # fmt: skip
 
@@ -254,7 +259,7 @@ class Workflow:
     ) -> Incident:
         transfer = {"kind": target.value, "name": name, "note": note}
         return await self._simple(
-            session, incident_id, Action.TRANSFER, "incident.transferred",
+            session, incident_id, Action.TRANSFER, EventType.INCIDENT_TRANSFERRED,
             extra={"transfer": transfer}, transfer=transfer,
         )  # fmt: skip
 
@@ -268,7 +273,7 @@ class Workflow:
         if not exists:
             raise BadRequest(f"unknown precinct {precinct_code!r}", field="precinct_code")
         return await self._simple(
-            session, incident_id, Action.REROUTE, "incident.transferred",
+            session, incident_id, Action.REROUTE, EventType.INCIDENT_TRANSFERRED,
             extra={"transfer": {"kind": "precinct", "name": precinct_code, "note": note}},
             precinct_code=precinct_code, jurisdiction="inside", nearest_precinct_code=None,
             distance_m=None, claimed_by=None, claimed_at=None,
@@ -289,13 +294,13 @@ class Workflow:
                 field="into",
             )
         return await self._simple(
-            session, incident_id, Action.MERGE, "incident.merged",
+            session, incident_id, Action.MERGE, EventType.INCIDENT_MERGED,
             extra={"into": str(into), "into_case_no": target.case_no}, merged_into=into,
         )  # fmt: skip
 
     async def unmerge(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
         return await self._simple(
-            session, incident_id, Action.UNMERGE, "incident.unmerged", holder_only=False,
+            session, incident_id, Action.UNMERGE, EventType.INCIDENT_UNMERGED, holder_only=False,
             merged_into=None, claimed_by=None, claimed_at=None,
         )  # fmt: skip
 
@@ -325,7 +330,7 @@ class Workflow:
                 raise Conflict("these officers are already assigned", field="officer_ids")
             after = await store.update_incident(conn, incident_id, now, state=state)
             events = [
-                await self._event(conn, "incident.assigned", session.actor, after,
+                await self._event(conn, EventType.INCIDENT_ASSIGNED, session.actor, after,
                                   officer_ids=fresh,
                                   callsigns=[officers[o]["callsign"] for o in fresh])
             ]  # fmt: skip
@@ -337,7 +342,7 @@ class Workflow:
                 )  # fmt: skip
                 events.append(
                     await event_store.append_event(
-                        conn, "assignment.offered", session.actor,
+                        conn, EventType.ASSIGNMENT_OFFERED, session.actor,
                         {"incident": incident_view(after), "assignment_id": str(assignment_id),
                          "officer_id": officer_id, "callsign": officers[officer_id]["callsign"],
                          "offers": 1},
@@ -356,7 +361,7 @@ class Workflow:
         async with self.pool.acquire() as conn, conn.transaction():
             incident = await self._load(conn, session, incident_id)
             event = await self._event(
-                conn, "incident.note", session.actor, incident, kind=kind, text=text
+                conn, EventType.INCIDENT_NOTE, session.actor, incident, kind=kind, text=text
             )
         await self.publisher.publish([event])
         return event

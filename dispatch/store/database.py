@@ -75,6 +75,20 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     scoped, and the migration lock and the precinct LISTEN undo themselves."""
 
 
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """asyncpg's connect, with a server that is not running always a ConnectionError.
+
+    On a unix socket a stopped server has no socket file, and connecting raises
+    FileNotFoundError, which a request's error handling cannot tell from a missing
+    file of its own: it would answer 500 where the client should retry (503)."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except FileNotFoundError as exc:
+        raise ConnectionRefusedError(
+            exc.errno, f"PostgreSQL is not running (no socket {exc.filename})"
+        ) from exc
+
+
 def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
@@ -91,6 +105,7 @@ async def create_pool(
                 max_size=max_size,
                 init=_init_connection,
                 reset=_keep_session,
+                connect=_connect,
                 command_timeout=60,
                 # jsonb built by PostgreSQL from doubles (incident_view_sql) keeps every
                 # digit only with this above 0 (the server's default, unless changed).

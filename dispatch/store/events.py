@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor, ActorKind, StoredEvent
+from dispatch.domain.events import Actor, ActorKind, EventType, Horizon, StoredEvent
 
 # Every transaction that appends an event holds this lock in SHARED mode from before
 # it draws its first `seq` until it ends.  Writers never wait for each other (their
@@ -24,7 +23,7 @@ FEED_LOCK_HI, FEED_LOCK_LO = FEED_LOCK >> 32, FEED_LOCK & 0xFFFFFFFF
 
 async def append_event(
     conn: asyncpg.Connection,
-    type_: str,
+    type_: EventType,
     actor: Actor,
     payload: dict[str, Any],
     *,
@@ -91,23 +90,25 @@ async def events_for_incident(conn: asyncpg.Connection, incident_id: UUID) -> li
     return [event_from_row(r) for r in rows]
 
 
+async def events_between(
+    conn: asyncpg.Connection, after: int, upto: int | None
+) -> list[StoredEvent]:
+    """Committed events with after < seq <= upto (no upper bound when None), oldest
+    first, at most 10,000."""
+    rows = await conn.fetch(
+        """SELECT * FROM incident_events
+           WHERE seq > $1 AND ($2::bigint IS NULL OR seq <= $2)
+           ORDER BY seq LIMIT 10000""",
+        after,
+        upto,
+    )
+    return [event_from_row(r) for r in rows]
+
+
 async def latest_seq(conn: asyncpg.Connection) -> int:
     """The highest committed seq; lower ones may still be in flight (see `feed_horizon`)."""
     value = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM incident_events")
     return int(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Horizon:
-    """What one look at the feed tells: every seq <= `seq` has committed, will never
-    commit, or belongs to one of `writers` (transactions holding the feed lock then).
-    Once none of `writers` is in flight any more, every seq <= `seq` is settled."""
-
-    seq: int
-    writers: frozenset[str]
-
-    def settled_by(self, later: Horizon) -> bool:
-        return not (self.writers & later.writers)
 
 
 async def feed_horizon(conn: asyncpg.Connection) -> Horizon:

@@ -10,9 +10,10 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor, StoredEvent
+from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState, Location
+from dispatch.domain.priority import Channel
 from dispatch.store.database import json_text
 from dispatch.store.events import FEED_LOCK
 
@@ -21,11 +22,11 @@ from dispatch.store.events import FEED_LOCK
 class NewIncident:
     id: UUID
     case_no: str
-    channel: str
+    channel: Channel
     tag: str
     severity: int
     citizen_id: UUID
-    verification: str
+    verification: VerificationLevel
     location: Location
     received_at: datetime
     priority_credit_s: float
@@ -167,7 +168,7 @@ class NewAttachment:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    type: str
+    type: EventType
     actor: Actor
     payload: dict[str, Any]
     precinct_code: str | None

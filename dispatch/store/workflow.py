@@ -10,8 +10,16 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.events import Actor, StoredEvent
-from dispatch.domain.incidents import CitizenId, Incident, IncidentId, IncidentState
+from dispatch.domain.events import Actor, EventType, StoredEvent
+from dispatch.domain.identity import VerificationLevel
+from dispatch.domain.incidents import (
+    CitizenId,
+    Disposition,
+    Incident,
+    IncidentId,
+    IncidentState,
+)
+from dispatch.domain.priority import Channel
 from dispatch.domain.scope import Scope
 from dispatch.store.events import FEED_LOCK
 from dispatch.store.incident_view import incident_view_sql
@@ -31,11 +39,11 @@ def incident_from_row(row: asyncpg.Record) -> Incident:
         id=IncidentId(row["id"]),
         case_no=row["case_no"],
         state=IncidentState(row["state"]),
-        channel=row["channel"],
+        channel=Channel(row["channel"]),
         tag=row["tag"],
         severity=row["severity"],
         citizen_id=CitizenId(citizen) if citizen else None,
-        verification=row["verification"],
+        verification=VerificationLevel(row["verification"]),
         precinct_code=row["precinct_code"],
         jurisdiction=row["jurisdiction"],
         nearest_precinct_code=row["nearest_precinct_code"],
@@ -49,7 +57,7 @@ def incident_from_row(row: asyncpg.Record) -> Incident:
         claimed_at=row["claimed_at"],
         merged_into=IncidentId(merged) if merged else None,
         escalated_at=row["escalated_at"],
-        disposition=row["disposition"],
+        disposition=Disposition(row["disposition"]) if row["disposition"] else None,
         resolved_at=row["resolved_at"],
         closed_at=row["closed_at"],
         overdue_at=row["overdue_at"],
@@ -159,7 +167,7 @@ async def _claim_first(
     incident = incident_from_row(row)
     event = StoredEvent(
         seq=row["event_seq"],
-        type="incident.claimed",
+        type=EventType.INCIDENT_CLAIMED,
         incident_id=incident.id,
         precinct_code=incident.scope_precinct,
         citizen_id=incident.citizen_id,

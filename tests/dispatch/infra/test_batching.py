@@ -42,9 +42,9 @@ async def test_items_arriving_during_a_write_are_written_together_in_order() -> 
     writer = Writer()
     group: GroupCommit[int, str] = GroupCommit(writer.flush, max_batch=3, max_running=1)
     first = asyncio.create_task(group.submit(0))
-    await eventually(lambda: group.running == 1)
+    await eventually(lambda: group.running == 1, interval_s=0.001)
     rest = [asyncio.create_task(group.submit(i)) for i in range(1, 6)]
-    await eventually(lambda: group.waiting == 5)
+    await eventually(lambda: group.waiting == 5, interval_s=0.001)
     writer.go.set()
     assert await asyncio.gather(first, *rest) == [f"ok {i}" for i in range(6)]
     assert writer.batches == [[0], [1, 2, 3], [4, 5]]  # at most max_batch each
@@ -78,7 +78,7 @@ async def test_a_caller_that_goes_away_does_not_stop_the_write() -> None:
     writer = Writer()
     group: GroupCommit[int, str] = GroupCommit(writer.flush)
     caller = asyncio.create_task(group.submit(7))
-    await eventually(lambda: group.running == 1)
+    await eventually(lambda: group.running == 1, interval_s=0.001)
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
@@ -92,7 +92,7 @@ async def test_the_next_batch_starts_once_the_last_is_written() -> None:
     writer.go.set()
     group: GroupCommit[int, str] = GroupCommit(writer.flush, max_running=1)
     publishing = asyncio.create_task(group.submit(99))
-    await eventually(lambda: writer.batches == [[99]] and group.running == 0)
+    await eventually(lambda: writer.batches == [[99]] and group.running == 0, interval_s=0.001)
     assert await group.submit(1) == "ok 1"  # while 99 is still publishing
     assert not publishing.done()
     writer.published.set()

@@ -258,7 +258,7 @@ async def test_a_running_node_rebuilds_an_index_redis_has_lost(
         async def restored() -> bool:
             return await queue_state(queue) == before
 
-        await eventually(restored)
+        await eventually(restored, interval_s=0.02)
     assert "queue index out of step with PostgreSQL; rebuilding" in caplog.text
     assert await redis.exists(BUILT_KEY)
 
@@ -285,6 +285,6 @@ async def test_a_running_node_repairs_an_index_write_that_failed(
                 await queue.ordered(XUANWU) == [made]
             )
 
-        await eventually(repaired)
+        await eventually(repaired, interval_s=0.02)
     assert not queue.out_of_step
     assert await queue.ordered(all_precincts=True) == await postgres_order(pg) == [made]

@@ -15,6 +15,8 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dispatch.domain.identity import VerificationLevel
+from dispatch.domain.incidents import Disposition
 from dispatch.store.incident_view import incident_view_sql
 from dispatch.store.workflow import get_incident
 from dispatch.wire.incident_view import incident_view
@@ -48,7 +50,7 @@ def rows(draw: st.DrawFn) -> dict[str, Any]:
         "channel": draw(st.sampled_from(["alarm", "text", "video"])),
         "tag": draw(texts),
         "severity": draw(st.integers(-32768, 32767)),
-        "verification": draw(texts),
+        "verification": draw(st.sampled_from([level.value for level in VerificationLevel])),
         "precinct_code": draw(st.none() | texts),
         "jurisdiction": draw(st.sampled_from(["inside", "out_of_jurisdiction", "unknown"])),
         "nearest_precinct_code": draw(st.none() | texts),
@@ -60,7 +62,7 @@ def rows(draw: st.DrawFn) -> dict[str, Any]:
         "priority_score": draw(doubles),
         "claimed": draw(st.booleans()),
         "merged": draw(st.booleans()),
-        "disposition": draw(st.none() | texts),
+        "disposition": draw(st.none() | st.sampled_from([d.value for d in Disposition])),
         "overdue_at": draw(st.none() | moments),
         "cancelled_at": draw(st.none() | moments),
         "version": draw(st.integers(-(2**31), 2**31 - 1)),

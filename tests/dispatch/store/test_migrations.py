@@ -1,4 +1,5 @@
 import asyncio
+from typing import cast
 
 import asyncpg
 import pytest
@@ -45,15 +46,17 @@ async def test_fresh_database_migrates_once_even_when_raced(servers: Servers) ->
 
 
 async def test_event_rows_must_be_written_in_a_transaction(pg: asyncpg.Pool) -> None:
-    from dispatch.domain.events import Actor
+    from dispatch.domain.events import Actor, EventType
     from dispatch.store.events import append_event
+
+    test_type = cast(EventType, "x.test")  # a type of its own: only the seqs matter
 
     async with pg.acquire() as conn:
         with pytest.raises(RuntimeError, match="transaction"):
-            await append_event(conn, "x.test", Actor.system(), {})
+            await append_event(conn, test_type, Actor.system(), {})
         async with conn.transaction():
-            first = await append_event(conn, "x.test", Actor.system(), {"n": 1})
-            second = await append_event(conn, "x.test", Actor.system(), {"n": 2})
+            first = await append_event(conn, test_type, Actor.system(), {"n": 1})
+            second = await append_event(conn, test_type, Actor.system(), {"n": 2})
     assert second.seq > first.seq
 
 
