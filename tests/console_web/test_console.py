@@ -218,9 +218,14 @@ async def test_an_ended_session_returns_to_login_keeping_what_was_typed(
     async with chromium() as browser:
         page = await open_console(browser, app_client, staff.dispatcher.username, "en")
         incident_id = (await post_alarm(app_client, citizen))["incident_id"]
-        await page.click(row(incident_id))
-        await page.keyboard.press("c")
+        await page.wait_for_selector(row(incident_id))
+        await page.keyboard.press("?")
+        await page.wait_for_selector("[role=dialog]:has-text('Keyboard shortcuts')")
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector("[role=dialog]", state="detached")
+        await page.keyboard.press("x")  # take the next: the only one, opened
         await page.wait_for_selector(f"{row(incident_id)}[data-state=claimed]")
+        await page.wait_for_selector(f".detail[data-id='{incident_id}']")
         await page.fill("#note-text", "caller heard shouting next door, callback at 23:00")
         token = await page.evaluate(
             "() => JSON.parse(sessionStorage.getItem('m110.console')).token"

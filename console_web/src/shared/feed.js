@@ -19,13 +19,13 @@ import { signal } from "@preact/signals";
 
 const REFUSED = new Set(["unauthorized", "forbidden"]);
 
-export function createFeed({ namespace, getToken, loadSnapshot, onEvent, onSessionEnded = () => {}, onResumed = () => {}, url = "" }) {
+export function createFeed({ namespace, getToken, loadSnapshot, onEvent, onSessionEnded = () => {}, onResumed = () => {}, url = "", connect = io }) {
   const state = signal("connecting");
   const lastSeq = signal(null);
   let seq = null;
   let generation = 0; // a newer connection makes an older resume's answer moot
 
-  const socket = io(url + namespace, {
+  const socket = connect(url + namespace, {
     auth: (cb) => cb({ token: getToken() }),
     transports: ["websocket"],
     reconnectionDelay: 500,

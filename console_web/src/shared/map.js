@@ -37,6 +37,7 @@ export function createMap(element, { basemap = null, onSelect = () => {} } = {})
   const officerLayer = L.layerGroup().addTo(map);
   const focusLayer = L.layerGroup().addTo(map);
   const incidentMarkers = new Map();
+  const incidentKeys = new Map();
   const officerMarkers = new Map();
 
   return {
@@ -54,6 +55,10 @@ export function createMap(element, { basemap = null, onSelect = () => {} } = {})
       for (const i of incidents) {
         if (i.lon == null || i.lat == null) continue;
         seen.add(i.id);
+        // Unchanged markers are left alone: a thousand of them cost nothing per update.
+        const key = `${i.lon},${i.lat},${i.severity},${i.selected ? 1 : 0},${i.label || ""}`;
+        if (incidentKeys.get(i.id) === key) continue;
+        incidentKeys.set(i.id, key);
         const style = {
           radius: i.selected ? 9 : 6,
           color: i.selected ? "#000" : "#fff",
@@ -77,6 +82,7 @@ export function createMap(element, { basemap = null, onSelect = () => {} } = {})
         if (!seen.has(id)) {
           marker.remove();
           incidentMarkers.delete(id);
+          incidentKeys.delete(id);
         }
       }
     },

@@ -20,12 +20,19 @@ export function MapPane({ config }) {
       .then((r) => r.json())
       .then((g) => map.setPrecincts(g))
       .catch((err) => console.warn("precincts", err));
-    const stopIncidents = effect(() => {
-      state.version.value;
-      const selected = state.selectedId.value;
+    // The map follows the queue at most four times a second: markers need not animate.
+    let pending = null;
+    const draw = () => {
+      pending = null;
+      const selected = state.selectedId.peek();
       map.setIncidents(
         [...state.incidents.values()].map((i) => ({ id: i.id, lon: i.lon, lat: i.lat, severity: i.severity, selected: i.id === selected, label: `${i.case_no} ${tagLabel(i.tag)}` })),
       );
+    };
+    const stopIncidents = effect(() => {
+      state.version.value;
+      state.selectedId.value;
+      if (!pending) pending = setTimeout(draw, 250);
     });
     const stopOfficers = effect(() => {
       state.officerVersion.value;
@@ -36,6 +43,7 @@ export function MapPane({ config }) {
       map.setFocus(focus?.incident, focus?.trail || []);
     });
     return () => {
+      clearTimeout(pending);
       stopFocus();
       stopIncidents();
       stopOfficers();

@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../../shared/html.js";
 import { t } from "../../shared/i18n.js";
-import { api, act, store } from "./context.js";
+import { api, act } from "./context.js";
 import * as state from "./state.js";
 
 async function iceServers() {
@@ -49,6 +49,10 @@ export function VideoPane({ incident }) {
 
   async function pickUp() {
     setPhase("connecting");
+    if (!listenOnly && incident.state === "queued") {
+      // Picking up is the claiming dispatcher's: take it first.
+      state.putIncident(await api.post(`/api/incidents/${incident.id}/claim`, {}));
+    }
     const pc = new RTCPeerConnection({ iceServers: await iceServers() });
     let mic = null;
     if (!listenOnly) {
@@ -80,6 +84,7 @@ export function VideoPane({ incident }) {
     });
     session.current.location = response.headers.get("Location");
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    return true;
   }
 
   function toggleMute() {
@@ -94,7 +99,7 @@ export function VideoPane({ incident }) {
     <h3>${t("video.title")} ${live ? html`<span class="live">● ${t("queue.live_call")}</span>` : ""}</h3>
     <video ref=${video} autoplay playsinline class=${phase === "live" || phase === "connecting" ? "" : "hidden"} aria-label=${t("video.citizen")}></video>
     <div class="verbs">
-      ${(phase === "idle" || phase === "ended") && html`<button type="button" class="primary" data-action="pick-up" onClick=${() => act(pickUp).then((r) => r === null && session.current && hangUp())}>
+      ${(phase === "idle" || phase === "ended") && html`<button type="button" class="primary" data-action="pick-up" onClick=${() => act(pickUp).then((ok) => { if (!ok) (session.current ? hangUp() : setPhase("idle")); })}>
         ${listenOnly ? t("video.listen") : t("video.pick_up")}</button>`}
       ${(phase === "connecting" || phase === "live") && !listenOnly && html`<button type="button" aria-pressed=${muted} data-action="mute" onClick=${toggleMute}>${muted ? t("video.unmute") : t("video.mute")}</button>`}
       ${(phase === "connecting" || phase === "live") && html`<button type="button" class="danger" data-action="hang-up" onClick=${hangUp}>${t("video.hang_up")}</button>`}
