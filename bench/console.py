@@ -137,7 +137,17 @@ async def run_phase(
         task.add_done_callback(tasks.discard)
     elapsed = time.perf_counter() - begin
     long_ms = await page.evaluate("() => window.__longTaskMs")
-    await asyncio.sleep(1.0)  # the last rows render
+    await asyncio.gather(*tasks)  # every POST answered (and retired)
+    # The rows still on their way: wait while the page catches up (at most 60 s).
+    count = "(ids) => ids.filter((id) => __console.state.stats.renderedAt.has(id)).length"
+    waited, last = 0, -1
+    while waited < 60:
+        done = await page.evaluate(count, list(sent_at))
+        if done == len(sent_at) or done == last:
+            break
+        last = done
+        await asyncio.sleep(2)
+        waited += 2
     rendered: dict[str, float] = await page.evaluate(
         "(ids) => Object.fromEntries(ids"
         ".map((id) => [id, __console.state.stats.renderedAt.get(id)])"
@@ -145,7 +155,6 @@ async def run_phase(
         list(sent_at),
     )
     latencies = [rendered[i] / 1000 - sent_at[i] for i in rendered]
-    await asyncio.gather(*tasks)
     return Phase(
         alarms_per_s=rate,
         sent=len(sent_at),
@@ -190,7 +199,7 @@ async def main_async(seconds: float, open_count: int, retire_after_s: float) -> 
                 await page.wait_for_function(
                     f"() => __console.state.incidents.size >= {len(seeded)}", timeout=60000
                 )
-                await page.evaluate("() => { __console.state.stats.trackRenders = true; }")
+                await page.evaluate("() => { __console.state.stats.tracking = true; }")
                 cdp = await page.context.new_cdp_session(page)
                 heap_start = await heap_mb(cdp)
                 print(f"console loaded: {len(seeded)} open incidents, heap {heap_start} MB")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import zoneinfo
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import aiohttp
 import socketio
 from aiohttp import web
 
@@ -18,6 +20,7 @@ from dispatch.auth.tokens import TokenSigner
 from dispatch.demo.loader import DemoLogin, ensure_demo_city
 from dispatch.evidence.files import EvidenceStore
 from dispatch.http import (
+    calls_api,
     citizen_api,
     client_config,
     console_api,
@@ -30,6 +33,7 @@ from dispatch.http import (
 from dispatch.http.errors import error_middleware
 from dispatch.http.keys import (
     ASSIGNMENTS,
+    CALLS,
     CITIZENS,
     CLOCK,
     INCIDENTS,
@@ -37,6 +41,7 @@ from dispatch.http.keys import (
     INTAKE,
     MESSAGES,
     METRICS,
+    NODE_CLIENT,
     OFFICERS,
     OVERDUE,
     PASSWORDS,
@@ -59,6 +64,7 @@ from dispatch.infra.queue_index import PriorityQueue
 from dispatch.infra.redis_writes import RedisWrites
 from dispatch.infra.throttle import WindowLimit
 from dispatch.services.assignments import AssignmentService
+from dispatch.services.calls import CallService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.console_queries import ConsoleQueries
 from dispatch.services.evidence_access import EvidenceAccess
@@ -71,6 +77,8 @@ from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
 from dispatch.settings import Settings
+from media.network import ice_servers, limit_host_interfaces
+from media.server import MediaConfig, MediaServer
 from signaling.server import Signaling, create_socketio, start_signaling
 
 # The composition root is the one place dispatch/ reaches into the adapters.
@@ -91,12 +99,19 @@ async def _demo_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.load_demo:
         infra = app[INFRA]
-        app[DEMO_LOGINS] = await ensure_demo_city(infra.pool, app[PASSWORDS], settings.data_dir)
+        app[DEMO_LOGINS] = await ensure_demo_city(
+            infra.pool, app[PASSWORDS], settings.data_dir, cache=app[INDEX_CACHE]
+        )
     yield
 
 
 async def _precincts_ctx(app: web.Application) -> AsyncIterator[None]:
-    registry = PrecinctRegistry(app[INFRA].pool, cache=app[INDEX_CACHE])
+    registry = PrecinctRegistry(
+        app[INFRA].pool,
+        node=app[SETTINGS].node_name,
+        cache=app[INDEX_CACHE],
+        now=app[CLOCK].now,
+    )
     await registry.load()
     app[PRECINCTS] = registry
     watcher = asyncio.create_task(registry.watch(), name="precinct-watch")
@@ -104,6 +119,7 @@ async def _precincts_ctx(app: web.Application) -> AsyncIterator[None]:
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    await registry.forget()
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -193,6 +209,40 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     await writes.drain()
 
 
+async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Video calls: the media this node terminates, owned here.  At shutdown every call
+    ends (recordings finished and recorded as evidence) before the services stop."""
+    settings, infra = app[SETTINGS], app[INFRA]
+    limit_host_interfaces(settings.media_interfaces)
+    evidence_root = settings.data_dir.resolve() / "evidence"
+    media = MediaServer(
+        MediaConfig(
+            recordings_dir=evidence_root,
+            # The server's own ICE servers (aiortc uses the first STUN and TURN URL).
+            ice_servers=tuple(ice_servers(
+                settings.ice_servers, user=f"node-{settings.node_name}", now=time.time(),
+                turn_secret=settings.turn_secret, turn_ttl_s=24 * 3600,
+                turn_username=settings.turn_username, turn_password=settings.turn_password,
+            )),
+            max_calls=settings.max_calls,
+            peer_timeout_s=settings.call_peer_timeout_s,
+        )
+    )  # fmt: skip
+    calls = CallService(
+        pool=infra.pool, publisher=app[PUBLISHER], clock=app[CLOCK], intake=app[INTAKE],
+        media=media, evidence_root=evidence_root, node=settings.node_name,
+        node_url=settings.internal_url,
+    )  # fmt: skip
+    media.attach(calls)
+    app[CALLS] = calls
+    app[NODE_CLIENT] = client = aiohttp.ClientSession()
+    await calls.recover()
+    media.start()
+    yield
+    await media.close()
+    await client.close()
+
+
 async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     signaling = await start_signaling(
         app[SOCKETIO],
@@ -258,6 +308,7 @@ def create_app(
     app.cleanup_ctx.append(_demo_ctx)
     app.cleanup_ctx.append(_precincts_ctx)
     app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(_calls_ctx)
     app.cleanup_ctx.append(_signaling_ctx)
     app.cleanup_ctx.append(_background_ctx)
     app[SOCKETIO] = create_socketio(app)
@@ -266,6 +317,7 @@ def create_app(
     app.add_routes(citizen_api.routes)
     app.add_routes(openapi.routes)
     app.add_routes(staff_api.routes)
+    app.add_routes(calls_api.routes)
     app.router.add_static("/static/", static_dir(), show_index=False, append_version=True)
     client_config.setup(app)
     app.add_routes(console_api.routes)

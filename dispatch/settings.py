@@ -183,6 +183,20 @@ class Settings:
     registrations_per_minute: int = _env("MICRO110_REGISTRATIONS_PER_MINUTE", _int, default=60)
     turn_username: str | None = _env("MICRO110_TURN_USERNAME", _optional_str, default=None)
     turn_password: str | None = _env("MICRO110_TURN_PASSWORD", _optional_str, default=None)
+    # coturn's `use-auth-secret` shared secret: TURN credentials are then derived per
+    # client and expire after `turn_ttl_s` (the static username/password are not used).
+    turn_secret: str | None = _env("MICRO110_TURN_SECRET", _optional_str, default=None)
+    turn_ttl_s: int = _env("MICRO110_TURN_TTL", _int, default=3600)
+    # Video calls this node carries at once; beyond it a new call is answered 503.
+    max_calls: int = _env("MICRO110_MAX_CALLS", _int, default=50)
+    # Nothing heard from a call's peer for this long (media from a phone, RTCP from a
+    # viewer): it is gone.  ICE consent alone takes ~30 s.
+    call_peer_timeout_s: float = _env("MICRO110_CALL_PEER_TIMEOUT", _float, default=6.0)
+    # Network interfaces media is offered on (host candidates), e.g. "eth0"; empty: every
+    # interface but loopback (aiortc's default).
+    media_interfaces: tuple[str, ...] = _env("MICRO110_MEDIA_INTERFACES", _csv, default=())
+    # How other nodes reach this one (a pick-up of a call held here is forwarded to it).
+    node_url: str | None = _env("MICRO110_NODE_URL", _optional_str, default=None)
 
     # Browser clients.  The built bundle (default: console_web/dist, written by
     # `./dev` or the Dockerfile's Node stage).
@@ -243,6 +257,9 @@ class Settings:
             ("MICRO110_MAX_UPLOAD_BYTES", self.max_upload_bytes),
             ("MICRO110_CITIZEN_TOKEN_TTL", self.citizen_token_ttl_s),
             ("MICRO110_STAFF_TOKEN_TTL", self.staff_token_ttl_s),
+            ("MICRO110_TURN_TTL", self.turn_ttl_s),
+            ("MICRO110_MAX_CALLS", self.max_calls),
+            ("MICRO110_CALL_PEER_TIMEOUT", self.call_peer_timeout_s),
         ):
             if value <= 0:
                 raise SettingsError(name, f"must be positive, got {value}")
@@ -251,6 +268,12 @@ class Settings:
                 ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise SettingsError("MICRO110_TRUSTED_PROXIES", str(exc)) from None
+        for ice_url in self.ice_servers:
+            if not ice_url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise SettingsError(
+                    "MICRO110_ICE_SERVERS",
+                    f"{ice_url!r} is not a stun:, stuns:, turn: or turns: URL",
+                )
         if self.basemap_datum not in {"wgs84", "gcj02"}:
             raise SettingsError("MICRO110_BASEMAP_DATUM", "must be wgs84 or gcj02")
         if self.basemap_url is not None and not (
@@ -316,6 +339,14 @@ class Settings:
     @property
     def load_demo(self) -> bool:
         return self.demo if self.demo is not None else self.embedded_database
+
+    @property
+    def internal_url(self) -> str:
+        """Where other nodes reach this one (never the load balancer's public URL)."""
+        if self.node_url:
+            return self.node_url.rstrip("/")
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:

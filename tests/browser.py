@@ -25,12 +25,12 @@ _ARGS = [
 
 
 @contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
+async def chromium(*extra_args: str) -> AsyncIterator[Any]:
     """A browser; tests fail (never skip) when Chromium is missing: `./dev test` installs it."""
     with tempfile.TemporaryDirectory(prefix="m110-chromium-") as profile:
         async with async_playwright() as pw:
             context = await pw.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=_ARGS
+                profile, executable_path=CHROMIUM, headless=True, args=[*_ARGS, *extra_args]
             )
             try:
                 yield context

@@ -152,7 +152,7 @@ def fake_clock() -> FakeClock:
 
 
 @pytest.fixture
-async def nanjing(infra: Infrastructure) -> list[str]:
+async def nanjing(infra: Infrastructure, index_cache: IndexCache) -> list[str]:
     """The demo city's 11 districts as precincts; returns their codes."""
     collection = json.loads(
         resources.files("dispatch.demo").joinpath(DEMO_FILE).read_text(encoding="utf-8")
@@ -160,6 +160,7 @@ async def nanjing(infra: Infrastructure) -> list[str]:
     await import_precincts(
         infra.pool, collection, name_property="name", code_property="adcode",
         datum=Datum.WGS84, replace=False, source="test", actor=Actor.system("test"),
+        cache=index_cache,
     )  # fmt: skip
     async with infra.pool.acquire() as conn:
         return [r["code"] for r in await conn.fetch("SELECT code FROM precincts ORDER BY code")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 from typing import Any
 
@@ -221,36 +220,16 @@ async def create_report(request: web.Request) -> web.Response:
         gps = next((image.gps for image in images if image.gps is not None), None)
         if gps is not None:  # EXIF GPS is WGS84; used only when the phone sent no position
             position, source = Position(gps[0], gps[1], Datum.WGS84, None), "exif"
-    intake = request.app[INTAKE]
-    stored: list[tuple[VerifiedImage, str]] = []
-    created: list[str] = []
-    try:
-        for image in images:
-            key, new = await loop.run_in_executor(
-                None,
-                functools.partial(
-                    intake.evidence.put, image.data, image.sha256, image.format.value
-                ),
-            )
-            stored.append((image, key))
-            if new:
-                created.append(key)
-        submission = Submission(
-            channel=Channel.TEXT,
-            tag=form.tag or "other",
-            idempotency_key=form.idempotency_key,
-            position=position,
-            location_source=source,
-            text=form.text or None,
-            client_time=form.client_time,
-            images=tuple(stored),
-        )
-        result = await intake.submit(who, submission)
-    except BaseException:
-        # Nothing half-written: files this report stored go too, but later, once it is
-        # sure no report refers to them (a file is shared by every copy of a photo).
-        intake.forget_evidence(created)
-        raise
+    submission = Submission(
+        channel=Channel.TEXT,
+        tag=form.tag or "other",
+        idempotency_key=form.idempotency_key,
+        position=position,
+        location_source=source,
+        text=form.text or None,
+        client_time=form.client_time,
+    )
+    result = await request.app[INTAKE].submit_report(who, submission, images)
     return _intake_response(result)
 
 

@@ -10,7 +10,7 @@ import redis.exceptions
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from dispatch.http.keys import INFRA, METRICS, SETTINGS
+from dispatch.http.keys import INFRA, METRICS, PRECINCTS, SETTINGS
 from dispatch.infra.connections import ping
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    registry = request.app[METRICS]
+    # Read at scrape time: which precinct import this node serves, and since when.
+    snapshot = request.app[PRECINCTS].snapshot
+    node = request.app[SETTINGS].node_name
+    registry.precinct_import.labels(node).set(snapshot.import_id)
+    registry.precinct_import_loaded.labels(node).set(snapshot.loaded_at.timestamp())
+    body = generate_latest(registry.registry)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"

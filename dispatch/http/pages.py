@@ -21,6 +21,7 @@ from aiohttp import web
 
 from console_web import BUILD_HINT
 from dispatch.domain.errors import NotFound
+from dispatch.http import report_page
 from dispatch.http.keys import SETTINGS
 from dispatch.settings import Settings
 
@@ -34,15 +35,21 @@ class Page:
     path: str
     entry: str  # the folder under console_web/src/pages/
     title: str
-    # A web app manifest (under /static/): the page can be installed on a home screen.
-    manifest: str | None = None
+    head: str = ""  # more of <head> (a web app manifest, a theme colour)
 
 
 # The pages served from the bundle.  A new client is a folder under
 # console_web/src/pages/ plus one line here.
 PAGES = (
     Page("/console", "console", "110 接警台 · Dispatch console"),
-    Page("/officer", "officer", "110 出警 · Field officer", "/static/officer.webmanifest"),
+    Page("/report", "report", "110 报警 · Report to the police", report_page.HEAD),
+    Page(
+        "/officer",
+        "officer",
+        "110 出警 · Field officer",
+        '<link rel="manifest" href="/static/officer.webmanifest">'
+        '<meta name="theme-color" content="#14181f">',
+    ),
 )
 
 
@@ -121,18 +128,11 @@ def page_html(page: Page, entry: dict[str, Any]) -> str:
     preload = "".join(
         f'<link rel="modulepreload" href="/{html.escape(js)}">' for js in entry.get("preload", [])
     )
-    installable = (
-        f'<link rel="manifest" href="{html.escape(page.manifest)}">'
-        '<meta name="theme-color" content="#14181f">'
-        '<meta name="mobile-web-app-capable" content="yes">'
-        if page.manifest
-        else ""
-    )
     return (
         "<!doctype html>\n"
         '<html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(page.title)}</title>{installable}{styles}{preload}"
+        f"<title>{html.escape(page.title)}</title>{page.head}{styles}{preload}"
         f'<script type="module" src="/{html.escape(entry["js"])}"></script>'
         '</head><body><div id="app"></div>'
         "<noscript>需要启用 JavaScript · JavaScript is required</noscript>"
@@ -192,6 +192,7 @@ def setup(app: web.Application, root: Path) -> None:
     for page in PAGES:
         app.router.add_get(page.path, _page_handler(page))
     app.router.add_get("/assets/{name}", asset)
+    report_page.setup(app, app[BUNDLE].manifest)
     app.router.add_get("/favicon.ico", no_icon)
 
 

@@ -13,7 +13,9 @@ from dispatch.domain.events import EventType
 from dispatch.domain.incidents import Incident
 from dispatch.domain.scope import scope_of
 from dispatch.services.staff_auth import StaffSession
+from dispatch.store import calls as call_store
 from dispatch.store import events as event_store
+from dispatch.store import precincts as precinct_store
 from dispatch.store import workflow as store
 
 # NENA EIDO-style incident status vocabulary.
@@ -69,21 +71,11 @@ class IncidentQueries:
         incident = await self.get(session, incident_id)
         async with self.pool.acquire() as conn:
             events = await event_store.events_for_incident(conn, incident_id)
-            units = await conn.fetch(
-                """SELECT a.id, a.state, a.offered_at, a.acked_at, o.callsign
-                   FROM assignments a JOIN officers o ON o.user_id = a.officer_id
-                   WHERE a.incident_id = $1 ORDER BY a.offered_at""",
-                incident_id,
-            )
-            links = await conn.fetch(
-                "SELECT other_id, kind FROM incident_links WHERE incident_id = $1", incident_id
-            )
-            merged_in = await conn.fetch(
-                "SELECT id, case_no FROM incidents WHERE merged_into = $1", incident_id
-            )
-            precinct_name = await conn.fetchval(
-                "SELECT name FROM precincts WHERE code = $1", incident.scope_precinct
-            )
+            units = await store.assigned_units(conn, incident_id)
+            links = await store.incident_links(conn, incident_id)
+            merged_in = await store.merged_from(conn, incident_id)
+            precinct_name = await precinct_store.precinct_name(conn, incident.scope_precinct)
+            recordings = await call_store.recordings_of(conn, incident_id)
         notes = [
             {"noteDateTimeStamp": e.created_at.isoformat(), "noteText": e.payload.get("text", ""),
              "noteType": e.payload.get("kind", "note"),
@@ -123,18 +115,27 @@ class IncidentQueries:
             "locationComponent": [location] if location else [],
             "notesComponent": notes,
             "unitComponent": [
-                {"unitIdentifier": u["callsign"], "assignmentReference": str(u["id"]),
-                 "unitStatus": u["state"], "dispatchTimestamp": u["offered_at"].isoformat(),
-                 "acknowledgedTimestamp": u["acked_at"].isoformat() if u["acked_at"] else None}
+                {"unitIdentifier": u.callsign, "assignmentReference": str(u.id),
+                 "unitStatus": u.state, "dispatchTimestamp": u.offered_at.isoformat(),
+                 "acknowledgedTimestamp": u.acked_at.isoformat() if u.acked_at else None}
                 for u in units
             ],
+            # Video-call recordings: evidence, each with its hash (issue 15).
+            "attachmentComponent": [
+                {"attachmentReference": f"urn:micro110:attachment:{r.id}",
+                 "attachmentType": "video-call-recording", "mimeType": r.media_type,
+                 "hashAlgorithm": "SHA-256", "hash": r.sha256, "sizeBytes": r.size,
+                 "durationSeconds": r.duration_s, "codecs": list(r.codecs),
+                 "url": f"/api/incidents/{incident_id}/recordings/{r.id}"}
+                for r in recordings
+            ],
             "linkComponent": (
-                [{"linkedIncidentIdentifier": f"urn:micro110:incident:{link['other_id']}",
-                  "linkType": link["kind"]} for link in links]
+                [{"linkedIncidentIdentifier": f"urn:micro110:incident:{link.other_id}",
+                  "linkType": link.kind} for link in links]
                 + ([{"linkedIncidentIdentifier": f"urn:micro110:incident:{incident.merged_into}",
                      "linkType": "merged_into"}] if incident.merged_into else [])
-                + [{"linkedIncidentIdentifier": f"urn:micro110:incident:{m['id']}",
-                    "linkType": "merged_from", "localIncidentIdentifier": m["case_no"]}
+                + [{"linkedIncidentIdentifier": f"urn:micro110:incident:{m.id}",
+                    "linkType": "merged_from", "localIncidentIdentifier": m.case_no}
                    for m in merged_in]
             ),
         }  # fmt: skip

@@ -17,6 +17,7 @@ from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.store import events as event_store
 from dispatch.store import incidents as incident_store
+from dispatch.store import precincts as precinct_store
 from dispatch.store import workflow as workflow_store
 from dispatch.wire.incident_view import incident_view
 from dispatch.wire.models import CaseOut, PrecinctOut, TimelineEntryOut
@@ -56,9 +57,7 @@ class TrackingService:
             if incident is None or not self._may_see(incident, token):
                 raise not_found
             events = await event_store.events_for_incident(conn, uuid.UUID(str(incident.id)))
-            names = await conn.fetchval(
-                "SELECT name FROM precincts WHERE code = $1", incident.precinct_code
-            )
+            names = await precinct_store.precinct_name(conn, incident.precinct_code)
         timeline = []
         for event in events:
             text = timeline_text(event.type, event.payload)

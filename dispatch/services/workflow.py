@@ -35,6 +35,7 @@ from dispatch.infra.publisher import Publisher
 from dispatch.infra.queue_index import PriorityQueue, QueueEntry
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
+from dispatch.store import precincts as precinct_store
 from dispatch.store import workflow as store
 from dispatch.wire.incident_view import incident_view
 
@@ -267,9 +268,7 @@ class Workflow:
         self, session: StaffSession, incident_id: uuid.UUID, precinct_code: str, note: str
     ) -> Incident:
         async with self.pool.acquire() as conn:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM precincts WHERE code = $1 AND active", precinct_code
-            )
+            exists = await precinct_store.is_active(conn, precinct_code)
         if not exists:
             raise BadRequest(f"unknown precinct {precinct_code!r}", field="precinct_code")
         return await self._simple(

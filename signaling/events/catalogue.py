@@ -29,6 +29,7 @@ from signaling.events.shapes import (
     Message,
     Place,
     PossibleDuplicate,
+    RecordingRef,
     Shape,
     TrailPoint,
     Transfer,
@@ -304,6 +305,51 @@ class AssignmentCancelled(AssignmentEvent, tag="assignment.cancelled"):
     assignment was live, answered or not; an officer who was working it is available."""
 
 
+# --- call.*: video calls, to consoles whose scope holds the incident -------------------
+
+
+class CallStarted(IncidentEvent, tag="call.started"):
+    """The citizen's phone connected the incident's video call: recording starts with its
+    first packet.  `segment` 1 is the first connection; 2, 3, ... are reconnections of
+    the same call (each a recording segment of its own)."""
+
+    session_id: UUID
+    segment: Annotated[int, Meta(ge=1)]
+    node: Annotated[str, Meta(description="the server node holding the call's media")]
+
+
+class CallAnswered(IncidentEvent, tag="call.answered"):
+    """Staff joined the call: the dispatcher who claimed the incident (`talk`: the
+    citizen hears them) or a commander watching and listening silently.  The reporter
+    is told when a dispatcher joins (case.status), never about silent listeners."""
+
+    session_id: UUID
+    viewer_id: UUID
+    user_id: int
+    talk: bool
+
+
+class CallLeft(IncidentEvent, tag="call.left"):
+    """A viewer left the call (hung up, vanished, or the call ended)."""
+
+    viewer_id: UUID
+    user_id: int
+    talk: bool
+    reason: Literal["left", "vanished", "failed", "call_ended", "shutdown"]
+
+
+class CallEnded(IncidentEvent, tag="call.ended"):
+    """A connection of the call ended: the citizen hung up, reconnected (`replaced`),
+    vanished (nothing heard for a few seconds), the connection failed, or the server
+    stopped.  `recording` is its segment, now evidence (null if no video arrived)."""
+
+    session_id: UUID
+    segment: Annotated[int, Meta(ge=1)]
+    reason: Literal["hang_up", "replaced", "vanished", "failed", "ended", "shutdown",
+                    "server_restart"]  # fmt: skip
+    recording: RecordingRef | None
+
+
 # --- case.status: to the reporter -------------------------------------------------------
 
 
@@ -343,6 +389,7 @@ CATALOGUE = _catalogue(
     OfficerPosition, OfficerStatus, OfficerGeofence,
     AssignmentOffered, AssignmentAccepted, AssignmentDeclined, AssignmentUnacknowledged,
     AssignmentEnRoute, AssignmentOnScene, AssignmentCleared, AssignmentCancelled,
+    CallStarted, CallAnswered, CallLeft, CallEnded,
     CaseStatus,
 )  # fmt: skip
 

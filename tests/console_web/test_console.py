@@ -184,6 +184,7 @@ async def test_alarms_sent_while_the_websocket_is_down_show_once_after_resume(
         browser_page = await open_console(
             browser, app_client, staff.commander.username, "en", page=page
         )
+        await browser_page.evaluate("() => { __console.state.stats.tracking = true; }")
         before = (await post_alarm(app_client, citizen))["incident_id"]
         await browser_page.wait_for_selector(row(before))
 

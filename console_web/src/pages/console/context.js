@@ -37,11 +37,22 @@ export function tagLabel(code) {
   return (locale.value === "zh-CN" ? tag.label_zh : tag.label) || tag.label || code;
 }
 
+const parsed = new WeakMap();
+/** `received_at` in epoch ms, parsed once per snapshot object (the queue asks often). */
+export function receivedMs(incident) {
+  let ms = parsed.get(incident);
+  if (ms === undefined) {
+    ms = Date.parse(incident.received_at);
+    parsed.set(incident, ms);
+  }
+  return ms;
+}
+
 /** "new" (arrived while watching, unclaimed), "amber" (half its time), "red" (overdue). */
 export function alertLevel(incident, nowMs) {
   if (incident.state !== "queued") return null;
   const limit = (config.value.overdue_s[incident.severity] || 900) * 1000;
-  const waited = nowMs - Date.parse(incident.received_at);
+  const waited = nowMs - receivedMs(incident);
   if (incident.overdue || waited >= limit) return "red";
   if (waited >= limit / 2) return "amber";
   if (state.fresh.has(incident.id)) return "new";

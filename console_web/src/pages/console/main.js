@@ -15,7 +15,7 @@ import * as state from "./state.js";
 import { Detail } from "./detail.js";
 import { MapPane } from "./map_pane.js";
 import { Dialogs, showHelp } from "./dialogs.js";
-import { store, expired, config, sound, flash, sessionEnded, api, act, alertLevel, tagLabel } from "./context.js";
+import { store, expired, config, sound, flash, sessionEnded, api, act, alertLevel, tagLabel, receivedMs } from "./context.js";
 import { installKeyboard } from "./keyboard.js";
 
 async function loadSnapshot() {
@@ -118,7 +118,7 @@ const ROW_H = 44;
 function QueueRow({ incident, index, nowMs }) {
   const user = state.me.value;
   const level = alertLevel(incident, nowMs);
-  const waited = (nowMs - Date.parse(incident.received_at)) / 1000;
+  const waited = (nowMs - receivedMs(incident)) / 1000;
   const isCursor = state.cursorId.value === incident.id;
   const holder = incident.claimed_by == null ? "" : incident.claimed_by === user?.id ? t("queue.held_by_me") : t("queue.held_by", { who: state.staffNames.get(incident.claimed_by) || `#${incident.claimed_by}` });
   return html`
