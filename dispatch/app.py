@@ -62,7 +62,7 @@ from dispatch.infra.precinct_registry import IndexCache, PrecinctRegistry
 from dispatch.infra.publisher import Publisher
 from dispatch.infra.queue_index import PriorityQueue
 from dispatch.infra.redis_writes import RedisWrites
-from dispatch.infra.throttle import WindowLimit
+from dispatch.infra.throttle import LoginBackoff, WindowLimit
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.calls import CallService
 from dispatch.services.citizens import CitizenServices
@@ -149,6 +149,20 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             window_s=60,
             now=lambda: clock.now().timestamp(),
         ),
+        real_name_per_citizen=WindowLimit(
+            infra.redis,
+            "real-name-citizen",
+            settings.real_name_attempts_per_day,
+            window_s=24 * 3600,
+            now=lambda: clock.now().timestamp(),
+        ),
+        real_name_per_network=WindowLimit(
+            infra.redis,
+            "real-name-network",
+            settings.real_name_attempts_per_network_hour,
+            window_s=3600,
+            now=lambda: clock.now().timestamp(),
+        ),
     )
     app[INTAKE] = IntakeService(
         pool=infra.pool,
@@ -167,12 +181,17 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TRACKING] = TrackingService(infra.pool, signer, clock, publisher)
     app[STAFF_AUTH] = StaffAuth(
         pool=infra.pool,
-        redis=infra.redis,
         passwords=app[PASSWORDS],
         signer=signer,
         clock=clock,
         ttl=timedelta(seconds=settings.staff_token_ttl_s),
         publisher=publisher,
+        backoff=LoginBackoff(
+            infra.redis,
+            free=settings.login_free_failures,
+            max_s=settings.login_backoff_max_s,
+            now=lambda: clock.now().timestamp(),
+        ),
     )
     app[WORKFLOW] = Workflow(
         pool=infra.pool,
@@ -181,7 +200,12 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         offer_for=timedelta(seconds=settings.assignment_reoffer_s),
     )
-    app[INCIDENTS] = incidents = IncidentQueries(pool=infra.pool, agency=settings.agency)
+    app[INCIDENTS] = incidents = IncidentQueries(
+        pool=infra.pool,
+        agency=settings.agency,
+        clock=clock,
+        officer_read_after=timedelta(seconds=settings.officer_read_after_s),
+    )
     app[OVERDUE] = OverdueWatch(
         pool=infra.pool, clock=clock, publisher=publisher, thresholds_s=settings.overdue_thresholds
     )
@@ -285,11 +309,13 @@ def create_app(
     clock: Clock | None = None,
     sms_sender: SmsSender | None = None,
     index_cache: IndexCache | None = None,
+    passwords: Passwords | None = None,
 ) -> web.Application:
     """The aiohttp application.
 
     Tests pass `infrastructure` (the session's servers), a fake `clock`, and an SMS
-    sender that records instead of sending (the true seams).
+    sender that records instead of sending (the true seams); tests that log in a hundred
+    times pass cheaper argon2 `passwords`.
     """
     app = web.Application(
         middlewares=[error_middleware],
@@ -297,7 +323,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app[PASSWORDS] = Passwords()
+    app[PASSWORDS] = passwords or Passwords()
     app[CLOCK] = clock or SystemClock()
     app[SMS] = sms_sender or DemoSmsSender()
     app[INDEX_CACHE] = index_cache or IndexCache()

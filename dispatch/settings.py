@@ -135,6 +135,9 @@ class Settings:
     assignment_reoffer_s: int = _env("MICRO110_ASSIGNMENT_REOFFER_S", _int, default=30)
     assignment_unack_s: int = _env("MICRO110_ASSIGNMENT_UNACK_S", _int, default=120)
 
+    # An officer reads an incident while assigned to it, and this long after (seconds).
+    officer_read_after_s: int = _env("MICRO110_OFFICER_READ_AFTER_S", _int, default=3600)
+
     # The agency named in exports (EIDO) and to other agencies.
     agency: str = _env("MICRO110_AGENCY", _str, default="micro110.local")
     # Case numbers look like <prefix>-<local date>-<serial>; the date is in `timezone`.
@@ -167,8 +170,9 @@ class Settings:
     max_json_bytes: int = _env("MICRO110_MAX_JSON_BYTES", _int, default=64 * 1024)
     max_upload_bytes: int = _env("MICRO110_MAX_UPLOAD_BYTES", _int, default=40 * 1024 * 1024)
 
-    # Token lifetimes, seconds.
-    citizen_token_ttl_s: int = _env("MICRO110_CITIZEN_TOKEN_TTL", _int, default=7 * 24 * 3600)
+    # Token lifetimes, seconds.  A citizen's access token is short-lived (the refresh
+    # token, 90 days, gets a new one); it is also refused at once after a sign-out.
+    citizen_token_ttl_s: int = _env("MICRO110_CITIZEN_TOKEN_TTL", _int, default=15 * 60)
     staff_token_ttl_s: int = _env("MICRO110_STAFF_TOKEN_TTL", _int, default=26 * 3600)
 
     # WebRTC: comma-separated STUN/TURN URLs handed to browsers and used by aiortc.
@@ -177,6 +181,19 @@ class Settings:
     # Reverse proxies (addresses or networks) whose X-Real-IP names the client; from
     # anyone else the header is ignored.  Login lockouts are per account and client.
     trusted_proxies: tuple[str, ...] = _env("MICRO110_TRUSTED_PROXIES", _csv, default=())
+    # /metrics: with a token, to whoever sends it as a bearer token; without, only to
+    # requests from this host that no proxy passed on.
+    metrics_token: str | None = _env("MICRO110_METRICS_TOKEN", _optional_str, default=None)
+    # Real-name checks (name + national ID against the registry): attempts per citizen a
+    # day and per network (IPv4 address, IPv6 /64) an hour; 0: no limit.
+    real_name_attempts_per_day: int = _env("MICRO110_REAL_NAME_ATTEMPTS_PER_DAY", _int, default=5)
+    real_name_attempts_per_network_hour: int = _env(
+        "MICRO110_REAL_NAME_ATTEMPTS_PER_NETWORK_HOUR", _int, default=20
+    )
+    # Failed staff logins: free failures per account and network (IPv4 address, IPv6
+    # /64), then a doubling wait between attempts from that network, up to the maximum.
+    login_free_failures: int = _env("MICRO110_LOGIN_FREE_FAILURES", _int, default=5)
+    login_backoff_max_s: float = _env("MICRO110_LOGIN_BACKOFF_MAX_S", _float, default=900.0)
     # New citizen accounts per minute from one client address (an IPv6 /64); 0: no
     # limit.  Generous: carrier-grade NAT puts many phones behind one address, and a
     # first report must not wait.  It stops one machine filling the database.
@@ -250,6 +267,21 @@ class Settings:
             raise SettingsError("MICRO110_REDIS_TIMEOUT", "must be positive")
         if self.queue_check_s <= 0:
             raise SettingsError("MICRO110_QUEUE_CHECK_S", "must be positive")
+        for limit_name, limit in (
+            ("MICRO110_REAL_NAME_ATTEMPTS_PER_DAY", self.real_name_attempts_per_day),
+            (
+                "MICRO110_REAL_NAME_ATTEMPTS_PER_NETWORK_HOUR",
+                self.real_name_attempts_per_network_hour,
+            ),
+        ):
+            if limit < 0:
+                raise SettingsError(limit_name, "must be 0 (no limit) or more")
+        if self.login_free_failures < 1:
+            raise SettingsError("MICRO110_LOGIN_FREE_FAILURES", "must be 1 or more")
+        if self.login_backoff_max_s <= 0:
+            raise SettingsError("MICRO110_LOGIN_BACKOFF_MAX_S", "must be positive")
+        if self.officer_read_after_s < 0:
+            raise SettingsError("MICRO110_OFFICER_READ_AFTER_S", "must be 0 or more")
         if self.registrations_per_minute < 0:
             raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
         for name, value in (

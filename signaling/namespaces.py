@@ -128,6 +128,16 @@ async def working_on(pool: asyncpg.Pool, officer_id: int, seq: int) -> list[uuid
     return [incident_id for incident_id, event_type in latest if membership_joins(event_type)]
 
 
+def session_room(session_id: object) -> str:
+    """The connections of one staff session (not a feed room: nothing is published to it)."""
+    return f"staff-session:{session_id}"
+
+
+def sign_in_room(citizen_id: object) -> str:
+    """The connections of one citizen, whatever their device (not a feed room)."""
+    return f"citizen-sign-in:{citizen_id}"
+
+
 class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """A namespace whose clients follow the feed.  Connecting takes a token
     (`auth={"token": ...}`), checked by `admit`: refused with the error's code, or kept
@@ -246,13 +256,18 @@ class _StaffNamespace(_FeedNamespace):
     async def admit(self, token: str) -> dict[str, Any]:
         session = await self.auth.authenticate(token)
         session.require(*self.roles)
-        return {"rooms": self.staff_rooms(session), "user_id": session.user.id}
+        return {"rooms": self.staff_rooms(session), "user_id": session.user.id,
+                "session_id": str(session.session_id)}  # fmt: skip
 
     def staff_rooms(self, session: StaffSession) -> list[str]:
         raise NotImplementedError
 
     def admitted(self, sid: str, token: str, session: dict[str, Any]) -> None:
         self._tokens[sid] = token
+        # Logout ends the session's connections on every node through this room.
+        self.server.manager.basic_enter_room(
+            sid, self.namespace, session_room(session["session_id"])
+        )
 
     async def staff(self, sid: str) -> StaffSession:
         # Re-checked on every call: a logout or a disabled account takes effect at once.
@@ -343,7 +358,9 @@ class ConsoleNamespace(_StaffNamespace):
     async def on_assign(self, sid: str, data: Any) -> dict[str, Any]:
         body = self._body(models.AssignIn, data)
         return await self._verb(
-            sid, data, lambda s, i: self.workflow.assign(s, i, body.officer_ids)
+            sid,
+            data,
+            lambda s, i: self.workflow.assign(s, i, body.officer_ids, body.mutual_aid_reason),
         )
 
     @acked
@@ -501,13 +518,19 @@ class CitizenNamespace(_FeedNamespace):
         self.messages = messages
 
     async def admit(self, token: str) -> dict[str, Any]:
-        citizen = self.citizens.authenticate(token)
+        citizen = await self.citizens.authenticate(token)
         return {"rooms": [citizen_room(citizen)], "citizen_id": str(citizen)}
+
+    def admitted(self, sid: str, token: str, session: dict[str, Any]) -> None:
+        # "Sign out everywhere" (or a leaked refresh token) ends these through this room.
+        self.server.manager.basic_enter_room(
+            sid, self.namespace, sign_in_room(session["citizen_id"])
+        )
 
     @acked
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         session = await self.get_session(sid)
-        citizen = self.citizens.authenticate(session["token"])  # expiry is re-checked
+        citizen = await self.citizens.authenticate(session["token"])  # expiry, sign-out
         body = decode(models.CitizenMessageIn, data)
         message = await self.messages.from_citizen(
             CitizenId(citizen), body.incident_id, body.body, body.client_key

@@ -104,7 +104,7 @@ async def _forward(request: web.Request, elsewhere: CallElsewhere, body: bytes) 
 
 @routes.post("/api/calls")
 async def start_call(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     body = await read_json(request, CallIn, max_bytes=request.app[SETTINGS].max_json_bytes)
     submission = Submission(
         channel=Channel.VIDEO,
@@ -132,7 +132,7 @@ async def start_call(request: web.Request) -> web.Response:
 
 @routes.post("/api/calls/{incident_id}/sessions")
 async def offer_call(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     call = _uuid(request, "incident_id")
     sdp = await _read_sdp(request)
     started = await request.app[CALLS].offer(who, call, sdp)
@@ -141,7 +141,7 @@ async def offer_call(request: web.Request) -> web.Response:
 
 @routes.delete("/api/calls/{incident_id}/sessions/{session_id}")
 async def hang_up(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     call, session = _uuid(request, "incident_id"), _uuid(request, "session_id")
     try:
         await request.app[CALLS].hang_up(who, call, session)
@@ -183,7 +183,7 @@ async def rtc_config(request: web.Request) -> web.Response:
                            field="token")  # fmt: skip
     user: str
     try:
-        user = str(request.app[CITIZENS].authenticate(token))
+        user = str(await request.app[CITIZENS].authenticate(token))
     except Unauthorized:
         user = f"staff-{(await request.app[STAFF_AUTH].authenticate(token)).user.id}"
     settings = request.app[SETTINGS]

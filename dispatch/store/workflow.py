@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatch.domain.access import AssignmentHold
 from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import (
@@ -312,6 +313,24 @@ async def active_assignment_officers(conn: asyncpg.Connection, incident_id: UUID
         incident_id,
     )
     return {r["officer_id"] for r in rows}
+
+
+async def officer_hold(
+    conn: asyncpg.Connection, incident_id: UUID, officer_id: int
+) -> AssignmentHold | None:
+    """The officer's assignments on the incident (None: never sent to it)."""
+    row = await conn.fetchrow(
+        """SELECT bool_or(state IN ('offered', 'unacknowledged', 'accepted', 'en_route',
+                                    'on_scene')) AS live,
+                  max(updated_at) FILTER (WHERE state IN ('declined', 'cleared', 'cancelled'))
+                      AS last_ended_at
+           FROM assignments WHERE incident_id = $1 AND officer_id = $2""",
+        incident_id,
+        officer_id,
+    )
+    if row is None or row["live"] is None:
+        return None
+    return AssignmentHold(live=row["live"], last_ended_at=row["last_ended_at"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,8 @@ class LoginIn(_In):
 
 class AssignIn(_In):
     officer_ids: Annotated[list[RowId], Meta(min_length=1, max_length=20)]
+    # Officers of other precincts are sent only as mutual aid, asked for with a reason.
+    mutual_aid_reason: Annotated[str, Meta(min_length=3, max_length=500)] | None = None
 
 
 class MergeIn(_In):

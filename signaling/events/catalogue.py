@@ -121,11 +121,20 @@ class IncidentReleased(IncidentEvent, tag="incident.released"):
     """Its dispatcher put the incident back in the queue."""
 
 
+class MutualAid(Shape):
+    """Officers sent from outside the incident's precinct, and the dispatcher's reason."""
+
+    officer_ids: list[OfficerId]
+    reason: str
+
+
 class IncidentAssigned(IncidentEvent, tag="incident.assigned"):
-    """Officers were sent; each also gets an `assignment.offered`."""
+    """Officers were sent; each also gets an `assignment.offered`.  Officers of other
+    precincts are sent only as `mutual_aid` (their home precinct gets `officer.mutual_aid`)."""
 
     officer_ids: list[OfficerId]
     callsigns: list[str]
+    mutual_aid: MutualAid | UnsetType = UNSET
 
 
 class IncidentMerged(IncidentEvent, tag="incident.merged"):
@@ -242,6 +251,18 @@ class OfficerGeofence(RecordedEvent, tag="officer.geofence"):
     crossing: Literal["entered", "left"]
     from_precinct: str | None
     to_precinct: str | None
+
+
+class OfficerMutualAid(RecordedEvent, tag="officer.mutual_aid"):
+    """One of the precinct's officers was sent to another precinct's incident as mutual
+    aid, with the sending dispatcher's reason (the incident itself stays out of reach)."""
+
+    officer_id: OfficerId
+    callsign: str
+    incident_id: UUID
+    case_no: str
+    precinct_code: Annotated[str | None, Meta(description="the incident's precinct")]
+    reason: str
 
 
 # --- assignment.*: to consoles whose scope holds the incident, and to the officer ------
@@ -386,7 +407,7 @@ CATALOGUE = _catalogue(
     IncidentMerged, IncidentUnmerged, IncidentTransferred, IncidentEscalated, IncidentOverdue,
     IncidentResolved, IncidentClosed, IncidentInvalid, IncidentRated,
     MessageCreated,
-    OfficerPosition, OfficerStatus, OfficerGeofence,
+    OfficerPosition, OfficerStatus, OfficerGeofence, OfficerMutualAid,
     AssignmentOffered, AssignmentAccepted, AssignmentDeclined, AssignmentUnacknowledged,
     AssignmentEnRoute, AssignmentOnScene, AssignmentCleared, AssignmentCancelled,
     CallStarted, CallAnswered, CallLeft, CallEnded,

@@ -437,6 +437,7 @@ def test_app_nodes_share_everything_but_their_node_name() -> None:
         "MICRO110_TURN_SECRET",
         "MICRO110_ICE_SERVERS",
         "MICRO110_PUBLIC_URL",
+        "MICRO110_METRICS_TOKEN",
     ],
 )
 def test_cluster_wide_values_are_required_from_the_environment(variable: str) -> None:
