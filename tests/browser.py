@@ -36,3 +36,27 @@ async def chromium(*extra_args: str) -> AsyncIterator[Any]:
                 yield context
             finally:
                 await context.close()
+
+
+# A mid-range Android phone (Pixel 7's screen) in Chrome.
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 412, "height": 915},
+    "device_scale_factor": 2.625,
+    "is_mobile": True,
+    "has_touch": True,
+    "user_agent": (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36"
+    ),
+}
+
+
+@contextlib.asynccontextmanager
+async def chromium_browser() -> AsyncIterator[Any]:
+    """A browser for several contexts (phones, a console) side by side."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()

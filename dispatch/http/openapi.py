@@ -121,6 +121,8 @@ OPERATIONS: tuple[Operation, ...] = (
     # The browser clients (docs/clients.md) and what they load.
     Operation("get", "/console", "The dispatcher console (HTML; 503 when not built)", "clients",
               errors=(503,)),
+    Operation("get", "/officer", "The field officer's page (HTML; 503 when not built)",
+              "clients", errors=(503,)),
     Operation("get", "/assets/{name}", "A hashed file of the clients' bundle (immutable)",
               "clients", errors=(404,)),
     Operation("get", "/favicon.ico", "No icon (204)", "clients"),
