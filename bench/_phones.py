@@ -7,8 +7,9 @@ seconds, otherwise with a short back-off.  It gives up on an alarm after `give_u
 (reported apart: never acknowledged is not lost).  Every answer is recorded.
 
 A console is a python-socketio client on `/console` that, whenever its connection
-ends, connects again (to its own node first, then to the others) and resumes after
-the last seq it has, as the console app does; it records every event it gets.
+ends, connects again (to its own node first, then to the others, backing off with
+jitter as the Socket.IO JavaScript client does) and resumes after the last seq it has,
+as the console app does; it records every event it gets.
 """
 
 from __future__ import annotations
@@ -271,7 +272,7 @@ class Console:
             try:
                 await sio.connect(
                     url, namespaces=[CONSOLE], auth={"token": self.token},
-                    transports=["websocket"], wait_timeout=5,
+                    transports=["websocket"], wait_timeout=20,
                 )  # fmt: skip
                 answer = await sio.call(
                     "resume", {"last_seq": self.last_seq}, namespace=CONSOLE, timeout=15
@@ -298,4 +299,7 @@ class Console:
                 with contextlib.suppress(Exception):
                     await sio.disconnect()
             if not stop.is_set():
-                await asyncio.sleep(0.2 if attempt < len(order) else 1.0)
+                # As the Socket.IO JavaScript client does: exponential back-off with
+                # jitter, so that a node's consoles do not all come back at once.
+                delay = min(5.0, 0.5 * 2 ** min(attempt, 4)) * random.uniform(0.5, 1.5)
+                await asyncio.sleep(delay)

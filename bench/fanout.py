@@ -316,7 +316,19 @@ async def _run_micro110(args: argparse.Namespace) -> Report:
 
         pids = {"server": [node.proc.pid for node in c.nodes]}
         pids |= await service_pids(c.pool, c.redis_url)
-        return await _measure(args, "micro110", c.urls, consoles, citizens, pids, last_seq)
+        calls = []
+        if args.calls:  # live video calls on the first node meanwhile (issue 15, item 8)
+            from media_calls import start_calls, stop_calls
+
+            hold = args.warmup + args.seconds + args.grace + 60
+            calls = await start_calls(c.urls[0], args.calls, tokens[c.urls[0], "bench-commander"],
+                                      hold)  # fmt: skip
+            pids["calls"] = [p.pid for p in calls]
+        try:
+            return await _measure(args, "micro110", c.urls, consoles, citizens, pids, last_seq)
+        finally:
+            if calls:
+                await stop_calls(calls)
 
 
 async def _run_baseline(args: argparse.Namespace) -> Report:
@@ -408,6 +420,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1, help="micro110 server processes")
     parser.add_argument("--console-procs", type=int, default=2, help="client processes")
     parser.add_argument("--citizens", type=int, default=100, help="citizens posting alarms")
+    parser.add_argument("--calls", type=int, default=0,
+                        help="live video calls (each watched) on the node meanwhile")  # fmt: skip
     parser.add_argument(
         "--baseline", action="store_true", help="a bare python-socketio server instead"
     )

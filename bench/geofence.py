@@ -9,6 +9,17 @@ time ``locate_many`` on 1M points; and, when a PostGIS server is reachable, run 
 points one ``ST_Covers`` query each against a GiST-indexed table (the round trip a
 service would pay) and check that both give the same precinct.
 
+The national dataset (``--national``, on by default) is the Census Bureau's 3,231 US
+counties from the ``us-atlas`` npm package (TopoJSON), every arc densified 16x with a
+small zig-zag to 1.04 M vertices (``geo.topojson``), the scale of China's 2,877
+counties. It goes through the real path: two ``micro110 serve`` nodes run (the first
+with the demo city), alarms are posted to them ten times a second, and ``micro110
+precincts import --replace`` imports the layer; ``build_s`` is the command's wall time
+(it returns once both nodes serve the import), ``swap_worst_ms`` the slowest alarm
+answer meanwhile, ``index_rss_mb`` the larger node's whole RSS afterwards,
+``import_peak_rss_mb`` the importing process's peak. Lookups are then timed on the
+index the import stored, over the mainland's bounding box.
+
 PostgreSQL: DATABASE_URL if set, else postgresql://postgres@127.0.0.1:5432/postgres. A
 scratch database (micro110_bench_geo) is created and dropped again. Without PostGIS the
 comparison is reported as null. The last lines are one JSON object per dataset.
@@ -19,23 +30,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gzip
 import json
 import os
 import statistics
+import sys
+import tempfile
 import time
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import asyncpg
 import numpy as np
 import numpy.typing as npt
+import psutil
 import shapely
+from _harness import cluster, new_citizen
 
 from geo.datum import Datum
 from geo.index import PrecinctIndex
 from geo.precincts import Precinct, load_precincts
+from geo.topojson import feature_collection
+from tests.serving import child_env
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "geo"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -74,10 +96,32 @@ class Result:
     agreement: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class National:
+    vertices: int
+    build_s: float
+    index_rss_mb: float
+    swap_worst_ms: float
+    import_peak_rss_mb: float
+    node_rss_before_mb: float
+    packed_index_mb: float
+    alarms_during_swap: int
+    served: str
+
+
+NATIONAL = "us_counties_x16"
+US_ATLAS = FIXTURES / "us_atlas_3.0.1_counties_10m.topojson.gz"
+DENSIFY = 16
+MAINLAND = (-124.8, 24.5, -66.9, 49.4)
+
+
 def _points(
-    index: PrecinctIndex, count: int, seed: int
+    index: PrecinctIndex,
+    count: int,
+    seed: int,
+    bounds: tuple[float, float, float, float] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    minx, miny, maxx, maxy = shapely.total_bounds([p.geometry for p in index.precincts])
+    minx, miny, maxx, maxy = bounds or shapely.total_bounds([p.geometry for p in index.precincts])
     rng = np.random.default_rng(seed)
     return rng.uniform(minx, maxx, count), rng.uniform(miny, maxy, count)
 
@@ -97,8 +141,10 @@ def _locate_latencies_us(
     return spent / 1000.0
 
 
-def _bulk_points_per_s(index: PrecinctIndex) -> float:
-    lons, lats = _points(index, BULK_POINTS, seed=2)
+def _bulk_points_per_s(
+    index: PrecinctIndex, bounds: tuple[float, float, float, float] | None = None
+) -> float:
+    lons, lats = _points(index, BULK_POINTS, seed=2, bounds=bounds)
     rates = []
     for _ in range(3):
         start = time.perf_counter()
@@ -197,7 +243,16 @@ async def _run_dataset(dataset: Dataset, postgis: asyncpg.Connection | None) -> 
     built = time.perf_counter() - start
     print(f"{dataset.name}: {len(index)} precincts; import {imported:.2f} s, build {built:.2f} s")
     print(f"  {loaded.report[0]}")
-    lons, lats = _points(index, LOCATE_POINTS, seed=1)
+    return await _lookups(dataset.name, index, postgis)
+
+
+async def _lookups(
+    name: str,
+    index: PrecinctIndex,
+    postgis: asyncpg.Connection | None,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> Result:
+    lons, lats = _points(index, LOCATE_POINTS, seed=1, bounds=bounds)
     lon_list, lat_list = lons.tolist(), lats.tolist()
     latencies = _locate_latencies_us(index, lon_list, lat_list)
     answers = index.locate_many(lons, lats)
@@ -207,13 +262,13 @@ async def _run_dataset(dataset: Dataset, postgis: asyncpg.Connection | None) -> 
         f"p99 {p99:.2f} us over {LOCATE_POINTS:,} points "
         f"({float(np.mean(answers >= 0)):.0%} inside a precinct)"
     )
-    bulk = _bulk_points_per_s(index)
+    bulk = _bulk_points_per_s(index, bounds)
     print(f"  locate_many: {bulk / 1e6:.1f} M points/s over {BULK_POINTS:,} points")
     postgis_p50 = agreement = None
     if postgis is not None:
         postgis_p50, agreement = await _postgis_compare(
             postgis,
-            f"bench_{dataset.name}",
+            f"bench_{name}",
             index.precincts,
             lon_list[:POSTGIS_POINTS],
             lat_list[:POSTGIS_POINTS],
@@ -224,7 +279,7 @@ async def _run_dataset(dataset: Dataset, postgis: asyncpg.Connection | None) -> 
             f" points ({postgis_p50 / p50:.0f}x locate p50), agreement {agreement:.2%}"
         )
     return Result(
-        dataset.name,
+        name,
         len(index),
         round(p50, 3),
         round(p99, 3),
@@ -234,9 +289,120 @@ async def _run_dataset(dataset: Dataset, postgis: asyncpg.Connection | None) -> 
     )
 
 
-async def _run() -> list[Result]:
+def _alarm(lon: float, lat: float) -> dict[str, Any]:
+    return {
+        "tag": "robbery", "lon": lon, "lat": lat, "accuracy_m": 10.0, "datum": "wgs84",
+        "client_time": datetime.now(UTC).isoformat(), "idempotency_key": str(uuid.uuid4()),
+    }  # fmt: skip
+
+
+async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, National]:
+    """Import the national layer into two running nodes while alarms come in."""
+    with gzip.open(US_ATLAS, "rt", encoding="utf-8") as stream:
+        collection = feature_collection(json.load(stream), "counties", densify=DENSIFY)
+    vertices = sum(
+        len(ring)
+        for feature in collection["features"]
+        for polygon in (
+            [feature["geometry"]["coordinates"]]
+            if feature["geometry"]["type"] == "Polygon"
+            else feature["geometry"]["coordinates"]
+        )
+        for ring in polygon
+    )
+    print(f"{NATIONAL}: {len(collection['features'])} counties, {vertices:,} vertices")
+    with tempfile.TemporaryDirectory(prefix="m110geo-") as tmp:
+        geojson = Path(tmp) / "us_counties.geojson"
+        geojson.write_text(json.dumps(collection), encoding="utf-8")
+        del collection
+        async with cluster(nodes=2) as nodes, aiohttp.ClientSession() as http:
+            tokens = [
+                await new_citizen(http, url, f"bench-swap-{n}") for n, url in enumerate(nodes.urls)
+            ]
+            answers: list[float] = []
+            rng = np.random.default_rng(4)
+
+            async def alarms() -> None:
+                n = 0
+                while True:
+                    url, token = nodes.urls[n % 2], tokens[n % 2]
+                    lon = float(rng.uniform(MAINLAND[0], MAINLAND[2]))
+                    lat = float(rng.uniform(MAINLAND[1], MAINLAND[3]))
+                    start = time.perf_counter()
+                    async with http.post(
+                        f"{url}/api/alarms", json=_alarm(lon, lat),
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as response:  # fmt: skip
+                        await response.read()
+                        if response.status != 201:
+                            raise RuntimeError(f"alarm answered {response.status}")
+                    answers.append(time.perf_counter() - start)
+                    n += 1
+                    await asyncio.sleep(0.1)
+
+            env = child_env({"DATABASE_URL": nodes.database_url}, external=True)
+            rss_before = max(
+                psutil.Process(node.proc.pid).memory_info().rss for node in nodes.nodes
+            )
+            sender = asyncio.create_task(alarms())
+            start = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "dispatch.cli", "precincts", "import", str(geojson),
+                "--name-property", "name", "--code-property", "id", "--replace",
+                "--wait-s", "300",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
+            )  # fmt: skip
+            importer = psutil.Process(proc.pid)
+            peak = 0
+            assert proc.stdout is not None
+            reading = asyncio.create_task(proc.stdout.read())
+            while not reading.done():
+                with contextlib.suppress(psutil.Error):
+                    peak = max(peak, importer.memory_info().rss)
+                await asyncio.sleep(0.05)
+            out = (await reading).decode()
+            await proc.wait()
+            build_s = time.perf_counter() - start
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            if proc.returncode != 0:
+                raise RuntimeError(f"import failed: {out}")
+            served = next(line for line in out.splitlines() if "served by" in line)
+            print(f"  {served}")
+            rss = max(psutil.Process(node.proc.pid).memory_info().rss for node in nodes.nodes)
+            async with nodes.pool.acquire() as conn:
+                blob = await conn.fetchval(
+                    "SELECT index FROM precinct_index_blobs ORDER BY import_id DESC LIMIT 1"
+                )
+    national = National(
+        vertices=vertices,
+        build_s=round(build_s, 2),
+        index_rss_mb=round(rss / 2**20, 1),
+        swap_worst_ms=round(max(answers) * 1000.0, 1),
+        import_peak_rss_mb=round(peak / 2**20, 1),
+        node_rss_before_mb=round(rss_before / 2**20, 1),
+        packed_index_mb=round(len(blob) / 2**20, 1),
+        alarms_during_swap=len(answers),
+        served=served.split(" served by ", 1)[1],
+    )
+    print(
+        f"  import to served on both nodes {national.build_s} s; worst alarm meanwhile "
+        f"{national.swap_worst_ms} ms over {len(answers)}; node RSS {national.index_rss_mb} MB;"
+        f" importer peak RSS {national.import_peak_rss_mb} MB; packed index"
+        f" {national.packed_index_mb} MB"
+    )
+    index = PrecinctIndex.from_bytes(blob)
+    return await _lookups(NATIONAL, index, postgis, MAINLAND), national
+
+
+async def _run(cities: bool, national: bool) -> tuple[list[Result], National | None]:
     async with _postgis() as postgis:
-        return [await _run_dataset(dataset, postgis) for dataset in DATASETS]
+        results = [await _run_dataset(dataset, postgis) for dataset in DATASETS if cities]
+        if not national:
+            return results, None
+        result, figures = await _national(postgis)
+        return [*results, result], figures
 
 
 def _goals(results: Sequence[Result]) -> None:
@@ -279,13 +445,35 @@ def _plot(results: Sequence[Result], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plot", type=Path, help="write a bar chart (PNG) here")
+    parser.add_argument(
+        "--national",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also import the national layer into running nodes (a few minutes)",
+    )
+    parser.add_argument(
+        "--cities",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the city datasets (NYC, London)",
+    )
     args = parser.parse_args()
-    results = asyncio.run(_run())
+    results, national = asyncio.run(_run(args.cities, args.national))
     _goals(results)
+    if national is not None:
+        misses = []
+        if national.build_s >= 10.0:
+            misses.append(f"import to served {national.build_s} s >= 10")
+        if national.index_rss_mb >= 600.0:
+            misses.append(f"node RSS {national.index_rss_mb} MB >= 600")
+        if national.swap_worst_ms > 100.0:
+            misses.append(f"worst alarm during the swap {national.swap_worst_ms} ms > 100")
+        print(f"goals {NATIONAL} swap: {'met' if not misses else 'MISSED: ' + '; '.join(misses)}")
     if args.plot is not None:
         _plot(results, args.plot)
     for result in results:
-        print(json.dumps(asdict(result), ensure_ascii=False))
+        extra = asdict(national) if national is not None and result.dataset == NATIONAL else {}
+        print(json.dumps(asdict(result) | extra, ensure_ascii=False))
 
 
 if __name__ == "__main__":

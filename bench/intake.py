@@ -45,9 +45,10 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from _harness import REPO, CpuMeter, cluster, new_citizen, percentile_ms, service_pids
+from _harness import REPO, CpuMeter, cluster, login, new_citizen, percentile_ms, service_pids
 
 from dispatch.demo.loader import DEMO_FILE
+from dispatch.domain.users import Role
 from geo.datum import Datum
 from geo.index import PrecinctIndex
 from geo.precincts import load_precincts
@@ -320,7 +321,9 @@ def _describe(name: str, sample: Sample) -> None:
     )
 
 
-async def _run(concurrency: int, duration_s: float) -> tuple[Result, Sample, Sample]:
+async def _run(
+    concurrency: int, duration_s: float, calls: int = 0
+) -> tuple[Result, Sample, Sample]:
     positions = city_positions()
     print(f"{len(positions):,} distinct alarm positions inside the city's precincts")
     async with (
@@ -336,6 +339,15 @@ async def _run(concurrency: int, duration_s: float) -> tuple[Result, Sample, Sam
             )
             for name, pid in (("micro110", servers.nodes[0].proc.pid), ("floor", floor_pid))
         }
+        held = []
+        if calls:  # live video calls on the node meanwhile (issue 15, item 8)
+            from media_calls import start_calls
+
+            await servers.add_staff("bench-commander", Role.COMMANDER)
+            async with aiohttp.ClientSession() as http:
+                watcher = await login(http, node, "bench-commander")
+            held = await start_calls(node, calls, watcher, 2 * WARMUP_S + duration_s + 90)
+            print(f"{calls} live video calls, each watched")
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as http:
             tokens = [
@@ -359,6 +371,10 @@ async def _run(concurrency: int, duration_s: float) -> tuple[Result, Sample, Sam
                 micro_total += got.ok if name == "micro110" else 0
             no_io = await drive(http, f"{floor}/no-io", alarms["floor"].next, concurrency, 3.0)
             print(f"  load generator against a no-I/O route: {no_io.per_s():,.0f}/s")
+        if held:
+            from media_calls import stop_calls
+
+            await stop_calls(held)
         async with servers.pool.acquire() as conn:
             stored = int(await conn.fetchval("SELECT count(*) FROM incidents"))
             events = int(
@@ -441,8 +457,10 @@ def main() -> None:
         "--duration", type=float, default=DURATION_S, help="measured seconds per server"
     )
     parser.add_argument("--plot", type=Path, help="write a latency bar chart (PNG) here")
+    parser.add_argument("--calls", type=int, default=0,
+                        help="live video calls (each watched) on the node meanwhile")  # fmt: skip
     args = parser.parse_args()
-    result, micro, base = asyncio.run(_run(args.concurrency, args.duration))
+    result, micro, base = asyncio.run(_run(args.concurrency, args.duration, args.calls))
     _goals(result)
     if args.plot is not None:
         _plot(result, micro, base, args.plot)

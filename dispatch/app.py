@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import zoneinfo
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import aiohttp
 import socketio
 from aiohttp import web
 
@@ -18,6 +20,7 @@ from dispatch.auth.tokens import TokenSigner
 from dispatch.demo.loader import DemoLogin, ensure_demo_city
 from dispatch.evidence.files import EvidenceStore
 from dispatch.http import (
+    calls_api,
     citizen_api,
     client_config,
     console_api,
@@ -30,6 +33,7 @@ from dispatch.http import (
 from dispatch.http.errors import error_middleware
 from dispatch.http.keys import (
     ASSIGNMENTS,
+    CALLS,
     CITIZENS,
     CLOCK,
     INCIDENTS,
@@ -37,6 +41,7 @@ from dispatch.http.keys import (
     INTAKE,
     MESSAGES,
     METRICS,
+    NODE_CLIENT,
     OFFICERS,
     OVERDUE,
     PASSWORDS,
@@ -57,8 +62,9 @@ from dispatch.infra.precinct_registry import IndexCache, PrecinctRegistry
 from dispatch.infra.publisher import Publisher
 from dispatch.infra.queue_index import PriorityQueue
 from dispatch.infra.redis_writes import RedisWrites
-from dispatch.infra.throttle import WindowLimit
+from dispatch.infra.throttle import LoginBackoff, WindowLimit
 from dispatch.services.assignments import AssignmentService
+from dispatch.services.calls import CallService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.console_queries import ConsoleQueries
 from dispatch.services.evidence_access import EvidenceAccess
@@ -71,6 +77,8 @@ from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
 from dispatch.settings import Settings
+from media.network import ice_servers, limit_host_interfaces
+from media.server import MediaConfig, MediaServer
 from signaling.server import Signaling, create_socketio, start_signaling
 
 # The composition root is the one place dispatch/ reaches into the adapters.
@@ -91,12 +99,19 @@ async def _demo_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.load_demo:
         infra = app[INFRA]
-        app[DEMO_LOGINS] = await ensure_demo_city(infra.pool, app[PASSWORDS], settings.data_dir)
+        app[DEMO_LOGINS] = await ensure_demo_city(
+            infra.pool, app[PASSWORDS], settings.data_dir, cache=app[INDEX_CACHE]
+        )
     yield
 
 
 async def _precincts_ctx(app: web.Application) -> AsyncIterator[None]:
-    registry = PrecinctRegistry(app[INFRA].pool, cache=app[INDEX_CACHE])
+    registry = PrecinctRegistry(
+        app[INFRA].pool,
+        node=app[SETTINGS].node_name,
+        cache=app[INDEX_CACHE],
+        now=app[CLOCK].now,
+    )
     await registry.load()
     app[PRECINCTS] = registry
     watcher = asyncio.create_task(registry.watch(), name="precinct-watch")
@@ -104,6 +119,7 @@ async def _precincts_ctx(app: web.Application) -> AsyncIterator[None]:
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    await registry.forget()
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -133,6 +149,20 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             window_s=60,
             now=lambda: clock.now().timestamp(),
         ),
+        real_name_per_citizen=WindowLimit(
+            infra.redis,
+            "real-name-citizen",
+            settings.real_name_attempts_per_day,
+            window_s=24 * 3600,
+            now=lambda: clock.now().timestamp(),
+        ),
+        real_name_per_network=WindowLimit(
+            infra.redis,
+            "real-name-network",
+            settings.real_name_attempts_per_network_hour,
+            window_s=3600,
+            now=lambda: clock.now().timestamp(),
+        ),
     )
     app[INTAKE] = IntakeService(
         pool=infra.pool,
@@ -151,12 +181,17 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TRACKING] = TrackingService(infra.pool, signer, clock, publisher)
     app[STAFF_AUTH] = StaffAuth(
         pool=infra.pool,
-        redis=infra.redis,
         passwords=app[PASSWORDS],
         signer=signer,
         clock=clock,
         ttl=timedelta(seconds=settings.staff_token_ttl_s),
         publisher=publisher,
+        backoff=LoginBackoff(
+            infra.redis,
+            free=settings.login_free_failures,
+            max_s=settings.login_backoff_max_s,
+            now=lambda: clock.now().timestamp(),
+        ),
     )
     app[WORKFLOW] = Workflow(
         pool=infra.pool,
@@ -165,7 +200,12 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         offer_for=timedelta(seconds=settings.assignment_reoffer_s),
     )
-    app[INCIDENTS] = incidents = IncidentQueries(pool=infra.pool, agency=settings.agency)
+    app[INCIDENTS] = incidents = IncidentQueries(
+        pool=infra.pool,
+        agency=settings.agency,
+        clock=clock,
+        officer_read_after=timedelta(seconds=settings.officer_read_after_s),
+    )
     app[OVERDUE] = OverdueWatch(
         pool=infra.pool, clock=clock, publisher=publisher, thresholds_s=settings.overdue_thresholds
     )
@@ -191,6 +231,40 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[INTAKE].drain()
     await writes.drain()
+
+
+async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Video calls: the media this node terminates, owned here.  At shutdown every call
+    ends (recordings finished and recorded as evidence) before the services stop."""
+    settings, infra = app[SETTINGS], app[INFRA]
+    limit_host_interfaces(settings.media_interfaces)
+    evidence_root = settings.data_dir.resolve() / "evidence"
+    media = MediaServer(
+        MediaConfig(
+            recordings_dir=evidence_root,
+            # The server's own ICE servers (aiortc uses the first STUN and TURN URL).
+            ice_servers=tuple(ice_servers(
+                settings.ice_servers, user=f"node-{settings.node_name}", now=time.time(),
+                turn_secret=settings.turn_secret, turn_ttl_s=24 * 3600,
+                turn_username=settings.turn_username, turn_password=settings.turn_password,
+            )),
+            max_calls=settings.max_calls,
+            peer_timeout_s=settings.call_peer_timeout_s,
+        )
+    )  # fmt: skip
+    calls = CallService(
+        pool=infra.pool, publisher=app[PUBLISHER], clock=app[CLOCK], intake=app[INTAKE],
+        media=media, evidence_root=evidence_root, node=settings.node_name,
+        node_url=settings.internal_url,
+    )  # fmt: skip
+    media.attach(calls)
+    app[CALLS] = calls
+    app[NODE_CLIENT] = client = aiohttp.ClientSession()
+    await calls.recover()
+    media.start()
+    yield
+    await media.close()
+    await client.close()
 
 
 async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -235,11 +309,13 @@ def create_app(
     clock: Clock | None = None,
     sms_sender: SmsSender | None = None,
     index_cache: IndexCache | None = None,
+    passwords: Passwords | None = None,
 ) -> web.Application:
     """The aiohttp application.
 
     Tests pass `infrastructure` (the session's servers), a fake `clock`, and an SMS
-    sender that records instead of sending (the true seams).
+    sender that records instead of sending (the true seams); tests that log in a hundred
+    times pass cheaper argon2 `passwords`.
     """
     app = web.Application(
         middlewares=[error_middleware],
@@ -247,7 +323,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app[PASSWORDS] = Passwords()
+    app[PASSWORDS] = passwords or Passwords()
     app[CLOCK] = clock or SystemClock()
     app[SMS] = sms_sender or DemoSmsSender()
     app[INDEX_CACHE] = index_cache or IndexCache()
@@ -258,6 +334,7 @@ def create_app(
     app.cleanup_ctx.append(_demo_ctx)
     app.cleanup_ctx.append(_precincts_ctx)
     app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(_calls_ctx)
     app.cleanup_ctx.append(_signaling_ctx)
     app.cleanup_ctx.append(_background_ctx)
     app[SOCKETIO] = create_socketio(app)
@@ -266,6 +343,7 @@ def create_app(
     app.add_routes(citizen_api.routes)
     app.add_routes(openapi.routes)
     app.add_routes(staff_api.routes)
+    app.add_routes(calls_api.routes)
     app.router.add_static("/static/", static_dir(), show_index=False, append_version=True)
     client_config.setup(app)
     app.add_routes(console_api.routes)

@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     pimport.add_argument("--code-property", required=True)
     pimport.add_argument("--datum", choices=["wgs84", "gcj02", "bd09"], default="wgs84")
     pimport.add_argument("--replace", action="store_true", help="retire precincts not in the file")
+    pimport.add_argument(
+        "--wait-s",
+        type=float,
+        default=60.0,
+        help="how long to wait for every running node to serve the import (default 60)",
+    )
 
     users = commands.add_parser("users", help="staff accounts").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -204,7 +210,8 @@ async def _migrate(settings: Settings) -> None:
 async def _precincts_import(settings: Settings, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from dispatch.services.precincts import import_precincts
+    from dispatch.infra.precinct_registry import LIVE_WITHIN_S
+    from dispatch.services.precincts import import_precincts, wait_until_served
     from geo.datum import Datum
 
     try:
@@ -232,6 +239,10 @@ async def _precincts_import(settings: Settings, args: argparse.Namespace) -> Non
                 actor=Actor.system("cli"),
                 progress=progress,
             )
+        # Bounded: a node that is stopping or stuck is named, not waited for forever.
+        served, lagging = await wait_until_served(
+            infra.pool, result.import_id, timeout_s=args.wait_s, live_within_s=LIVE_WITHIN_S
+        )
     for line in result.report:
         print(f"  {line}")
     print(
@@ -239,6 +250,18 @@ async def _precincts_import(settings: Settings, args: argparse.Namespace) -> Non
         + (f", retired {', '.join(result.retired)}" if result.retired else "")
         + f" (import #{result.import_id})"
     )
+    if served or lagging:
+        print(
+            f"micro110: import #{result.import_id} served by "
+            + (", ".join(f"{n.node} (since {n.loaded_at:%H:%M:%S})" for n in served) or "no node")
+        )
+    else:
+        print("micro110: no running node seen; nodes load the import when they start")
+    if lagging:
+        names = ", ".join(f"{n.node} (still on import #{n.import_id})" for n in lagging)
+        raise CommandError(
+            f"not serving import #{result.import_id} after {args.wait_s:g} s: {names}"
+        )
 
 
 async def _users_add(settings: Settings, args: argparse.Namespace) -> None:

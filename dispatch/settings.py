@@ -135,6 +135,9 @@ class Settings:
     assignment_reoffer_s: int = _env("MICRO110_ASSIGNMENT_REOFFER_S", _int, default=30)
     assignment_unack_s: int = _env("MICRO110_ASSIGNMENT_UNACK_S", _int, default=120)
 
+    # An officer reads an incident while assigned to it, and this long after (seconds).
+    officer_read_after_s: int = _env("MICRO110_OFFICER_READ_AFTER_S", _int, default=3600)
+
     # The agency named in exports (EIDO) and to other agencies.
     agency: str = _env("MICRO110_AGENCY", _str, default="micro110.local")
     # Case numbers look like <prefix>-<local date>-<serial>; the date is in `timezone`.
@@ -167,8 +170,9 @@ class Settings:
     max_json_bytes: int = _env("MICRO110_MAX_JSON_BYTES", _int, default=64 * 1024)
     max_upload_bytes: int = _env("MICRO110_MAX_UPLOAD_BYTES", _int, default=40 * 1024 * 1024)
 
-    # Token lifetimes, seconds.
-    citizen_token_ttl_s: int = _env("MICRO110_CITIZEN_TOKEN_TTL", _int, default=7 * 24 * 3600)
+    # Token lifetimes, seconds.  A citizen's access token is short-lived (the refresh
+    # token, 90 days, gets a new one); it is also refused at once after a sign-out.
+    citizen_token_ttl_s: int = _env("MICRO110_CITIZEN_TOKEN_TTL", _int, default=15 * 60)
     staff_token_ttl_s: int = _env("MICRO110_STAFF_TOKEN_TTL", _int, default=26 * 3600)
 
     # WebRTC: comma-separated STUN/TURN URLs handed to browsers and used by aiortc.
@@ -177,12 +181,39 @@ class Settings:
     # Reverse proxies (addresses or networks) whose X-Real-IP names the client; from
     # anyone else the header is ignored.  Login lockouts are per account and client.
     trusted_proxies: tuple[str, ...] = _env("MICRO110_TRUSTED_PROXIES", _csv, default=())
+    # /metrics: with a token, to whoever sends it as a bearer token; without, only to
+    # requests from this host that no proxy passed on.
+    metrics_token: str | None = _env("MICRO110_METRICS_TOKEN", _optional_str, default=None)
+    # Real-name checks (name + national ID against the registry): attempts per citizen a
+    # day and per network (IPv4 address, IPv6 /64) an hour; 0: no limit.
+    real_name_attempts_per_day: int = _env("MICRO110_REAL_NAME_ATTEMPTS_PER_DAY", _int, default=5)
+    real_name_attempts_per_network_hour: int = _env(
+        "MICRO110_REAL_NAME_ATTEMPTS_PER_NETWORK_HOUR", _int, default=20
+    )
+    # Failed staff logins: free failures per account and network (IPv4 address, IPv6
+    # /64), then a doubling wait between attempts from that network, up to the maximum.
+    login_free_failures: int = _env("MICRO110_LOGIN_FREE_FAILURES", _int, default=5)
+    login_backoff_max_s: float = _env("MICRO110_LOGIN_BACKOFF_MAX_S", _float, default=900.0)
     # New citizen accounts per minute from one client address (an IPv6 /64); 0: no
     # limit.  Generous: carrier-grade NAT puts many phones behind one address, and a
     # first report must not wait.  It stops one machine filling the database.
     registrations_per_minute: int = _env("MICRO110_REGISTRATIONS_PER_MINUTE", _int, default=60)
     turn_username: str | None = _env("MICRO110_TURN_USERNAME", _optional_str, default=None)
     turn_password: str | None = _env("MICRO110_TURN_PASSWORD", _optional_str, default=None)
+    # coturn's `use-auth-secret` shared secret: TURN credentials are then derived per
+    # client and expire after `turn_ttl_s` (the static username/password are not used).
+    turn_secret: str | None = _env("MICRO110_TURN_SECRET", _optional_str, default=None)
+    turn_ttl_s: int = _env("MICRO110_TURN_TTL", _int, default=3600)
+    # Video calls this node carries at once; beyond it a new call is answered 503.
+    max_calls: int = _env("MICRO110_MAX_CALLS", _int, default=50)
+    # Nothing heard from a call's peer for this long (media from a phone, RTCP from a
+    # viewer): it is gone.  ICE consent alone takes ~30 s.
+    call_peer_timeout_s: float = _env("MICRO110_CALL_PEER_TIMEOUT", _float, default=6.0)
+    # Network interfaces media is offered on (host candidates), e.g. "eth0"; empty: every
+    # interface but loopback (aiortc's default).
+    media_interfaces: tuple[str, ...] = _env("MICRO110_MEDIA_INTERFACES", _csv, default=())
+    # How other nodes reach this one (a pick-up of a call held here is forwarded to it).
+    node_url: str | None = _env("MICRO110_NODE_URL", _optional_str, default=None)
 
     # Browser clients.  The built bundle (default: console_web/dist, written by
     # `./dev` or the Dockerfile's Node stage).
@@ -236,6 +267,21 @@ class Settings:
             raise SettingsError("MICRO110_REDIS_TIMEOUT", "must be positive")
         if self.queue_check_s <= 0:
             raise SettingsError("MICRO110_QUEUE_CHECK_S", "must be positive")
+        for limit_name, limit in (
+            ("MICRO110_REAL_NAME_ATTEMPTS_PER_DAY", self.real_name_attempts_per_day),
+            (
+                "MICRO110_REAL_NAME_ATTEMPTS_PER_NETWORK_HOUR",
+                self.real_name_attempts_per_network_hour,
+            ),
+        ):
+            if limit < 0:
+                raise SettingsError(limit_name, "must be 0 (no limit) or more")
+        if self.login_free_failures < 1:
+            raise SettingsError("MICRO110_LOGIN_FREE_FAILURES", "must be 1 or more")
+        if self.login_backoff_max_s <= 0:
+            raise SettingsError("MICRO110_LOGIN_BACKOFF_MAX_S", "must be positive")
+        if self.officer_read_after_s < 0:
+            raise SettingsError("MICRO110_OFFICER_READ_AFTER_S", "must be 0 or more")
         if self.registrations_per_minute < 0:
             raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
         for name, value in (
@@ -243,6 +289,9 @@ class Settings:
             ("MICRO110_MAX_UPLOAD_BYTES", self.max_upload_bytes),
             ("MICRO110_CITIZEN_TOKEN_TTL", self.citizen_token_ttl_s),
             ("MICRO110_STAFF_TOKEN_TTL", self.staff_token_ttl_s),
+            ("MICRO110_TURN_TTL", self.turn_ttl_s),
+            ("MICRO110_MAX_CALLS", self.max_calls),
+            ("MICRO110_CALL_PEER_TIMEOUT", self.call_peer_timeout_s),
         ):
             if value <= 0:
                 raise SettingsError(name, f"must be positive, got {value}")
@@ -251,6 +300,12 @@ class Settings:
                 ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise SettingsError("MICRO110_TRUSTED_PROXIES", str(exc)) from None
+        for ice_url in self.ice_servers:
+            if not ice_url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise SettingsError(
+                    "MICRO110_ICE_SERVERS",
+                    f"{ice_url!r} is not a stun:, stuns:, turn: or turns: URL",
+                )
         if self.basemap_datum not in {"wgs84", "gcj02"}:
             raise SettingsError("MICRO110_BASEMAP_DATUM", "must be wgs84 or gcj02")
         if self.basemap_url is not None and not (
@@ -316,6 +371,14 @@ class Settings:
     @property
     def load_demo(self) -> bool:
         return self.demo if self.demo is not None else self.embedded_database
+
+    @property
+    def internal_url(self) -> str:
+        """Where other nodes reach this one (never the load balancer's public URL)."""
+        if self.node_url:
+            return self.node_url.rstrip("/")
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:

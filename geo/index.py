@@ -23,9 +23,9 @@ large city: run it in an executor.
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,9 +34,11 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from geo.datum import Datum, to_wgs84, to_wgs84_many
 from geo.nearest import nearest_on
+from geo.packing import pack, unpack
 from geo.precincts import Precinct
 from geo.projection import LocalProjection
 from geo.tables import IndexTables, build_tables
+from geo.validate import Polygonal
 
 PrecinctIndices = npt.NDArray[np.int32]
 
@@ -69,7 +71,7 @@ class PrecinctIndex:
     _tables: IndexTables | None
     # (x0, y0, 1/dx, 1/dy, nx, ny), unpacked in one step on the hot path.
     _frame: tuple[float, float, float, float, int, int]
-    _cells: array[int]
+    _cells: memoryview
     # One shared answer per precinct: inside points allocate nothing.
     _inside: tuple[Location, ...]
     # Several regions: one child index each, and the child's precincts' positions here.
@@ -77,7 +79,10 @@ class PrecinctIndex:
     _positions: tuple[PrecinctIndices, ...] = ()
 
     @classmethod
-    def build(cls, precincts: Sequence[Precinct]) -> PrecinctIndex:
+    def build(cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0) -> PrecinctIndex:
+        """``cell_share``: the fraction of the cell budget this index may use (regions
+        share one budget in proportion to their vertices, so a national layer of
+        thirteen regions is not thirteen city-sized grids)."""
         for precinct in precincts:
             if not isinstance(precinct.geometry, Polygon | MultiPolygon):
                 raise TypeError(f"precinct {precinct.code!r} is not a Polygon or MultiPolygon")
@@ -86,23 +91,103 @@ class PrecinctIndex:
             raise ValueError("precinct codes must be unique")
         inside = tuple(Location(code, code, 0.0) for code in codes)
         if not precincts:
-            return cls((), (), None, (0.0, 0.0, 0.0, 0.0, 0, 0), array("i"), ())
+            return cls((), (), None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), ())
         regions = _regions(precincts)
         if len(regions) > 1:
-            children = tuple(cls.build([precincts[i] for i in region]) for region in regions)
-            positions = tuple(np.asarray(region, dtype=np.int32) for region in regions)
+            vertices = [
+                int(shapely.get_num_coordinates([g for _, g in region]).sum()) for region in regions
+            ]
+            children = tuple(
+                cls.build(
+                    [replace(precincts[i], geometry=g) for i, g in region],
+                    cell_share=cell_share * count / sum(vertices),
+                )
+                for region, count in zip(regions, vertices, strict=True)
+            )
+            positions = tuple(
+                np.asarray([i for i, _ in region], dtype=np.int32) for region in regions
+            )
             # An empty frame: every point takes the off-grid path, which picks the region.
             return cls(
-                tuple(precincts), codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), array("i"), inside,
+                tuple(precincts), codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), inside,
                 children, positions,
             )  # fmt: skip
-        tables = build_tables([p.geometry for p in precincts])
-        grid = tables.grid
-        frame = (grid.x0, grid.y0, 1.0 / grid.dx, 1.0 / grid.dy, grid.nx, grid.ny)
-        return cls(tuple(precincts), codes, tables, frame, tables.cells, inside)
+        return cls._of_tables(
+            tuple(precincts), build_tables([p.geometry for p in precincts], cell_share)
+        )
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    def to_bytes(self) -> bytes:
+        """The built index, packed (``geo.packing``) for ``from_bytes`` in another
+        process: loading takes a fraction of a second where building takes seconds."""
+        meta: dict[str, Any] = {
+            "codes": list(self.codes),
+            "names": [p.name for p in self.precincts],
+            "regions": [],
+        }
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        parts = [self] if self._tables is not None else list(self._regions)
+        for number, part in enumerate(parts):
+            assert part._tables is not None
+            region_meta, region_arrays = part._tables.to_arrays()
+            positions = (
+                np.arange(len(self.codes), dtype=np.int32)
+                if part is self
+                else self._positions[number]
+            )
+            meta["regions"].append(region_meta)
+            arrays[f"{number}.positions"] = positions
+            arrays.update({f"{number}.{name}": a for name, a in region_arrays.items()})
+        return pack(meta, arrays)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> PrecinctIndex:
+        """The index ``to_bytes`` packed; raises ValueError for anything else."""
+        meta, arrays = unpack(blob)
+        codes = tuple(str(c) for c in meta["codes"])
+        names = [str(n) for n in meta["names"]]
+        children: list[PrecinctIndex] = []
+        positions: list[PrecinctIndices] = []
+        parts: list[list[Polygon]] = [[] for _ in codes]
+        for number, region_meta in enumerate(meta["regions"]):
+            prefix = f"{number}."
+            tables = IndexTables.from_arrays(
+                region_meta,
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+            )
+            where = arrays[f"{number}.positions"]
+            region_codes = tuple(codes[i] for i in where.tolist())
+            precincts = tuple(
+                Precinct(code, names[i], geometry)
+                for code, i, geometry in zip(
+                    region_codes, where.tolist(), tables.geometry_list, strict=True
+                )
+            )
+            for i, geometry in zip(where.tolist(), tables.geometry_list, strict=True):
+                parts[i].append(geometry)
+            children.append(cls._of_tables(precincts, tables))
+            positions.append(np.asarray(where, dtype=np.int32))
+        if len(children) == 1:
+            return children[0]
+        whole = tuple(
+            Precinct(code, name, found[0] if len(found) == 1 else _merged(found))
+            for code, name, found in zip(codes, names, parts, strict=True)
+        )
+        inside = tuple(Location(code, code, 0.0) for code in codes)
+        return cls(
+            whole, codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), inside,
+            tuple(children), tuple(positions),
+        )  # fmt: skip
+
+    @classmethod
+    def _of_tables(cls, precincts: tuple[Precinct, ...], tables: IndexTables) -> PrecinctIndex:
+        grid = tables.grid
+        frame = (grid.x0, grid.y0, 1.0 / grid.dx, 1.0 / grid.dy, grid.nx, grid.ny)
+        codes = tuple(p.code for p in precincts)
+        inside = tuple(Location(code, code, 0.0) for code in codes)
+        return cls(precincts, codes, tables, frame, tables.cells, inside)
 
     @property
     def projection(self) -> LocalProjection | None:
@@ -168,13 +253,19 @@ class PrecinctIndex:
     def _resolve(self, entry: int, lon: float, lat: float, ix: int, iy: int) -> Location:
         tables = self._tables
         assert tables is not None
-        candidates, rows = tables.entries[entry]
-        geometries = tables.geometries
-        for polygon in candidates:
+        offsets = tables.entry_offsets_mv
+        polygons = tables.entry_polygons_mv
+        geometries = tables.geometry_list
+        for k in range(offsets[entry], offsets[entry + 1]):
+            polygon = polygons[k]
             if shapely.intersects_xy(geometries[polygon], lon, lat):
                 return self._inside[polygon]
         x, y = tables.plane.to_local(lon, lat, ix, iy)
-        polygon, distance = nearest_on(x, y, rows)
+        block = tables.entry_block_mv[entry]
+        blocks = tables.block_offsets_mv
+        polygon, distance = nearest_on(
+            x, y, tables.segments.rows, tables.block_segments_mv, blocks[block], blocks[block + 1]
+        )
         return Location(None, self.codes[polygon], distance)
 
     def _off_grid(self, lon: float, lat: float) -> Location:
@@ -203,11 +294,18 @@ class PrecinctIndex:
         )
 
 
-def _regions(precincts: Sequence[Precinct]) -> list[list[int]]:
-    """Positions of the precincts grouped into regions, each in index order."""
-    boxes = shapely.box(*shapely.bounds([p.geometry for p in precincts]).T)
+def _regions(precincts: Sequence[Precinct]) -> list[list[tuple[int, Polygonal]]]:
+    """The precincts grouped into regions, each as (position, the precinct's parts in
+    the region) in index order.
+
+    Grouped by polygon part, not by precinct: one county with islands on both sides of
+    the antimeridian (Alaska's Aleutians West) would otherwise make one region, and one
+    grid, as wide as the globe.
+    """
+    parts, owners = shapely.get_parts([p.geometry for p in precincts], return_index=True)
+    boxes = shapely.box(*shapely.bounds(parts).T)
     grown = shapely.buffer(boxes, REGION_GAP_DEG / 2.0, cap_style="square", join_style="mitre")
-    parent = list(range(len(precincts)))
+    parent = list(range(len(parts)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -218,10 +316,25 @@ def _regions(precincts: Sequence[Precinct]) -> list[list[int]]:
     left, right = shapely.STRtree(grown).query(grown, predicate="intersects")
     for a, b in zip(left.tolist(), right.tolist(), strict=True):
         parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(precincts)):
-        groups.setdefault(root(i), []).append(i)
-    return sorted(groups.values(), key=lambda group: group[0])
+    groups: dict[int, dict[int, list[Polygon]]] = {}
+    for part, owner in enumerate(owners.tolist()):
+        groups.setdefault(root(part), {}).setdefault(owner, []).append(parts[part])
+    regions = []
+    for group in groups.values():
+        region: list[tuple[int, Polygonal]] = []
+        for position, pieces in sorted(group.items()):
+            whole = precincts[position].geometry
+            if len(pieces) == len(shapely.get_parts(whole)):
+                region.append((position, whole))
+            else:
+                region.append((position, pieces[0] if len(pieces) == 1 else MultiPolygon(pieces)))
+        regions.append(region)
+    return sorted(regions, key=lambda region: region[0][0])
+
+
+def _merged(parts: list[Polygon]) -> MultiPolygon:
+    pieces = [piece for part in parts for piece in shapely.get_parts(part)]
+    return MultiPolygon(pieces)
 
 
 def _require_coordinates(lon: float, lat: float) -> None:

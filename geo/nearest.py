@@ -10,7 +10,9 @@ candidate segments, and ``nearest_on`` scans that list in plain Python.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,22 +49,24 @@ class SegmentTable:
     def build(
         cls, geometries: npt.NDArray[np.object_], projection: LocalProjection
     ) -> SegmentTable:
-        union = shapely.union_all(geometries)
-        segments, _ = ring_segments(np.array([union], dtype=object))
-        # Each boundary segment belongs to the precinct it lies on: the owner of the
-        # precinct ring segment nearest its midpoint (at distance ~0), the lowest index
-        # where two meet. Segments, not polygons, keep each distance O(1).
-        ring, ring_owner = ring_segments(geometries)
-        ring_lines = shapely.linestrings(ring.reshape(-1, 2, 2))
-        midpoints = shapely.points((segments[:, :2] + segments[:, 2:]) / 2.0)
-        hits = shapely.STRtree(ring_lines).query_nearest(midpoints, all_matches=True)
-        owners = np.full(len(segments), len(geometries), dtype=np.int64)
-        np.minimum.at(owners, hits[0], ring_owner[hits[1]])
+        segments, owners = outer_segments(geometries)
         ax, ay = projection.to_local_many(segments[:, 0], segments[:, 1])
         bx, by = projection.to_local_many(segments[:, 2], segments[:, 3])
         ux, uy = bx - ax, by - ay
         length2 = ux * ux + uy * uy
         inverse = np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
+        return cls.of(ax, ay, ux, uy, inverse, owners)
+
+    @classmethod
+    def of(
+        cls,
+        ax: FloatArray,
+        ay: FloatArray,
+        ux: FloatArray,
+        uy: FloatArray,
+        inverse: FloatArray,
+        owners: IntArray,
+    ) -> SegmentTable:
         rows = tuple(
             zip(
                 ax.tolist(),
@@ -74,9 +78,26 @@ class SegmentTable:
                 strict=True,
             )
         )
-        ends = np.stack((np.column_stack((ax, ay)), np.column_stack((bx, by))), axis=1)
+        ends = np.stack((np.column_stack((ax, ay)), np.column_stack((ax + ux, ay + uy))), axis=1)
         tree = shapely.STRtree(shapely.linestrings(ends))
         return cls(ax, ay, ux, uy, inverse, owners, rows, tree)
+
+    def to_arrays(self) -> dict[str, npt.NDArray[np.float64] | IntArray]:
+        return {
+            "segment_ax": self.ax,
+            "segment_ay": self.ay,
+            "segment_ux": self.ux,
+            "segment_uy": self.uy,
+            "segment_inverse": self.inverse_length2,
+            "segment_owners": self.owners,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[Any]]) -> SegmentTable:
+        return cls.of(
+            arrays["segment_ax"], arrays["segment_ay"], arrays["segment_ux"],
+            arrays["segment_uy"], arrays["segment_inverse"], arrays["segment_owners"],
+        )  # fmt: skip
 
     def nearest_anywhere(self, x: float, y: float) -> tuple[int, float]:
         """Exact nearest precinct for any point; the slow path for points off the grid."""
@@ -87,11 +108,42 @@ class SegmentTable:
         return int(self.owners[hits[1]].min()), float(distances.min())
 
 
-def nearest_on(x: float, y: float, rows: tuple[SegmentRow, ...]) -> tuple[int, float]:
-    """Closest polygon among ``rows``; ties go to the lower polygon index."""
+def outer_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, IntArray]:
+    """Ring segments that no other ring shares, and the precinct of each.
+
+    A border shared by two neighbours appears in both rings (either way round) and can
+    never be the nearest boundary to an outside point: dropping it leaves the boundary of
+    the union, without computing the union (seconds for a national layer). Borders
+    digitised twice with different vertices stay in; they lie inside the union, so they
+    are never strictly nearer than its boundary, and at worst lengthen the table.
+    """
+    segments, owners = ring_segments(geometries)
+    if len(segments) == 0:
+        return segments, owners
+    forward = (segments[:, 0] < segments[:, 2]) | (
+        (segments[:, 0] == segments[:, 2]) & (segments[:, 1] <= segments[:, 3])
+    )
+    key = np.where(forward[:, None], segments, segments[:, [2, 3, 0, 1]])
+    order = np.lexsort(key.T[::-1])
+    ordered = key[order]
+    same = np.all(ordered[1:] == ordered[:-1], axis=1)
+    duplicated = np.zeros(len(segments), dtype=bool)
+    duplicated[1:] |= same
+    duplicated[:-1] |= same
+    unique = np.ones(len(segments), dtype=bool)
+    unique[order[duplicated]] = False
+    return segments[unique], owners[unique]
+
+
+def nearest_on(
+    x: float, y: float, rows: tuple[SegmentRow, ...], which: memoryview, start: int, end: int
+) -> tuple[int, float]:
+    """Closest polygon among ``rows[which[k]]`` for k in [start, end); ties go to the
+    lower polygon index."""
     best = math.inf
     best_polygon = -1
-    for ax, ay, ux, uy, inverse, polygon in rows:
+    for k in range(start, end):
+        ax, ay, ux, uy, inverse, polygon = rows[which[k]]
         wx, wy = x - ax, y - ay
         t = (wx * ux + wy * uy) * inverse
         if t < 0.0:

@@ -51,15 +51,23 @@ def resolve_overlaps(
     shapes[:] = list(geometries)
     if len(shapes) < 2:
         return Resolution(tuple(geometries), ())
-    left, right = shapely.STRtree(shapes).query(shapes, predicate="intersects")
+    # Boxes only: the exact test below decides, and an "intersects" predicate here
+    # cost as much again (every shared border intersects).
+    left, right = shapely.STRtree(shapes).query(shapes)
     ordered = left < right
     left, right = left[ordered], right[ordered]
     meets = shapely.relate_pattern(shapes[left], shapes[right], _INTERIORS_MEET)
     left, right = left[meets], right[meets]
     if len(left) == 0:
         return Resolution(tuple(geometries), ())
-    areas = _areas_m2(shapes, projection)
-    ranks = [(float(area), code_sort_key(code)) for area, code in zip(areas, codes, strict=True)]
+    # Only precincts in an overlap are ranked: projecting every vertex of a national
+    # layer for its area took seconds.
+    involved = np.unique(np.concatenate((left, right)))
+    areas = _areas_m2(shapes[involved], projection)
+    ranks = {
+        i: (float(area), code_sort_key(codes[i]))
+        for i, area in zip(involved.tolist(), areas.tolist(), strict=True)
+    }
     shared = _areas_m2(shapely.intersection(shapes[left], shapes[right]), projection)
     overlaps = []
     cutters: dict[int, list[int]] = {}

@@ -26,6 +26,10 @@ Tile = tuple[
 ]
 
 _TILE_METRES = 1_000.0
+# A country-sized grid would need millions of kilometre tiles (minutes of pyproj calls
+# and gigabytes of tuples): tiles grow instead, and the check below still holds them to
+# a millimetre (a quadratic over 30 km misses by about a tenth of one).
+_MAX_TILES = 1 << 14
 _TOLERANCE_M = 1e-3
 # Where each tile's quadratic is checked: off the nine fitting points, in units of the
 # half tile, so that an error there would show.
@@ -43,6 +47,8 @@ class PlaneTiles:
     def build(cls, grid: Grid, projection: LocalProjection) -> PlaneTiles:
         cell = max(min(grid.cell_metres), 1e-9)
         shift = max(0, int(math.log2(_TILE_METRES / cell))) if cell < _TILE_METRES else 0
+        while -(-grid.nx // (1 << shift)) * -(-grid.ny // (1 << shift)) > _MAX_TILES:
+            shift += 1
         side = 1 << shift
         columns, rows = -(-grid.nx // side), -(-grid.ny // side)
         tx, ty = np.meshgrid(np.arange(columns), np.arange(rows))
@@ -77,6 +83,24 @@ class PlaneTiles:
         tiles = tuple(
             tuple(row) if bad <= _TOLERANCE_M else None
             for row, bad in zip(table, error.tolist(), strict=True)
+        )
+        return cls(projection, shift, columns, tiles)
+
+    def table(self) -> FloatArray:
+        """The tiles as rows of 14 floats, NaN for a tile that calls pyproj."""
+        table = np.full((len(self.tiles), 14), np.nan)
+        for i, tile in enumerate(self.tiles):
+            if tile is not None:
+                table[i] = tile
+        return table
+
+    @classmethod
+    def from_table(
+        cls, projection: LocalProjection, shift: int, columns: int, table: FloatArray
+    ) -> PlaneTiles:
+        good = [not math.isnan(row[0]) for row in table[:, :1].tolist()]
+        tiles = tuple(
+            tuple(row) if ok else None for row, ok in zip(table.tolist(), good, strict=True)
         )
         return cls(projection, shift, columns, tiles)
 

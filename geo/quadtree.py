@@ -25,6 +25,10 @@ IntArray = npt.NDArray[np.int64]
 # Segments per list before a block splits; each costs ~0.2 us per query in Python,
 # and a lower limit makes more blocks split (build time).
 _MAX_CANDIDATES = 8
+# Segments per run at the coarse levels, and how many (block, segment) pairs the runs
+# may stand for before they are expanded into their segments.
+_RUN = 16
+_EXPAND_PAIRS = 2_000_000
 # Metres of slack in every comparison: float noise and points rounded across a cell edge.
 _SLACK_M = 0.01
 # Blocks are grown by 1% about their centre; see _BlockGeometry.
@@ -58,13 +62,29 @@ def candidate_blocks(
     count_chunks: list[IntArray] = []
     n_blocks = 0
     bx = by = np.zeros(1 if pyramid[top].any() else 0, dtype=np.int64)
-    pair_block = np.zeros(len(table.rows) * len(bx), dtype=np.int64)
-    pair_segment = np.arange(len(pair_block), dtype=np.int64)
+    # Coarse levels work on runs of consecutive segments (a ring's next few edges lie
+    # close together): a national boundary has tens of thousands of segments, and
+    # every coarse block keeps most of them, so pairs of (block, segment) ran into the
+    # hundreds of millions.
+    runs = _Runs.of(table)
+    pair_block = np.zeros(len(runs.first) * len(bx), dtype=np.int64)
+    pair_run = np.arange(len(pair_block), dtype=np.int64)
+    pair_segment = np.zeros(0, dtype=np.int64)
+    by_runs = len(runs.first) > 0
     for level in range(top, -1, -1):
         side = 1 << level
-        pair_block, pair_segment = _prune(
-            _BlockGeometry.of(grid, projection, bx, by, side), table, pair_block, pair_segment
-        )
+        geometry = _BlockGeometry.of(grid, projection, bx, by, side)
+        if by_runs:
+            pair_block, pair_run = runs.prune(geometry, pair_block, pair_run)
+            expanded = int(runs.size[pair_run].sum())
+            if level > 0 and expanded > _EXPAND_PAIRS:
+                bx, by, pair_block, pair_run = _split(
+                    pyramid[level - 1], bx, by, np.ones(len(bx), dtype=bool), pair_block, pair_run
+                )
+                continue
+            pair_block, pair_segment = runs.expand(pair_block, pair_run)
+            by_runs = False
+        pair_block, pair_segment = _prune(geometry, table, pair_block, pair_segment)
         counts = np.bincount(pair_block, minlength=len(bx))
         resolved = (counts <= _MAX_CANDIDATES) | (level == 0)
         ids = np.full(len(bx), -1, dtype=np.int64)
@@ -84,6 +104,88 @@ def candidate_blocks(
     offsets = np.concatenate(([0], np.cumsum(counts_all))).astype(np.int64)
     segments = np.concatenate(segment_chunks) if segment_chunks else np.zeros(0, np.int64)
     return CandidateBlocks(block_of_cell, offsets, segments.astype(np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class _Runs:
+    """The segment table cut into runs of ``_RUN`` consecutive segments, with each run's
+    bounding box and one boundary point on it."""
+
+    first: IntArray
+    size: IntArray
+    px: FloatArray
+    py: FloatArray
+    x0: FloatArray
+    y0: FloatArray
+    x1: FloatArray
+    y1: FloatArray
+
+    @classmethod
+    def of(cls, table: SegmentTable) -> _Runs:
+        n = len(table.ax)
+        first = np.arange(0, n, _RUN, dtype=np.int64)
+        size = np.minimum(first + _RUN, n) - first
+        bx, by = table.ax + table.ux, table.ay + table.uy
+        lo_x, hi_x = np.minimum(table.ax, bx), np.maximum(table.ax, bx)
+        lo_y, hi_y = np.minimum(table.ay, by), np.maximum(table.ay, by)
+        if n == 0:
+            empty = np.zeros(0)
+            return cls(first, size, empty, empty, empty, empty, empty, empty)
+        return cls(
+            first,
+            size,
+            table.ax[first],
+            table.ay[first],
+            np.minimum.reduceat(lo_x, first),
+            np.minimum.reduceat(lo_y, first),
+            np.maximum.reduceat(hi_x, first),
+            np.maximum.reduceat(hi_y, first),
+        )
+
+    def prune(
+        self, blocks: _BlockGeometry, pair_block: IntArray, pair_run: IntArray
+    ) -> tuple[IntArray, IntArray]:
+        """``_prune`` for whole runs: q is the nearest run's first point (any boundary
+        point will do), and a run goes only if its bounding box, which is no further
+        than any of its segments, fails the tests at every corner."""
+        if len(pair_block) == 0:
+            return pair_block, pair_run
+        cx, cy = blocks.cx[pair_block], blocks.cy[pair_block]
+        to_point = np.hypot(cx - self.px[pair_run], cy - self.py[pair_run])
+        best = np.full(len(blocks.cx), np.inf)
+        np.minimum.at(best, pair_block, to_point)
+        winner = np.flatnonzero(to_point == best[pair_block])
+        qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
+        qx[pair_block[winner]] = self.px[pair_run[winner]]
+        qy[pair_block[winner]] = self.py[pair_run[winner]]
+        to_box = self._distance(cx, cy, pair_run)
+        near = np.flatnonzero(
+            to_box <= best[pair_block] + 2.0 * blocks.radius[pair_block] + _SLACK_M
+        )
+        pair_block, pair_run = pair_block[near], pair_run[near]
+        keep = np.zeros(len(pair_block), dtype=bool)
+        undecided = np.arange(len(pair_block))
+        for k in range(4):
+            block = pair_block[undecided]
+            px, py = blocks.corner_x[k][block], blocks.corner_y[k][block]
+            to_q = np.hypot(px - qx[block], py - qy[block]) + _SLACK_M
+            passed = self._distance(px, py, pair_run[undecided]) <= to_q
+            keep[undecided[passed]] = True
+            undecided = undecided[~passed]
+        return pair_block[keep], pair_run[keep]
+
+    def _distance(self, px: FloatArray, py: FloatArray, run: IntArray) -> FloatArray:
+        """From each point to its run's bounding box (0 inside it)."""
+        dx = np.maximum(np.maximum(self.x0[run] - px, px - self.x1[run]), 0.0)
+        dy = np.maximum(np.maximum(self.y0[run] - py, py - self.y1[run]), 0.0)
+        return np.hypot(dx, dy)
+
+    def expand(self, pair_block: IntArray, pair_run: IntArray) -> tuple[IntArray, IntArray]:
+        sizes = self.size[pair_run]
+        block = np.repeat(pair_block, sizes)
+        starts = np.repeat(self.first[pair_run], sizes)
+        rank = np.arange(len(block)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return block, starts + rank
 
 
 def _split(

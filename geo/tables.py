@@ -1,18 +1,22 @@
 """Precomputed lookup tables behind ``PrecinctIndex``, and the bulk (numpy) query.
 
 ``cells[c]`` is the precinct index for a cell wholly inside one precinct, else
-``~entry``: ``entries[entry]`` holds the candidate precincts to test exactly (empty for
-cells no precinct touches) and the segment rows for the nearest-precinct fallback.
-Cells that share both share one entry, so the entry table stays about as long as the
-list of border cells.
+``~entry``. Entry ``e`` lists the candidate precincts to test exactly,
+``entry_polygons[entry_offsets[e]:entry_offsets[e + 1]]`` (none for cells no precinct
+touches), and the block ``entry_block[e]`` whose segment list
+(``block_segments[block_offsets[b]:block_offsets[b + 1]]``) answers the nearest-precinct
+fallback. Entry ``b`` < number of blocks is block ``b`` itself with no candidates; then
+one entry per border cell.
+
+Everything is flat numpy arrays, so a built index packs into bytes (``to_arrays``) and
+loads back as views of them (``from_arrays``) without a per-cell Python object.
 """
 
 from __future__ import annotations
 
-import itertools
-from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,13 +24,13 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.grid import Grid, Rasterised, polygon_array, rasterise
-from geo.nearest import SegmentRow, SegmentTable
+from geo.nearest import SegmentTable
 from geo.plane_tiles import PlaneTiles
 from geo.projection import LocalProjection
 from geo.quadtree import CandidateBlocks, candidate_blocks
 
 IntArray = npt.NDArray[np.int64]
-Entry = tuple[tuple[int, ...], tuple[SegmentRow, ...]]
+Int32Array = npt.NDArray[np.int32]
 
 # Cells per index: ~4 M int32 cells is 16 MB and keeps border cells to a few percent of
 # a city's area; small datasets need far fewer.
@@ -44,12 +48,87 @@ class IndexTables:
     plane: PlaneTiles
     geometries: npt.NDArray[np.object_]
     segments: SegmentTable
-    cells: array[int]
+    # Read-only memoryviews for the scalar path (an item is a Python int, no numpy
+    # scalar), over the same memory as the numpy arrays the bulk path uses.
+    cells: memoryview
     cells_view: npt.NDArray[np.int32]
-    entries: tuple[Entry, ...]
-    # CSR form of each entry's candidates, for the vectorised query.
-    entry_offsets: IntArray
-    entry_polygons: IntArray
+    entry_offsets: Int32Array
+    entry_polygons: Int32Array
+    entry_block: Int32Array
+    block_offsets: Int32Array
+    block_segments: Int32Array
+    geometry_list: tuple[BaseGeometry, ...]
+    entry_offsets_mv: memoryview
+    entry_polygons_mv: memoryview
+    entry_block_mv: memoryview
+    block_offsets_mv: memoryview
+    block_segments_mv: memoryview
+
+    @classmethod
+    def of(
+        cls,
+        grid: Grid,
+        projection: LocalProjection,
+        plane: PlaneTiles,
+        geometries: npt.NDArray[np.object_],
+        segments: SegmentTable,
+        arrays: Mapping[str, npt.NDArray[Any]],
+    ) -> IndexTables:
+        shapely.prepare(geometries)
+        # GEOS builds a prepared polygon's point locator lazily, on first use; do it now
+        # so concurrent readers of a published index never race to build it.
+        shapely.intersects_xy(geometries, 0.0, 0.0)
+        views = {name: _read_only(arrays[name]) for name in _ARRAYS}
+        return cls(
+            grid, projection, plane, geometries, segments,
+            _memoryview(views["cells"]), views["cells"],
+            views["entry_offsets"], views["entry_polygons"], views["entry_block"],
+            views["block_offsets"], views["block_segments"],
+            tuple(geometries.tolist()),
+            *(_memoryview(views[name]) for name in _ARRAYS[1:]),
+        )  # fmt: skip
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+        """What ``from_arrays`` needs: JSON-able values and flat arrays."""
+        g = self.grid
+        meta = {
+            "grid": [g.x0, g.y0, g.dx, g.dy, g.nx, g.ny],
+            "centre": [self.projection.lon_0, self.projection.lat_0],
+            "plane": [self.plane.shift, self.plane.columns],
+        }
+        wkb = shapely.to_wkb(self.geometries)
+        sizes = np.fromiter((len(w) for w in wkb), dtype=np.int64, count=len(wkb))
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "cells": self.cells_view,
+            "entry_offsets": self.entry_offsets,
+            "entry_polygons": self.entry_polygons,
+            "entry_block": self.entry_block,
+            "block_offsets": self.block_offsets,
+            "block_segments": self.block_segments,
+            "wkb": np.frombuffer(b"".join(wkb), dtype=np.uint8),
+            "wkb_sizes": sizes,
+            "plane_tiles": self.plane.table(),
+            **self.segments.to_arrays(),
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(
+        cls, meta: Mapping[str, Any], arrays: Mapping[str, npt.NDArray[Any]]
+    ) -> IndexTables:
+        x0, y0, dx, dy, nx, ny = meta["grid"]
+        grid = Grid(float(x0), float(y0), float(dx), float(dy), int(nx), int(ny))
+        projection = LocalProjection.centred_on(*meta["centre"])
+        shift, columns = meta["plane"]
+        plane = PlaneTiles.from_table(projection, int(shift), int(columns), arrays["plane_tiles"])
+        raw = arrays["wkb"].tobytes()
+        ends = np.cumsum(arrays["wkb_sizes"]).tolist()
+        starts = [0, *ends[:-1]]
+        geometries = polygon_array(
+            shapely.from_wkb([raw[a:b] for a, b in zip(starts, ends, strict=True)]).tolist()
+        )
+        segments = SegmentTable.from_arrays(arrays)
+        return cls.of(grid, projection, plane, geometries, segments, arrays)
 
     def locate_many(
         self, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]
@@ -83,75 +162,58 @@ class IndexTables:
         return result
 
 
-def build_tables(geometries_list: Sequence[BaseGeometry]) -> IndexTables:
+def build_tables(geometries_list: Sequence[BaseGeometry], cell_share: float = 1.0) -> IndexTables:
     geometries = polygon_array(geometries_list)
     shapely.prepare(geometries)
-    # GEOS builds a prepared polygon's point locator lazily, on first use; do it now so
-    # concurrent readers of a published index never race to build it.
-    shapely.intersects_xy(geometries, 0.0, 0.0)
     bounds = tuple(float(v) for v in shapely.total_bounds(geometries))
     assert len(bounds) == 4
     n_vertices = int(shapely.get_num_coordinates(geometries).sum())
-    target = min(_MAX_CELLS, max(_MIN_CELLS, _CELLS_PER_VERTEX * n_vertices))
+    target = max(_MIN_CELLS, min(int(_MAX_CELLS * cell_share), _CELLS_PER_VERTEX * n_vertices))
     grid = Grid.covering(bounds, cells=target, margin=_MARGIN)
     projection = LocalProjection.for_bounds(bounds)
     raster = rasterise(grid, geometries)
     segments = SegmentTable.build(geometries, projection)
     needed = raster.owner < 0
     blocks = candidate_blocks(grid, projection, segments, needed)
-    cells, entries, offsets, polygons = _entries(raster, blocks, segments)
-    cells_array = array("i", cells.astype(np.int32).tobytes())
-    view = np.frombuffer(cells_array, dtype=np.int32)
-    view.flags.writeable = False
     plane = PlaneTiles.build(grid, projection)
-    return IndexTables(
-        grid, projection, plane, geometries, segments, cells_array, view, entries, offsets, polygons
-    )
+    return IndexTables.of(grid, projection, plane, geometries, segments, _entries(raster, blocks))
 
 
-def _entries(
-    raster: Rasterised,
-    blocks: CandidateBlocks,
-    segments: SegmentTable,
-) -> tuple[IntArray, tuple[Entry, ...], IntArray, IntArray]:
-    """Cell codes, the entry table, and its candidates in CSR form."""
-    rows = segments.rows
-    offsets = blocks.offsets.tolist()
-    ordered = [rows[s] for s in blocks.segments.tolist()]
-    # Entry b (for b < number of blocks) serves the cells of block b that no precinct
-    # touches: nothing to test, only the block's segments.
-    entries: list[Entry] = [
-        ((), tuple(ordered[start:end])) for start, end in itertools.pairwise(offsets)
-    ]
-    cells = raster.owner.astype(np.int64)
+_ARRAYS = (
+    "cells", "entry_offsets", "entry_polygons", "entry_block", "block_offsets", "block_segments",
+)  # fmt: skip
+
+
+def _entries(raster: Rasterised, blocks: CandidateBlocks) -> dict[str, npt.NDArray[Any]]:
+    """Cell codes and the entry table (see the module docstring), all vectorised."""
+    n_blocks = len(blocks.offsets) - 1
+    border, counts = np.unique(raster.candidate_cells, return_counts=True)
+    cells = raster.owner.astype(np.int32)
     outside = np.flatnonzero(raster.owner < 0)
-    cells[outside] = ~blocks.block_of_cell[outside].astype(np.int64)
-    interned: dict[tuple[tuple[int, ...], int], int] = {}
-    border_cells: list[int] = []
-    border_entries: list[int] = []
-    block_of_cell = blocks.block_of_cell
-    pair_cells = raster.candidate_cells.tolist()
-    pair_polygons = raster.candidate_polygons.tolist()
-    start = 0
-    # Pairs are sorted by cell then polygon, so each run is one cell's candidate list.
-    for end in range(1, len(pair_cells) + 1):
-        if end < len(pair_cells) and pair_cells[end] == pair_cells[start]:
-            continue
-        cell = pair_cells[start]
-        block = int(block_of_cell[cell])
-        key = (tuple(pair_polygons[start:end]), block)
-        entry = interned.get(key)
-        if entry is None:
-            entry = len(entries)
-            interned[key] = entry
-            entries.append((key[0], entries[block][1]))
-        border_cells.append(cell)
-        border_entries.append(entry)
-        start = end
-    cells[np.asarray(border_cells, dtype=np.int64)] = ~np.asarray(border_entries, dtype=np.int64)
-    counts = np.fromiter((len(e[0]) for e in entries), dtype=np.int64, count=len(entries))
-    entry_offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    entry_polygons = np.fromiter(
-        (p for e in entries for p in e[0]), dtype=np.int64, count=int(counts.sum())
+    cells[outside] = ~blocks.block_of_cell[outside]
+    cells[border] = ~(n_blocks + np.arange(len(border), dtype=np.int32))
+    # Pairs are sorted by cell then polygon: each run is one cell's candidates in order.
+    entry_offsets = np.concatenate((np.zeros(n_blocks + 1, np.int64), np.cumsum(counts)))
+    entry_block = np.concatenate(
+        (np.arange(n_blocks, dtype=np.int64), blocks.block_of_cell[border].astype(np.int64))
     )
-    return cells, tuple(entries), entry_offsets, entry_polygons
+    # 32-bit throughout: half the memory of every node, and of the stored index.
+    return {
+        "cells": cells,
+        "entry_offsets": entry_offsets.astype(np.int32),
+        "entry_polygons": raster.candidate_polygons.astype(np.int32),
+        "entry_block": entry_block.astype(np.int32),
+        "block_offsets": blocks.offsets.astype(np.int32),
+        "block_segments": blocks.segments.astype(np.int32),
+    }
+
+
+def _read_only(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _memoryview(array: npt.NDArray[Any]) -> memoryview:
+    contiguous: Any = np.ascontiguousarray(array)
+    return memoryview(contiguous).toreadonly()

@@ -64,7 +64,12 @@ def polygonal_geometry(geometry: object, datum: Datum) -> GeometryFinding:
     notes = [f"dropped {dropped} ring(s) with fewer than four positions"] if dropped else []
     if not shape.is_valid:
         notes.insert(0, f"invalid geometry ({shapely.is_valid_reason(shape)})")
-        shape = polygonal_part(shapely.make_valid(shape))
+        try:
+            shape = polygonal_part(shapely.make_valid(shape))
+        except shapely.errors.GEOSException:
+            # GEOS's default repair fails on some inputs ("Overlay input is
+            # mixed-dimension"); rebuilding from the rings' structure does not.
+            shape = polygonal_part(shapely.make_valid(shape, method="structure"))
     if shape.is_empty or shape.area == 0.0:
         return GeometryFinding(
             None,

@@ -34,7 +34,7 @@ WIRE_NAME: MappingProxyType[str, str] = MappingProxyType(
 )
 
 # Which stored events reach which audience.
-_CONSOLE_PREFIXES = ("incident.", "message.", "assignment.", "officer.")
+_CONSOLE_PREFIXES = ("incident.", "message.", "assignment.", "officer.", "call.")
 _OFFICER_TYPES: frozenset[str] = frozenset(
     {
         EventType.ASSIGNMENT_OFFERED,

@@ -36,7 +36,28 @@ MAX_BACKLOG = 10_000
 
 
 class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """AsyncRedisManager (cross-node emits and disconnects) with a cheap local room emit."""
+    """AsyncRedisManager (cross-node emits and disconnects) with a cheap local room emit,
+    and `end_room`: tell every client of a room, on every node, why, and disconnect it."""
+
+    async def end_room(self, namespace: str, room: str, event: str, data: Any) -> None:
+        """Send `event` to the clients in `room` and disconnect them, here at once and on
+        the other nodes as soon as they read Redis.  Rides on the manager's `close_room`
+        message (one Redis publish), which every node of this version reads as an end."""
+        message = {"method": "close_room", "room": room, "namespace": namespace,
+                   "end": {"event": event, "data": data}, "host_id": self.host_id}  # fmt: skip
+        await self._handle_close_room(message)
+        await self._publish(message)
+
+    async def _handle_close_room(self, message: dict[str, Any]) -> None:
+        end = message.get("end")
+        if not isinstance(end, dict):
+            await super()._handle_close_room(message)
+            return
+        namespace, room = message.get("namespace") or "/", message.get("room")
+        for sid, _ in list(self.get_participants(namespace, room)):
+            await self.server.emit(end["event"], end["data"], to=sid, namespace=namespace,
+                                   ignore_queue=True)  # fmt: skip
+            await self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
 
     max_backlog = MAX_BACKLOG
 

@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 import socketio
 
-from dispatch.domain.errors import BadRequest, DispatchError, Unauthorized
+from dispatch.domain.errors import BadRequest, Conflict, DispatchError, Unauthorized
 from dispatch.domain.field_reports import Place, Thread, place_in_wgs84
 from dispatch.domain.incidents import CitizenId, Disposition, TransferTarget
 from dispatch.domain.scope import scope_of
@@ -27,7 +27,7 @@ from dispatch.domain.users import Role
 from dispatch.infra.connections import DATABASE_UNAVAILABLE
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.citizens import CitizenServices
-from dispatch.services.feed import events_between
+from dispatch.services.feed import events_between, latest_officer_events
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth, StaffSession
@@ -124,22 +124,52 @@ class ResumeIn(msgspec.Struct, forbid_unknown_fields=True):
 async def working_on(pool: asyncpg.Pool, officer_id: int, seq: int) -> list[uuid.UUID]:
     """Incidents whose room the feed had moved `officer_id` into by `seq`: those whose
     latest assignment event for the officer, up to `seq`, joined the room."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            """SELECT DISTINCT ON (incident_id) incident_id, type FROM incident_events
-               WHERE officer_id = $1 AND seq <= $2 AND type = any($3::text[])
-               ORDER BY incident_id, seq DESC""",
-            officer_id,
-            seq,
-            sorted(MEMBERSHIP_TYPES),
-        )
-    return [r["incident_id"] for r in rows if membership_joins(r["type"])]
+    latest = await latest_officer_events(pool, officer_id, seq, sorted(MEMBERSHIP_TYPES))
+    return [incident_id for incident_id, event_type in latest if membership_joins(event_type)]
+
+
+def session_room(session_id: object) -> str:
+    """The connections of one staff session (not a feed room: nothing is published to it)."""
+    return f"staff-session:{session_id}"
+
+
+def sign_in_room(citizen_id: object) -> str:
+    """The connections of one citizen, whatever their device (not a feed room)."""
+    return f"citizen-sign-in:{citizen_id}"
 
 
 class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    """A namespace whose clients follow the feed.  Connecting takes a token
+    (`auth={"token": ...}`), checked by `admit`: refused with the error's code, or kept
+    in the connection's session with the rooms it may follow."""
+
+    # Who holds the token, as the refusal of a connection without one names it.
+    credential_of = "citizen"
+
     def __init__(self, namespace: str, hub: FeedHub) -> None:
         super().__init__(namespace)
         self.hub = hub
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if not isinstance(token, str):
+                raise Unauthorized(
+                    f"connect with auth={{'token': <{self.credential_of} token>}}", field="token"
+                )
+            session = await self.admit(token)
+        except DispatchError as exc:
+            raise refusal(exc) from None
+        await self.save_session(sid, {"token": token, **session})
+        self.admitted(sid, token, session)
+
+    async def admit(self, token: str) -> dict[str, Any]:
+        """What a connection with `token` keeps in its session: "rooms" and who it is;
+        a DispatchError refuses it."""
+        raise NotImplementedError
+
+    def admitted(self, sid: str, token: str, session: dict[str, Any]) -> None:
+        """Called once the connection's session is saved."""
 
     async def rooms_of(self, sid: str) -> list[str]:
         session = await self.get_session(sid)
@@ -185,6 +215,10 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                     raise BadRequest("last_seq is ahead of the feed", field="last_seq")
                 continue
             async with self.hub.lock:
+                if not self.server.manager.is_connected(sid, self.namespace):
+                    # It left while its replay ran (a timeout in a reconnect storm):
+                    # nothing to join, and no one to answer.
+                    raise Conflict("the connection closed during the resume")
                 if self.hub.cursor == replayed:
                     # No await between the check and the joins: the next event the hub
                     # dispatches reaches this client through its rooms.
@@ -213,13 +247,32 @@ class _StaffNamespace(_FeedNamespace):
     """
 
     auth: StaffAuth
+    roles: tuple[Role, ...]
 
     def __init__(self, namespace: str, hub: FeedHub) -> None:
         super().__init__(namespace, hub)
         self._tokens: dict[str, str] = {}
 
-    def remember(self, sid: str, token: str) -> None:
+    async def admit(self, token: str) -> dict[str, Any]:
+        session = await self.auth.authenticate(token)
+        session.require(*self.roles)
+        return {"rooms": self.staff_rooms(session), "user_id": session.user.id,
+                "session_id": str(session.session_id)}  # fmt: skip
+
+    def staff_rooms(self, session: StaffSession) -> list[str]:
+        raise NotImplementedError
+
+    def admitted(self, sid: str, token: str, session: dict[str, Any]) -> None:
         self._tokens[sid] = token
+        # Logout ends the session's connections on every node through this room.
+        self.server.manager.basic_enter_room(
+            sid, self.namespace, session_room(session["session_id"])
+        )
+
+    async def staff(self, sid: str) -> StaffSession:
+        # Re-checked on every call: a logout or a disabled account takes effect at once.
+        session = await self.get_session(sid)
+        return await self.auth.authenticate(session["token"])
 
     def on_disconnect(self, sid: str, *_: Any) -> None:
         self._tokens.pop(sid, None)
@@ -239,6 +292,9 @@ class _StaffNamespace(_FeedNamespace):
 
 
 class ConsoleNamespace(_StaffNamespace):
+    credential_of = "staff"
+    roles = (Role.DISPATCHER, Role.COMMANDER)
+
     def __init__(
         self, hub: FeedHub, auth: StaffAuth, workflow: Workflow, messages: MessageService
     ) -> None:
@@ -247,29 +303,16 @@ class ConsoleNamespace(_StaffNamespace):
         self.workflow = workflow
         self.messages = messages
 
-    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        try:
-            if not isinstance(token, str):
-                raise Unauthorized("connect with auth={'token': <staff token>}", field="token")
-            session = await self.auth.authenticate(token)
-            session.require(Role.DISPATCHER, Role.COMMANDER)
-        except DispatchError as exc:
-            raise refusal(exc) from None
+    def staff_rooms(self, session: StaffSession) -> list[str]:
         scope = scope_of(session.user)
         if scope.all_precincts:
-            rooms = [ALL_PRECINCTS_ROOM]
-        else:
-            # precinct_room(None): incidents with no position, which `Scope.covers`.
-            rooms = [precinct_room(code) for code in scope.codes()] + [precinct_room(None)]
-        await self.save_session(sid, {"token": token, "rooms": rooms, "user_id": session.user.id})
-        self.remember(sid, token)
-        logger.info("console connected", extra={"sid": sid, "user_id": session.user.id})
+            return [ALL_PRECINCTS_ROOM]
+        # precinct_room(None): incidents with no position, which `Scope.covers`.
+        return [precinct_room(code) for code in scope.codes()] + [precinct_room(None)]
 
-    async def staff(self, sid: str) -> StaffSession:
-        # Re-checked on every call: a logout or a disabled account takes effect at once.
-        session = await self.get_session(sid)
-        return await self.auth.authenticate(session["token"])
+    def admitted(self, sid: str, token: str, session: dict[str, Any]) -> None:
+        super().admitted(sid, token, session)
+        logger.info("console connected", extra={"sid": sid, "user_id": session["user_id"]})
 
     async def _verb(
         self, sid: str, data: Any, call: Callable[[StaffSession, uuid.UUID], Awaitable[Any]]
@@ -315,7 +358,9 @@ class ConsoleNamespace(_StaffNamespace):
     async def on_assign(self, sid: str, data: Any) -> dict[str, Any]:
         body = self._body(models.AssignIn, data)
         return await self._verb(
-            sid, data, lambda s, i: self.workflow.assign(s, i, body.officer_ids)
+            sid,
+            data,
+            lambda s, i: self.workflow.assign(s, i, body.officer_ids, body.mutual_aid_reason),
         )
 
     @acked
@@ -386,6 +431,9 @@ def _place(place: models.PlaceIn | None) -> Place | None:
 
 
 class OfficerNamespace(_StaffNamespace):
+    credential_of = "officer"
+    roles = (Role.OFFICER,)
+
     def __init__(
         self,
         hub: FeedHub,
@@ -400,24 +448,8 @@ class OfficerNamespace(_StaffNamespace):
         self.assignments = assignments
         self.messages = messages
 
-    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        try:
-            if not isinstance(token, str):
-                raise Unauthorized("connect with auth={'token': <officer token>}", field="token")
-            session = await self.auth.authenticate(token)
-            session.require(Role.OFFICER)
-        except DispatchError as exc:
-            raise refusal(exc) from None
-        await self.save_session(
-            sid,
-            {"token": token, "rooms": [officer_room(session.user.id)], "user_id": session.user.id},
-        )
-        self.remember(sid, token)
-
-    async def staff(self, sid: str) -> StaffSession:
-        session = await self.get_session(sid)
-        return await self.auth.authenticate(session["token"])
+    def staff_rooms(self, session: StaffSession) -> list[str]:
+        return [officer_room(session.user.id)]
 
     async def rooms_at(self, sid: str, seq: int) -> set[str]:
         session = await self.get_session(sid)
@@ -485,22 +517,20 @@ class CitizenNamespace(_FeedNamespace):
         self.citizens = citizens
         self.messages = messages
 
-    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        try:
-            if not isinstance(token, str):
-                raise Unauthorized("connect with auth={'token': <citizen token>}", field="token")
-            citizen = self.citizens.authenticate(token)
-        except DispatchError as exc:
-            raise refusal(exc) from None
-        await self.save_session(
-            sid, {"token": token, "rooms": [citizen_room(citizen)], "citizen_id": str(citizen)}
+    async def admit(self, token: str) -> dict[str, Any]:
+        citizen = await self.citizens.authenticate(token)
+        return {"rooms": [citizen_room(citizen)], "citizen_id": str(citizen)}
+
+    def admitted(self, sid: str, token: str, session: dict[str, Any]) -> None:
+        # "Sign out everywhere" (or a leaked refresh token) ends these through this room.
+        self.server.manager.basic_enter_room(
+            sid, self.namespace, sign_in_room(session["citizen_id"])
         )
 
     @acked
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         session = await self.get_session(sid)
-        citizen = self.citizens.authenticate(session["token"])  # expiry is re-checked
+        citizen = await self.citizens.authenticate(session["token"])  # expiry, sign-out
         body = decode(models.CitizenMessageIn, data)
         message = await self.messages.from_citizen(
             CitizenId(citizen), body.incident_id, body.body, body.client_key

@@ -13,6 +13,7 @@ import asyncpg
 import socketio
 from aiohttp import web
 
+from dispatch.domain.events import EventType, StoredEvent
 from dispatch.infra.connections import Infrastructure
 from dispatch.infra.publisher import Publisher
 from dispatch.infra.redis_writes import RedisWrites
@@ -24,7 +25,13 @@ from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.workflow import Workflow
 from signaling.fanout import FeedManager
 from signaling.hub import FeedHub
-from signaling.namespaces import CitizenNamespace, ConsoleNamespace, OfficerNamespace
+from signaling.namespaces import (
+    CitizenNamespace,
+    ConsoleNamespace,
+    OfficerNamespace,
+    session_room,
+    sign_in_room,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +44,9 @@ def create_socketio(app: web.Application) -> socketio.AsyncServer:
         ping_interval=10,
         ping_timeout=10,
         max_http_buffer_size=256 * 1024,
+        # Only the namespaces with handlers: the default "/" (python-socketio accepts it
+        # unless told otherwise) refuses connections.
+        namespaces=["/console", "/officer", "/citizen"],
         logger=False,
         engineio_logger=False,
     )
@@ -120,7 +130,25 @@ async def start_signaling(
     officer = OfficerNamespace(hub, staff_auth, officers, assignments, messages)
     sio.register_namespace(console)
     sio.register_namespace(officer)
-    sio.register_namespace(CitizenNamespace(hub, citizens, messages))
+    citizen = CitizenNamespace(hub, citizens, messages)
+    sio.register_namespace(citizen)
+
+    async def end_sessions(events: Sequence[StoredEvent]) -> None:
+        # A logout ends that session's feeds on every node at once, not at the next sweep.
+        for event in events:
+            if event.type == EventType.STAFF_LOGOUT:
+                room = session_room(event.payload["session_id"])
+                for namespace in (console.namespace, officer.namespace):
+                    await manager.end_room(
+                        namespace, room, "session.ended", {"reason": "you logged out; log in again"}
+                    )
+            elif event.type == EventType.CITIZEN_SIGNED_OUT:
+                await manager.end_room(
+                    citizen.namespace, sign_in_room(event.payload["citizen_id"]),
+                    "session.ended", {"reason": "signed out; register again"},
+                )  # fmt: skip
+
+    publisher.subscribe(end_sessions)
     logger.info("signaling started", extra={"seq": hub.cursor})
     signaling = Signaling(sio, hub, (console, officer))
     signaling.start_sweeping()

@@ -104,6 +104,8 @@ def settings(servers: Servers, service_dir: Path) -> Settings:
         db_pool_max=10,
         log_format="text",
         background_tasks=False,
+        # Tests move the fake clock by hours; the 15-minute access token has its own test.
+        citizen_token_ttl_s=7 * 24 * 3600,
     )
 
 
@@ -152,7 +154,7 @@ def fake_clock() -> FakeClock:
 
 
 @pytest.fixture
-async def nanjing(infra: Infrastructure) -> list[str]:
+async def nanjing(infra: Infrastructure, index_cache: IndexCache) -> list[str]:
     """The demo city's 11 districts as precincts; returns their codes."""
     collection = json.loads(
         resources.files("dispatch.demo").joinpath(DEMO_FILE).read_text(encoding="utf-8")
@@ -160,6 +162,7 @@ async def nanjing(infra: Infrastructure) -> list[str]:
     await import_precincts(
         infra.pool, collection, name_property="name", code_property="adcode",
         datum=Datum.WGS84, replace=False, source="test", actor=Actor.system("test"),
+        cache=index_cache,
     )  # fmt: skip
     async with infra.pool.acquire() as conn:
         return [r["code"] for r in await conn.fetch("SELECT code FROM precincts ORDER BY code")]

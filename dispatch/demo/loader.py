@@ -18,6 +18,7 @@ import asyncpg
 from dispatch.auth.passwords import Passwords, generate_password
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
+from dispatch.infra.precinct_registry import IndexCache
 from dispatch.services.precincts import import_precincts
 from dispatch.services.users import create_user
 from dispatch.store import users as user_store
@@ -58,7 +59,7 @@ def _write_credentials(path: Path, credentials: dict[str, str]) -> None:
 
 
 async def ensure_demo_city(
-    pool: asyncpg.Pool, passwords: Passwords, data_dir: Path
+    pool: asyncpg.Pool, passwords: Passwords, data_dir: Path, *, cache: IndexCache | None = None
 ) -> list[DemoLogin]:
     """Load the demo city and accounts if missing; return the logins to print."""
     actor = Actor.system("demo")
@@ -77,6 +78,7 @@ async def ensure_demo_city(
             replace=False,
             source=DEMO_SOURCE,
             actor=actor,
+            cache=cache,
         )
     async with pool.acquire() as conn:
         all_codes = tuple(

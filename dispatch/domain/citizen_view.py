@@ -48,6 +48,8 @@ EVENT_TEXT: MappingProxyType[str, str] = MappingProxyType(
         _E.ASSIGNMENT_ON_SCENE: "An officer has arrived.",
         _E.MESSAGE_CREATED: "New message from the dispatcher.",
         _E.INCIDENT_RATED: "Thank you for rating how we handled your report.",
+        _E.CALL_ANSWERED: "A dispatcher joined your video call.",
+        _E.CALL_LEFT: "The dispatcher left your video call.",
     }
 )
 
@@ -62,4 +64,8 @@ def timeline_text(event_type: str, payload: dict[str, Any]) -> str | None:
             return None  # between the dispatcher and the officers
         if payload.get("sender_kind") == "citizen":
             return "You sent a message."
+    if event_type.startswith("call.") and not payload.get("talk"):
+        return None  # a commander listening in silently is not announced
+    if event_type == "call.left" and payload.get("reason") == "call_ended":
+        return None  # the citizen ended the call: nothing to tell them
     return text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 from typing import Any
 
@@ -58,13 +57,13 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip()
 
 
-def citizen_id(request: web.Request) -> CitizenId:
+async def citizen_id(request: web.Request) -> CitizenId:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized(
             "send the citizen token as 'Authorization: Bearer <token>'", field="token"
         )
-    return request.app[CITIZENS].authenticate(token)
+    return await request.app[CITIZENS].authenticate(token)
 
 
 def _incident_id(request: web.Request) -> uuid.UUID:
@@ -102,9 +101,16 @@ async def refresh_citizen(request: web.Request) -> web.Response:
     return _json(_tokens_out(await request.app[CITIZENS].refresh(body.refresh_token)))
 
 
+@routes.post("/api/citizens/me/sign-out-everywhere")
+async def sign_out_everywhere(request: web.Request) -> web.Response:
+    who = await citizen_id(request)
+    await request.app[CITIZENS].sign_out_everywhere(who)
+    return _json({"status": "signed_out"})
+
+
 @routes.post("/api/citizens/me/phone")
 async def start_phone(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     body = await read_json(request, PhoneStartIn, max_bytes=_max_json(request))
     challenge_id, expires = await request.app[CITIZENS].start_phone(who, body.phone)
     return _json({"challenge_id": challenge_id, "expires_at": expires}, status=202)
@@ -112,7 +118,7 @@ async def start_phone(request: web.Request) -> web.Response:
 
 @routes.post("/api/citizens/me/phone/verify")
 async def verify_phone(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     body = await read_json(request, PhoneVerifyIn, max_bytes=_max_json(request))
     level = await request.app[CITIZENS].verify_phone(who, body.challenge_id, body.code)
     return _json({"verification": level.value})
@@ -120,15 +126,17 @@ async def verify_phone(request: web.Request) -> web.Response:
 
 @routes.post("/api/citizens/me/real-name")
 async def verify_real_name(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     body = await read_json(request, RealNameIn, max_bytes=_max_json(request))
-    level = await request.app[CITIZENS].verify_real_name(who, body.name, body.national_id)
+    level = await request.app[CITIZENS].verify_real_name(
+        who, body.name, body.national_id, client_address(request)
+    )
     return _json({"verification": level.value})
 
 
 @routes.post("/api/citizens/me/attestation")
 async def verify_attestation(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     body = await read_json(request, AttestationIn, max_bytes=_max_json(request))
     level = await request.app[CITIZENS].verify_attestation(who, body.token)
     return _json({"verification": level.value})
@@ -158,7 +166,7 @@ def _alarm_position(alarm: AlarmIn) -> Position | None:
 
 @routes.post("/api/alarms")
 async def create_alarm(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     alarm = await read_json(request, AlarmIn, max_bytes=_max_json(request))
     position = _alarm_position(alarm)
     submission = Submission(
@@ -175,7 +183,7 @@ async def create_alarm(request: web.Request) -> web.Response:
 
 @routes.post("/api/alarms/{incident_id}/trail")
 async def add_trail(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     incident_id = _incident_id(request)
     trail = await read_json(request, TrailIn, max_bytes=_max_json(request))
     points = [(Position(p.lon, p.lat, Datum(p.datum), p.accuracy_m), p.time) for p in trail.points]
@@ -185,7 +193,7 @@ async def add_trail(request: web.Request) -> web.Response:
 
 @routes.post("/api/alarms/{incident_id}/cancel")
 async def cancel_alarm(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     incident_id = _incident_id(request)
     body = await read_json(request, CancelIn, max_bytes=_max_json(request))
     state = await request.app[INTAKE].cancel(who, incident_id, body.reason)
@@ -207,7 +215,7 @@ def _verify_all(images: list[bytes]) -> list[VerifiedImage]:
 
 @routes.post("/api/reports")
 async def create_report(request: web.Request) -> web.Response:
-    who = citizen_id(request)
+    who = await citizen_id(request)
     form = await read_report_form(request, request.app[SETTINGS].max_upload_bytes)
     loop = asyncio.get_running_loop()
     # Decoding and re-encoding images is CPU work: off the event loop.
@@ -221,36 +229,16 @@ async def create_report(request: web.Request) -> web.Response:
         gps = next((image.gps for image in images if image.gps is not None), None)
         if gps is not None:  # EXIF GPS is WGS84; used only when the phone sent no position
             position, source = Position(gps[0], gps[1], Datum.WGS84, None), "exif"
-    intake = request.app[INTAKE]
-    stored: list[tuple[VerifiedImage, str]] = []
-    created: list[str] = []
-    try:
-        for image in images:
-            key, new = await loop.run_in_executor(
-                None,
-                functools.partial(
-                    intake.evidence.put, image.data, image.sha256, image.format.value
-                ),
-            )
-            stored.append((image, key))
-            if new:
-                created.append(key)
-        submission = Submission(
-            channel=Channel.TEXT,
-            tag=form.tag or "other",
-            idempotency_key=form.idempotency_key,
-            position=position,
-            location_source=source,
-            text=form.text or None,
-            client_time=form.client_time,
-            images=tuple(stored),
-        )
-        result = await intake.submit(who, submission)
-    except BaseException:
-        # Nothing half-written: files this report stored go too, but later, once it is
-        # sure no report refers to them (a file is shared by every copy of a photo).
-        intake.forget_evidence(created)
-        raise
+    submission = Submission(
+        channel=Channel.TEXT,
+        tag=form.tag or "other",
+        idempotency_key=form.idempotency_key,
+        position=position,
+        location_source=source,
+        text=form.text or None,
+        client_time=form.client_time,
+    )
+    result = await request.app[INTAKE].submit_report(who, submission, images)
     return _intake_response(result)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
 from dispatch.auth.identity_providers import SmsSender
@@ -14,6 +15,7 @@ from dispatch.infra.publisher import Publisher
 from dispatch.infra.queue_index import PriorityQueue
 from dispatch.infra.redis_writes import RedisWrites
 from dispatch.services.assignments import AssignmentService
+from dispatch.services.calls import CallService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
@@ -47,3 +49,6 @@ OFFICERS = web.AppKey("officers", OfficerService)
 OVERDUE = web.AppKey("overdue", OverdueWatch)
 MESSAGES = web.AppKey("messages", MessageService)
 ASSIGNMENTS = web.AppKey("assignments", AssignmentService)
+CALLS = web.AppKey("calls", CallService)
+# Requests to other nodes (a pick-up of a call whose media another node holds).
+NODE_CLIENT = web.AppKey("node_client", aiohttp.ClientSession)

@@ -24,8 +24,8 @@ class Operation:
     path: str
     summary: str
     tag: str
-    request: type[msgspec.Struct] | str | None = None  # a model, "multipart", or nothing
-    response: type[msgspec.Struct] | None = None
+    request: type[msgspec.Struct] | str | None = None  # a model, "multipart", "sdp", or nothing
+    response: type[msgspec.Struct] | str | None = None  # a model, "sdp", "webm", or nothing
     status: int = 200
     auth: str | None = None  # citizen | tracking-or-citizen | None
     errors: tuple[int, ...] = ()
@@ -43,16 +43,19 @@ OPERATIONS: tuple[Operation, ...] = (
               m.RegisterCitizenIn, m.CitizenTokensOut, 201, errors=(*_BODY_ERRORS, 429)),
     Operation("post", "/api/citizens/refresh", "Exchange a refresh token (rotated) for new tokens",
               "citizens", m.RefreshIn, m.CitizenTokensOut, errors=(*_BODY_ERRORS, 401)),
+    Operation("post", "/api/citizens/me/sign-out-everywhere",
+              "End every token and feed of this citizen, on every device", "citizens",
+              None, None, 200, "citizen", (401,)),
     Operation("post", "/api/citizens/me/phone", "Send a one-time code to a phone", "citizens",
-              m.PhoneStartIn, None, 202, "citizen", (*_BODY_ERRORS, 401, 429)),
+              m.PhoneStartIn, None, 202, "citizen", (*_BODY_ERRORS, 401, 429, 503)),
     Operation("post", "/api/citizens/me/phone/verify", "Confirm the one-time code", "citizens",
               m.PhoneVerifyIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 404, 429)),
     Operation("post", "/api/citizens/me/real-name", "Verify name and national ID number",
-              "citizens", m.RealNameIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 403)),
+              "citizens", m.RealNameIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 403, 409, 429)),
     Operation("post", "/api/citizens/me/attestation", "Present a signed identity attestation",
-              "citizens", m.AttestationIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 403)),
+              "citizens", m.AttestationIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 403, 409)),
     Operation("post", "/api/alarms", "One-tap silent alarm", "intake", m.AlarmIn, m.IntakeOut,
-              201, "citizen", (*_BODY_ERRORS, 401, 503)),
+              201, "citizen", (*_BODY_ERRORS, 401, 429, 503)),
     Operation("post", "/api/alarms/{incident_id}/trail", "Add positions to an alarm's trail",
               "intake", m.TrailIn, None, 202, "citizen", (*_BODY_ERRORS, 401, 404, 429)),
     Operation("post", "/api/alarms/{incident_id}/cancel", "Withdraw a false trigger", "intake",
@@ -118,9 +121,18 @@ OPERATIONS: tuple[Operation, ...] = (
     # The browser clients (docs/clients.md) and what they load.
     Operation("get", "/console", "The dispatcher console (HTML; 503 when not built)", "clients",
               errors=(503,)),
+    Operation("get", "/officer", "The field officer's page (HTML; 503 when not built)",
+              "clients", errors=(503,)),
     Operation("get", "/assets/{name}", "A hashed file of the clients' bundle (immutable)",
               "clients", errors=(404,)),
     Operation("get", "/favicon.ico", "No icon (204)", "clients"),
+    Operation("get", "/report", "The citizen's reporting page (HTML; 503 when not built)",
+              "clients", errors=(503,)),
+    Operation("get", "/report/sw.js", "The reporting page's service worker (no-cache)",
+              "clients", errors=(503,)),
+    Operation("get", "/report.webmanifest", "The reporting page's web app manifest",
+              "clients"),
+    Operation("get", "/report/icon.svg", "The reporting page's icon", "clients"),
     Operation("get", "/api/client/config", "Server time, time zone, thresholds, basemap",
               "clients"),
     Operation("get", "/api/precincts.geojson", "Precinct boundaries, simplified, with an ETag",
@@ -135,6 +147,25 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/incidents/{incident_id}/evidence/{attachment_id}",
               "One evidence file (every read is audited, ?purpose=)", "workflow", auth="staff",
               errors=(400, 401, 403, 404)),
+    # Video calls (docs/calls.md): WHIP-shaped for the citizen, WHEP-shaped for staff.
+    Operation("post", "/api/calls", "Start a video call: the incident, queued at once, and "
+              "the session URL to POST the SDP offer to", "calls", m.CallIn, m.CallOut, 201,
+              "citizen", (*_BODY_ERRORS, 401, 503)),
+    Operation("post", "/api/calls/{incident_id}/sessions", "The phone's SDP offer (WHIP): "
+              "answered at once, recorded from the first packet; Location names the session",
+              "calls", "sdp", "sdp", 201, "citizen", (*_BODY_ERRORS, 401, 404, 409, 503)),
+    Operation("delete", "/api/calls/{incident_id}/sessions/{session_id}", "Hang up", "calls",
+              auth="citizen", errors=(400, 401, 404)),
+    Operation("post", "/api/incidents/{incident_id}/call/viewers", "Pick up (the claiming "
+              "dispatcher, two-way audio) or listen in (a commander), WHEP-shaped", "calls",
+              "sdp", "sdp", 201, "staff", (*_BODY_ERRORS, 401, 403, 404, 409, 503)),
+    Operation("delete", "/api/incidents/{incident_id}/call/viewers/{viewer_id}",
+              "Leave the call", "calls", auth="staff", errors=(400, 401, 404)),
+    Operation("get", "/api/rtc/config", "ICE servers, with time-limited TURN credentials",
+              "calls", None, m.RtcConfigOut, auth="citizen-or-staff", errors=(401,)),
+    Operation("get", "/api/incidents/{incident_id}/recordings/{recording_id}",
+              "A call recording (WebM; HTTP Range; every fetch audited)", "calls", None, "webm",
+              auth="staff", errors=(400, 401, 403, 404)),
 )  # fmt: skip
 
 _MULTIPART_SCHEMA: dict[str, Any] = {
@@ -186,13 +217,25 @@ def build_document() -> dict[str, Any]:
                 "required": True,
                 "content": {"multipart/form-data": {"schema": _MULTIPART_SCHEMA}},
             }
+        elif op.request == "sdp":
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/sdp": {"schema": {"type": "string", "maxLength": 32768}}},
+            }
         elif isinstance(op.request, type):
             operation["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": _schema_ref(op.request)}},
             }
         success: dict[str, Any] = {"description": "success"}
-        if op.response is not None:
+        if op.response == "sdp":
+            success["content"] = {"application/sdp": {"schema": {"type": "string"}}}
+            success["headers"] = {"Location": {"schema": {"type": "string"},
+                                               "description": "DELETE it to end"}}  # fmt: skip
+        elif op.response == "webm":
+            webm = {"type": "string", "contentMediaType": "video/webm"}
+            success["content"] = {"video/webm": {"schema": webm}}
+        elif isinstance(op.response, type):
             success["content"] = {"application/json": {"schema": _schema_ref(op.response)}}
         responses: dict[str, Any] = {str(op.status): success}
         for status in op.errors:

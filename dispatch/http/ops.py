@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
 
 import asyncpg
@@ -10,7 +12,9 @@ import redis.exceptions
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from dispatch.http.keys import INFRA, METRICS, SETTINGS
+from dispatch.domain.errors import Forbidden, Unauthorized
+from dispatch.http.citizen_api import bearer_token
+from dispatch.http.keys import INFRA, METRICS, PRECINCTS, SETTINGS
 from dispatch.infra.connections import ping
 
 logger = logging.getLogger(__name__)
@@ -76,9 +80,39 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "checks": {k: "ok" for k in checks}})
 
 
+def _local_and_direct(request: web.Request) -> bool:
+    """A scraper on this host, not a request a reverse proxy on this host passed on."""
+    try:
+        local = ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+    proxied = any(h in request.headers for h in ("X-Real-IP", "X-Forwarded-For", "Forwarded"))
+    return local and not proxied
+
+
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    # Counters tell an attacker what the service is doing and where it hurts: with
+    # MICRO110_METRICS_TOKEN set, only to whoever sends it; without, only to this host.
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        given = bearer_token(request) or ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise Unauthorized(
+                "send MICRO110_METRICS_TOKEN as 'Authorization: Bearer <token>'", field="token"
+            )
+    elif not _local_and_direct(request):
+        raise Forbidden(
+            "metrics are served only to this host; set MICRO110_METRICS_TOKEN to scrape "
+            "them from elsewhere"
+        )
+    registry = request.app[METRICS]
+    # Read at scrape time: which precinct import this node serves, and since when.
+    snapshot = request.app[PRECINCTS].snapshot
+    node = request.app[SETTINGS].node_name
+    registry.precinct_import.labels(node).set(snapshot.import_id)
+    registry.precinct_import_loaded.labels(node).set(snapshot.loaded_at.timestamp())
+    body = generate_latest(registry.registry)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"

@@ -43,6 +43,13 @@ class Page:
 PAGES = (
     Page("/console", "console", "110 接警台 · Dispatch console"),
     Page("/report", "report", "110 报警 · Report to the police", report_page.HEAD),
+    Page(
+        "/officer",
+        "officer",
+        "110 出警 · Field officer",
+        '<link rel="manifest" href="/static/officer.webmanifest">'
+        '<meta name="theme-color" content="#14181f">',
+    ),
 )
 
 

@@ -170,7 +170,9 @@ async def release(request: web.Request) -> web.Response:
 async def assign(request: web.Request) -> web.Response:
     session = await staff(request)
     body = await read_json(request, AssignIn, max_bytes=_max_json(request))
-    incident = await request.app[WORKFLOW].assign(session, incident_id(request), body.officer_ids)
+    incident = await request.app[WORKFLOW].assign(
+        session, incident_id(request), body.officer_ids, body.mutual_aid_reason
+    )
     return _json(incident_out(incident))
 
 

@@ -26,6 +26,7 @@ async def api_status(request: web.Request) -> web.Response:
             "schema_version": await request.app[INFRA].schema_version(),
             "precincts": len(snapshot.index),
             "precinct_import": snapshot.import_id,
+            "precinct_import_loaded_at": snapshot.loaded_at.isoformat(),
             "embedded": {
                 "postgresql": settings.embedded_database,
                 "redis": settings.embedded_redis,

@@ -45,6 +45,29 @@ class Metrics:
             ),
         )
 
+        object.__setattr__(
+            self,
+            "precinct_import",
+            Gauge(
+                "micro110_precinct_import",
+                "The precinct import this node serves",
+                ["node"],
+                registry=self.registry,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "precinct_import_loaded",
+            Gauge(
+                "micro110_precinct_import_loaded_timestamp_seconds",
+                "When this node began serving its precinct import (Unix time)",
+                ["node"],
+                registry=self.registry,
+            ),
+        )
+
     http_requests: Counter = field(init=False)
     http_latency: Histogram = field(init=False)
     ready: Gauge = field(init=False)
+    precinct_import: Gauge = field(init=False)
+    precinct_import_loaded: Gauge = field(init=False)

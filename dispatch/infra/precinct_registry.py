@@ -1,9 +1,13 @@
 """The live precinct index of one server process.
 
-Built from PostgreSQL at start, rebuilt when an import commits anywhere: we LISTEN on
-the precincts channel, and poll the import counter as a fallback for a dropped
-listener connection.  Readers take `registry.index`; a rebuild swaps in a new
-immutable index, so a lookup never sees half an import.
+Loaded from PostgreSQL at start and again when an import commits anywhere: we LISTEN
+on the precincts channel, and check the import counter at every heartbeat as a
+fallback for a dropped listener connection.  The importing process stored the index
+it built with the import, so loading is unpacking arrays (a fraction of a second, off
+the event loop); imports from before that are rebuilt from the boundaries.  Readers
+take `registry.snapshot`; a load swaps in a new immutable index, so a lookup never
+sees half an import.  Each load and heartbeat is reported (`precinct_nodes`), which is
+how an import knows when every node serves it.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from shapely.geometry import shape
@@ -24,12 +30,18 @@ from geo.precincts import Precinct
 
 logger = logging.getLogger(__name__)
 
+# How often a node reports that it is alive (and checks for a missed import); an
+# import waits for the nodes seen within three heartbeats.
+HEARTBEAT_S = 5.0
+LIVE_WITHIN_S = 3 * HEARTBEAT_S
+
 
 @dataclass(frozen=True, slots=True)
 class PrecinctSnapshot:
     import_id: int
     index: PrecinctIndex
     names: Mapping[str, str]  # every precinct ever known, retired ones too
+    loaded_at: datetime
 
 
 class IndexCache:
@@ -43,33 +55,60 @@ class IndexCache:
     KEEP = 4
 
     def __init__(self) -> None:
-        self._built: dict[str, PrecinctIndex] = {}
+        self._built: dict[str, tuple[PrecinctIndex, bytes]] = {}
 
-    def build(self, records: list[asyncpg.Record]) -> PrecinctIndex:
+    def build(self, records: Sequence[Mapping[str, Any]]) -> PrecinctIndex:
         precincts = [
             Precinct(code=r["code"], name=r["name"], geometry=shape(r["geometry"])) for r in records
         ]
+        return self._built_index(precincts)[0]
+
+    def packed(self, precincts: Sequence[Precinct]) -> bytes:
+        """The index of `precincts`, packed (`PrecinctIndex.to_bytes`)."""
+        return self._built_index(precincts)[1]
+
+    def loaded(self, blob: bytes) -> PrecinctIndex:
+        """The index packed in `blob`."""
+        key = "packed:" + hashlib.sha256(blob).hexdigest()
+        entry = self._built.pop(key, None)
+        if entry is None:
+            entry = (PrecinctIndex.from_bytes(blob), b"")
+        return self._keep(key, entry)[0]
+
+    def _built_index(self, precincts: Sequence[Precinct]) -> tuple[PrecinctIndex, bytes]:
         digest = hashlib.sha256()
         for precinct in precincts:
             digest.update(f"{precinct.code}\0{precinct.name}\0".encode())
             digest.update(precinct.geometry.wkb)
         key = digest.hexdigest()
-        index = self._built.pop(key, None)
-        if index is None:
+        entry = self._built.pop(key, None)
+        if entry is None:
             index = PrecinctIndex.build(precincts)
-        self._built[key] = index  # most recently used last
+            entry = (index, index.to_bytes())
+        return self._keep(key, entry)
+
+    def _keep(self, key: str, entry: tuple[PrecinctIndex, bytes]) -> tuple[PrecinctIndex, bytes]:
+        self._built[key] = entry  # most recently used last
         while len(self._built) > self.KEEP:  # every import would otherwise stay in memory
             del self._built[next(iter(self._built))]
-        return index
+        return entry
 
 
 class PrecinctRegistry:
     def __init__(
-        self, pool: asyncpg.Pool, *, cache: IndexCache | None = None, poll_interval_s: float = 30.0
+        self,
+        pool: asyncpg.Pool,
+        *,
+        node: str = "node-1",
+        cache: IndexCache | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._pool = pool
+        self._node = node
         self._cache = cache or IndexCache()
-        self._poll_interval_s = poll_interval_s
+        self._heartbeat_s = heartbeat_s
+        self._now = now
         self._snapshot: PrecinctSnapshot | None = None
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -86,25 +125,45 @@ class PrecinctRegistry:
             async with self._pool.acquire() as conn:
                 import_id = await precinct_store.latest_import_id(conn)
                 if self._snapshot is not None and self._snapshot.import_id == import_id:
+                    await precinct_store.report_serving(
+                        conn, self._node, import_id, self._snapshot.loaded_at
+                    )
                     return self._snapshot
-                records = await precinct_store.active_precincts(conn)
+                blob = await precinct_store.stored_index(conn, import_id)
+                records = None if blob is not None else await precinct_store.active_precincts(conn)
                 names = await precinct_store.precinct_names(conn)
-            index = await asyncio.get_running_loop().run_in_executor(
-                None, self._cache.build, records
-            )
-            self._snapshot = PrecinctSnapshot(import_id, index, names)
+            loop = asyncio.get_running_loop()
+            # Off the event loop: unpacking (or, for an old import, building) must never
+            # hold up an alarm.
+            if blob is not None:
+                index = await loop.run_in_executor(None, self._cache.loaded, blob)
+            else:
+                assert records is not None
+                index = await loop.run_in_executor(None, self._cache.build, records)
+            self._snapshot = PrecinctSnapshot(import_id, index, names, self._now())
+            async with self._pool.acquire() as conn:
+                await precinct_store.report_serving(
+                    conn, self._node, import_id, self._snapshot.loaded_at
+                )
             logger.info(
-                "precinct index loaded", extra={"import_id": import_id, "precincts": len(records)}
+                "precinct index loaded",
+                extra={"import_id": import_id, "precincts": len(index), "stored": blob is not None},
             )
         async with self.reloaded:
             self.reloaded.notify_all()
         return self._snapshot
 
+    async def forget(self) -> None:
+        """This node stops: no import should wait for it."""
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            async with self._pool.acquire() as conn:
+                await precinct_store.forget_node(conn, self._node)
+
     def _on_notify(self, *_: object) -> None:
         self._changed.set()
 
     async def watch(self) -> None:
-        """Reload on every committed import until cancelled."""
+        """Reload on every committed import until cancelled; report a heartbeat."""
         while True:
             try:
                 async with self._pool.acquire() as conn:
@@ -113,7 +172,7 @@ class PrecinctRegistry:
                         await self.load()  # catch up with anything missed while not listening
                         while True:
                             with contextlib.suppress(TimeoutError):
-                                await asyncio.wait_for(self._changed.wait(), self._poll_interval_s)
+                                await asyncio.wait_for(self._changed.wait(), self._heartbeat_s)
                             self._changed.clear()
                             await self.load()
                     finally:

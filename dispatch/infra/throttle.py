@@ -75,3 +75,75 @@ class WindowLimit:
                 extra={"limit": self.name, "client": who, "per_window": self.limit},
             )
         return max(1, math.ceil((window + 1) * self.window_s - now))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginBackoff:
+    """Failed logins slow down the network they come from, for that account only.
+
+    Each (account, network) pair has `free` failures; after that every further failure
+    doubles the wait before the next attempt from there (1 s, 2 s, 4 s, ... up to
+    `max_s`).  Nothing is locked: the account's owner on a network that has not been
+    failing gets in at once, so failing logins in someone's name is no way to lock them
+    out.  A guesser spread over many networks is slowed too: once the account has seen
+    `account_alarm` failures in the window, every network gets one free failure only.
+    A success clears its network's count.  Networks: IPv4 addresses, IPv6 /64s.
+    """
+
+    redis: aioredis.Redis
+    free: int = 5
+    max_s: float = 900.0
+    base_s: float = 1.0
+    account_alarm: int = 20
+    window_s: int = 3600
+    now: Callable[[], float] = time.time
+    timeout_s: float = 0.5
+
+    @staticmethod
+    def _keys(account: str, network: str) -> tuple[str, str]:
+        name = account.lower()
+        return f"{_PREFIX}login:{name}:{network}", f"{_PREFIX}login:{name}"
+
+    async def wait_s(self, account: str, client: str) -> int | None:
+        """Seconds before `client` may try `account` again; None: now."""
+        here, _ = self._keys(account, address_group(client))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hget(here, "until")
+                (until,) = await pipe.execute()
+        except (OSError, redis.exceptions.RedisError):
+            logger.exception("login back-off unavailable; not limiting")
+            return None
+        if until is None:
+            return None
+        left = float(until) - self.now()
+        return math.ceil(left) if left > 0 else None
+
+    async def failed(self, account: str, client: str) -> None:
+        here, anywhere = self._keys(account, address_group(client))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.hincrby(here, "failures", 1)
+                pipe.expire(here, self.window_s)
+                pipe.incr(anywhere)
+                pipe.expire(anywhere, self.window_s)
+                failures, _, total, _ = await pipe.execute()
+                free = self.free if int(total) < self.account_alarm else 1
+                if int(failures) >= free:
+                    delay = min(self.max_s, self.base_s * 2 ** min(int(failures) - free, 30))
+                    until = str(self.now() + delay)
+                    pipe = self.redis.pipeline(transaction=False)
+                    pipe.hset(here, "until", until)
+                    await pipe.execute()
+        except (OSError, redis.exceptions.RedisError):
+            logger.exception("login back-off unavailable; not counting")
+
+    async def succeeded(self, account: str, client: str) -> None:
+        here, _ = self._keys(account, address_group(client))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.redis.delete(here)
+        except (OSError, redis.exceptions.RedisError):
+            logger.exception("login back-off unavailable")

@@ -15,7 +15,15 @@ import asyncpg
 
 from dispatch.auth.identity_providers import AttestationVerifier, SmsSender
 from dispatch.auth.tokens import TokenKind, TokenSigner
-from dispatch.domain.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
+from dispatch.domain.errors import (
+    BadRequest,
+    Conflict,
+    DispatchError,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
 from dispatch.domain.identity import (
     InvalidNationalId,
@@ -69,25 +77,42 @@ class CitizenServices:
     publisher: Publisher
     # New accounts per client address (see Settings.registrations_per_minute).
     registrations: WindowLimit | None = None
+    # Real-name attempts per citizen and per network: no trying ID numbers until one fits.
+    real_name_per_citizen: WindowLimit | None = None
+    real_name_per_network: WindowLimit | None = None
 
     def _tokens(
-        self, citizen_id: CitizenId, level: VerificationLevel, generation: int
+        self, citizen_id: CitizenId, level: VerificationLevel, generation: int, sign_in: int
     ) -> CitizenTokens:
         now = self.clock.now()
         token, expires = self.signer.issue(
-            TokenKind.CITIZEN, str(citizen_id), now=now, ttl=self.access_ttl, lvl=level.value
-        )
+            TokenKind.CITIZEN, str(citizen_id), now=now, ttl=self.access_ttl, lvl=level.value,
+            sg=sign_in,
+        )  # fmt: skip
         refresh, refresh_expires = self.signer.issue(
             TokenKind.CITIZEN_REFRESH, str(citizen_id), now=now, ttl=REFRESH_TTL, gen=generation
         )
         return CitizenTokens(citizen_id, token, expires, refresh, refresh_expires, level)
 
-    def authenticate(self, token: str) -> CitizenId:
+    async def authenticate(self, token: str) -> CitizenId:
+        """The citizen a valid, unexpired access token names, as long as its sign-in has
+        not ended (a replayed refresh token, or "sign out everywhere")."""
         claims = self.signer.verify(token, TokenKind.CITIZEN, now=self.clock.now())
         try:
-            return CitizenId(uuid.UUID(claims.subject))
+            citizen_id = CitizenId(uuid.UUID(claims.subject))
         except ValueError:
             raise Unauthorized("the token names no citizen", field="token") from None
+        async with self.pool.acquire() as conn:
+            current = await citizen_store.sign_in_generation(conn, citizen_id)
+        if current is None:
+            raise Unauthorized("unknown citizen", field="token")
+        if claims.extra.get("sg", 0) != current:
+            raise Unauthorized(
+                "this sign-in has ended (signed out everywhere, or a reused refresh token "
+                "was detected); register again",
+                field="token",
+            )
+        return citizen_id
 
     async def register(self, device_id: str, client: str = "unknown") -> CitizenTokens:
         """A new anonymous account; `client` is the caller's address."""
@@ -109,7 +134,9 @@ class CitizenServices:
                 citizen_id=citizen_id,
             )
         await self.publisher.publish([event])
-        return self._tokens(citizen.id, citizen.verification, citizen.token_generation)
+        return self._tokens(
+            citizen.id, citizen.verification, citizen.token_generation, citizen.sign_in_generation
+        )
 
     async def refresh(self, refresh_token: str) -> CitizenTokens:
         claims = self.signer.verify(refresh_token, TokenKind.CITIZEN_REFRESH, now=self.clock.now())
@@ -117,18 +144,43 @@ class CitizenServices:
             citizen_id = CitizenId(uuid.UUID(claims.subject))
         except ValueError:
             raise Unauthorized("the token names no citizen", field="refresh_token") from None
+        event: StoredEvent | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             citizen = await citizen_store.get_citizen(conn, citizen_id, for_update=True)
             if citizen is None:
                 raise Unauthorized("unknown citizen", field="refresh_token")
             replayed = claims.extra.get("gen") != citizen.token_generation
-            # Either way the generation moves on: after a replay (the token leaked) that
-            # revokes every refresh token issued so far, the thief's and the owner's.
-            generation = await citizen_store.bump_token_generation(conn, citizen_id)
-        if replayed:
+            if replayed:
+                # A refresh token used twice leaked: end every sign-in of the citizen, the
+                # thief's and the owner's, access tokens included (checked per request).
+                event = await self._end_sign_ins(conn, citizen_id, "refresh_token_reused")
+            else:
+                generation = await citizen_store.bump_token_generation(conn, citizen_id)
+        if event is not None:
+            await self.publisher.publish([event])
             logger.warning("replayed refresh token", extra={"citizen_id": str(citizen_id)})
             raise Unauthorized("this refresh token was already used", field="refresh_token")
-        return self._tokens(citizen_id, citizen.verification, generation)
+        return self._tokens(
+            citizen_id, citizen.verification, generation, citizen.sign_in_generation
+        )
+
+    async def sign_out_everywhere(self, citizen_id: CitizenId) -> None:
+        """Revoke every token the citizen holds, on every device; audited."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            event = await self._end_sign_ins(conn, citizen_id, "signed_out_everywhere")
+        await self.publisher.publish([event])
+
+    async def _end_sign_ins(
+        self, conn: asyncpg.Connection, citizen_id: CitizenId, reason: str
+    ) -> StoredEvent:
+        await citizen_store.end_sign_ins(conn, citizen_id)
+        return await event_store.append_event(
+            conn,
+            EventType.CITIZEN_SIGNED_OUT,
+            Actor(ActorKind.CITIZEN, str(citizen_id)),
+            {"citizen_id": str(citizen_id), "reason": reason},
+            citizen_id=citizen_id,
+        )
 
     async def start_phone(
         self, citizen_id: CitizenId, raw_phone: str
@@ -205,31 +257,81 @@ class CitizenServices:
         return level
 
     async def verify_real_name(
-        self, citizen_id: CitizenId, name: str, raw_id: str
+        self, citizen_id: CitizenId, name: str, raw_id: str, client: str = "unknown"
     ) -> VerificationLevel:
+        """Name + national ID number, matched against the registry.  Attempts are limited
+        per citizen and per network (so the registry is no oracle for ID numbers); every
+        failure is audited; one ID is bound to one account at a time."""
+        for limit, who, scope in (
+            (self.real_name_per_citizen, str(citizen_id), "account"),
+            (self.real_name_per_network, address_group(client), "network"),
+        ):
+            wait_s = await limit.count(who) if limit is not None else None
+            if wait_s is not None:
+                raise RateLimited(
+                    f"too many identity checks from this {scope}; try again in {wait_s} s",
+                    field="national_id",
+                    retry_after_s=wait_s,
+                )
         try:
             national_id = parse_national_id(raw_id, today=self.clock.now().date())
         except InvalidNationalId as exc:
+            await self._verification_failed(citizen_id, "registry", "invalid_number")
             raise BadRequest(str(exc), field="national_id") from exc
         id_hash = hash_national_id(national_id.number, self.keys.id_hash_key)
         name_hash = _name_hash(name, self.keys.id_hash_key)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await citizen_store.registry_match(conn, id_hash, name_hash):
-                raise Forbidden(
+                refused: DispatchError | None = Forbidden(
                     "the name and ID number were not confirmed by the identity registry",
                     field="national_id",
                 )
-            level, event = await self._record_level(
-                conn,
-                citizen_id,
-                VerificationLevel.REAL_NAME,
-                provider="registry",
-                real_name=name.strip(),
-                id_hash=id_hash,
-                id_masked=national_id.masked,
-            )
+                event = await self._failure_event(conn, citizen_id, "registry", "no_match")
+            elif holder := await citizen_store.national_id_holder(conn, id_hash, citizen_id):
+                refused = Conflict(
+                    "this ID number is already bound to another account; one person, one "
+                    "account (call 110 in an emergency: your report is taken anyway)",
+                    field="national_id",
+                )
+                event = await self._failure_event(
+                    conn, citizen_id, "registry", "id_bound_elsewhere", holder=str(holder)
+                )
+            else:
+                refused = None
+                level, event = await self._record_level(
+                    conn,
+                    citizen_id,
+                    VerificationLevel.REAL_NAME,
+                    provider="registry",
+                    real_name=name.strip(),
+                    id_hash=id_hash,
+                    id_masked=national_id.masked,
+                )
         await self.publisher.publish([event])
+        if refused is not None:
+            logger.warning(
+                "real-name verification refused",
+                extra={"citizen_id": str(citizen_id), "reason": refused.code},
+            )
+            raise refused
         return level
+
+    async def _verification_failed(self, citizen_id: CitizenId, provider: str, reason: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            event = await self._failure_event(conn, citizen_id, provider, reason)
+        await self.publisher.publish([event])
+
+    @staticmethod
+    async def _failure_event(
+        conn: asyncpg.Connection, citizen_id: CitizenId, provider: str, reason: str, **extra: str
+    ) -> StoredEvent:
+        return await event_store.append_event(
+            conn,
+            EventType.CITIZEN_VERIFICATION_FAILED,
+            Actor(ActorKind.CITIZEN, str(citizen_id)),
+            {"provider": provider, "reason": reason, **extra},
+            citizen_id=citizen_id,
+        )
 
     async def verify_attestation(self, citizen_id: CitizenId, token: str) -> VerificationLevel:
         attestation = self.attestations.verify(token, now=self.clock.now())
@@ -247,16 +349,32 @@ class CitizenServices:
             if attestation.national_id is not None:
                 id_hash = hash_national_id(attestation.national_id.number, self.keys.id_hash_key)
                 id_masked = attestation.national_id.masked
-            level, event = await self._record_level(
-                conn,
-                citizen_id,
-                attestation.level,
-                provider=attestation.provider,
-                real_name=attestation.name,
-                id_hash=id_hash,
-                id_masked=id_masked,
+            holder = (
+                await citizen_store.national_id_holder(conn, id_hash, citizen_id)
+                if id_hash is not None
+                else None
             )
+            if holder is not None:
+                event = await self._failure_event(
+                    conn, citizen_id, attestation.provider, "id_bound_elsewhere",
+                    holder=str(holder),
+                )  # fmt: skip
+            else:
+                level, event = await self._record_level(
+                    conn,
+                    citizen_id,
+                    attestation.level,
+                    provider=attestation.provider,
+                    real_name=attestation.name,
+                    id_hash=id_hash,
+                    id_masked=id_masked,
+                )
         await self.publisher.publish([event])
+        if holder is not None:
+            raise Conflict(
+                "this ID number is already bound to another account; one person, one account",
+                field="token",
+            )
         return level
 
     async def _record_level(

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import asyncpg
 
-from dispatch.domain.errors import NotFound
+from dispatch.domain.errors import Forbidden, NotFound
 from dispatch.domain.users import Role
 from dispatch.evidence.files import EvidenceStore
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import evidence_reads as store
+from dispatch.store import field_reports as field_store
 from dispatch.store.evidence_reads import AttachmentInfo
 
 
@@ -36,9 +37,19 @@ class EvidenceAccess:
     incidents: IncidentQueries
     files: EvidenceStore
 
-    async def list(self, session: StaffSession, incident_id: uuid.UUID) -> list[AttachmentInfo]:
-        session.require(Role.DISPATCHER, Role.COMMANDER)
+    async def _may_see(self, session: StaffSession, incident_id: uuid.UUID) -> None:
+        """Dispatchers and commanders in scope; an officer while working the incident
+        (accepted, en route, on scene): the scene's photos help them there."""
+        session.require(Role.DISPATCHER, Role.COMMANDER, Role.OFFICER)
         await self.incidents.get(session, incident_id)  # in scope, or not found
+        if session.user.role is Role.OFFICER:
+            async with self.pool.acquire() as conn:
+                working = await field_store.is_working(conn, incident_id, session.user.id)
+            if not working:
+                raise Forbidden("officers see the photos of the incidents they are working")
+
+    async def list(self, session: StaffSession, incident_id: uuid.UUID) -> list[AttachmentInfo]:
+        await self._may_see(session, incident_id)
         async with self.pool.acquire() as conn:
             return await store.attachments_of(conn, incident_id)
 
@@ -49,8 +60,7 @@ class EvidenceAccess:
         attachment_id: uuid.UUID,
         purpose: str,
     ) -> EvidenceFile:
-        session.require(Role.DISPATCHER, Role.COMMANDER)
-        await self.incidents.get(session, incident_id)
+        await self._may_see(session, incident_id)
         async with self.pool.acquire() as conn, conn.transaction():
             found = await store.read_attachment(
                 conn, incident_id, attachment_id,

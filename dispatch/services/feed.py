@@ -4,6 +4,9 @@ clients that resume: how far the feed has settled, and the events between two se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from uuid import UUID
+
 import asyncpg
 
 from dispatch.domain.events import Horizon, StoredEvent
@@ -28,3 +31,12 @@ async def events_between(pool: asyncpg.Pool, after: int, upto: int | None) -> li
     first, at most 10,000."""
     async with pool.acquire() as conn:
         return await event_store.events_between(conn, after, upto)
+
+
+async def latest_officer_events(
+    pool: asyncpg.Pool, officer_id: int, seq: int, types: Sequence[str]
+) -> list[tuple[UUID, str]]:
+    """For each incident, the type of the officer's latest event among `types`, up to
+    `seq`."""
+    async with pool.acquire() as conn:
+        return await event_store.latest_officer_events(conn, officer_id, seq, types)

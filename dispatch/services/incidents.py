@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
-from dispatch.domain.errors import NotFound
-from dispatch.domain.events import EventType
+from dispatch.domain.access import (
+    INCIDENT_REACH,
+    INCIDENT_VIEW,
+    OFFICER_HISTORY_TYPES,
+    IncidentReach,
+    IncidentView,
+    officer_may_read,
+)
+from dispatch.domain.errors import Forbidden, NotFound
+from dispatch.domain.events import ActorKind, EventType, StoredEvent
 from dispatch.domain.incidents import Incident
 from dispatch.domain.scope import scope_of
+from dispatch.infra.clock import Clock
 from dispatch.services.staff_auth import StaffSession
+from dispatch.store import calls as call_store
 from dispatch.store import events as event_store
+from dispatch.store import precincts as precinct_store
 from dispatch.store import workflow as store
 
 # NENA EIDO-style incident status vocabulary.
@@ -31,10 +43,22 @@ _EIDO_STATUS = {
 }
 
 
+def _officer_entry(event: StoredEvent) -> dict[str, Any]:
+    """A history entry in an officer's view: the reporter is "a citizen", not an id."""
+    actor_id = None if event.actor.kind is ActorKind.CITIZEN else event.actor.id
+    payload = {k: v for k, v in event.payload.items() if k != "possible_duplicates"}
+    actor = {"kind": event.actor.kind.value, "id": actor_id}
+    return {"seq": event.seq, "type": event.type, "at": event.created_at.isoformat(),
+            "actor": actor, "payload": payload}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentQueries:
     pool: asyncpg.Pool
     agency: str
+    clock: Clock
+    # How long an officer may still read an incident after their assignment on it ended.
+    officer_read_after: timedelta = timedelta(hours=1)
 
     async def open_incidents(self, session: StaffSession) -> list[Incident]:
         """Open incidents in my scope, most urgent first (the console's queue)."""
@@ -48,16 +72,42 @@ class IncidentQueries:
             return seq, await store.open_incidents(conn, scope_of(session.user))
 
     async def get(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
+        """An incident this staff member may read (dispatch/domain/access.py); one they
+        may not looks missing, so nobody learns of incidents beyond their reach."""
+        return (await self.read(session, incident_id))[0]
+
+    async def read(
+        self, session: StaffSession, incident_id: uuid.UUID
+    ) -> tuple[Incident, IncidentView]:
+        role = session.user.role
+        reach = INCIDENT_REACH[role]
+        if reach is IncidentReach.NONE:
+            raise Forbidden(
+                f"a {role.value} reads no incidents: they are for dispatchers, commanders "
+                "and the officers sent to them"
+            )
         async with self.pool.acquire() as conn:
             incident = await store.get_incident(conn, incident_id)
-        if incident is None or not scope_of(session.user).sees(incident):
-            raise NotFound("no such incident in your precincts", field="incident_id")
-        return incident
+            if incident is None:
+                visible = False
+            elif reach is IncidentReach.ASSIGNED:
+                hold = await store.officer_hold(conn, incident_id, session.user.id)
+                visible = officer_may_read(hold, self.clock.now(), self.officer_read_after)
+            else:  # precincts, or all of them: the one scope rule
+                visible = scope_of(session.user).sees(incident)
+        if incident is None or not visible:
+            where = (
+                "among your assignments" if reach is IncidentReach.ASSIGNED else "in your precincts"
+            )
+            raise NotFound(f"no such incident {where}", field="incident_id")
+        return incident, INCIDENT_VIEW[role]
 
     async def history(self, session: StaffSession, incident_id: uuid.UUID) -> list[dict[str, Any]]:
-        await self.get(session, incident_id)
+        _, view = await self.read(session, incident_id)
         async with self.pool.acquire() as conn:
             events = await event_store.events_for_incident(conn, incident_id)
+        if view is IncidentView.OFFICER:
+            return [_officer_entry(e) for e in events if e.type in OFFICER_HISTORY_TYPES]
         return [
             {"seq": e.seq, "type": e.type, "at": e.created_at.isoformat(),
              "actor": {"kind": e.actor.kind.value, "id": e.actor.id}, "payload": e.payload}
@@ -66,24 +116,16 @@ class IncidentQueries:
 
     async def eido(self, session: StaffSession, incident_id: uuid.UUID) -> dict[str, Any]:
         """A NENA EIDO-style JSON document for exchange with other agencies."""
-        incident = await self.get(session, incident_id)
+        incident, view = await self.read(session, incident_id)
+        if view is not IncidentView.FULL:
+            raise Forbidden("the EIDO export is for dispatchers and commanders")
         async with self.pool.acquire() as conn:
             events = await event_store.events_for_incident(conn, incident_id)
-            units = await conn.fetch(
-                """SELECT a.id, a.state, a.offered_at, a.acked_at, o.callsign
-                   FROM assignments a JOIN officers o ON o.user_id = a.officer_id
-                   WHERE a.incident_id = $1 ORDER BY a.offered_at""",
-                incident_id,
-            )
-            links = await conn.fetch(
-                "SELECT other_id, kind FROM incident_links WHERE incident_id = $1", incident_id
-            )
-            merged_in = await conn.fetch(
-                "SELECT id, case_no FROM incidents WHERE merged_into = $1", incident_id
-            )
-            precinct_name = await conn.fetchval(
-                "SELECT name FROM precincts WHERE code = $1", incident.scope_precinct
-            )
+            units = await store.assigned_units(conn, incident_id)
+            links = await store.incident_links(conn, incident_id)
+            merged_in = await store.merged_from(conn, incident_id)
+            precinct_name = await precinct_store.precinct_name(conn, incident.scope_precinct)
+            recordings = await call_store.recordings_of(conn, incident_id)
         notes = [
             {"noteDateTimeStamp": e.created_at.isoformat(), "noteText": e.payload.get("text", ""),
              "noteType": e.payload.get("kind", "note"),
@@ -123,18 +165,27 @@ class IncidentQueries:
             "locationComponent": [location] if location else [],
             "notesComponent": notes,
             "unitComponent": [
-                {"unitIdentifier": u["callsign"], "assignmentReference": str(u["id"]),
-                 "unitStatus": u["state"], "dispatchTimestamp": u["offered_at"].isoformat(),
-                 "acknowledgedTimestamp": u["acked_at"].isoformat() if u["acked_at"] else None}
+                {"unitIdentifier": u.callsign, "assignmentReference": str(u.id),
+                 "unitStatus": u.state, "dispatchTimestamp": u.offered_at.isoformat(),
+                 "acknowledgedTimestamp": u.acked_at.isoformat() if u.acked_at else None}
                 for u in units
             ],
+            # Video-call recordings: evidence, each with its hash (issue 15).
+            "attachmentComponent": [
+                {"attachmentReference": f"urn:micro110:attachment:{r.id}",
+                 "attachmentType": "video-call-recording", "mimeType": r.media_type,
+                 "hashAlgorithm": "SHA-256", "hash": r.sha256, "sizeBytes": r.size,
+                 "durationSeconds": r.duration_s, "codecs": list(r.codecs),
+                 "url": f"/api/incidents/{incident_id}/recordings/{r.id}"}
+                for r in recordings
+            ],
             "linkComponent": (
-                [{"linkedIncidentIdentifier": f"urn:micro110:incident:{link['other_id']}",
-                  "linkType": link["kind"]} for link in links]
+                [{"linkedIncidentIdentifier": f"urn:micro110:incident:{link.other_id}",
+                  "linkType": link.kind} for link in links]
                 + ([{"linkedIncidentIdentifier": f"urn:micro110:incident:{incident.merged_into}",
                      "linkType": "merged_into"}] if incident.merged_into else [])
-                + [{"linkedIncidentIdentifier": f"urn:micro110:incident:{m['id']}",
-                    "linkType": "merged_from", "localIncidentIdentifier": m["case_no"]}
+                + [{"linkedIncidentIdentifier": f"urn:micro110:incident:{m.id}",
+                    "linkType": "merged_from", "localIncidentIdentifier": m.case_no}
                    for m in merged_in]
             ),
         }  # fmt: skip

@@ -18,6 +18,8 @@ another.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import uuid
 import zoneinfo
@@ -199,6 +201,34 @@ class IntakeService:
             "received_at": received_at.isoformat(),
         }
 
+    async def submit_report(
+        self, citizen_id: CitizenId, submission: Submission, images: Sequence[VerifiedImage]
+    ) -> IntakeResult:
+        """A report with photos: each is stored as evidence (off the event loop) before
+        the submission that records it.  Nothing half-written: should the submission
+        fail, the files it stored go too, but later, once it is sure no report refers to
+        them (a file is shared by every copy of a photo)."""
+        loop = asyncio.get_running_loop()
+        stored: list[tuple[VerifiedImage, str]] = []
+        created: list[str] = []
+        try:
+            for image in images:
+                key, new = await loop.run_in_executor(
+                    None,
+                    functools.partial(
+                        self.evidence.put, image.data, image.sha256, image.format.value
+                    ),
+                )
+                stored.append((image, key))
+                if new:
+                    created.append(key)
+            return await self.submit(
+                citizen_id, dataclasses.replace(submission, images=tuple(stored))
+            )
+        except BaseException:
+            self.forget_evidence(created)
+            raise
+
     async def submit(self, citizen_id: CitizenId, submission: Submission) -> IntakeResult:
         # What waits to be written is held in memory, photos included: while PostgreSQL
         # is slow or away, a node refuses more than it can hold (503, Retry-After)
@@ -254,13 +284,7 @@ class IntakeService:
         await asyncio.sleep(self.evidence_grace_s)
         try:
             async with self.pool.acquire() as conn:
-                referenced = {
-                    r["storage_key"]
-                    for r in await conn.fetch(
-                        "SELECT storage_key FROM attachments WHERE storage_key = any($1::text[])",
-                        keys,
-                    )
-                }
+                referenced = await incident_store.referenced_storage_keys(conn, keys)
             loop = asyncio.get_running_loop()
             for key in keys:
                 if key not in referenced:

@@ -17,7 +17,7 @@ from dispatch.domain.events import Actor, EventType
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.store import events as event_store
-from dispatch.store.workflow import incident_from_row
+from dispatch.store.workflow import mark_overdue
 from dispatch.wire.incident_view import incident_view
 
 logger = logging.getLogger(__name__)
@@ -34,19 +34,11 @@ class OverdueWatch:
         now = self.clock.now()
         severities = sorted(self.thresholds_s)
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """UPDATE incidents i SET overdue_at = $1, version = version + 1, updated_at = $1
-                   FROM unnest($2::smallint[], $3::int[]) AS t(severity, seconds)
-                   WHERE i.state = 'queued' AND i.overdue_at IS NULL AND i.severity = t.severity
-                     AND i.received_at <= $1::timestamptz - make_interval(secs => t.seconds)
-                   RETURNING i.*""",
-                now,
-                severities,
-                [self.thresholds_s[s] for s in severities],
+            overdue = await mark_overdue(
+                conn, now, severities, [self.thresholds_s[s] for s in severities]
             )
             events = []
-            for row in rows:
-                incident = incident_from_row(row)
+            for incident in overdue:
                 waited = (now - incident.received_at).total_seconds()
                 events.append(
                     await event_store.append_event(

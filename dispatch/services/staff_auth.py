@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
-import redis.asyncio as aioredis
-import redis.exceptions
 
 from dispatch.auth.passwords import Passwords
 from dispatch.auth.tokens import TokenKind, TokenSigner
@@ -22,18 +20,12 @@ from dispatch.domain.events import Actor, EventType
 from dispatch.domain.users import Role, User, UserId
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
+from dispatch.infra.throttle import LoginBackoff
 from dispatch.services.users import authenticate
 from dispatch.store import events as event_store
 from dispatch.store import users as user_store
 
 logger = logging.getLogger(__name__)
-
-# Wrong passwords allowed per account and client address in the window.  Keyed on the
-# client too, so nobody can lock a dispatcher out by failing logins in their name from
-# elsewhere; the per-account ceiling still stops a guesser spread over many addresses.
-FAILED_LOGINS_ALLOWED = 10
-FAILED_LOGINS_PER_ACCOUNT = 100
-FAILED_LOGIN_WINDOW_S = 15 * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +47,6 @@ class StaffSession:
 @dataclass(frozen=True, slots=True)
 class StaffAuth:
     pool: asyncpg.Pool
-    redis: aioredis.Redis
     passwords: Passwords
     signer: TokenSigner
     clock: Clock
@@ -63,43 +54,25 @@ class StaffAuth:
     # Logins and logouts go to the feed too: no client is shown them, but their seqs
     # must not leave gaps that live events wait on (signaling/hub.py).
     publisher: Publisher
-
-    @staticmethod
-    def _failure_keys(username: str, client: str) -> list[str]:
-        name = username.lower()
-        return [f"m110:login-failures:{name}:{client}", f"m110:login-failures:{name}"]
-
-    async def _count_failure(self, username: str, client: str) -> None:
-        try:
-            # SET NX EX starts the window once (EXPIRE NX needs Redis 7; embedded is 6.2).
-            pipe = self.redis.pipeline(transaction=True)
-            for key in self._failure_keys(username, client):
-                pipe.set(key, 0, ex=FAILED_LOGIN_WINDOW_S, nx=True)
-                pipe.incr(key)
-            await pipe.execute()
-        except (OSError, redis.exceptions.RedisError):
-            logger.exception("login failure counter unavailable")
-
-    async def _locked_out(self, username: str, client: str) -> bool:
-        try:
-            here, anywhere = await self.redis.mget(self._failure_keys(username, client))
-        except (OSError, redis.exceptions.RedisError):
-            return False
-        return (
-            int(here or 0) >= FAILED_LOGINS_ALLOWED
-            or int(anywhere or 0) >= FAILED_LOGINS_PER_ACCOUNT
-        )
+    # Failed logins slow down their network for that account (never a lockout).
+    backoff: LoginBackoff
 
     async def login(
         self, username: str, password: str, client: str = "unknown"
     ) -> tuple[str, StaffSession]:
         """A session for the right password; `client` is the caller's address."""
-        if await self._locked_out(username, client):
-            raise RateLimited("too many failed logins for this account; wait 15 minutes")
+        wait_s = await self.backoff.wait_s(username, client)
+        if wait_s is not None:
+            raise RateLimited(
+                f"too many failed logins for this account from your network; try again in "
+                f"{wait_s} s",
+                retry_after_s=wait_s,
+            )
         user = await authenticate(self.pool, self.passwords, username, password)
         if user is None:
-            await self._count_failure(username, client)
+            await self.backoff.failed(username, client)
             raise Unauthorized("wrong username or password")
+        await self.backoff.succeeded(username, client)
         now = self.clock.now()
         session_id = uuid.uuid4()
         token, expires = self.signer.issue(

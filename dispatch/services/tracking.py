@@ -15,8 +15,10 @@ from dispatch.domain.events import Actor, ActorKind, EventType
 from dispatch.domain.incidents import IncidentState
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
+from dispatch.store import citizens as citizen_store
 from dispatch.store import events as event_store
 from dispatch.store import incidents as incident_store
+from dispatch.store import precincts as precinct_store
 from dispatch.store import workflow as workflow_store
 from dispatch.wire.incident_view import incident_view
 from dispatch.wire.models import CaseOut, PrecinctOut, TimelineEntryOut
@@ -30,7 +32,9 @@ class TrackingService:
     # The app's publisher; the default one has no listeners.
     publisher: Publisher = field(default_factory=Publisher)
 
-    def _may_see(self, incident: incident_store.TrackedIncident, token: str) -> bool:
+    async def _may_see(
+        self, conn: asyncpg.Connection, incident: incident_store.TrackedIncident, token: str
+    ) -> bool:
         now = self.clock.now()
         try:
             claims = self.signer.verify(token, TokenKind.TRACKING, now=now)
@@ -44,7 +48,11 @@ class TrackingService:
             owner = self.signer.verify(token, TokenKind.CITIZEN, now=now)
         except DispatchError:
             return False
-        return incident.citizen_id is not None and owner.subject == str(incident.citizen_id)
+        if incident.citizen_id is None or owner.subject != str(incident.citizen_id):
+            return False
+        # A signed-out citizen's access token no longer reads the case.
+        current = await citizen_store.sign_in_generation(conn, incident.citizen_id)
+        return current is not None and owner.extra.get("sg", 0) == current
 
     async def case(self, case_no: str, token: str | None) -> CaseOut:
         # Missing, someone else's, and non-existent all answer the same 404.
@@ -53,12 +61,10 @@ class TrackingService:
             raise not_found
         async with self.pool.acquire() as conn:
             incident = await incident_store.get_by_case_no(conn, case_no)
-            if incident is None or not self._may_see(incident, token):
+            if incident is None or not await self._may_see(conn, incident, token):
                 raise not_found
             events = await event_store.events_for_incident(conn, uuid.UUID(str(incident.id)))
-            names = await conn.fetchval(
-                "SELECT name FROM precincts WHERE code = $1", incident.precinct_code
-            )
+            names = await precinct_store.precinct_name(conn, incident.precinct_code)
         timeline = []
         for event in events:
             text = timeline_text(event.type, event.payload)
@@ -83,7 +89,7 @@ class TrackingService:
             raise NotFound("no such case")
         async with self.pool.acquire() as conn, conn.transaction():
             incident = await incident_store.get_by_case_no(conn, case_no)
-            if incident is None or not self._may_see(incident, token):
+            if incident is None or not await self._may_see(conn, incident, token):
                 raise NotFound("no such case")
             if incident.state not in (IncidentState.RESOLVED, IncidentState.CLOSED):
                 raise Conflict(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -83,12 +84,13 @@ async def authenticate(
 ) -> User | None:
     async with pool.acquire() as conn:
         found = await user_store.get_user_with_hash(conn, username)
+    # One argon2 verification whatever the case: unknown, disabled and wrong look alike.
+    # In a thread: argon2 is deliberately slow, and a guesser must not stall the loop.
     if found is None:
-        # Spend the same time as a real check so timing does not reveal usernames.
-        passwords.verify(passwords.hash("timing-equaliser"), password)
+        await asyncio.to_thread(passwords.verify_nobody, password)
         return None
     user, password_hash = found
-    if not user.active or not passwords.verify(password_hash, password):
+    if not await asyncio.to_thread(passwords.verify, password_hash, password) or not user.active:
         return None
     if passwords.needs_rehash(password_hash):
         async with pool.acquire() as conn:

@@ -35,6 +35,7 @@ from dispatch.infra.publisher import Publisher
 from dispatch.infra.queue_index import PriorityQueue, QueueEntry
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
+from dispatch.store import precincts as precinct_store
 from dispatch.store import workflow as store
 from dispatch.wire.incident_view import incident_view
 
@@ -267,9 +268,7 @@ class Workflow:
         self, session: StaffSession, incident_id: uuid.UUID, precinct_code: str, note: str
     ) -> Incident:
         async with self.pool.acquire() as conn:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM precincts WHERE code = $1 AND active", precinct_code
-            )
+            exists = await precinct_store.is_active(conn, precinct_code)
         if not exists:
             raise BadRequest(f"unknown precinct {precinct_code!r}", field="precinct_code")
         return await self._simple(
@@ -305,8 +304,15 @@ class Workflow:
         )  # fmt: skip
 
     async def assign(
-        self, session: StaffSession, incident_id: uuid.UUID, officer_ids: Sequence[int]
+        self,
+        session: StaffSession,
+        incident_id: uuid.UUID,
+        officer_ids: Sequence[int],
+        mutual_aid_reason: str | None = None,
     ) -> Incident:
+        """Send officers.  Officers who do not serve the incident's precinct go only as
+        mutual aid, asked for with a reason: recorded in the history and shown to their
+        home precinct's consoles (`officer.mutual_aid`)."""
         session.require(*_WORKERS)
         if not officer_ids or len(set(officer_ids)) != len(officer_ids):
             raise BadRequest("name one or more different officers", field="officer_ids")
@@ -328,12 +334,37 @@ class Workflow:
             fresh = [o for o in officer_ids if o not in already]
             if not fresh:
                 raise Conflict("these officers are already assigned", field="officer_ids")
+            scope = before.scope_precinct
+            aid = {o: sorted(officers[o]["precincts"]) for o in fresh
+                   if scope is None or scope not in officers[o]["precincts"]}  # fmt: skip
+            if aid and not mutual_aid_reason:
+                callsigns = ", ".join(officers[o]["callsign"] for o in aid)
+                raise Forbidden(
+                    f"{callsigns} do(es) not serve precinct {scope or '(none)'}: send officers "
+                    "of another precinct only as mutual aid, with mutual_aid_reason saying why",
+                    field="officer_ids",
+                )
             after = await store.update_incident(conn, incident_id, now, state=state)
+            extra: dict[str, Any] = {}
+            if aid:
+                extra["mutual_aid"] = {"officer_ids": sorted(aid), "reason": mutual_aid_reason}
             events = [
                 await self._event(conn, EventType.INCIDENT_ASSIGNED, session.actor, after,
                                   officer_ids=fresh,
-                                  callsigns=[officers[o]["callsign"] for o in fresh])
+                                  callsigns=[officers[o]["callsign"] for o in fresh], **extra)
             ]  # fmt: skip
+            for officer_id, home in aid.items():
+                for precinct in home:
+                    # Their home precinct sees where its officer went, and why.
+                    events.append(
+                        await event_store.append_event(
+                            conn, EventType.OFFICER_MUTUAL_AID, session.actor,
+                            {"officer_id": officer_id, "callsign": officers[officer_id]["callsign"],
+                             "incident_id": str(after.id), "case_no": after.case_no,
+                             "precinct_code": scope, "reason": mutual_aid_reason},
+                            incident_id=after.id, precinct_code=precinct,
+                        )
+                    )  # fmt: skip
             for officer_id in fresh:
                 assignment_id = uuid.uuid4()
                 await store.insert_assignment(

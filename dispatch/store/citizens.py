@@ -17,6 +17,7 @@ class Citizen:
     id: CitizenId
     verification: VerificationLevel
     token_generation: int
+    sign_in_generation: int
     false_alarms: int
     phone_masked: str | None
     national_id_masked: str | None
@@ -39,6 +40,7 @@ def _citizen(row: asyncpg.Record) -> Citizen:
         id=CitizenId(row["id"]),
         verification=VerificationLevel(row["verification"]),
         token_generation=row["token_generation"],
+        sign_in_generation=row["sign_in_generation"],
         false_alarms=row["false_alarms"],
         phone_masked=row["phone_masked"],
         national_id_masked=row["national_id_masked"],
@@ -70,6 +72,23 @@ async def bump_token_generation(conn: asyncpg.Connection, citizen_id: UUID) -> i
     return value
 
 
+async def sign_in_generation(conn: asyncpg.Connection, citizen_id: UUID) -> int | None:
+    value: int | None = await conn.fetchval(
+        "SELECT sign_in_generation FROM citizens WHERE id = $1", citizen_id
+    )
+    return value
+
+
+async def end_sign_ins(conn: asyncpg.Connection, citizen_id: UUID) -> None:
+    """Revoke every access and refresh token issued to the citizen so far."""
+    await conn.execute(
+        """UPDATE citizens SET sign_in_generation = sign_in_generation + 1,
+               token_generation = token_generation + 1
+           WHERE id = $1""",
+        citizen_id,
+    )
+
+
 async def set_phone(
     conn: asyncpg.Connection, citizen_id: UUID, phone_hash: str, phone_masked: str
 ) -> None:
@@ -84,6 +103,20 @@ async def set_phone(
         phone_hash,
         phone_masked,
     )
+
+
+async def national_id_holder(
+    conn: asyncpg.Connection, national_id_hash: str, citizen_id: UUID
+) -> CitizenId | None:
+    """Another citizen the national ID is bound to, if any.  Takes a transaction lock
+    on the ID first, so two accounts claiming one ID at once cannot both get it."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 110))", national_id_hash)
+    holder: UUID | None = await conn.fetchval(
+        "SELECT id FROM citizens WHERE national_id_hash = $1 AND id <> $2 LIMIT 1",
+        national_id_hash,
+        citizen_id,
+    )
+    return CitizenId(holder) if holder is not None else None
 
 
 async def set_real_name(

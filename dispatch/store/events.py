@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -103,6 +103,22 @@ async def events_between(
         upto,
     )
     return [event_from_row(r) for r in rows]
+
+
+async def latest_officer_events(
+    conn: asyncpg.Connection, officer_id: int, seq: int, types: Sequence[str]
+) -> list[tuple[UUID, str]]:
+    """For each incident, the type of the officer's latest event among `types`, up to
+    `seq`."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (incident_id) incident_id, type FROM incident_events
+           WHERE officer_id = $1 AND seq <= $2 AND type = any($3::text[])
+           ORDER BY incident_id, seq DESC""",
+        officer_id,
+        seq,
+        list(types),
+    )
+    return [(row["incident_id"], row["type"]) for row in rows]
 
 
 async def latest_seq(conn: asyncpg.Connection) -> int:

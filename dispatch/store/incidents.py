@@ -407,3 +407,11 @@ async def route_first_fix(conn: asyncpg.Connection, incident_id: UUID, location:
         incident_id, location.lon, location.lat, location.accuracy_m, location.precinct_code,
         location.jurisdiction, location.nearest_code, location.distance_m,
     )  # fmt: skip
+
+
+async def referenced_storage_keys(conn: asyncpg.Connection, keys: Sequence[str]) -> set[str]:
+    """Those of `keys` that an attachment refers to."""
+    rows = await conn.fetch(
+        "SELECT storage_key FROM attachments WHERE storage_key = any($1::text[])", list(keys)
+    )
+    return {row["storage_key"] for row in rows}

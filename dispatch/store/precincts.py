@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -69,3 +71,90 @@ async def precinct_names(conn: asyncpg.Connection) -> dict[str, str]:
 
 async def latest_import_id(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM precinct_imports"))
+
+
+async def precinct_name(conn: asyncpg.Connection, code: str | None) -> str | None:
+    name: str | None = await conn.fetchval("SELECT name FROM precincts WHERE code = $1", code)
+    return name
+
+
+async def is_active(conn: asyncpg.Connection, code: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM precincts WHERE code = $1 AND active", code))
+
+
+# One import at a time: an import builds its index from the active set it sees.
+_IMPORT_LOCK = 110_20
+
+
+async def lock_imports(conn: asyncpg.Connection) -> None:
+    """Held until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _IMPORT_LOCK)
+
+
+async def active_codes(conn: asyncpg.Connection) -> list[str]:
+    """Active precinct codes in index order (the order nodes always built in)."""
+    return [
+        r["code"] for r in await conn.fetch("SELECT code FROM precincts WHERE active ORDER BY code")
+    ]
+
+
+async def active_geometries(conn: asyncpg.Connection, codes: Sequence[str]) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT code, name, geometry FROM precincts WHERE code = any($1::text[])", list(codes)
+        )
+    )
+
+
+async def store_index(conn: asyncpg.Connection, import_id: int, index: bytes) -> None:
+    """Stores the import's packed index; only the latest two are kept."""
+    await conn.execute(
+        "INSERT INTO precinct_index_blobs (import_id, index) VALUES ($1, $2)", import_id, index
+    )
+    await conn.execute(
+        """DELETE FROM precinct_index_blobs WHERE import_id NOT IN
+             (SELECT import_id FROM precinct_index_blobs ORDER BY import_id DESC LIMIT 2)"""
+    )
+
+
+async def stored_index(conn: asyncpg.Connection, import_id: int) -> bytes | None:
+    blob: bytes | None = await conn.fetchval(
+        "SELECT index FROM precinct_index_blobs WHERE import_id = $1", import_id
+    )
+    return blob
+
+
+async def report_serving(
+    conn: asyncpg.Connection, node: str, import_id: int, loaded_at: datetime
+) -> None:
+    await conn.execute(
+        """INSERT INTO precinct_nodes (node, import_id, loaded_at, seen_at)
+           VALUES ($1, $2, $3, now())
+           ON CONFLICT (node) DO UPDATE
+             SET import_id = excluded.import_id, loaded_at = excluded.loaded_at,
+                 seen_at = now()""",
+        node,
+        import_id,
+        loaded_at,
+    )
+
+
+async def forget_node(conn: asyncpg.Connection, node: str) -> None:
+    await conn.execute("DELETE FROM precinct_nodes WHERE node = $1", node)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeServing:
+    node: str
+    import_id: int
+    loaded_at: datetime
+
+
+async def live_nodes(conn: asyncpg.Connection, within_s: float) -> list[NodeServing]:
+    """Nodes whose heartbeat is at most `within_s` old, by name."""
+    rows = await conn.fetch(
+        """SELECT node, import_id, loaded_at FROM precinct_nodes
+           WHERE seen_at > now() - make_interval(secs => $1) ORDER BY node""",
+        within_s,
+    )
+    return [NodeServing(r["node"], r["import_id"], r["loaded_at"]) for r in rows]

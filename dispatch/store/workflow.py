@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatch.domain.access import AssignmentHold
 from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import (
@@ -91,6 +92,24 @@ async def open_incidents(
         limit,
     )
     return [incident_from_row(r) for r in rows]
+
+
+async def mark_overdue(
+    conn: asyncpg.Connection, now: datetime, severities: Sequence[int], seconds: Sequence[int]
+) -> list[Incident]:
+    """Mark queued incidents overdue that have waited longer than their severity's
+    threshold (`seconds[i]` for `severities[i]`); the ones marked now."""
+    rows = await conn.fetch(
+        """UPDATE incidents i SET overdue_at = $1, version = version + 1, updated_at = $1
+           FROM unnest($2::smallint[], $3::int[]) AS t(severity, seconds)
+           WHERE i.state = 'queued' AND i.overdue_at IS NULL AND i.severity = t.severity
+             AND i.received_at <= $1::timestamptz - make_interval(secs => t.seconds)
+           RETURNING i.*""",
+        now,
+        list(severities),
+        list(seconds),
+    )
+    return [incident_from_row(row) for row in rows]
 
 
 async def claim_next(
@@ -296,6 +315,24 @@ async def active_assignment_officers(conn: asyncpg.Connection, incident_id: UUID
     return {r["officer_id"] for r in rows}
 
 
+async def officer_hold(
+    conn: asyncpg.Connection, incident_id: UUID, officer_id: int
+) -> AssignmentHold | None:
+    """The officer's assignments on the incident (None: never sent to it)."""
+    row = await conn.fetchrow(
+        """SELECT bool_or(state IN ('offered', 'unacknowledged', 'accepted', 'en_route',
+                                    'on_scene')) AS live,
+                  max(updated_at) FILTER (WHERE state IN ('declined', 'cleared', 'cancelled'))
+                      AS last_ended_at
+           FROM assignments WHERE incident_id = $1 AND officer_id = $2""",
+        incident_id,
+        officer_id,
+    )
+    if row is None or row["live"] is None:
+        return None
+    return AssignmentHold(live=row["live"], last_ended_at=row["last_ended_at"])
+
+
 @dataclass(frozen=True, slots=True)
 class EndedAssignment:
     id: UUID
@@ -340,3 +377,52 @@ async def set_officers_status(
         list(officer_ids),
         status,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AssignedUnit:
+    """An officer's assignment to an incident, for exchange documents."""
+
+    id: UUID
+    state: str
+    offered_at: datetime
+    acked_at: datetime | None
+    callsign: str
+
+
+async def assigned_units(conn: asyncpg.Connection, incident_id: UUID) -> list[AssignedUnit]:
+    rows = await conn.fetch(
+        """SELECT a.id, a.state, a.offered_at, a.acked_at, o.callsign
+           FROM assignments a JOIN officers o ON o.user_id = a.officer_id
+           WHERE a.incident_id = $1 ORDER BY a.offered_at""",
+        incident_id,
+    )
+    return [
+        AssignedUnit(r["id"], r["state"], r["offered_at"], r["acked_at"], r["callsign"])
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentLink:
+    other_id: UUID
+    kind: str
+
+
+async def incident_links(conn: asyncpg.Connection, incident_id: UUID) -> list[IncidentLink]:
+    rows = await conn.fetch(
+        "SELECT other_id, kind FROM incident_links WHERE incident_id = $1", incident_id
+    )
+    return [IncidentLink(r["other_id"], r["kind"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class MergedIncident:
+    id: UUID
+    case_no: str
+
+
+async def merged_from(conn: asyncpg.Connection, incident_id: UUID) -> list[MergedIncident]:
+    """The incidents merged into this one."""
+    rows = await conn.fetch("SELECT id, case_no FROM incidents WHERE merged_into = $1", incident_id)
+    return [MergedIncident(r["id"], r["case_no"]) for r in rows]

@@ -80,6 +80,40 @@ class AlarmIn(_In):
     note: Annotated[str, Meta(max_length=2000)] | None = None
 
 
+class CallIn(_In):
+    """Start a video call: an alarm's intake fields; the SDP offer follows separately."""
+
+    lon: Lon
+    lat: Lat
+    accuracy_m: Accuracy
+    datum: DatumName
+    idempotency_key: IdempotencyKey
+    tag: TagCode = "other"
+    client_time: AwareTime | None = None
+    note: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class CallOut(Struct, frozen=True):
+    case_no: str
+    incident_id: UUID
+    tracking_token: str
+    precinct: PrecinctOut | None
+    jurisdiction: JurisdictionOut
+    status: str
+    session_url: Annotated[str, Meta(description="POST the SDP offer here (application/sdp)")]
+
+
+class IceServerOut(Struct, frozen=True, omit_defaults=True):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class RtcConfigOut(Struct, frozen=True):
+    ice_servers: list[IceServerOut]
+    expires_at: datetime | None
+
+
 class TrailPointIn(_In):
     lon: Lon
     lat: Lat
@@ -167,6 +201,8 @@ class LoginIn(_In):
 
 class AssignIn(_In):
     officer_ids: Annotated[list[RowId], Meta(min_length=1, max_length=20)]
+    # Officers of other precincts are sent only as mutual aid, asked for with a reason.
+    mutual_aid_reason: Annotated[str, Meta(min_length=3, max_length=500)] | None = None
 
 
 class MergeIn(_In):

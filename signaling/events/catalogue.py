@@ -29,6 +29,7 @@ from signaling.events.shapes import (
     Message,
     Place,
     PossibleDuplicate,
+    RecordingRef,
     Shape,
     TrailPoint,
     Transfer,
@@ -120,11 +121,20 @@ class IncidentReleased(IncidentEvent, tag="incident.released"):
     """Its dispatcher put the incident back in the queue."""
 
 
+class MutualAid(Shape):
+    """Officers sent from outside the incident's precinct, and the dispatcher's reason."""
+
+    officer_ids: list[OfficerId]
+    reason: str
+
+
 class IncidentAssigned(IncidentEvent, tag="incident.assigned"):
-    """Officers were sent; each also gets an `assignment.offered`."""
+    """Officers were sent; each also gets an `assignment.offered`.  Officers of other
+    precincts are sent only as `mutual_aid` (their home precinct gets `officer.mutual_aid`)."""
 
     officer_ids: list[OfficerId]
     callsigns: list[str]
+    mutual_aid: MutualAid | UnsetType = UNSET
 
 
 class IncidentMerged(IncidentEvent, tag="incident.merged"):
@@ -243,6 +253,18 @@ class OfficerGeofence(RecordedEvent, tag="officer.geofence"):
     to_precinct: str | None
 
 
+class OfficerMutualAid(RecordedEvent, tag="officer.mutual_aid"):
+    """One of the precinct's officers was sent to another precinct's incident as mutual
+    aid, with the sending dispatcher's reason (the incident itself stays out of reach)."""
+
+    officer_id: OfficerId
+    callsign: str
+    incident_id: UUID
+    case_no: str
+    precinct_code: Annotated[str | None, Meta(description="the incident's precinct")]
+    reason: str
+
+
 # --- assignment.*: to consoles whose scope holds the incident, and to the officer ------
 
 
@@ -304,6 +326,51 @@ class AssignmentCancelled(AssignmentEvent, tag="assignment.cancelled"):
     assignment was live, answered or not; an officer who was working it is available."""
 
 
+# --- call.*: video calls, to consoles whose scope holds the incident -------------------
+
+
+class CallStarted(IncidentEvent, tag="call.started"):
+    """The citizen's phone connected the incident's video call: recording starts with its
+    first packet.  `segment` 1 is the first connection; 2, 3, ... are reconnections of
+    the same call (each a recording segment of its own)."""
+
+    session_id: UUID
+    segment: Annotated[int, Meta(ge=1)]
+    node: Annotated[str, Meta(description="the server node holding the call's media")]
+
+
+class CallAnswered(IncidentEvent, tag="call.answered"):
+    """Staff joined the call: the dispatcher who claimed the incident (`talk`: the
+    citizen hears them) or a commander watching and listening silently.  The reporter
+    is told when a dispatcher joins (case.status), never about silent listeners."""
+
+    session_id: UUID
+    viewer_id: UUID
+    user_id: int
+    talk: bool
+
+
+class CallLeft(IncidentEvent, tag="call.left"):
+    """A viewer left the call (hung up, vanished, or the call ended)."""
+
+    viewer_id: UUID
+    user_id: int
+    talk: bool
+    reason: Literal["left", "vanished", "failed", "call_ended", "shutdown"]
+
+
+class CallEnded(IncidentEvent, tag="call.ended"):
+    """A connection of the call ended: the citizen hung up, reconnected (`replaced`),
+    vanished (nothing heard for a few seconds), the connection failed, or the server
+    stopped.  `recording` is its segment, now evidence (null if no video arrived)."""
+
+    session_id: UUID
+    segment: Annotated[int, Meta(ge=1)]
+    reason: Literal["hang_up", "replaced", "vanished", "failed", "ended", "shutdown",
+                    "server_restart"]  # fmt: skip
+    recording: RecordingRef | None
+
+
 # --- case.status: to the reporter -------------------------------------------------------
 
 
@@ -340,9 +407,10 @@ CATALOGUE = _catalogue(
     IncidentMerged, IncidentUnmerged, IncidentTransferred, IncidentEscalated, IncidentOverdue,
     IncidentResolved, IncidentClosed, IncidentInvalid, IncidentRated,
     MessageCreated,
-    OfficerPosition, OfficerStatus, OfficerGeofence,
+    OfficerPosition, OfficerStatus, OfficerGeofence, OfficerMutualAid,
     AssignmentOffered, AssignmentAccepted, AssignmentDeclined, AssignmentUnacknowledged,
     AssignmentEnRoute, AssignmentOnScene, AssignmentCleared, AssignmentCancelled,
+    CallStarted, CallAnswered, CallLeft, CallEnded,
     CaseStatus,
 )  # fmt: skip
 

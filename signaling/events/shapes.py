@@ -116,3 +116,15 @@ class Message(Shape):
         Meta(description="when the sender's phone captured it (it may have waited offline)"),
     ] = None
     place: Annotated[Place | None, Meta(description="where the officer was")] = None
+
+
+class RecordingRef(Shape):
+    """A finished recording segment of a video call: evidence of the incident."""
+
+    id: Annotated[UUID, Meta(description="the attachment id; fetch it at `url`")]
+    url: str
+    media_type: str
+    sha256: str
+    bytes: Annotated[int, Meta(ge=0)]
+    duration_s: float
+    codecs: list[str]

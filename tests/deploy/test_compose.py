@@ -434,10 +434,10 @@ def test_app_nodes_share_everything_but_their_node_name() -> None:
     [
         "MICRO110_SECRET_KEY",
         "MICRO110_ID_HASH_KEY",
-        "MICRO110_TURN_USERNAME",
-        "MICRO110_TURN_PASSWORD",
+        "MICRO110_TURN_SECRET",
         "MICRO110_ICE_SERVERS",
         "MICRO110_PUBLIC_URL",
+        "MICRO110_METRICS_TOKEN",
     ],
 )
 def test_cluster_wide_values_are_required_from_the_environment(variable: str) -> None:
@@ -503,9 +503,9 @@ def test_coturn_uses_the_deploy_config_and_the_apps_credentials() -> None:
     assert "./deploy/turnserver.conf:/etc/coturn/turnserver.conf:ro" in coturn["volumes"]
     command = [str(c) for c in coturn["command"]]
     assert command[command.index("-c") + 1] == "/etc/coturn/turnserver.conf"
-    (user,) = [c for c in command if c.startswith("--user=")]
-    names = [m["name"] for m in _interpolations(user)]
-    assert names == ["MICRO110_TURN_USERNAME", "MICRO110_TURN_PASSWORD"], user
+    (secret,) = [c for c in command if c.startswith("--static-auth-secret=")]
+    names = [m["name"] for m in _interpolations(secret)]
+    assert names == ["MICRO110_TURN_SECRET"], secret
     # ... the very variables the app nodes hand to browsers and aiortc.
     for svc in _app_nodes().values():
         env = _environment(svc)
@@ -517,7 +517,8 @@ def test_coturn_uses_the_deploy_config_and_the_apps_credentials() -> None:
 
 def test_turn_server_requires_credentials() -> None:
     conf = _turn_conf()
-    assert "lt-cred-mech" in conf or "use-auth-secret" in conf
+    # Time-limited credentials from the shared secret (issue 15), not a fixed password.
+    assert "use-auth-secret" in conf and "lt-cred-mech" not in conf
     assert "no-auth" not in conf
     assert conf.get("realm"), "long-term credentials need a realm"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +38,6 @@ async def _alarm_at(
         return answer
 
 
-async def _until_inside(
-    http: aiohttp.ClientSession, node: ServerProcess, lon: float, lat: float, code: str
-) -> dict[str, Any]:
-    async with asyncio.timeout(60):  # a rebuild takes seconds of CPU
-        while True:
-            answer = await _alarm_at(http, node, lon, lat)
-            if answer["jurisdiction"]["status"] == "inside":
-                assert answer["precinct"]["code"] == code
-                return answer
-            await asyncio.sleep(0.2)
-
-
 @pytest.mark.slow
 async def test_an_import_while_two_nodes_run_takes_effect_on_both_without_restart(
     cluster: tuple[ServerProcess, ServerProcess, str],
@@ -72,8 +60,11 @@ async def test_an_import_while_two_nodes_run_takes_effect_on_both_without_restar
         )  # fmt: skip
         assert code == 0, err
         assert "micro110: imported 9 precinct(s), rejected 0" in out
+        # The command returns once both nodes serve the import: no waiting after it.
+        assert "served by node-1 (since " in out and ", node-2 (since " in out
         for node in (node_1, node_2):
-            answer = await _until_inside(http, node, *ping_an, code="440304")
+            answer = await _alarm_at(http, node, *ping_an)
+            assert answer["precinct"]["code"] == "440304"
             assert answer["precinct"]["name"] == "福田区"
             assert answer["jurisdiction"] == {"status": "inside"}
             # Nanjing is still there: the import added a city.
@@ -88,11 +79,30 @@ async def test_an_import_while_two_nodes_run_takes_effect_on_both_without_restar
         )  # fmt: skip
         assert code == 0, err
         assert "retired 320102" in out
+        assert "served by node-1 (since " in out and ", node-2 (since " in out
+        # Once the command has returned no node routes to a retired precinct.
         for node in (node_1, node_2):
-            async with asyncio.timeout(60):  # a rebuild takes a moment of CPU
-                while (await _alarm_at(http, node, *xuanwu_lake))["precinct"]:  # noqa: ASYNC110
-                    await asyncio.sleep(0.2)
+            assert (await _alarm_at(http, node, *xuanwu_lake))["precinct"] is None
             assert (await _alarm_at(http, node, *ping_an))["precinct"]["code"] == "440304"
+            async with http.get(f"{node.base_url}/api/status") as response:
+                status = await response.json()
+            assert status["precinct_import"] >= 2
+            assert status["precinct_import_loaded_at"].endswith("+00:00")
+
+        # A node that is stopped is no longer waited for; one that hangs is named.
+        node_2.proc.send_signal(signal.SIGSTOP)
+        try:
+            code, out, err = await run_cli(
+                "precincts", "import", str(SHENZHEN_GCJ02),
+                "--name-property", "name", "--code-property", "adcode", "--datum", "gcj02",
+                "--wait-s", "2",
+                env=env,
+            )  # fmt: skip
+        finally:
+            node_2.proc.send_signal(signal.SIGCONT)
+        assert code == 1
+        assert "served by node-1 (since " in out
+        assert "not serving import #" in err and "node-2 (still on import #" in err
 
 
 async def test_the_raw_file_with_invalid_rings_imports_with_a_report(servers: Servers) -> None:

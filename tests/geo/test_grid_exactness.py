@@ -57,7 +57,16 @@ def _uniform_points(bounds: tuple[float, float, float, float]) -> st.SearchStrat
     )
 
 
-@pytest.mark.parametrize("which", ["nyc_index", "london_index", "election_index"])
+# Indexing the 5,199 election districts is ~25 s of CPU: minutes of wall time when the
+# shared 2-core machine is busy, which the suite's 120 s hang guard mistook for a hang.
+INDEXES = [
+    "nyc_index",
+    "london_index",
+    pytest.param("election_index", marks=pytest.mark.timeout(600)),
+]
+
+
+@pytest.mark.parametrize("which", INDEXES)
 def test_uniform_points_match_shapely(which: str, request: pytest.FixtureRequest) -> None:
     index: PrecinctIndex = request.getfixturevalue(which)
 
@@ -69,7 +78,7 @@ def test_uniform_points_match_shapely(which: str, request: pytest.FixtureRequest
     check()
 
 
-@pytest.mark.parametrize("which", ["nyc_index", "london_index", "election_index"])
+@pytest.mark.parametrize("which", INDEXES)
 def test_points_near_boundaries_match_shapely(which: str, request: pytest.FixtureRequest) -> None:
     """Uniform points rarely land within centimetres of a border; these do."""
     index: PrecinctIndex = request.getfixturevalue(which)
@@ -95,7 +104,7 @@ def test_points_near_boundaries_match_shapely(which: str, request: pytest.Fixtur
     check()
 
 
-@pytest.mark.parametrize("which", ["nyc_index", "london_index", "election_index"])
+@pytest.mark.parametrize("which", INDEXES)
 def test_outside_distances_match_shapely(which: str, request: pytest.FixtureRequest) -> None:
     index: PrecinctIndex = request.getfixturevalue(which)
     projection = index.projection

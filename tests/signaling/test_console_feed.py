@@ -8,6 +8,7 @@ import socketio
 
 from tests.conftest import CitizenSession, Client, Staff, StaffLogin
 from tests.dispatch.calls import GULOU_DRUM_TOWER, act, report
+from tests.media.calls import one_whole_call
 from tests.signaling.feeds import FeedClient
 
 OPEN = {"queued", "claimed", "assigned", "escalated"}
@@ -143,6 +144,8 @@ async def every_action(
     response = await client.post("/api/incidents/next", headers=d.headers)
     assert (await response.json())["incident"]["id"] == e
     await done("next")
+    await one_whole_call(client, citizen, d.headers)
+    await done("call")
 
 
 async def test_stale_snapshot_plus_replayed_events_equals_fresh_snapshot(
@@ -178,7 +181,7 @@ async def test_live_feed_equals_fresh_snapshot_with_no_gap(
         expected = [r["seq"] for r in await conn.fetch(
             """SELECT seq FROM incident_events WHERE seq > $1 AND seq <= $2
                AND (type LIKE 'incident.%' OR type LIKE 'message.%' OR type LIKE 'assignment.%'
-                    OR type LIKE 'officer.%') ORDER BY seq""", seq0, seq1)]  # fmt: skip
+                    OR type LIKE 'officer.%' OR type LIKE 'call.%') ORDER BY seq""", seq0, seq1)]  # fmt: skip
     assert [s for s in seqs if s <= seq1] == expected, "no gap"
 
 
@@ -259,6 +262,8 @@ async def test_each_action_folds_the_last_snapshot_into_the_next(
         checked.append(name)
 
     await every_action(app_client, citizen, staff, after_each=check)
-    assert len(checked) == 27 and {"claim", "merge", "transfer", "next", "message"} <= set(checked)
+    assert len(checked) == 28 and {"claim", "merge", "transfer", "next", "message", "call"} <= set(
+        checked
+    )
     seqs = console.seqs()
     assert seqs == sorted(set(seqs))

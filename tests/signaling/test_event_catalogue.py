@@ -239,6 +239,13 @@ async def officer_and_reporter_actions(
     late = await officer.call("ack", {"assignment_id": third, "accept": True})
     assert late["ok"] is False and late["error"]["code"] == "invalid_transition", late
 
+    # Mutual aid: Gulou's dispatcher borrows the Xuanwu officer, whose precinct is told.
+    gulou = (await report(client, citizen, lon=118.7787, lat=32.0604))["incident_id"]
+    borrow: dict[str, Any] = {"officer_ids": [staff.officer.id], "mutual_aid_reason": "no Gulou"}
+    assert (await act(client, staff.other_dispatcher, gulou, "claim"))[0] == 200
+    status, answer = await act(client, staff.other_dispatcher, gulou, "assign", borrow)
+    assert status == 200, answer
+
     assert (await officer.call("duty", {"on_duty": False}))["status"] == "off_duty"
     await report(client, citizen)
     fake_clock.advance(3600)

@@ -38,6 +38,11 @@ async def test_metrics_are_prometheus_text(app_client: Client) -> None:
     text = await response.text()
     assert 'micro110_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "micro110_http_request_seconds_bucket" in text
+    # Which precinct import the node serves, and since when (as /api/status says).
+    status = await (await app_client.get("/api/status")).json()
+    node = status["node"]
+    assert f'micro110_precinct_import{{node="{node}"}} {float(status["precinct_import"])}' in text
+    assert f'micro110_precinct_import_loaded_timestamp_seconds{{node="{node}"}}' in text
 
 
 async def test_unknown_route_is_a_json_404(app_client: Client) -> None:

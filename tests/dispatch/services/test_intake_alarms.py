@@ -234,9 +234,11 @@ async def test_alarms_arriving_together_are_written_together_each_on_its_own_ter
         (a, b) for a in at_lake for b in at_lake if a != b
     }
     by_incident = {e["incident_id"]: e["payload"] for e in events}
-    for later, incident_id in enumerate(ids[1:5], start=1):
+    # In the order they were written (seq): requests sent together may arrive in any order.
+    written = [e["incident_id"] for e in events if e["incident_id"] in at_lake]
+    for later, incident_id in enumerate(written[1:], start=1):
         suggested = {d["incident_id"] for d in by_incident[incident_id]["possible_duplicates"]}
-        assert suggested == {str(i) for i in ids[:later]}  # those written before it
+        assert suggested == {str(i) for i in written[:later]}  # those written before it
     for body in created:  # each answer is its own and tracks its own case
         case = await app_client.get(
             f"/api/cases/{body['case_no']}",
@@ -259,7 +261,10 @@ async def test_retries_in_the_batch_of_their_original_are_replays_and_spoil_noth
     assert lead.status == 201 and [r.status for r in rest] == [201] * 5
     answers = [await r.json() for r in rest]
     assert answers[0] == answers[3] == answers[4]
-    assert [r.headers.get("Idempotent-Replayed") for r in rest] == [None] * 3 + ["true"] * 2
+    replayed = [r.headers.get("Idempotent-Replayed") for r in rest]
+    # Sent together, the copies may arrive in any order: one is the original.
+    assert replayed[1:3] == [None, None]
+    assert sorted([replayed[0], replayed[3], replayed[4]], key=str) == [None, "true", "true"]
     async with pg.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM incidents") == 4
         assert await conn.fetchval("SELECT count(*) FROM reports") == 4

@@ -1,0 +1,133 @@
+"""Encoded media frames as the server forwards and records them (never decoded).
+
+aiortc has no public way to receive encoded frames (upstream issues #449, #627, #984,
+#1176): every `RTCRtpReceiver` starts a thread running the module-level
+`aiortc.rtcrtpreceiver.decoder_worker`, which decodes each frame reassembled by the
+jitter buffer into the track's queue.  `install()` replaces that function with one that,
+for a track whose queue is a `FrameSink`, hands the reassembled frame over as it is
+(no decode) and otherwise runs aiortc's own worker unchanged, so peers in the same
+process that want decoded frames (tests, tools) still get them.
+
+This relies on aiortc's private internals, hence the exact version pin in
+pyproject.toml and `tests/media/test_aiortc_internals.py`, which fails when they change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from aiortc import rtcrtpreceiver
+
+# What this module was written against; the tests check it is what is installed.
+AIORTC_VERSION = "1.16.0"
+
+VIDEO_CLOCK_RATE = 90_000
+AUDIO_CLOCK_RATE = 48_000
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One encoded video frame or audio packet, as the citizen's phone sent it."""
+
+    kind: str  # "video" | "audio"
+    codec: str  # "VP8", "opus", ...
+    data: bytes
+    pts: int  # in 1 / clock_rate, from the RTP timestamp (0 = the first frame)
+    clock_rate: int
+    keyframe: bool
+
+    @property
+    def time_base(self) -> Fraction:
+        return Fraction(1, self.clock_rate)
+
+    def with_pts(self, pts: int) -> EncodedFrame:
+        return EncodedFrame(self.kind, self.codec, self.data, pts, self.clock_rate, self.keyframe)
+
+
+def vp8_keyframe(data: bytes) -> bool:
+    """RFC 6386 9.1: bit 0 of the frame tag is 0 for a key frame."""
+    return len(data) >= 10 and data[0] & 1 == 0 and data[3:6] == b"\x9d\x01\x2a"
+
+
+def vp8_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 key frame's header (14 bits each)."""
+    if not vp8_keyframe(data):
+        return None
+    width = int.from_bytes(data[6:8], "little") & 0x3FFF
+    height = int.from_bytes(data[8:10], "little") & 0x3FFF
+    return width, height
+
+
+class FrameSink:
+    """Stands in for a remote track's frame queue: the receiver's thread hands each
+    encoded frame to `deliver` on the event loop, and None when the track ends."""
+
+    def __init__(self, kind: str, deliver: Callable[[EncodedFrame | None], None]) -> None:
+        self.kind = kind
+        self.deliver = deliver
+
+    # The shape aiortc's RemoteStreamTrack.recv() expects, never used: nobody reads
+    # a forwarded track as decoded frames.
+    async def get(self) -> None:
+        raise RuntimeError("a forwarded track yields no decoded frames")
+
+
+_original_worker = rtcrtpreceiver.decoder_worker
+_installed = threading.Lock()
+
+
+def _forwarding_worker(
+    loop: asyncio.AbstractEventLoop,
+    input_q: Any,  # queue.Queue (the name `queue` is bench/queue.py to mypy)
+    output_q: Any,
+    decode_error: threading.Event,
+) -> None:
+    if not isinstance(output_q, FrameSink):
+        _original_worker(loop, input_q, output_q, decode_error)
+        return
+    while True:
+        task = input_q.get()
+        if task is None:
+            loop.call_soon_threadsafe(output_q.deliver, None)
+            return
+        codec, jitter_frame = task
+        data: bytes = jitter_frame.data
+        name = codec.name
+        frame = EncodedFrame(
+            kind=output_q.kind,
+            codec=name,
+            data=data,
+            pts=jitter_frame.timestamp,
+            clock_rate=codec.clockRate,
+            keyframe=vp8_keyframe(data) if name == "VP8" else output_q.kind == "audio",
+        )
+        try:
+            loop.call_soon_threadsafe(output_q.deliver, frame)
+        except RuntimeError:  # the loop is closed: the process is stopping
+            return
+
+
+def install() -> None:
+    """Make receivers whose track queue is a `FrameSink` forward encoded frames."""
+    with _installed:
+        rtcrtpreceiver.decoder_worker = _forwarding_worker
+
+
+def forward_receiver(receiver: Any, deliver: Callable[[EncodedFrame | None], None]) -> None:
+    """Before the connection starts (right after setRemoteDescription), make
+    `receiver` hand its encoded frames to `deliver` instead of decoding them."""
+    install()
+    track = receiver.track
+    assert track is not None, "call after setRemoteDescription"
+    track._queue = FrameSink(track.kind, deliver)
+
+
+async def request_keyframe(receiver: Any) -> None:
+    """Ask the sender of `receiver`'s stream for a key frame (RTCP PLI)."""
+    for source in receiver.getSynchronizationSources():
+        await receiver._send_rtcp_pli(source.source)

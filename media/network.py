@@ -1,0 +1,106 @@
+"""ICE servers, TURN credentials and the interfaces media is offered on.
+
+* ICE servers are always explicit: with none configured aiortc would try a public STUN
+  server and wait up to 5 s for it on every connection (aiortc #1183).
+* TURN credentials follow the TURN REST scheme coturn implements with
+  `use-auth-secret`: username `<expiry unix time>:<user>`, password
+  base64(HMAC-SHA1(secret, username)); they expire on their own.
+* Host candidates: aioice gathers every interface but loopback (Docker bridges and
+  VPNs add candidates no phone can reach).  `limit_host_interfaces` keeps the named
+  ones only (process-wide, as aioice's gathering is).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aioice.ice
+import ifaddr
+from aiortc import RTCConfiguration, RTCIceServer
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"urls": list(self.urls)}
+        if self.username is not None:
+            body["username"] = self.username
+            body["credential"] = self.credential
+        return body
+
+
+def turn_rest_credentials(secret: str, user: str, expires_at: int) -> tuple[str, str]:
+    """(username, password) valid until `expires_at` for coturn's `use-auth-secret`."""
+    username = f"{expires_at}:{user}"
+    mac = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(mac).decode()
+
+
+def ice_servers(
+    urls: Sequence[str],
+    *,
+    user: str,
+    now: float,
+    turn_secret: str | None = None,
+    turn_ttl_s: int = 3600,
+    turn_username: str | None = None,
+    turn_password: str | None = None,
+) -> list[IceServer]:
+    """STUN URLs as they are; TURN URLs with time-limited credentials from the shared
+    secret (or the static ones when no secret is set)."""
+    stun = tuple(u for u in urls if u.startswith(("stun:", "stuns:")))
+    turn = tuple(u for u in urls if u.startswith(("turn:", "turns:")))
+    servers = [IceServer(stun)] if stun else []
+    if turn:
+        if turn_secret:
+            username, password = turn_rest_credentials(turn_secret, user, int(now) + turn_ttl_s)
+            servers.append(IceServer(turn, username, password))
+        else:
+            servers.append(IceServer(turn, turn_username, turn_password))
+    return servers
+
+
+def rtc_configuration(servers: Sequence[IceServer]) -> RTCConfiguration:
+    # An empty list, not None: None makes aiortc fall back to Google's STUN server.
+    return RTCConfiguration(
+        iceServers=[RTCIceServer(list(s.urls), s.username, s.credential) for s in servers]
+    )
+
+
+def interface_addresses(names: Sequence[str]) -> list[str]:
+    """The addresses of the named network interfaces (IPv4, and global IPv6)."""
+    wanted = set(names)
+    found: list[str] = []
+    for adapter in ifaddr.get_adapters():
+        if adapter.nice_name not in wanted and adapter.name not in wanted:
+            continue
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str):
+                found.append(ip.ip)
+            elif ip.ip[2] == 0 and not ipaddress.ip_address(ip.ip[0]).is_link_local:
+                found.append(ip.ip[0])
+    return found
+
+
+def limit_host_interfaces(names: Sequence[str]) -> None:
+    """Gather host candidates only on the named interfaces (all but loopback if none)."""
+    if not names:
+        return
+    chosen = tuple(names)
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [
+            address for address in interface_addresses(chosen)
+            if (":" in address and use_ipv6) or (":" not in address and use_ipv4)
+        ]  # fmt: skip
+
+    aioice.ice.get_host_addresses = host_addresses

@@ -1,0 +1,83 @@
+"""Checking an SDP offer before any connection is made: what is wrong, in words.
+
+Pure: text in, a summary or `BadOffer` out.  aiortc's own parser is lenient (an empty
+string parses) and fails on garbage with bare assertion or unpacking errors, so the
+offer is checked here first and those errors are turned into `BadOffer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aiortc import sdp
+
+from media.interface import BadOffer
+
+MAX_OFFER_BYTES = 32 * 1024
+VIDEO_CODEC = "video/VP8"
+AUDIO_CODEC = "audio/opus"
+
+
+class Role(StrEnum):
+    PUBLISHER = "publisher"  # the citizen: sends video (and audio)
+    VIEWER = "viewer"  # staff: receive video and audio, may send audio
+
+
+_SENDS = frozenset({"sendonly", "sendrecv"})
+_RECEIVES = frozenset({"recvonly", "sendrecv"})
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSummary:
+    video_direction: str
+    audio_direction: str | None  # None when the offer has no audio
+
+    @property
+    def sends_audio(self) -> bool:
+        return self.audio_direction in _SENDS
+
+
+def check_offer(text: str, role: Role) -> OfferSummary:
+    """The offer's shape, or `BadOffer` naming the problem."""
+    if len(text.encode()) > MAX_OFFER_BYTES:
+        raise BadOffer(f"the offer is larger than {MAX_OFFER_BYTES} bytes", field="sdp")
+    if not text.startswith("v=0"):
+        raise BadOffer("the body is not an SDP offer (it must start with 'v=0')", field="sdp")
+    try:
+        description = sdp.SessionDescription.parse(text)
+    except (AssertionError, ValueError, IndexError, KeyError, TypeError) as exc:
+        raise BadOffer(f"the offer is not valid SDP ({exc or type(exc).__name__})",
+                       field="sdp") from exc  # fmt: skip
+    video = [m for m in description.media if m.kind == "video"]
+    audio = [m for m in description.media if m.kind == "audio"]
+    other = [m.kind for m in description.media if m.kind not in ("video", "audio")]
+    if other:
+        raise BadOffer(f"only audio and video are taken, not {', '.join(other)}", field="sdp")
+    if not video:
+        raise BadOffer("the offer has no video", field="sdp")
+    if len(video) > 1 or len(audio) > 1:
+        raise BadOffer("the offer has more than one video or audio track", field="sdp")
+    (v,) = video
+    wanted = _SENDS if role is Role.PUBLISHER else _RECEIVES
+    if (v.direction or "sendrecv") not in wanted:
+        verb = "send" if role is Role.PUBLISHER else "receive"
+        raise BadOffer(f"the offer's video must {verb} (direction is {v.direction})", field="sdp")
+    if not any(c.mimeType.lower() == VIDEO_CODEC.lower() for c in v.rtp.codecs):
+        offered = ", ".join(sorted({c.mimeType for c in v.rtp.codecs})) or "none"
+        raise BadOffer(f"no common video codec: the server takes VP8; the offer has {offered}",
+                       field="sdp")  # fmt: skip
+    audio_direction = None
+    if audio:
+        (a,) = audio
+        if not any(c.mimeType.lower() == AUDIO_CODEC.lower() for c in a.rtp.codecs):
+            offered = ", ".join(sorted({c.mimeType for c in a.rtp.codecs})) or "none"
+            raise BadOffer(f"no common audio codec: the server takes Opus; the offer has "
+                           f"{offered}", field="sdp")  # fmt: skip
+        audio_direction = a.direction or "sendrecv"
+    for media in description.media:
+        if media.ice is None or not (media.ice.usernameFragment and media.ice.password):
+            raise BadOffer("the offer has no ICE username fragment or password", field="sdp")
+        if not (media.dtls and media.dtls.fingerprints):
+            raise BadOffer("the offer has no DTLS fingerprint", field="sdp")
+    return OfferSummary(video_direction=v.direction or "sendrecv", audio_direction=audio_direction)

@@ -1,0 +1,48 @@
+"""The private aiortc internals media/ relies on are still there, shaped as expected.
+
+If aiortc is upgraded, these fail first and say what to re-check in media/frames.py
+and media/server.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+from aiortc import RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver
+
+from media import frames
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert version("aiortc") == frames.AIORTC_VERSION
+
+
+def test_the_receiver_starts_the_module_level_decoder_worker() -> None:
+    source = inspect.getsource(RTCRtpReceiver.receive)
+    assert "target=decoder_worker" in source
+    assert "self._track._queue" in source
+    parameters = list(inspect.signature(frames._original_worker).parameters)
+    assert parameters == ["loop", "input_q", "output_q", "decode_error"]
+    frames.install()
+    assert rtcrtpreceiver.decoder_worker is frames._forwarding_worker
+
+
+def test_the_worker_gets_codec_and_jitter_frame_pairs() -> None:
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in source
+    assert "self.__timestamp_mapper.map" in source
+
+
+def test_the_sender_packs_pre_encoded_packets_and_routes_pli_to_send_keyframe() -> None:
+    assert "self.__encoder.pack(data)" in inspect.getsource(RTCRtpSender._next_encoded_frame)
+    handle = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "self._send_keyframe()" in handle
+    assert hasattr(RTCRtpReceiver, "_send_rtcp_pli")
+
+
+def test_vp8_key_frame_header() -> None:
+    key = bytes.fromhex("3012009d012a4001f000")
+    assert frames.vp8_keyframe(key)
+    assert frames.vp8_size(key) == (320, 240)
+    assert not frames.vp8_keyframe(bytes.fromhex("3112009d012a4001f000"))
