@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from tests.media.calls import pick_up
-from tests.media.peers import Console, wait_for
 
 from tests.conftest import Client, Staff
 from tests.console_web.pages import artifact, axe_violations
 from tests.console_web.report_pages import open_report, phone
+from tests.media.calls import pick_up
+from tests.media.peers import Console, wait_for
 
 pytestmark = pytest.mark.browser
 
