@@ -81,6 +81,7 @@ class TrackingService:
             else None,
             received_at=incident.received_at,
             timeline=timeline,
+            rating=incident.rating,
         )
 
     async def rate(self, case_no: str, token: str | None, rating: int, comment: str) -> None:

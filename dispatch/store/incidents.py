@@ -62,6 +62,7 @@ class TrackedIncident:
     citizen_id: UUID | None
     received_at: datetime
     tracking_token_hash: str
+    rating: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,11 +331,12 @@ def _tracked(row: asyncpg.Record) -> TrackedIncident:
         citizen_id=row["citizen_id"],
         received_at=row["received_at"],
         tracking_token_hash=row["tracking_token_hash"],
+        rating=row["rating"],
     )
 
 
 _TRACKED = """SELECT id, case_no, state, channel, tag, precinct_code, citizen_id, received_at,
-                     tracking_token_hash FROM incidents"""
+                     tracking_token_hash, rating FROM incidents"""
 
 
 async def get_by_case_no(conn: asyncpg.Connection, case_no: str) -> TrackedIncident | None:

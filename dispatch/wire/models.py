@@ -177,6 +177,8 @@ class CaseOut(Struct, frozen=True):
     precinct: PrecinctOut | None
     received_at: datetime
     timeline: list[TimelineEntryOut]
+    # The reporter's own rating once given (1-5), so every phone shows it, not a form.
+    rating: int | None = None
 
 
 class ErrorBody(Struct, frozen=True):

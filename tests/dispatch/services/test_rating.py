@@ -102,6 +102,7 @@ async def test_a_resolved_case_is_rated_once_and_the_rating_is_on_the_record(
         "text": THANKS,
     }
     assert "came in 6 minutes" not in str(tracked)  # the comment is for the police
+    assert tracked["rating"] == 4  # so any of the reporter's phones shows it, not the form
 
 
 async def test_an_open_case_cannot_be_rated_yet_a_closed_one_can(

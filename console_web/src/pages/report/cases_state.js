@@ -39,7 +39,9 @@ export async function refreshCase(caseNo) {
   const body = await response.json();
   let timeline = kept.timeline || [];
   for (const step of body.timeline) timeline = addStep({ timeline }, step);
-  await casePut({ ...kept, status: body.status, precinct: body.precinct, timeline });
+  // Re-read after the fetch: a feed event or the rating form may have written meanwhile.
+  const now = (await caseGet(caseNo)) || kept;
+  await casePut({ ...now, status: body.status, precinct: body.precinct, timeline, rating: body.rating ?? now.rating ?? null });
   await reloadCases();
 }
 
@@ -50,6 +52,7 @@ async function applyEvent(event) {
       await casePut({
         ...kept,
         status: event.status,
+        rating: event.event === "incident.rated" ? kept.rating || true : kept.rating,
         timeline: addStep(kept, { at: event.at, event: event.event || "", text: event.text }),
       });
     }
