@@ -100,11 +100,36 @@ def _latencies_us(
     return np.asarray((spent - np.median(idle)) / 1000.0, dtype=np.float64)
 
 
+def _print_latencies(
+    name: str,
+    index: PrecinctIndex,
+    lons: npt.NDArray[np.float64],
+    lats: npt.NDArray[np.float64],
+    figures: dict[str, Any],
+) -> None:
+    for clock, kind in ((time.thread_time_ns, "cpu"), (time.perf_counter_ns, "wall")):
+        latencies = _latencies_us(index, lons.tolist(), lats.tolist(), clock)
+        p50, p90, p99 = (float(v) for v in np.percentile(latencies, [50, 90, 99]))
+        prefix = "locate" if name == "national" else f"{name}_locate"
+        figures[f"{prefix}_{kind}_p50_us"] = round(p50, 2)
+        figures[f"{prefix}_{kind}_p99_us"] = round(p99, 2)
+        print(
+            f"{name} locate ({kind} time per call): p50 {p50:.2f} us, p90 {p90:.2f} us, "
+            f"p99 {p99:.2f} us over {LOCATE_POINTS:,} points"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--densify", type=int, default=16)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the build here")
     parser.add_argument("--no-lookups", action="store_true")
+    parser.add_argument(
+        "--city",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time locate on the NYC precincts, for comparison on the same machine",
+    )
     args = parser.parse_args()
     figures: dict[str, Any] = {"densify": args.densify}
 
@@ -157,15 +182,19 @@ def main() -> None:
     rng = np.random.default_rng(1)
     lons = rng.uniform(MAINLAND[0], MAINLAND[2], LOCATE_POINTS)
     lats = rng.uniform(MAINLAND[1], MAINLAND[3], LOCATE_POINTS)
-    for clock, name in ((time.thread_time_ns, "cpu"), (time.perf_counter_ns, "wall")):
-        latencies = _latencies_us(index, lons.tolist(), lats.tolist(), clock)
-        p50, p90, p99 = (float(v) for v in np.percentile(latencies, [50, 90, 99]))
-        figures[f"locate_{name}_p50_us"] = round(p50, 2)
-        figures[f"locate_{name}_p99_us"] = round(p99, 2)
-        print(
-            f"locate ({name} time per call): p50 {p50:.2f} us, p90 {p90:.2f} us, "
-            f"p99 {p99:.2f} us over {LOCATE_POINTS:,} points"
-        )
+    _print_latencies("national", index, lons, lats, figures)
+    if args.city:
+        # The same clocks on a city layer, under the same load, for comparison.
+        with (FIXTURES / "nyc_police_precincts_77.geojson").open(encoding="utf-8") as stream:
+            city = load_precincts(
+                json.load(stream), name_property="Precinct", code_property="Precinct",
+                datum=Datum.WGS84,
+            )  # fmt: skip
+        city_index = PrecinctIndex.build(city.precincts)
+        minx, miny, maxx, maxy = shapely.total_bounds([p.geometry for p in city.precincts])
+        city_lons = rng.uniform(minx, maxx, LOCATE_POINTS)
+        city_lats = rng.uniform(miny, maxy, LOCATE_POINTS)
+        _print_latencies("nyc_precincts", city_index, city_lons, city_lats, figures)
 
     rng = np.random.default_rng(2)
     bulk_lons = rng.uniform(MAINLAND[0], MAINLAND[2], BULK_POINTS)
