@@ -336,9 +336,22 @@ class PrecinctIndex:
         # Only this region's frame meets the cell: it alone can hold the point, and its
         # answer stands unless another region might be nearer.
         answer = self._regions[number].locate(lon, lat)
-        if answer.precinct is not None or answer.distance_m < router.others_m[cell]:
+        distance = answer.distance_m
+        if answer.precinct is not None or distance < router.others_m[cell]:
             return answer
-        return self._nearest_region(lon, lat, number, answer)
+        if distance >= router.beyond_rival_m[cell]:
+            return self._nearest_region(lon, lat, number, answer)
+        # Only the rival region might be nearer (ties go to the first region).
+        rival = router.rival[cell]
+        region = self._regions[rival]
+        tables = region._tables
+        assert tables is not None
+        if router.plane_bound(rival, *tables.projection.to_local(lon, lat)) > distance:
+            return answer
+        other = region._off_grid(lon, lat)
+        if other.distance_m < distance or (other.distance_m == distance and rival < number):
+            return other
+        return answer
 
     def _nearest_region(
         self, lon: float, lat: float, known: int = -1, known_answer: Location | None = None
@@ -350,10 +363,11 @@ class PrecinctIndex:
         assert router is not None
         answers: dict[int, Location] = {} if known_answer is None else {known: known_answer}
         framed = -1
-        for number, region in enumerate(self._regions):
+        # With a known answer no other region's frame meets the point's world cell.
+        for number, region in enumerate(() if known_answer else self._regions):
             x0, y0, inv_dx, inv_dy, nx, ny = region._frame
             if 0.0 <= (lon - x0) * inv_dx < nx and 0.0 <= (lat - y0) * inv_dy < ny:
-                answer = answers.get(number) or region.locate(lon, lat)
+                answer = region.locate(lon, lat)
                 if answer.precinct is not None:
                     return answer
                 answers[number] = answer

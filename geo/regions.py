@@ -71,13 +71,16 @@ class Frame:
 @dataclass(frozen=True, slots=True)
 class RegionRouter:
     """``owner[cell]``: the only region whose frame meets the world cell, else ``NONE``
-    or ``SEVERAL``; ``others_m[cell]``: no other region is nearer than this to any point
-    of the cell."""
+    or ``SEVERAL``. For an owned cell, ``rival[cell]`` is the other region that may come
+    nearest to its points: no other region is nearer than ``others_m[cell]`` to any point
+    of the cell, and none but the rival nearer than ``beyond_rival_m[cell]``."""
 
     frames: tuple[Frame, ...]
     owner: memoryview
     owner_view: npt.NDArray[np.int16]
+    rival: memoryview
     others_m: memoryview
+    beyond_rival_m: memoryview
     # Per region: its plane's centre as a unit vector, and its reach.
     centres: FloatArray
     reach_m: FloatArray
@@ -91,25 +94,36 @@ class RegionRouter:
         lons, lats = mesh_lons.ravel(), mesh_lats.ravel()
         half = 0.5 / _PER_DEGREE
         owner = np.full(lons.size, NONE, dtype=np.int16)
-        bounds = np.empty((len(frames), lons.size))
         for number, frame in enumerate(frames):
             meets = (
                 (lons + half >= frame.x0 - _FRAME_EPS) & (lons - half <= frame.x1 + _FRAME_EPS)
                 & (lats + half >= frame.y0 - _FRAME_EPS) & (lats - half <= frame.y1 + _FRAME_EPS)
             )  # fmt: skip
             owner[meets] = np.where(owner[meets] == NONE, number, SEVERAL)
-            angle = _angles(lons, lats, frame.lon_0, frame.lat_0)
-            bounds[number] = _lower_bound(np.maximum(angle - _HALF_DIAGONAL, 0.0), frame)
-        others = np.full(lons.size, -np.inf)
+        # The two smallest bounds over the regions other than the owner, per owned cell.
         owned = np.flatnonzero(owner >= 0)
-        if len(frames) > 1 and len(owned):
-            masked = bounds[:, owned].copy()
-            masked[owner[owned], np.arange(len(owned))] = np.inf
-            others[owned] = masked.min(axis=0)
+        first = np.full(len(owned), np.inf)
+        second = np.full(len(owned), np.inf)
+        first_region = np.full(len(owned), NONE, dtype=np.int16)
+        for number, frame in enumerate(frames):
+            angle = _angles(lons[owned], lats[owned], frame.lon_0, frame.lat_0)
+            bound = _lower_bound(np.maximum(angle - _HALF_DIAGONAL, 0.0), frame)
+            bound[owner[owned] == number] = np.inf
+            better = bound < first
+            second = np.where(better, first, np.minimum(second, bound))
+            first = np.where(better, bound, first)
+            first_region = np.where(better, number, first_region).astype(np.int16)
+        others = np.full(lons.size, -np.inf)
+        beyond = np.full(lons.size, -np.inf)
+        rival = np.full(lons.size, NONE, dtype=np.int16)
+        others[owned], beyond[owned], rival[owned] = first, second, first_region
         owner.flags.writeable = False
         centres = np.array([_unit(f.lon_0, f.lat_0) for f in frames]).reshape(-1, 3)
         reach = np.array([f.reach_m for f in frames], dtype=np.float64)
-        return cls(tuple(frames), _memoryview(owner), owner, _memoryview(others), centres, reach)
+        return cls(
+            tuple(frames), _memoryview(owner), owner, _memoryview(rival), _memoryview(others),
+            _memoryview(beyond), centres, reach,
+        )  # fmt: skip
 
     def cell(self, lon: float, lat: float) -> int:
         """The world cell of a valid coordinate pair."""

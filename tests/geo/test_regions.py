@@ -77,3 +77,5 @@ def test_region_lower_bounds_never_exceed_the_distance() -> None:
             assert router.plane_bound(number, *tables.projection.to_local(lon, lat)) <= exact
             if owner >= 0 and number != owner:
                 assert router.others_m[cell] <= exact
+                if number != router.rival[cell]:
+                    assert router.beyond_rival_m[cell] <= exact
