@@ -23,6 +23,7 @@ from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
 from dispatch.infra.loops import honour_cancellation
 from dispatch.infra.publisher import Publisher
+from dispatch.services import officer_status
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
 from dispatch.store import field_reports as field_store
@@ -197,14 +198,18 @@ class AssignmentService:
                        updated_at = $3 WHERE id = $1""",
                 assignment_id, state, now,
             )  # fmt: skip
+            events = [
+                await self._event(
+                    conn, EventType.of_assignment(state), session.actor, row, reason=reason,
+                    **tapped.payload(),
+                )
+            ]  # fmt: skip
             if accept:
-                await workflow_store.set_officers_status(conn, [session.user.id], "busy")
-            event = await self._event(
-                conn, EventType.of_assignment(state), session.actor, row, reason=reason,
-                **tapped.payload(),
-            )  # fmt: skip
+                events += await officer_status.set_officers_status(
+                    conn, session.actor, [session.user.id], "busy"
+                )
             await self._remember(conn, session, client_key, assignment_id, state, state)
-        await self.publisher.publish([event])
+        await self.publisher.publish(events)
         return state
 
     async def progress(
@@ -241,13 +246,17 @@ class AssignmentService:
                 status,
                 now,
             )
+            events = [
+                await self._event(
+                    conn, EventType.of_assignment(status), session.actor, row, **tapped.payload()
+                )
+            ]
             if status == "cleared":
-                await workflow_store.set_officers_status(conn, [session.user.id], "available")
-            event = await self._event(
-                conn, EventType.of_assignment(status), session.actor, row, **tapped.payload()
-            )
+                events += await officer_status.set_officers_status(
+                    conn, session.actor, [session.user.id], "available"
+                )
             await self._remember(conn, session, client_key, assignment_id, status, status)
-        await self.publisher.publish([event])
+        await self.publisher.publish(events)
         return status
 
     async def sweep(self) -> int:

@@ -33,6 +33,7 @@ from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.infra.queue_index import PriorityQueue, QueueEntry
+from dispatch.services import officer_status
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
@@ -192,8 +193,6 @@ class Workflow:
             ending = "cleared" if after.state is IncidentState.RESOLVED else "cancelled"
             ended = await store.end_assignments(conn, after.id, ending, now)
             freed = sorted({a.officer_id for a in ended if a.was_working})
-            if freed:
-                await store.set_officers_status(conn, freed, "available")
             for assignment in ended:
                 # The same shape as every other assignment event (AssignmentService._event).
                 events.append(
@@ -205,6 +204,10 @@ class Workflow:
                         citizen_id=after.citizen_id, officer_id=assignment.officer_id,
                     )
                 )  # fmt: skip
+            if freed:
+                events += await officer_status.set_officers_status(
+                    conn, session.actor, freed, "available"
+                )
         if after.citizen_id is not None and before.state is not after.state:
             if after.state is IncidentState.INVALID:
                 await store.add_false_alarm(conn, after.citizen_id)

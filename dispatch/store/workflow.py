@@ -368,15 +368,38 @@ async def end_assignments(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class OfficerStatusChange:
+    """An officer whose status a verb changed, and the precinct their events go to."""
+
+    officer_id: int
+    status: str
+    home_precinct: str | None
+
+
 async def set_officers_status(
     conn: asyncpg.Connection, officer_ids: Sequence[int], status: str
-) -> None:
-    await conn.execute(
-        """UPDATE officers SET status = $2, updated_at = now()
-           WHERE user_id = any($1::bigint[]) AND status <> 'off_duty'""",
+) -> list[OfficerStatusChange]:
+    """Set on-duty officers' status; returns those whose status changed (off duty stays)."""
+    rows = await conn.fetch(
+        """WITH before AS (
+               SELECT user_id, status FROM officers
+               WHERE user_id = any($1::bigint[]) AND status <> 'off_duty'
+               ORDER BY user_id FOR UPDATE
+           )
+           UPDATE officers o SET status = $2, updated_at = now()
+           FROM before b WHERE o.user_id = b.user_id
+           RETURNING o.user_id, b.status AS previous,
+                     (SELECT min(p.precinct_code) FROM user_precincts p
+                      WHERE p.user_id = o.user_id) AS home""",
         list(officer_ids),
         status,
     )
+    return [
+        OfficerStatusChange(r["user_id"], status, r["home"])
+        for r in sorted(rows, key=lambda r: r["user_id"])
+        if r["previous"] != status
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,11 +242,12 @@ async def test_an_officer_follows_the_incident_they_work_also_across_a_reconnect
     again = feed("/officer", staff.officer.token)
     await again.connect()
     await again.resume(last)
-    await again.wait_for(lambda evs: any(n == "assignment.cleared" for n, _ in evs))
-    names = [(n, data.get("text")) for n, data in again.events]
+    await again.wait_for(lambda evs: any(n == "officer.status" for n, _ in evs))
+    names = [(n, data.get("text") or data.get("status")) for n, data in again.events]
     assert names == [
         ("incident.updated", "now heading north"),
         ("incident.resolved", None),
         ("assignment.cleared", None),
+        ("officer.status", "available"),  # free again with the incident's end
     ]
     await again.close()

@@ -264,12 +264,16 @@ async def test_the_officer_snapshot_is_where_the_feed_resumes(
     assert (await officer.call("ack", {"assignment_id": assignment, "accept": True}))["ok"]
     await officer.close()
 
-    # Resumed after the snapshot's seq: exactly what happened since, the acceptance.
+    # Resumed after the snapshot's seq: exactly what happened since, the acceptance (and
+    # the officer's status becoming busy with it).
     again = feed("/officer", staff.officer.token)
     await again.connect()
     await again.resume(snapshot["seq"])
-    await again.wait_for(lambda evs: any(n == "assignment.accepted" for n, _ in evs))
-    assert [n for n, _ in again.events] == ["assignment.accepted"]
+    await again.wait_for(lambda evs: any(n == "officer.status" for n, _ in evs))
+    assert [(n, d.get("status")) for n, d in again.events] == [
+        ("assignment.accepted", None),
+        ("officer.status", "busy"),
+    ]
     await again.close()
     forbidden = await app_client.get("/api/officers/me/snapshot", headers=staff.dispatcher.headers)
     assert forbidden.status == 403

@@ -279,14 +279,27 @@ async function verb(incident, name) {
 }
 
 export function assignDialog(id) {
-  // `a`: the recommendations are in the detail pane; focus the first one's button.
-  requestAnimationFrame(() => document.querySelector(".recs button[data-action=assign]")?.focus());
+  // `a`: the recommendations are in this incident's detail pane; focus the first one's
+  // button (Enter then assigns).  They load after the pane opens, so wait a little.
+  const find = () => document.querySelector(`.detail[data-id='${id}'] .recs button[data-action=assign]`);
+  const found = find();
+  if (found) return found.focus();
+  const observer = new MutationObserver(() => {
+    const button = find();
+    if (!button) return;
+    observer.disconnect();
+    clearTimeout(giveUp);
+    button.focus();
+  });
+  const giveUp = setTimeout(() => observer.disconnect(), 10000);
+  observer.observe(document.body, { subtree: true, childList: true });
+  return undefined;
 }
 
 const VERBS = {
   queued: ["claim", "merge", "transfer", "invalid"],
   claimed: ["release", "escalate", "merge", "transfer", "resolve", "invalid"],
-  assigned: ["escalate", "merge", "transfer", "resolve", "invalid"],
+  assigned: ["escalate", "merge", "transfer", "resolve"], // officers went: not invalid
   escalated: ["claim", "release", "merge", "transfer", "resolve", "invalid"],
   resolved: ["close"],
   merged: ["unmerge"],

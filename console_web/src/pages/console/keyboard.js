@@ -24,6 +24,8 @@ export function installKeyboard({ api, act }) {
       event.target.blur(); // back to the queue's keys, the search kept
       return;
     }
+    // Enter or Space on a focused button presses it (the button `a` focuses, say).
+    if ((event.key === "Enter" || event.key === " ") && event.target instanceof HTMLElement && event.target.closest("button, a[href]")) return;
     if (typing(event) || dialog.peek() || !state.me.peek() || document.querySelector(".login-backdrop")) return;
     const list = state.rows.peek();
     const at = list.findIndex((r) => r.id === state.cursorId.peek());

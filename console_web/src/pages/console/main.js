@@ -13,7 +13,7 @@ import "./console.css";
 import "./strings.js";
 import * as state from "./state.js";
 import { Detail } from "./detail.js";
-import { MapPane } from "./map_pane.js";
+import { MapPane, mapRef } from "./map_pane.js";
 import { Dialogs, showHelp } from "./dialogs.js";
 import { store, expired, config, sound, flash, sessionEnded, api, act, alertLevel, tagLabel, receivedMs } from "./context.js";
 import { installKeyboard } from "./keyboard.js";
@@ -234,4 +234,7 @@ loadConfig()
   });
 
 // Tests and the benchmark look at the console from outside through this.
-window.__console = { state, feed, config, sound, toneLevel, beeps: () => beeps };
+window.__console = {
+  state, feed, config, sound, toneLevel, beeps: () => beeps,
+  get map() { return mapRef.current; },
+};

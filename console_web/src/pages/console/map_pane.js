@@ -6,6 +6,9 @@ import { createMap } from "../../shared/map.js";
 import * as state from "./state.js";
 import { tagLabel } from "./context.js";
 
+// The live map, for tests and the benchmark (window.__console.map).
+export const mapRef = { current: null };
+
 export function MapPane({ config }) {
   const box = useRef(null);
   useEffect(() => {
@@ -16,6 +19,7 @@ export function MapPane({ config }) {
         state.selectedId.value = id;
       },
     });
+    mapRef.current = map;
     fetch("/api/precincts.geojson")
       .then((r) => r.json())
       .then((g) => map.setPrecincts(g))
@@ -48,6 +52,7 @@ export function MapPane({ config }) {
       stopIncidents();
       stopOfficers();
       map.leaflet.remove();
+      mapRef.current = null;
     };
   }, []);
   return html`<section class="map" aria-label="map"><div class="map-box" ref=${box}></div></section>`;

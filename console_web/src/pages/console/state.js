@@ -141,9 +141,8 @@ export function applyEvent(event) {
   }
   if (type.startsWith("assignment.")) {
     putAssignment(event);
-    // Officers' free/busy follows their assignments without waiting for a status event.
-    const o = officers.get(event.officer_id);
-    if (o && (type === "assignment.accepted")) o.status = "busy";
+    // Free/busy comes from the officer.status events the server sends with accept,
+    // clear and an incident's end (as with duty): nothing is guessed here.
     officerVersion.value++;
   }
   if (type.startsWith("call.")) {
