@@ -18,6 +18,7 @@ from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.services.incidents import IncidentQueries
+from dispatch.services.intake_budgets import IntakeBudgets, Submitted
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
 from dispatch.store import field_reports as field_store
@@ -51,6 +52,8 @@ class MessageService:
     publisher: Publisher
     incidents: IncidentQueries
     clock: Clock
+    # A reporter's chat is budgeted like their alarms (dispatch/services/intake_budgets.py).
+    budgets: IntakeBudgets | None = None
 
     async def from_staff(
         self,
@@ -103,6 +106,8 @@ class MessageService:
             incident = await workflow_store.get_incident(conn, incident_id)
         if incident is None or incident.citizen_id != citizen_id:
             raise NotFound("no such case", field="incident_id")
+        if self.budgets is not None:
+            await self.budgets.admit(citizen_id, Submitted.MESSAGE, client_key, None)
         return await self._post(
             incident, Actor(ActorKind.CITIZEN, str(citizen_id)), body, client_key,
             Thread.REPORTER,

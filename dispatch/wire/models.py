@@ -291,6 +291,7 @@ class IncidentOut(Struct, frozen=True):
     overdue: bool
     cancelled: bool
     version: int
+    refused_attempts: int
 
 
 class RecommendationOut(Struct, frozen=True):
