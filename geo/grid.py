@@ -149,12 +149,22 @@ def _boundary_pairs(grid: Grid, segments: FloatArray, owners: IntArray, n_poly: 
     cv_hi = np.floor(np.maximum(pv0, pv1) + _EPS).astype(np.int64)
     owner = owners[seg]
     keys = []
-    # A piece inside one cell spans at most two cells per axis once grown by _EPS.
-    for cu in (cu_lo, cu_hi):
-        for cv in (cv_lo, cv_hi):
-            on_grid = (cu >= 0) & (cu < grid.nx) & (cv >= 0) & (cv < grid.ny)
-            cells = cv[on_grid] * grid.nx + cu[on_grid]
-            keys.append(cells * n_poly + owner[on_grid])
+    # A piece inside one cell spans at most two cells per axis once grown by _EPS; most
+    # span one, and only the pieces that do span two add their other cells (fewer keys
+    # to make unique, the same set).
+    wide_u, wide_v = cu_hi != cu_lo, cv_hi != cv_lo
+    for cu, cv, which in (
+        (cu_lo, cv_lo, None),
+        (cu_hi, cv_lo, wide_u),
+        (cu_lo, cv_hi, wide_v),
+        (cu_hi, cv_hi, wide_u & wide_v),
+    ):
+        piece_owner = owner
+        if which is not None:
+            cu, cv, piece_owner = cu[which], cv[which], owner[which]
+        on_grid = (cu >= 0) & (cu < grid.nx) & (cv >= 0) & (cv < grid.ny)
+        cells = cv[on_grid] * grid.nx + cu[on_grid]
+        keys.append(cells * n_poly + piece_owner[on_grid])
     return np.unique(np.concatenate(keys))
 
 

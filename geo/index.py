@@ -12,8 +12,10 @@ the grid take an exact but slower STRtree path. ``geo.grid``, ``geo.nearest``,
 ``geo.quadtree`` and ``geo.tables`` build the pieces.
 
 Precincts in separate regions (a city here and one abroad, or two cities more than
-``REGION_GAP_DEG`` apart) get one such grid per region under a thin top-level index:
-one grid spanning continents would need billions of cells, or be too coarse to help.
+``geo.regions.REGION_GAP_DEG`` apart) get one such grid per region under a thin
+top-level index: one grid spanning continents would need billions of cells, or be too
+coarse to help. ``geo.regions.RegionRouter`` sends each point to the one region that can
+hold it, and asks other regions for their distance only when they could be nearer.
 
 The index is immutable: a new import builds a new index and the caller swaps the
 reference, so readers never see a half-built one. Building takes seconds of CPU for a
@@ -37,14 +39,10 @@ from geo.nearest import nearest_on
 from geo.packing import pack, unpack
 from geo.precincts import Precinct
 from geo.projection import LocalProjection
+from geo.regions import Frame, RegionRouter, group_regions
 from geo.tables import IndexTables, build_tables
-from geo.validate import Polygonal
 
 PrecinctIndices = npt.NDArray[np.int32]
-
-# Precincts whose bounding boxes are further apart than this (degrees, both axes) are
-# indexed as separate regions.
-REGION_GAP_DEG = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +75,7 @@ class PrecinctIndex:
     # Several regions: one child index each, and the child's precincts' positions here.
     _regions: tuple[PrecinctIndex, ...] = ()
     _positions: tuple[PrecinctIndices, ...] = ()
+    _router: RegionRouter | None = None
 
     @classmethod
     def build(cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0) -> PrecinctIndex:
@@ -89,10 +88,9 @@ class PrecinctIndex:
         codes = tuple(p.code for p in precincts)
         if len(set(codes)) != len(codes):
             raise ValueError("precinct codes must be unique")
-        inside = tuple(Location(code, code, 0.0) for code in codes)
         if not precincts:
             return cls((), (), None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), ())
-        regions = _regions(precincts)
+        regions = group_regions([p.geometry for p in precincts])
         if len(regions) > 1:
             vertices = [
                 int(shapely.get_num_coordinates([g for _, g in region]).sum()) for region in regions
@@ -107,11 +105,7 @@ class PrecinctIndex:
             positions = tuple(
                 np.asarray([i for i, _ in region], dtype=np.int32) for region in regions
             )
-            # An empty frame: every point takes the off-grid path, which picks the region.
-            return cls(
-                tuple(precincts), codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), inside,
-                children, positions,
-            )  # fmt: skip
+            return cls._of_regions(tuple(precincts), children, positions)
         return cls._of_tables(
             tuple(precincts), build_tables([p.geometry for p in precincts], cell_share)
         )
@@ -175,11 +169,7 @@ class PrecinctIndex:
             Precinct(code, name, found[0] if len(found) == 1 else _merged(found))
             for code, name, found in zip(codes, names, parts, strict=True)
         )
-        inside = tuple(Location(code, code, 0.0) for code in codes)
-        return cls(
-            whole, codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), inside,
-            tuple(children), tuple(positions),
-        )  # fmt: skip
+        return cls._of_regions(whole, tuple(children), tuple(positions))
 
     @classmethod
     def _of_tables(cls, precincts: tuple[Precinct, ...], tables: IndexTables) -> PrecinctIndex:
@@ -188,6 +178,38 @@ class PrecinctIndex:
         codes = tuple(p.code for p in precincts)
         inside = tuple(Location(code, code, 0.0) for code in codes)
         return cls(precincts, codes, tables, frame, tables.cells, inside)
+
+    @classmethod
+    def _of_regions(
+        cls,
+        precincts: tuple[Precinct, ...],
+        children: tuple[PrecinctIndex, ...],
+        positions: tuple[PrecinctIndices, ...],
+    ) -> PrecinctIndex:
+        codes = tuple(p.code for p in precincts)
+        inside = tuple(Location(code, code, 0.0) for code in codes)
+        router = RegionRouter.of([child._region_frame() for child in children])
+        # An empty frame: every point takes the off-grid path, which picks the region.
+        return cls(
+            precincts, codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), inside,
+            children, positions, router,
+        )  # fmt: skip
+
+    def _region_frame(self) -> Frame:
+        tables = self._tables
+        assert tables is not None
+        grid, segments = tables.grid, tables.segments
+        # Segment ends: a segment's points lie between them.
+        xs = np.concatenate((segments.ax, segments.ax + segments.ux))
+        ys = np.concatenate((segments.ay, segments.ay + segments.uy))
+        box, reach = (0.0, 0.0, 0.0, 0.0), 0.0
+        if len(xs):
+            box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+            reach = float(np.hypot(xs, ys).max())
+        return Frame(
+            grid.x0, grid.y0, grid.x0 + grid.nx * grid.dx, grid.y0 + grid.ny * grid.dy,
+            tables.projection.lon_0, tables.projection.lat_0, box, reach,
+        )  # fmt: skip
 
     @property
     def projection(self) -> LocalProjection | None:
@@ -239,16 +261,42 @@ class PrecinctIndex:
                 "is not a finite longitude, latitude pair"
             )
         lon, lat = to_wgs84_many(lon, lat, datum)
-        if self._regions:
-            found = np.full(lon.size, -1, dtype=np.int32)
-            for region, positions in zip(self._regions, self._positions, strict=True):
-                got = region.locate_many(lon.ravel(), lat.ravel())
-                hit = (got >= 0) & (found < 0)
-                found[hit] = positions[got[hit]]
-            return found.reshape(lon.shape)
+        if self._router is not None:
+            return self._in_regions_many(lon.ravel(), lat.ravel()).reshape(lon.shape)
         if self._tables is None:
             return np.full(lon.shape, -1, dtype=np.int32)
         return self._tables.locate_many(lon.ravel(), lat.ravel()).reshape(lon.shape)
+
+    def _in_regions_many(
+        self, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]
+    ) -> PrecinctIndices:
+        """Each point asks only the region its world cell belongs to; a precinct holds
+        a point only inside its region's frame, and frames never share an owned cell."""
+        router = self._router
+        assert router is not None
+        found = np.full(lon.size, -1, dtype=np.int32)
+        owner = router.owner_view[router.cells_of(lon, lat)]
+        order = np.argsort(owner, kind="stable")
+        counts = np.bincount(owner[order] + 2, minlength=len(self._regions) + 2)
+        ends = np.cumsum(counts)
+        shared = order[: counts[0]]  # several frames meet in these cells
+        for number, (region, positions) in enumerate(
+            zip(self._regions, self._positions, strict=True)
+        ):
+            points = order[ends[number + 1] : ends[number + 2]]
+            if len(shared):
+                x0, y0, inv_dx, inv_dy, nx, ny = region._frame
+                fx, fy = (lon[shared] - x0) * inv_dx, (lat[shared] - y0) * inv_dy
+                framed = shared[(fx >= 0.0) & (fx < nx) & (fy >= 0.0) & (fy < ny)]
+                points = np.concatenate((points, framed[found[framed] < 0]))
+            if len(points) == 0:
+                continue
+            tables = region._tables
+            assert tables is not None
+            got = tables.locate_many(lon[points], lat[points])
+            hit = got >= 0
+            found[points[hit]] = positions[got[hit]]
+        return found
 
     def _resolve(self, entry: int, lon: float, lat: float, ix: int, iy: int) -> Location:
         tables = self._tables
@@ -279,57 +327,78 @@ class PrecinctIndex:
         return Location(None, self.codes[polygon], distance)
 
     def _in_regions(self, lon: float, lat: float) -> Location:
-        framed: PrecinctIndex | None = None
-        for region in self._regions:
+        router = self._router
+        assert router is not None
+        cell = router.cell(lon, lat)
+        number = router.owner[cell]
+        if number < 0:
+            return self._nearest_region(lon, lat)
+        # Only this region's frame meets the cell: it alone can hold the point, and its
+        # answer stands unless another region might be nearer.
+        answer = self._regions[number].locate(lon, lat)
+        distance = answer.distance_m
+        if answer.precinct is not None or distance < router.others_m[cell]:
+            return answer
+        if distance >= router.beyond_rival_m[cell]:
+            return self._nearest_region(lon, lat, number, answer)
+        # Only the rival region might be nearer (ties go to the first region).
+        rival = router.rival[cell]
+        region = self._regions[rival]
+        tables = region._tables
+        assert tables is not None
+        if router.plane_bound(rival, *tables.projection.to_local(lon, lat)) > distance:
+            return answer
+        other = region._off_grid(lon, lat)
+        if other.distance_m < distance or (other.distance_m == distance and rival < number):
+            return other
+        return answer
+
+    def _nearest_region(
+        self, lon: float, lat: float, known: int = -1, known_answer: Location | None = None
+    ) -> Location:
+        """Any point: the regions whose frames hold it in order, then the nearest over
+        all regions (ties to the first), asking only those that could be nearer.
+        ``known_answer``, when given, is region ``known``'s own answer for the point."""
+        router = self._router
+        assert router is not None
+        answers: dict[int, Location] = {} if known_answer is None else {known: known_answer}
+        framed = -1
+        # With a known answer no other region's frame meets the point's world cell.
+        for number, region in enumerate(() if known_answer else self._regions):
             x0, y0, inv_dx, inv_dy, nx, ny = region._frame
             if 0.0 <= (lon - x0) * inv_dx < nx and 0.0 <= (lat - y0) * inv_dy < ny:
                 answer = region.locate(lon, lat)
                 if answer.precinct is not None:
                     return answer
-                framed = region
-        # In no precinct: the nearest, each region measuring in its own plane.
-        return min(
-            (r.locate(lon, lat) if r is framed else r._off_grid(lon, lat) for r in self._regions),
-            key=lambda answer: answer.distance_m,
-        )
-
-
-def _regions(precincts: Sequence[Precinct]) -> list[list[tuple[int, Polygonal]]]:
-    """The precincts grouped into regions, each as (position, the precinct's parts in
-    the region) in index order.
-
-    Grouped by polygon part, not by precinct: one county with islands on both sides of
-    the antimeridian (Alaska's Aleutians West) would otherwise make one region, and one
-    grid, as wide as the globe.
-    """
-    parts, owners = shapely.get_parts([p.geometry for p in precincts], return_index=True)
-    boxes = shapely.box(*shapely.bounds(parts).T)
-    grown = shapely.buffer(boxes, REGION_GAP_DEG / 2.0, cap_style="square", join_style="mitre")
-    parent = list(range(len(parts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    left, right = shapely.STRtree(grown).query(grown, predicate="intersects")
-    for a, b in zip(left.tolist(), right.tolist(), strict=True):
-        parent[root(a)] = root(b)
-    groups: dict[int, dict[int, list[Polygon]]] = {}
-    for part, owner in enumerate(owners.tolist()):
-        groups.setdefault(root(part), {}).setdefault(owner, []).append(parts[part])
-    regions = []
-    for group in groups.values():
-        region: list[tuple[int, Polygonal]] = []
-        for position, pieces in sorted(group.items()):
-            whole = precincts[position].geometry
-            if len(pieces) == len(shapely.get_parts(whole)):
-                region.append((position, whole))
+                answers[number] = answer
+                framed = number
+        bounds = router.lower_bounds(lon, lat)
+        best: Location | None = None
+        best_number = len(self._regions)
+        for number, bound in sorted(enumerate(bounds.tolist()), key=lambda nb: nb[1]):
+            region = self._regions[number]
+            answer_or_none = answers.get(number)
+            if best is not None:
+                if bound > best.distance_m:
+                    break
+                if answer_or_none is None:
+                    tables = region._tables
+                    assert tables is not None
+                    x, y = tables.projection.to_local(lon, lat)
+                    if router.plane_bound(number, x, y) > best.distance_m:
+                        continue
+            if answer_or_none is not None and number in (framed, known):
+                answer = answer_or_none
             else:
-                region.append((position, pieces[0] if len(pieces) == 1 else MultiPolygon(pieces)))
-        regions.append(region)
-    return sorted(regions, key=lambda region: region[0][0])
+                answer = region._off_grid(lon, lat)
+            if (
+                best is None
+                or answer.distance_m < best.distance_m
+                or (answer.distance_m == best.distance_m and number < best_number)
+            ):
+                best, best_number = answer, number
+        assert best is not None
+        return best
 
 
 def _merged(parts: list[Polygon]) -> MultiPolygon:

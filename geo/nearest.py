@@ -102,10 +102,10 @@ class SegmentTable:
     def nearest_anywhere(self, x: float, y: float) -> tuple[int, float]:
         """Exact nearest precinct for any point; the slow path for points off the grid."""
         hits, distances = self.tree.query_nearest(
-            shapely.points([x], [y]), return_distance=True, all_matches=True
+            shapely.Point(x, y), return_distance=True, all_matches=True
         )
-        # hits[1] holds every segment at the minimum distance: ties go to the lower index.
-        return int(self.owners[hits[1]].min()), float(distances.min())
+        # hits holds every segment at the minimum distance: ties go to the lower index.
+        return int(self.owners[hits].min()), float(distances.min())
 
 
 def outer_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, IntArray]:

@@ -79,12 +79,15 @@ async def open_report(context: Any, client: Client, lang: str = "zh-CN") -> Any:
 
 
 async def hold(page: Any, selector: str) -> None:
-    """Press and hold until the page has moved on from the grid (the hold confirmed)."""
+    """Press and hold until the page has moved on from the grid (the hold confirmed).
+
+    Waits on the calm screen, not with `wait_for_function`: that evaluates a string in
+    the page, which the page's own CSP forbids when it is not bypassed."""
     box = await page.locator(selector).bounding_box()
     await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     await page.mouse.down()
     try:
-        await page.wait_for_function("location.hash.startsWith('#/alarm/')", timeout=10_000)
+        await page.wait_for_selector("section.calm", timeout=10_000)
     finally:
         await page.mouse.up()
 

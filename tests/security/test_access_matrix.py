@@ -178,6 +178,11 @@ ROUTES: Mapping[tuple[str, str], tuple[Row, Any]] = MappingProxyType({
     # Video calls: the reporter's phone starts, offers and hangs up; staff in scope pick up.
     ("POST", "/api/calls"): (CITIZEN_SELF, "call"),
     ("POST", "/api/calls/{incident_id}/sessions"): (CITIZEN_CALL, "sdp"),
+    ("POST", "/api/calls/{incident_id}/trail"): (
+        CITIZEN_CALL,
+        {"points": [{"lon": 118.79, "lat": 32.07, "accuracy_m": 10, "datum": "wgs84",
+                     "time": datetime.now(UTC).isoformat()}]},
+    ),
     ("DELETE", "/api/calls/{incident_id}/sessions/{session_id}"): (CITIZEN_CALL, None),
     ("POST", f"/api/incidents/{I}/call/viewers"): (WORK, "sdp"),
     ("DELETE", f"/api/incidents/{I}/call/viewers/{{viewer_id}}"): (WORK, None),

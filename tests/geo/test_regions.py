@@ -1,0 +1,81 @@
+"""Routing points to regions: the same answers as asking every region, found faster."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from shapely.geometry import box
+
+from geo.index import Location, PrecinctIndex
+from geo.precincts import Precinct
+
+
+def _islands() -> PrecinctIndex:
+    """A mainland of two precincts and islands near and far, as a national layer is."""
+    return PrecinctIndex.build(
+        [
+            Precinct("01", "west", box(-100.0, 30.0, -95.0, 40.0)),
+            Precinct("02", "east", box(-95.0, 30.0, -88.0, 38.0)),
+            Precinct("03", "reef", box(-84.0, 24.0, -83.5, 24.4)),
+            Precinct("04", "isle", box(-66.0, 18.0, -65.0, 18.5)),
+            Precinct("05", "far", shapely.MultiPolygon([box(150.0, 10.0, 151.0, 11.0),
+                                                        box(-157.0, 20.0, -156.0, 21.0)])),
+        ]
+    )  # fmt: skip
+
+
+def _asking_every_region(index: PrecinctIndex, lon: float, lat: float) -> Location:
+    """What the index answered before it routed points: each region whose frame holds
+    the point in order, then the nearest of all regions, ties to the first."""
+    framed = None
+    for region in index._regions:
+        x0, y0, inv_dx, inv_dy, nx, ny = region._frame
+        if 0.0 <= (lon - x0) * inv_dx < nx and 0.0 <= (lat - y0) * inv_dy < ny:
+            answer = region.locate(lon, lat)
+            if answer.precinct is not None:
+                return answer
+            framed = region
+    return min(
+        (r.locate(lon, lat) if r is framed else r._off_grid(lon, lat) for r in index._regions),
+        key=lambda answer: answer.distance_m,
+    )
+
+
+def test_routed_answers_equal_asking_every_region() -> None:
+    index = _islands()
+    assert len(index._regions) >= 4
+    rng = np.random.default_rng(3)
+    # Worldwide, and dense around the mainland and the islands between its neighbours.
+    lons = np.concatenate((rng.uniform(-180, 180, 1500), rng.uniform(-110, -60, 2500)))
+    lats = np.concatenate((rng.uniform(-90, 90, 1500), rng.uniform(10, 45, 2500)))
+    for lon, lat in zip(lons.tolist(), lats.tolist(), strict=True):
+        assert index.locate(lon, lat) == _asking_every_region(index, lon, lat), (lon, lat)
+    found = index.locate_many(lons, lats)
+    assert [index.codes[i] if i >= 0 else None for i in found.tolist()] == [
+        index.locate(lon, lat).precinct
+        for lon, lat in zip(lons.tolist(), lats.tolist(), strict=True)
+    ]
+    loaded = PrecinctIndex.from_bytes(index.to_bytes())
+    assert loaded.locate_many(lons, lats).tolist() == found.tolist()
+
+
+def test_region_lower_bounds_never_exceed_the_distance() -> None:
+    index = _islands()
+    router = index._router
+    assert router is not None
+    rng = np.random.default_rng(5)
+    lons, lats = rng.uniform(-180, 180, 400), rng.uniform(-90, 90, 400)
+    for lon, lat in zip(lons.tolist(), lats.tolist(), strict=True):
+        bounds = router.lower_bounds(lon, lat).tolist()
+        cell = router.cell(lon, lat)
+        owner = router.owner[cell]
+        for number, region in enumerate(index._regions):
+            exact = region._off_grid(lon, lat).distance_m
+            assert bounds[number] <= exact
+            tables = region._tables
+            assert tables is not None
+            assert router.plane_bound(number, *tables.projection.to_local(lon, lat)) <= exact
+            if owner >= 0 and number != owner:
+                assert router.others_m[cell] <= exact
+                if number != router.rival[cell]:
+                    assert router.beyond_rival_m[cell] <= exact
