@@ -33,13 +33,12 @@ from dispatch.domain.errors import (
 )
 from dispatch.domain.priority import Channel
 from dispatch.http.body import read_json
-from dispatch.http.citizen_api import bearer_token, citizen_id
+from dispatch.http.citizen_api import bearer_token, citizen_id, optional_position
 from dispatch.http.keys import CALLS, CITIZENS, NODE_CLIENT, SETTINGS, STAFF_AUTH
 from dispatch.http.staff_api import incident_id, staff
 from dispatch.services.calls import CallElsewhere
-from dispatch.services.intake import Position, Submission
+from dispatch.services.intake import Submission
 from dispatch.wire.models import CallIn, CallOut, IceServerOut, RtcConfigOut
-from geo.datum import Datum
 from media.network import ice_servers
 from media.offers import MAX_OFFER_BYTES
 
@@ -106,12 +105,13 @@ async def _forward(request: web.Request, elsewhere: CallElsewhere, body: bytes) 
 async def start_call(request: web.Request) -> web.Response:
     who = await citizen_id(request)
     body = await read_json(request, CallIn, max_bytes=request.app[SETTINGS].max_json_bytes)
+    position = optional_position(body)
     submission = Submission(
         channel=Channel.VIDEO,
         tag=body.tag,
         idempotency_key=body.idempotency_key,
-        position=Position(body.lon, body.lat, Datum(body.datum), body.accuracy_m),
-        location_source="device",
+        position=position,
+        location_source="device" if position else "none",
         text=body.note,
         client_time=body.client_time,
     )

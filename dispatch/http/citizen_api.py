@@ -22,6 +22,7 @@ from dispatch.services.intake import Position, Submission
 from dispatch.wire.models import (
     AlarmIn,
     AttestationIn,
+    CallIn,
     CancelIn,
     CitizenTokensOut,
     PhoneStartIn,
@@ -147,28 +148,30 @@ def _intake_response(result: Any) -> web.Response:
     return _json(result.answer, status=201, headers=headers)
 
 
-def _alarm_position(alarm: AlarmIn) -> Position | None:
-    given = {"lon": alarm.lon, "lat": alarm.lat, "accuracy_m": alarm.accuracy_m,
-             "datum": alarm.datum}  # fmt: skip
+def optional_position(body: AlarmIn | CallIn) -> Position | None:
+    """An alarm's or a call's position: all four fields, or none (no fix yet: accepted,
+    routed when the trail brings one)."""
+    given = {"lon": body.lon, "lat": body.lat, "accuracy_m": body.accuracy_m,
+             "datum": body.datum}  # fmt: skip
     if all(value is None for value in given.values()):
-        return None  # no fix yet: accepted, routed when the trail brings one
+        return None
     missing = [name for name, value in given.items() if value is None]
     if missing:
         raise BadRequest(
             f"a position needs lon, lat, accuracy_m and datum together; {missing[0]} is missing",
             field=missing[0],
         )
-    assert alarm.lon is not None
-    assert alarm.lat is not None
-    assert alarm.datum is not None
-    return Position(alarm.lon, alarm.lat, Datum(alarm.datum), alarm.accuracy_m)
+    assert body.lon is not None
+    assert body.lat is not None
+    assert body.datum is not None
+    return Position(body.lon, body.lat, Datum(body.datum), body.accuracy_m)
 
 
 @routes.post("/api/alarms")
 async def create_alarm(request: web.Request) -> web.Response:
     who = await citizen_id(request)
     alarm = await read_json(request, AlarmIn, max_bytes=_max_json(request))
-    position = _alarm_position(alarm)
+    position = optional_position(alarm)
     submission = Submission(
         channel=Channel.ALARM,
         tag=alarm.tag,
@@ -182,6 +185,7 @@ async def create_alarm(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/alarms/{incident_id}/trail")
+@routes.post("/api/calls/{incident_id}/trail")
 async def add_trail(request: web.Request) -> web.Response:
     who = await citizen_id(request)
     incident_id = _incident_id(request)

@@ -151,6 +151,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/calls", "Start a video call: the incident, queued at once, and "
               "the session URL to POST the SDP offer to", "calls", m.CallIn, m.CallOut, 201,
               "citizen", (*_BODY_ERRORS, 401, 503)),
+    Operation("post", "/api/calls/{incident_id}/trail", "Add positions to a call's trail (a "
+              "call started without a fix is routed by the first)", "calls", m.TrailIn, None,
+              202, "citizen", (*_BODY_ERRORS, 401, 404, 429)),
     Operation("post", "/api/calls/{incident_id}/sessions", "The phone's SDP offer (WHIP): "
               "answered at once, recorded from the first packet; Location names the session",
               "calls", "sdp", "sdp", 201, "citizen", (*_BODY_ERRORS, 401, 404, 409, 503)),

@@ -10,7 +10,6 @@ persistence, flushed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from dispatch.infra.loops import honour_cancellation, wait_at_most
 from dispatch.infra.redis_writes import Commands, RedisWrites
 
 logger = logging.getLogger(__name__)
@@ -193,11 +193,11 @@ class PriorityQueue:
         rebuild the next try waits `interval_s`, so an outage is not hammered."""
         failing = False
         while True:
+            honour_cancellation()
             if failing:
                 await asyncio.sleep(interval_s)
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._write_failed.wait(), interval_s)
+                await wait_at_most(self._write_failed, interval_s)
             self._write_failed.clear()
             try:
                 lost = not await self._redis.exists(BUILT_KEY)

@@ -21,6 +21,7 @@ from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.field_reports import Place, capture
 from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
+from dispatch.infra.loops import honour_cancellation
 from dispatch.infra.publisher import Publisher
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
@@ -288,6 +289,7 @@ class AssignmentService:
 
     async def run(self, interval_s: float = 2.0) -> None:
         while True:
+            honour_cancellation()
             try:
                 await self.sweep()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

@@ -577,8 +577,8 @@ class IntakeService:
             incident = await self._owned_incident(conn, citizen_id, incident_id)
             # Only the owner spends an alarm's budget: a stranger cannot exhaust it.
             self._spend_trail_budget(incident_id, len(points))
-            if incident.channel != Channel.ALARM.value:
-                raise BadRequest("only a silent alarm has a trail")
+            if incident.channel not in _TRAILED:
+                raise BadRequest("only a silent alarm or a video call has a trail")
             if not incident.state.is_open:
                 raise BadRequest(f"the alarm is {incident.state.value}; it takes no more positions")
             rows = [(loc.lon, loc.lat, loc.accuracy_m, at) for loc, at in located]
@@ -657,8 +657,12 @@ class IntakeService:
         return state.value
 
 
+# The channels sent from a phone that may not have a fix yet: positions follow.
+_TRAILED = frozenset({Channel.ALARM.value, Channel.VIDEO.value})
+
+
 def routes_on_first_fix(incident: Incident) -> bool:
-    """An alarm sent with no fix waits in the no-precinct queue, which every dispatcher
+    """An alarm or a call sent with no fix waits in the no-precinct queue, which every dispatcher
     sees; its first fix routes it to its precinct while it is still queued.  Once a
     dispatcher holds it, a fix only moves it on the map: routing it then would take it
     out of that dispatcher's precincts (they can reroute it themselves)."""

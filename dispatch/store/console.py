@@ -76,12 +76,14 @@ async def desk_staff(conn: asyncpg.Connection) -> list[StaffName]:
 @dataclass(frozen=True, slots=True)
 class Annotation:
     """What the queue shows beside the incident snapshot: the report's words, how many
-    photos came with it, and the possible duplicates found at intake."""
+    photos came with it, the possible duplicates found at intake, and whether a video
+    call is live on it now (a console opened mid-call marks it before any call event)."""
 
     id: uuid.UUID
     text: str | None
     images: int
     possible_duplicates: list[dict[str, Any]]
+    live_call: bool
 
 
 async def queue_annotations(conn: asyncpg.Connection, scope: Scope) -> list[Annotation]:
@@ -96,14 +98,18 @@ async def queue_annotations(conn: asyncpg.Connection, scope: Scope) -> list[Anno
                               ORDER BY l.distance_m)
                             FROM incident_links l
                             WHERE l.incident_id = i.id AND l.kind = 'possible_duplicate'),
-                           '[]'::jsonb) AS duplicates
+                           '[]'::jsonb) AS duplicates,
+                  EXISTS (SELECT 1 FROM call_sessions s
+                          WHERE s.incident_id = i.id AND s.state = 'live') AS live_call
            FROM incidents i
            WHERE i.state IN ('queued', 'claimed', 'assigned', 'escalated')
              AND {scope_clause(1, scope)}""",
         scope.codes(),
     )
     # The pool decodes jsonb (dispatch.store.database).
-    return [Annotation(r["id"], r["text"], r["images"], r["duplicates"]) for r in rows]
+    return [
+        Annotation(r["id"], r["text"], r["images"], r["duplicates"], r["live_call"]) for r in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,13 +81,15 @@ class AlarmIn(_In):
 
 
 class CallIn(_In):
-    """Start a video call: an alarm's intake fields; the SDP offer follows separately."""
+    """Start a video call: an alarm's intake fields; the SDP offer follows separately.
+    Like an alarm, with the phone's best fix or with none (all four position fields
+    absent): the call's trail brings the position later, and the first fix routes it."""
 
-    lon: Lon
-    lat: Lat
-    accuracy_m: Accuracy
-    datum: DatumName
     idempotency_key: IdempotencyKey
+    lon: Lon | None = None
+    lat: Lat | None = None
+    accuracy_m: Accuracy | None = None
+    datum: DatumName | None = None
     tag: TagCode = "other"
     client_time: AwareTime | None = None
     note: Annotated[str, Meta(max_length=2000)] | None = None

@@ -133,6 +133,7 @@ async def test_annotations_give_text_photos_and_duplicates_in_scope(
     dup = found[second["incident_id"]]["possible_duplicates"]
     assert [d["incident_id"] for d in dup] == [first["incident_id"]]
     assert found[first["incident_id"]]["images"] == 0
+    assert found[first["incident_id"]]["live_call"] is False
     gulou = await (
         await app_client.get("/api/console/annotations", headers=staff.other_dispatcher.headers)
     ).json()

@@ -61,11 +61,14 @@ export function loadSnapshot(body) {
   });
 }
 
-/** The report's words, photo count and possible duplicates (not in the snapshot). */
+/** The report's words, photo count, possible duplicates and live calls (not in the
+ * snapshot).  A call live then stays marked until its call.ended arrives. */
 export function annotate(list) {
   for (const a of list) {
+    if (a.live_call) liveCalls.add(a.id);
     const i = incidents.get(a.id);
     if (!i) continue;
+    i.live_call = liveCalls.has(a.id);
     i.text = a.text;
     i.images = a.images;
     i.possible_duplicates = a.possible_duplicates;

@@ -41,9 +41,13 @@ export function VideoPane({ incident }) {
     session.current = null;
     if (!s) return;
     s.mic?.getTracks().forEach((track) => track.stop());
-    s.pc.close();
-    if (s.location) await api.del(s.location).catch(() => {});
     setPhase("ended");
+    // Say goodbye before closing: a connection that just closes reads, at the server,
+    // as one that failed.  A DELETE that hangs (no network) waits at most 2 s.
+    if (s.location) {
+      await Promise.race([api.del(s.location).catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+    }
+    s.pc.close();
   }
   useEffect(() => () => void hangUp(), [incident.id]);
 

@@ -14,8 +14,10 @@ import { navigate } from "./router.js";
 
 const TRAIL_MIN_MS = 5_000; // the server takes at most 2 points a second; a phone needs far fewer
 
-/** Stream fixes to the alarm's trail: the first at once, then better or moved ones. */
-function streamTrail(alarmKey, sentWithFix) {
+/** Stream fixes to the alarm's trail: the first at once, then better or moved ones.
+ * A call's trail names its incident (known at once); an alarm's waits for its key.
+ * Returns the function that stops it. */
+export function streamTrail(alarmKey, sentWithFix, incidentId = null) {
   let last = sentWithFix ? { ...sentWithFix, at: Date.now() } : null;
   const off = onFix((f) => {
     const now = Date.now();
@@ -27,9 +29,14 @@ function streamTrail(alarmKey, sentWithFix) {
     }
     // The first fix of an alarm sent without one goes at once: it routes the alarm.
     last = { ...f, at: now };
-    enqueue("trail", { body: { points: [f] } }, { after: alarmKey });
+    if (incidentId) enqueue("trail", { incident_id: incidentId, call: true, body: { points: [f] } });
+    else enqueue("trail", { body: { points: [f] } }, { after: alarmKey });
   });
   streams.set(alarmKey, off);
+  return () => {
+    off();
+    streams.delete(alarmKey);
+  };
 }
 const streams = new Map();
 

@@ -7,7 +7,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../../shared/html.js";
 import { t } from "../../shared/i18n.js";
 import { api, account } from "./auth.js";
-import { positionFields } from "./location.js";
+import { fix, positionFields } from "./location.js";
+import { streamTrail } from "./alarm.js";
 import { casePut, caseGet, newKey } from "./store.js";
 import { cases, reloadCases } from "./cases_state.js";
 import { DialLinks } from "./delivery.js";
@@ -62,12 +63,15 @@ class Call {
     });
     this.onChange({ ...this });
     const key = newKey("call");
+    const current = fix.peek();
+    // With no fix yet the call goes at once all the same: its trail routes it later.
     const answer = await api("POST", "/api/calls", {
       tag: "other",
       idempotency_key: key,
       client_time: new Date().toISOString(),
-      ...positionFields(),
+      ...positionFields(current),
     });
+    this.stopTrail = streamTrail(key, current, answer.incident_id);
     this.caseNo = answer.case_no;
     this.sessionUrl = answer.session_url;
     const kept = (await caseGet(answer.case_no)) || { timeline: [], messages: [] };
@@ -161,6 +165,7 @@ class Call {
 
   async hangUp() {
     this.ended = true;
+    this.stopTrail?.();
     clearTimeout(this.timer);
     window.removeEventListener("online", this.onOnline);
     const token = account.peek()?.token;

@@ -54,7 +54,8 @@ function send(item, token) {
   const { kind, payload } = item;
   if (kind === "alarm") return postJson("/api/alarms", payload, token);
   if (kind === "trail" || kind === "cancel") {
-    return postJson(`/api/alarms/${payload.incident_id}/${kind}`, payload.body, token);
+    const channel = payload.call ? "calls" : "alarms"; // a video call has a trail too
+    return postJson(`/api/${channel}/${payload.incident_id}/${kind}`, payload.body, token);
   }
   if (kind === "report") return postForm(item, token);
   throw new Error(`unknown outbox kind ${kind}`);
