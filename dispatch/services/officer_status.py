@@ -12,14 +12,14 @@ import asyncpg
 
 from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.store import events as event_store
-from dispatch.store import workflow as workflow_store
+from dispatch.store import officers as officer_store
 
 
 async def set_officers_status(
     conn: asyncpg.Connection, actor: Actor, officer_ids: Sequence[int], status: str
 ) -> list[StoredEvent]:
     """Inside the caller's transaction; the caller publishes the events after commit."""
-    changes = await workflow_store.set_officers_status(conn, officer_ids, status)
+    changes = await officer_store.set_officers_status(conn, officer_ids, status)
     return [
         await event_store.append_event(
             conn, EventType.OFFICER_STATUS, actor,

@@ -275,3 +275,15 @@ async def read_identity(
             purpose,
         )
     return row
+
+
+async def add_false_alarm(conn: asyncpg.Connection, citizen_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE citizens SET false_alarms = false_alarms + 1 WHERE id = $1", citizen_id
+    )
+
+
+async def add_valid_report(conn: asyncpg.Connection, citizen_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE citizens SET valid_reports = valid_reports + 1 WHERE id = $1", citizen_id
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,4 +83,61 @@ async def free_officers(conn: asyncpg.Connection, precinct: str | None) -> list[
     )
     return [
         FreeOfficer(r["user_id"], r["callsign"], r["lon"], r["lat"], r["position_at"]) for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RosterOfficer:
+    user_id: int
+    callsign: str
+    status: str
+    precincts: frozenset[str]
+
+
+async def officers_in(conn: asyncpg.Connection, officer_ids: Sequence[int]) -> list[RosterOfficer]:
+    """The active officers among `officer_ids`, with the precincts they serve."""
+    rows = await conn.fetch(
+        """SELECT o.user_id, o.callsign, o.status, array(SELECT precinct_code FROM
+                  user_precincts p WHERE p.user_id = o.user_id) AS precincts
+           FROM officers o JOIN users u ON u.id = o.user_id
+           WHERE o.user_id = any($1::bigint[]) AND u.active""",
+        list(officer_ids),
+    )
+    return [
+        RosterOfficer(r["user_id"], r["callsign"], r["status"], frozenset(r["precincts"]))
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class OfficerStatusChange:
+    """An officer whose status a verb changed, and the precinct their events go to."""
+
+    officer_id: int
+    status: str
+    home_precinct: str | None
+
+
+async def set_officers_status(
+    conn: asyncpg.Connection, officer_ids: Sequence[int], status: str
+) -> list[OfficerStatusChange]:
+    """Set on-duty officers' status; returns those whose status changed (off duty stays)."""
+    rows = await conn.fetch(
+        """WITH before AS (
+               SELECT user_id, status FROM officers
+               WHERE user_id = any($1::bigint[]) AND status <> 'off_duty'
+               ORDER BY user_id FOR UPDATE
+           )
+           UPDATE officers o SET status = $2, updated_at = now()
+           FROM before b WHERE o.user_id = b.user_id
+           RETURNING o.user_id, b.status AS previous,
+                     (SELECT min(p.precinct_code) FROM user_precincts p
+                      WHERE p.user_id = o.user_id) AS home""",
+        list(officer_ids),
+        status,
+    )
+    return [
+        OfficerStatusChange(r["user_id"], status, r["home"])
+        for r in sorted(rows, key=lambda r: r["user_id"])
+        if r["previous"] != status
     ]
