@@ -14,8 +14,9 @@ import socketio
 from aiohttp import web
 
 from console_web import dist_dir, static_dir
-from dispatch.auth.identity_providers import AttestationVerifier, DemoSmsSender, SmsSender
+from dispatch.auth.identity_providers import AttestationVerifier, SmsSender
 from dispatch.auth.passwords import Passwords
+from dispatch.auth.sms import sms_sender_for
 from dispatch.auth.tokens import TokenSigner
 from dispatch.demo.loader import DemoLogin, ensure_demo_city
 from dispatch.evidence.files import EvidenceStore
@@ -39,6 +40,7 @@ from dispatch.http.keys import (
     INCIDENTS,
     INFRA,
     INTAKE,
+    INTAKE_BUDGETS,
     MESSAGES,
     METRICS,
     NODE_CLIENT,
@@ -62,7 +64,7 @@ from dispatch.infra.precinct_registry import IndexCache, PrecinctRegistry
 from dispatch.infra.publisher import Publisher
 from dispatch.infra.queue_index import PriorityQueue
 from dispatch.infra.redis_writes import RedisWrites
-from dispatch.infra.throttle import LoginBackoff, WindowLimit
+from dispatch.infra.throttle import KeyedBudget, LoginBackoff, RefusalCount, WindowLimit
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.calls import CallService
 from dispatch.services.citizens import CitizenServices
@@ -70,6 +72,7 @@ from dispatch.services.console_queries import ConsoleQueries
 from dispatch.services.evidence_access import EvidenceAccess
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
+from dispatch.services.intake_budgets import IntakeBudgets, Submitted
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.overdue import OverdueWatch
@@ -149,6 +152,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             window_s=60,
             now=lambda: clock.now().timestamp(),
         ),
+        codes_per_phone_hour=settings.sms_codes_per_phone_hour,
         real_name_per_citizen=WindowLimit(
             infra.redis,
             "real-name-citizen",
@@ -177,6 +181,26 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         timezone=zoneinfo.ZoneInfo(settings.timezone),
         duplicate_radius_m=settings.duplicate_radius_m,
         duplicate_window=timedelta(seconds=settings.duplicate_window_s),
+    )
+
+    redis = infra.redis
+
+    def budget(name: str, limit: int) -> KeyedBudget:
+        return KeyedBudget(
+            redis, name, limit, settings.intake_window_s, now=lambda: clock.now().timestamp()
+        )
+
+    app[INTAKE_BUDGETS] = IntakeBudgets(
+        pool=infra.pool,
+        publisher=publisher,
+        clock=clock,
+        per_citizen={
+            Submitted.ALARM: budget("alarms", settings.alarms_per_citizen),
+            Submitted.REPORT: budget("reports", settings.reports_per_citizen),
+            Submitted.MESSAGE: budget("messages", settings.messages_per_citizen),
+        },
+        per_network=budget("intake-network", settings.intake_per_network),
+        refusals=RefusalCount(infra.redis),
     )
     app[TRACKING] = TrackingService(infra.pool, signer, clock, publisher)
     app[STAFF_AUTH] = StaffAuth(
@@ -219,7 +243,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[console_api.CONSOLE] = ConsoleQueries(infra.pool)
     app[console_api.EVIDENCE] = EvidenceAccess(infra.pool, incidents, app[INTAKE].evidence)
     app[MESSAGES] = MessageService(
-        pool=infra.pool, publisher=publisher, incidents=incidents, clock=clock
+        pool=infra.pool,
+        publisher=publisher,
+        incidents=incidents,
+        clock=clock,
+        budgets=app[INTAKE_BUDGETS],
     )
     app[ASSIGNMENTS] = AssignmentService(
         pool=infra.pool,
@@ -325,7 +353,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[PASSWORDS] = passwords or Passwords()
     app[CLOCK] = clock or SystemClock()
-    app[SMS] = sms_sender or DemoSmsSender()
+    app[SMS] = sms_sender or sms_sender_for(settings)
     app[INDEX_CACHE] = index_cache or IndexCache()
     if infrastructure is None:
         app.cleanup_ctx.append(_infrastructure_ctx)

@@ -144,8 +144,17 @@ class Settings:
     case_prefix: str = _env("MICRO110_CASE_PREFIX", _str, default="110")
     timezone: str = _env("MICRO110_TIMEZONE", _str, default="Asia/Shanghai")
 
-    # Phone verification codes.
+    # Phone verification codes: "webhook" (any SMS gateway behind an HTTP endpoint; see
+    # dispatch/auth/sms.py), "log" (writes live codes to the log: chosen explicitly), or
+    # "demo": the log in demo mode, else no sender (phone verification unavailable).
     sms_sender: str = _env("MICRO110_SMS_SENDER", _str, default="demo")
+    sms_webhook_url: str | None = _env("MICRO110_SMS_WEBHOOK_URL", _optional_str, default=None)
+    sms_webhook_secret: str | None = _env(
+        "MICRO110_SMS_WEBHOOK_SECRET", _optional_str, default=None
+    )
+    sms_webhook_timeout_s: float = _env("MICRO110_SMS_WEBHOOK_TIMEOUT_S", _float, default=5.0)
+    # Codes sent to one phone number an hour, whichever accounts ask.
+    sms_codes_per_phone_hour: int = _env("MICRO110_SMS_CODES_PER_PHONE_HOUR", _int, default=3)
     # Attestation providers: a JSON file {"provider-name": "<PEM public key>", ...}.
     attestation_keys_file: Path | None = _env(
         "MICRO110_ATTESTATION_KEYS", _optional_path, default=None
@@ -184,6 +193,15 @@ class Settings:
     # /metrics: with a token, to whoever sends it as a bearer token; without, only to
     # requests from this host that no proxy passed on.
     metrics_token: str | None = _env("MICRO110_METRICS_TOKEN", _optional_str, default=None)
+    # Intake budgets, per window of `intake_window_s` seconds (0: no limit): distinct
+    # alarms, reports and chat messages per citizen, and alarms + reports per network
+    # (IPv4 address, IPv6 /64).  A citizen's first alarm or report in a window is always
+    # accepted, over the network budget too.
+    intake_window_s: int = _env("MICRO110_INTAKE_WINDOW_S", _int, default=600)
+    alarms_per_citizen: int = _env("MICRO110_ALARMS_PER_CITIZEN", _int, default=5)
+    reports_per_citizen: int = _env("MICRO110_REPORTS_PER_CITIZEN", _int, default=10)
+    messages_per_citizen: int = _env("MICRO110_MESSAGES_PER_CITIZEN", _int, default=60)
+    intake_per_network: int = _env("MICRO110_INTAKE_PER_NETWORK", _int, default=100)
     # Real-name checks (name + national ID against the registry): attempts per citizen a
     # day and per network (IPv4 address, IPv6 /64) an hour; 0: no limit.
     real_name_attempts_per_day: int = _env("MICRO110_REAL_NAME_ATTEMPTS_PER_DAY", _int, default=5)
@@ -237,8 +255,22 @@ class Settings:
             raise SettingsError(
                 "MICRO110_TIMEZONE", f"unknown time zone {self.timezone!r}"
             ) from None
-        if self.sms_sender not in {"demo"}:
-            raise SettingsError("MICRO110_SMS_SENDER", "the only sender built in is 'demo'")
+        if self.sms_sender not in {"demo", "log", "webhook"}:
+            raise SettingsError("MICRO110_SMS_SENDER", "must be webhook, log or demo")
+        if self.sms_sender == "webhook":
+            if not (self.sms_webhook_url or "").startswith(("https://", "http://")):
+                raise SettingsError(
+                    "MICRO110_SMS_WEBHOOK_URL", "the webhook sender needs an http(s) URL"
+                )
+            if len(self.sms_webhook_secret or "") < 16:
+                raise SettingsError(
+                    "MICRO110_SMS_WEBHOOK_SECRET",
+                    "the webhook sender needs a secret of 16+ characters",
+                )
+        if self.sms_webhook_timeout_s <= 0:
+            raise SettingsError("MICRO110_SMS_WEBHOOK_TIMEOUT_S", "must be positive")
+        if self.sms_codes_per_phone_hour < 1:
+            raise SettingsError("MICRO110_SMS_CODES_PER_PHONE_HOUR", "must be 1 or more")
         try:
             thresholds = [int(v) for v in self.overdue_s]
         except ValueError:
@@ -267,7 +299,13 @@ class Settings:
             raise SettingsError("MICRO110_REDIS_TIMEOUT", "must be positive")
         if self.queue_check_s <= 0:
             raise SettingsError("MICRO110_QUEUE_CHECK_S", "must be positive")
+        if self.intake_window_s <= 0:
+            raise SettingsError("MICRO110_INTAKE_WINDOW_S", "must be positive")
         for limit_name, limit in (
+            ("MICRO110_ALARMS_PER_CITIZEN", self.alarms_per_citizen),
+            ("MICRO110_REPORTS_PER_CITIZEN", self.reports_per_citizen),
+            ("MICRO110_MESSAGES_PER_CITIZEN", self.messages_per_citizen),
+            ("MICRO110_INTAKE_PER_NETWORK", self.intake_per_network),
             ("MICRO110_REAL_NAME_ATTEMPTS_PER_DAY", self.real_name_attempts_per_day),
             (
                 "MICRO110_REAL_NAME_ATTEMPTS_PER_NETWORK_HOUR",

@@ -32,6 +32,8 @@ IntArray = npt.NDArray[np.int64]
 # In cell units. Far above float64 noise in grid coordinates (~1e-12), far below any
 # real geometry; a boundary lying exactly on a grid line marks the cells on both sides.
 _EPS = 1e-6
+# Segments rasterised at a time (bounds the build's peak memory).
+_CHUNK = 1 << 18
 # A uniform grid is sized so cells are roughly square on the ground.
 _METRES_PER_DEGREE = 111_320.0
 
@@ -110,7 +112,19 @@ def ring_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, IntA
 
 def _boundary_pairs(grid: Grid, segments: FloatArray, owners: IntArray, n_poly: int) -> IntArray:
     """Unique ``cell * n_poly + polygon`` keys for every cell a segment comes within _EPS
-    of."""
+    of.
+
+    Segments go through in chunks: a national layer has millions, and each needs a
+    dozen temporaries the size of its pieces, which would set the build's peak memory.
+    """
+    chunks = [
+        _chunk_pairs(grid, segments[start : start + _CHUNK], owners[start : start + _CHUNK], n_poly)
+        for start in range(0, len(segments), _CHUNK)
+    ]
+    return np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.int64)
+
+
+def _chunk_pairs(grid: Grid, segments: FloatArray, owners: IntArray, n_poly: int) -> IntArray:
     au = (segments[:, 0] - grid.x0) / grid.dx
     av = (segments[:, 1] - grid.y0) / grid.dy
     bu = (segments[:, 2] - grid.x0) / grid.dx

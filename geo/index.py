@@ -43,6 +43,7 @@ from geo.regions import Frame, RegionRouter, group_regions
 from geo.tables import IndexTables, build_tables
 
 PrecinctIndices = npt.NDArray[np.int32]
+_intersects_xy = shapely.lib.intersects_xy
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +307,8 @@ class PrecinctIndex:
         geometries = tables.geometry_list
         for k in range(offsets[entry], offsets[entry + 1]):
             polygon = polygons[k]
-            if shapely.intersects_xy(geometries[polygon], lon, lat):
+            # The ufunc itself: shapely.intersects_xy's wrapper doubles a scalar call.
+            if _intersects_xy(geometries[polygon], lon, lat):
                 return self._inside[polygon]
         x, y = tables.plane.to_local(lon, lat, ix, iy)
         block = tables.entry_block_mv[entry]

@@ -30,6 +30,8 @@ _MAX_CANDIDATES = 16
 # may stand for before they are expanded into their segments.
 _RUN = 16
 _EXPAND_PAIRS = 2_000_000
+# (block, segment) pairs pruned at a time.
+_PRUNE_CHUNK = 1 << 19
 # Metres of slack in every comparison: float noise and points rounded across a cell edge.
 _SLACK_M = 0.01
 # Blocks are grown by 1% about their centre; see _BlockGeometry.
@@ -276,31 +278,67 @@ def _prune(
     point of the segment everywhere in the block. So a segment survives only if some
     corner is at least as close to it as to q. Unlike a distance annulus this stays
     tight far from the coast, where neighbouring segments subtend a tiny angle.
+
+    Pairs go through in chunks (three passes: nearest distance per block, q, then the
+    tests), so a level's dozen temporaries never exist for all its millions of pairs at
+    once: they set the build's peak memory on a national layer.
     """
-    if len(pair_block) == 0:
+    n = len(pair_block)
+    if n == 0:
         return pair_block, pair_segment
+    spans = [(a, min(a + _PRUNE_CHUNK, n)) for a in range(0, n, _PRUNE_CHUNK)]
+    to_centre = np.empty(n)
+    best = np.full(len(blocks.cx), np.inf)
+    for a, b in spans:
+        wx, wy, t, ux, uy = _to_centre(blocks, table, pair_block[a:b], pair_segment[a:b])
+        to_centre[a:b] = _norm(wx - t * ux, wy - t * uy)
+        np.minimum.at(best, pair_block[a:b], to_centre[a:b])
+    qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
+    for a, b in spans:
+        block = pair_block[a:b]
+        winner = np.flatnonzero(to_centre[a:b] == best[block])
+        segment = pair_segment[a:b][winner]
+        _, _, t, ux, uy = _to_centre(blocks, table, block[winner], segment)
+        qx[block[winner]] = table.ax[segment] + t * ux
+        qy[block[winner]] = table.ay[segment] + t * uy
+    kept: list[tuple[IntArray, IntArray]] = []
+    for a, b in spans:
+        block = pair_block[a:b]
+        # Cheap first cut, implied by the corner test: a segment more than 2 radii
+        # further from the centre than q cannot be nearest anywhere in the block.
+        reach = best[block]
+        reach += 2.0 * blocks.radius[block] + _SLACK_M
+        near = np.flatnonzero(to_centre[a:b] <= reach)
+        del reach
+        kept.append(_corner_test(blocks, table, qx, qy, block[near], pair_segment[a:b][near]))
+    return np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept])
+
+
+def _to_centre(
+    blocks: _BlockGeometry, table: SegmentTable, pair_block: IntArray, pair_segment: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """From each segment's start to its block's centre, the foot of the perpendicular
+    from the centre along the segment, and the segment's direction."""
+    ux, uy = table.ux[pair_segment], table.uy[pair_segment]
+    wx, wy = blocks.cx[pair_block], blocks.cy[pair_block]
+    wx -= table.ax[pair_segment]
+    wy -= table.ay[pair_segment]
+    t = _projection_parameter(wx, wy, ux, uy, table.inverse_length2[pair_segment])
+    return wx, wy, t, ux, uy
+
+
+def _corner_test(
+    blocks: _BlockGeometry,
+    table: SegmentTable,
+    qx: FloatArray,
+    qy: FloatArray,
+    pair_block: IntArray,
+    pair_segment: IntArray,
+) -> tuple[IntArray, IntArray]:
+    """The pairs whose segment is at least as close as q at some corner of the block."""
     ax, ay = table.ax[pair_segment], table.ay[pair_segment]
     ux, uy = table.ux[pair_segment], table.uy[pair_segment]
     inverse = table.inverse_length2[pair_segment]
-    wx, wy = blocks.cx[pair_block], blocks.cy[pair_block]
-    wx -= ax
-    wy -= ay
-    t = _projection_parameter(wx, wy, ux, uy, inverse)
-    to_centre = _norm(wx - t * ux, wy - t * uy)
-    best = np.full(len(blocks.cx), np.inf)
-    np.minimum.at(best, pair_block, to_centre)
-    best_of_pair = best[pair_block]
-    winner = np.flatnonzero(to_centre == best_of_pair)
-    qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
-    qx[pair_block[winner]] = ax[winner] + t[winner] * ux[winner]
-    qy[pair_block[winner]] = ay[winner] + t[winner] * uy[winner]
-    # Cheap first cut, implied by the corner test: a segment more than 2 radii further
-    # from the centre than q cannot be nearest anywhere in the block.
-    best_of_pair += 2.0 * blocks.radius[pair_block] + _SLACK_M
-    near = np.flatnonzero(to_centre <= best_of_pair)
-    del wx, wy, t, to_centre, best_of_pair
-    pair_block, pair_segment = pair_block[near], pair_segment[near]
-    ax, ay, ux, uy, inverse = ax[near], ay[near], ux[near], uy[near], inverse[near]
     keep = np.zeros(len(pair_block), dtype=bool)
     # Most survivors pass at the first or second corner: test only the undecided.
     undecided = np.arange(len(pair_block))

@@ -30,6 +30,7 @@ WIRE_NAME: MappingProxyType[str, str] = MappingProxyType(
         EventType.INCIDENT_TRAIL: "incident.updated",
         EventType.INCIDENT_CANCELLED: "incident.updated",
         EventType.INCIDENT_NOTE: "incident.updated",
+        EventType.INCIDENT_REFUSED: "incident.updated",
     }
 )
 

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from dispatch.domain.events import Actor, ActorKind, Horizon, StoredEvent
+from dispatch.infra.loops import honour_cancellation, wait_at_most
 from dispatch.infra.redis_writes import RedisWrites
 from dispatch.services.feed import events_between, horizon, settled_seq
 from signaling.audiences import membership, rooms_for
@@ -184,11 +185,13 @@ class FeedHub:
 
     async def _consume(self, ready: asyncio.Event) -> None:
         while True:
+            honour_cancellation()
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
                 ready.set()
                 while True:
+                    honour_cancellation()
                     message = await pubsub.get_message(timeout=5.0)
                     if message is None or message.get("type") != "message":
                         continue
@@ -214,10 +217,10 @@ class FeedHub:
     async def _settle(self) -> None:
         previous: Horizon | None = None
         while True:
+            honour_cancellation()
             if not self._pending:
                 self._gap.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._gap.wait(), self.poll_interval_s)
+                await wait_at_most(self._gap, self.poll_interval_s)
             if self._pending:
                 # Most gaps fill by themselves within a commit or two.
                 await asyncio.sleep(self.settle_interval_s)

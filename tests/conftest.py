@@ -106,6 +106,12 @@ def settings(servers: Servers, service_dir: Path) -> Settings:
         background_tasks=False,
         # Tests move the fake clock by hours; the 15-minute access token has its own test.
         citizen_token_ttl_s=7 * 24 * 3600,
+        # Tests file many alarms as one citizen from one address; the budgets have their
+        # own tests (tests/dispatch/services/test_intake_budgets.py) with their settings.
+        alarms_per_citizen=0,
+        reports_per_citizen=0,
+        messages_per_citizen=0,
+        intake_per_network=0,
     )
 
 

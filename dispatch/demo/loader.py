@@ -21,6 +21,7 @@ from dispatch.domain.users import Role
 from dispatch.infra.precinct_registry import IndexCache
 from dispatch.services.precincts import import_precincts
 from dispatch.services.users import create_user
+from dispatch.store import precincts as precinct_store
 from dispatch.store import users as user_store
 from geo.datum import Datum
 
@@ -64,7 +65,7 @@ async def ensure_demo_city(
     """Load the demo city and accounts if missing; return the logins to print."""
     actor = Actor.system("demo")
     async with pool.acquire() as conn:
-        has_precincts = bool(await conn.fetchval("SELECT 1 FROM precincts LIMIT 1"))
+        has_precincts = await precinct_store.any_precinct(conn)
     if not has_precincts:
         collection = json.loads(
             resources.files("dispatch.demo").joinpath(DEMO_FILE).read_text(encoding="utf-8")
@@ -81,10 +82,7 @@ async def ensure_demo_city(
             cache=cache,
         )
     async with pool.acquire() as conn:
-        all_codes = tuple(
-            r["code"]
-            for r in await conn.fetch("SELECT code FROM precincts WHERE active ORDER BY code")
-        )
+        all_codes = tuple(await precinct_store.active_codes(conn))
     wanted = [
         ("dispatcher", Role.DISPATCHER, all_codes, None),
         ("officer", Role.OFFICER, (XUANWU,) if XUANWU in all_codes else all_codes[:1], "XW-01"),

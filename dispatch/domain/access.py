@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
+from dispatch.domain.events import EventType
+from dispatch.domain.field_reports import Thread, message_thread
 from dispatch.domain.users import Role
 
 
@@ -52,8 +55,9 @@ INCIDENT_VIEW = MappingProxyType(
 )
 
 # The incident history events an officer's view keeps: what officers are sent live
-# (signaling/audiences.py) plus the report itself.  Chat, claims, reporter identity
-# reads and priority bookkeeping stay with the consoles.
+# (signaling/audiences.py) plus the report itself.  Claims, reporter identity reads
+# and priority bookkeeping stay with the consoles; of the chat, only the officers'
+# thread (OFFICER_MESSAGE_THREADS).
 OFFICER_HISTORY_TYPES = frozenset(
     {
         "incident.created",
@@ -76,6 +80,18 @@ OFFICER_HISTORY_TYPES = frozenset(
         "assignment.on_scene",
     }
 )
+
+
+# The chat threads an officer's view keeps: their own chat with the dispatcher and the
+# other officers on the incident, never the dispatcher's chat with the reporter.
+OFFICER_MESSAGE_THREADS = frozenset({Thread.OFFICERS})
+
+
+def in_officer_history(event_type: str, payload: dict[str, Any]) -> bool:
+    """Does an officer's view of an incident's history keep this event?"""
+    if event_type == EventType.MESSAGE_CREATED:
+        return message_thread(payload) in OFFICER_MESSAGE_THREADS
+    return event_type in OFFICER_HISTORY_TYPES
 
 
 @dataclass(frozen=True, slots=True)

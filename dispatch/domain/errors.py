@@ -90,3 +90,11 @@ class StorageFull(TryAgain):
 
     code = "storage_full"
     status = 507
+
+
+class SmsUnavailable(TryAgain):
+    """No text message could be sent: no sender is configured, or the gateway did not
+    take the message (after its retries)."""
+
+    code = "sms_unavailable"
+    status = 503

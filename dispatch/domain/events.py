@@ -57,6 +57,7 @@ class EventType(StrEnum):
     CITIZEN_VERIFIED = "citizen.verified"
     CITIZEN_VERIFICATION_FAILED = "citizen.verification_failed"
     CITIZEN_SIGNED_OUT = "citizen.signed_out"
+    INCIDENT_REFUSED = "incident.refused"
     STAFF_LOGIN = "staff.login"
     STAFF_LOGOUT = "staff.logout"
     USER_CREATED = "user.created"

@@ -153,6 +153,9 @@ class Incident:
     transfer: dict[str, str] | None
     rating: int | None
     version: int
+    # Alarms, reports and messages of the reporter refused by the intake budgets (the
+    # last day's, kept on their latest open incident): a dispatcher sees who is trying.
+    refused_attempts: int = 0
 
     @property
     def scope_precinct(self) -> str | None:

@@ -36,10 +36,12 @@ from dispatch.domain.errors import (
 from dispatch.domain.priority import Channel
 from dispatch.http.body import read_json
 from dispatch.http.citizen_api import bearer_token, citizen_id, optional_position
-from dispatch.http.keys import CALLS, CITIZENS, NODE_CLIENT, SETTINGS, STAFF_AUTH
+from dispatch.http.keys import CALLS, CITIZENS, INTAKE_BUDGETS, NODE_CLIENT, SETTINGS, STAFF_AUTH
+from dispatch.http.remote import client_address
 from dispatch.http.staff_api import incident_id, staff
 from dispatch.services.calls import CallElsewhere
 from dispatch.services.intake import Submission
+from dispatch.services.intake_budgets import Submitted
 from dispatch.wire.models import CallIn, CallOut, IceServerOut, RtcConfigOut
 from media.network import ice_servers
 from media.offers import MAX_OFFER_BYTES
@@ -107,6 +109,10 @@ async def _forward(request: web.Request, elsewhere: CallElsewhere, body: bytes) 
 async def start_call(request: web.Request) -> web.Response:
     who = await citizen_id(request)
     body = await read_json(request, CallIn, max_bytes=request.app[SETTINGS].max_json_bytes)
+    # A video call is an alarm by another channel: the same budgets.
+    await request.app[INTAKE_BUDGETS].admit(
+        who, Submitted.ALARM, body.idempotency_key, client_address(request)
+    )
     position = optional_position(body)
     submission = Submission(
         channel=Channel.VIDEO,

@@ -14,11 +14,12 @@ from dispatch.domain.incidents import CitizenId
 from dispatch.domain.priority import Channel
 from dispatch.evidence.images import ImageProblem, ImageRejected, VerifiedImage, verify_image
 from dispatch.http.body import read_json
-from dispatch.http.keys import CITIZENS, INTAKE, SETTINGS, TRACKING
+from dispatch.http.keys import CITIZENS, INTAKE, INTAKE_BUDGETS, SETTINGS, TRACKING
 from dispatch.http.remote import client_address
 from dispatch.http.report_form import MAX_IMAGE_BYTES, read_report_form
 from dispatch.services.citizens import CitizenTokens
 from dispatch.services.intake import Position, Submission
+from dispatch.services.intake_budgets import Submitted
 from dispatch.wire.models import (
     AlarmIn,
     AttestationIn,
@@ -171,6 +172,9 @@ def optional_position(body: AlarmIn | CallIn) -> Position | None:
 async def create_alarm(request: web.Request) -> web.Response:
     who = await citizen_id(request)
     alarm = await read_json(request, AlarmIn, max_bytes=_max_json(request))
+    await request.app[INTAKE_BUDGETS].admit(
+        who, Submitted.ALARM, alarm.idempotency_key, client_address(request)
+    )
     position = optional_position(alarm)
     submission = Submission(
         channel=Channel.ALARM,
@@ -221,6 +225,9 @@ def _verify_all(images: list[bytes]) -> list[VerifiedImage]:
 async def create_report(request: web.Request) -> web.Response:
     who = await citizen_id(request)
     form = await read_report_form(request, request.app[SETTINGS].max_upload_bytes)
+    await request.app[INTAKE_BUDGETS].admit(
+        who, Submitted.REPORT, form.idempotency_key, client_address(request)
+    )
     loop = asyncio.get_running_loop()
     # Decoding and re-encoding images is CPU work: off the event loop.
     images = await loop.run_in_executor(None, _verify_all, form.images)

@@ -19,6 +19,7 @@ from dispatch.services.calls import CallService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
+from dispatch.services.intake_budgets import IntakeBudgets
 from dispatch.services.messages import MessageService
 from dispatch.services.officers import OfficerService
 from dispatch.services.overdue import OverdueWatch
@@ -41,6 +42,7 @@ REDIS_WRITES = web.AppKey("redis_writes", RedisWrites)
 SMS = web.AppKey("sms", SmsSender)
 CITIZENS = web.AppKey("citizens", CitizenServices)
 INTAKE = web.AppKey("intake", IntakeService)
+INTAKE_BUDGETS = web.AppKey("intake_budgets", IntakeBudgets)
 TRACKING = web.AppKey("tracking", TrackingService)
 STAFF_AUTH = web.AppKey("staff_auth", StaffAuth)
 WORKFLOW = web.AppKey("workflow", Workflow)

@@ -61,7 +61,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/alarms/{incident_id}/cancel", "Withdraw a false trigger", "intake",
               m.CancelIn, None, 200, "citizen", (*_BODY_ERRORS, 401, 404)),
     Operation("post", "/api/reports", "Text report with up to 6 images", "intake", "multipart",
-              m.IntakeOut, 201, "citizen", (*_BODY_ERRORS, 401, 503, 507)),
+              m.IntakeOut, 201, "citizen", (*_BODY_ERRORS, 401, 429, 503, 507)),
     Operation("get", "/api/cases/{case_no}", "A case's status and timeline", "tracking", None,
               m.CaseOut, 200, "tracking-or-citizen", (404,)),
     Operation("post", "/api/cases/{case_no}/rating", "Rate how a resolved case was handled",
@@ -150,7 +150,7 @@ OPERATIONS: tuple[Operation, ...] = (
     # Video calls (docs/calls.md): WHIP-shaped for the citizen, WHEP-shaped for staff.
     Operation("post", "/api/calls", "Start a video call: the incident, queued at once, and "
               "the session URL to POST the SDP offer to", "calls", m.CallIn, m.CallOut, 201,
-              "citizen", (*_BODY_ERRORS, 401, 503)),
+              "citizen", (*_BODY_ERRORS, 401, 429, 503)),
     Operation("post", "/api/calls/{incident_id}/trail", "Add positions to a call's trail (a "
               "call started without a fix is routed by the first)", "calls", m.TrailIn, None,
               202, "citizen", (*_BODY_ERRORS, 401, 404, 429)),

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from dispatch.domain.errors import Forbidden, Unauthorized
 from dispatch.http.citizen_api import bearer_token
 from dispatch.http.keys import INFRA, METRICS, PRECINCTS, SETTINGS
-from dispatch.infra.connections import ping
+from dispatch.infra.connections import ping, postgres_problem
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +31,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def _check_postgres(pool: asyncpg.Pool) -> str | None:
-    try:
-        async with asyncio.timeout(_PROBE_TIMEOUT_S):
-            async with pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        return str(exc) or type(exc).__name__
-    return None
+    return await postgres_problem(pool, _PROBE_TIMEOUT_S)
 
 
 async def _check_redis(request: web.Request) -> str | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from dispatch.infra.embedded import EmbeddedPostgres
 from dispatch.settings import Settings
+from dispatch.store import database
 from dispatch.store.database import create_pool
 
 logger = logging.getLogger(__name__)
@@ -132,11 +133,8 @@ async def _counts(database_url: str) -> tuple[dict[str, int], dict[str, str]]:
     pool = await create_pool(database_url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
-            counts = {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in _COUNTED}
-            attachments = {
-                r["storage_key"]: r["sha256"]
-                for r in await conn.fetch("SELECT storage_key, sha256 FROM attachments")
-            }
+            counts = await database.row_counts(conn, _COUNTED)
+            attachments = await database.attachment_digests(conn)
     finally:
         await pool.close()
     return counts, attachments
@@ -185,9 +183,7 @@ async def restore(settings: Settings, directory: Path) -> BackupSummary:
         pool = await create_pool(url, min_size=1, max_size=1)
         try:
             async with pool.acquire() as conn:
-                tables = await conn.fetchval(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
-                )
+                tables = await database.public_table_count(conn)
         finally:
             await pool.close()
         if tables:

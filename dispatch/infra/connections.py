@@ -22,6 +22,7 @@ import redis.exceptions
 
 from dispatch.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from dispatch.settings import Settings
+from dispatch.store import database
 from dispatch.store.database import create_pool, migrate, schema_version
 
 logger = logging.getLogger(__name__)
@@ -88,20 +89,23 @@ async def connect_redis(
     return client
 
 
+async def postgres_problem(pool: asyncpg.Pool, timeout_s: float) -> str | None:
+    """What is wrong with PostgreSQL, or None when a round trip works within `timeout_s`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with pool.acquire() as conn:
+                await database.ping(conn)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
 async def load_keys(pool: asyncpg.Pool, settings: Settings) -> Keys:
     """Keys from the environment, else generated once and kept in the database."""
 
     async def stored(name: str) -> str:
         async with pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                name,
-                secrets.token_urlsafe(48),
-            )
-            value: str = await conn.fetchval(
-                "SELECT value FROM server_secrets WHERE name = $1", name
-            )
-        return value
+            return await database.server_secret(conn, name, secrets.token_urlsafe(48))
 
     secret = settings.secret_key or await stored("secret_key")
     id_key = settings.id_hash_key or await stored("id_hash_key")

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 from shapely.geometry import shape
 
+from dispatch.infra.loops import honour_cancellation, wait_at_most
 from dispatch.store import precincts as precinct_store
 from geo.index import PrecinctIndex
 from geo.precincts import Precinct
@@ -165,14 +166,15 @@ class PrecinctRegistry:
     async def watch(self) -> None:
         """Reload on every committed import until cancelled; report a heartbeat."""
         while True:
+            honour_cancellation()
             try:
                 async with self._pool.acquire() as conn:
                     await conn.add_listener(precinct_store.PRECINCTS_CHANNEL, self._on_notify)
                     try:
                         await self.load()  # catch up with anything missed while not listening
                         while True:
-                            with contextlib.suppress(TimeoutError):
-                                await asyncio.wait_for(self._changed.wait(), self._heartbeat_s)
+                            honour_cancellation()
+                            await wait_at_most(self._changed, self._heartbeat_s)
                             self._changed.clear()
                             await self.load()
                     finally:

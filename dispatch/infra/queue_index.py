@@ -10,7 +10,6 @@ persistence, flushed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +20,9 @@ import asyncpg
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from dispatch.infra.loops import honour_cancellation, wait_at_most
 from dispatch.infra.redis_writes import Commands, RedisWrites
+from dispatch.store import incidents as incident_store
 
 logger = logging.getLogger(__name__)
 
@@ -130,10 +131,8 @@ class PriorityQueue:
         await self._redis.set(BUILT_KEY, "1")
         await self._drop_foreign_keys()
         async with pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, precinct_code, priority_score FROM incidents WHERE state = 'queued'"
-            )
-        entries = (QueueEntry(r["id"], r["precinct_code"], r["priority_score"]) for r in rows)
+            rows = await incident_store.queued_scores(conn)
+        entries = (QueueEntry(*row) for row in rows)
         if not await self.add(entries):
             raise redis.exceptions.RedisError("the queue index's entries did not reach Redis")
         keys = [GLOBAL_KEY] + [
@@ -146,14 +145,10 @@ class PriorityQueue:
         # Ask PostgreSQL again, after the add: an incident claimed or rerouted meanwhile
         # must not stay indexed, nor under a precinct it has left.
         async with pool.acquire() as conn:
-            now_queued = {
-                str(r["id"]): precinct_key(r["precinct_code"])
-                for r in await conn.fetch(
-                    """SELECT id, precinct_code FROM incidents
-                       WHERE id = any($1::uuid[]) AND state = 'queued'""",
-                    [UUID(m) for m in indexed if _is_uuid(m)],
-                )
-            }
+            still = await incident_store.still_queued(
+                conn, [UUID(m) for m in indexed if _is_uuid(m)]
+            )
+        now_queued = {str(i): precinct_key(code) for i, code in still.items()}
         stale = [
             (key, member)
             for member, member_keys in indexed.items()
@@ -193,11 +188,11 @@ class PriorityQueue:
         rebuild the next try waits `interval_s`, so an outage is not hammered."""
         failing = False
         while True:
+            honour_cancellation()
             if failing:
                 await asyncio.sleep(interval_s)
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._write_failed.wait(), interval_s)
+                await wait_at_most(self._write_failed, interval_s)
             self._write_failed.clear()
             try:
                 lost = not await self._redis.exists(BUILT_KEY)

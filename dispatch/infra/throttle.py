@@ -147,3 +147,88 @@ class LoginBackoff:
                 await self.redis.delete(here)
         except (OSError, redis.exceptions.RedisError):
             logger.exception("login back-off unavailable")
+
+
+# One attempt against a budget of distinct keys per window: a retry of a key already
+# counted passes (phones retry on bad networks; intake answers it with its first result).
+# `force` counts it even over the limit (a reporter's first alarm).  Returns
+# {allowed, keys counted in this window}.
+_BUDGET_SCRIPT = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  return {1, redis.call('SCARD', KEYS[1])}
+end
+local n = redis.call('SCARD', KEYS[1])
+if n >= tonumber(ARGV[2]) and ARGV[4] ~= '1' then
+  return {0, n}
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return {1, n + 1}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """One attempt against a budget: allowed or not, the attempts counted in the window
+    so far (1: the first), and the seconds until the window ends."""
+
+    allowed: bool
+    count: int
+    retry_after_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedBudget:
+    """At most `limit` distinct submissions (by idempotency key) per `window_s` by each
+    client; 0: no limit.  Like `WindowLimit`, open when Redis cannot count."""
+
+    redis: aioredis.Redis
+    name: str
+    limit: int
+    window_s: int
+    now: Callable[[], float] = time.time
+    timeout_s: float = 0.5
+
+    async def spend(self, who: str, key: str, *, force: bool = False) -> Spent:
+        now = self.now()
+        window = int(now // self.window_s)
+        retry_after = max(1, math.ceil((window + 1) * self.window_s - now))
+        if self.limit <= 0:
+            return Spent(True, 1, retry_after)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                allowed, count = await self.redis.eval(  # type: ignore[misc]
+                    _BUDGET_SCRIPT, 1, f"{_PREFIX}{self.name}:{window}:{who}",
+                    key, self.limit, self.window_s + 1, "1" if force else "0",
+                )  # fmt: skip
+        except (OSError, redis.exceptions.RedisError):
+            logger.exception("intake budget unavailable; not limiting", extra={"limit": self.name})
+            return Spent(True, 1, retry_after)
+        if not allowed and int(count) == self.limit:
+            logger.warning(
+                "intake budget spent",
+                extra={"limit": self.name, "client": who, "per_window": self.limit},
+            )
+        return Spent(bool(allowed), int(count), retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalCount:
+    """How many attempts of one citizen were refused in the last `window_s` seconds."""
+
+    redis: aioredis.Redis
+    window_s: int = 24 * 3600
+    timeout_s: float = 0.5
+
+    async def add(self, citizen: str) -> int | None:
+        key = f"{_PREFIX}refused:{citizen}"
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.incr(key)
+                pipe.expire(key, self.window_s)
+                count, _ = await pipe.execute()
+        except (OSError, redis.exceptions.RedisError):
+            logger.exception("refusal counter unavailable")
+            return None
+        return int(count)

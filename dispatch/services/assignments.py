@@ -21,6 +21,7 @@ from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.field_reports import Place, capture
 from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
+from dispatch.infra.loops import honour_cancellation
 from dispatch.infra.publisher import Publisher
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
@@ -74,12 +75,12 @@ class AssignmentService:
         self, conn: asyncpg.Connection, session: StaffSession, states: tuple[str, ...]
     ) -> list[dict[str, Any]]:
         result = []
-        for row in await field_store.assignments_of(conn, session.user.id, states):
-            incident = await workflow_store.get_incident(conn, row["incident_id"])
+        for held in await field_store.assignments_of(conn, session.user.id, states):
+            incident = await workflow_store.get_incident(conn, held.incident_id)
             assert incident is not None
             result.append(
-                {"assignment_id": str(row["id"]), "state": row["state"],
-                 "offers": row["offers"], "offered_at": row["offered_at"].isoformat(),
+                {"assignment_id": str(held.id), "state": held.state,
+                 "offers": held.offers, "offered_at": held.offered_at.isoformat(),
                  "incident": incident_view(incident)}
             )  # fmt: skip
         return result
@@ -132,29 +133,24 @@ class AssignmentService:
         conn: asyncpg.Connection,
         type_: EventType,
         actor: Actor,
-        row: asyncpg.Record,
+        row: field_store.HeldAssignment,
         **extra: Any,
     ) -> StoredEvent:
-        incident = await workflow_store.get_incident(conn, row["incident_id"])
+        incident = await workflow_store.get_incident(conn, row.incident_id)
         assert incident is not None
         return await event_store.append_event(
             conn, type_, actor,
-            {"incident": incident_view(incident), "assignment_id": str(row["id"]),
-             "officer_id": row["officer_id"], "callsign": row["callsign"], **extra},
+            {"incident": incident_view(incident), "assignment_id": str(row.id),
+             "officer_id": row.officer_id, "callsign": row.callsign, **extra},
             # citizen_id: the reporter is told when an officer accepts and arrives.
             incident_id=incident.id, precinct_code=incident.scope_precinct,
-            citizen_id=incident.citizen_id, officer_id=row["officer_id"],
+            citizen_id=incident.citizen_id, officer_id=row.officer_id,
         )  # fmt: skip
 
     async def _locked(
         self, conn: asyncpg.Connection, session: StaffSession, assignment_id: uuid.UUID
-    ) -> asyncpg.Record:
-        row = await conn.fetchrow(
-            """SELECT a.*, o.callsign FROM assignments a JOIN officers o ON o.user_id = a.officer_id
-               WHERE a.id = $1 AND a.officer_id = $2 FOR UPDATE OF a""",
-            assignment_id,
-            session.user.id,
-        )
+    ) -> field_store.HeldAssignment:
+        row = await field_store.assignment_for_update(conn, assignment_id, session.user.id)
         if row is None:
             raise NotFound("no such assignment of yours", field="assignment_id")
         return row
@@ -181,21 +177,16 @@ class AssignmentService:
             replayed = await self._replayed(conn, session, client_key, assignment_id, state)
             if replayed is not None:
                 return replayed
-            if row["state"] == state:
+            if row.state == state:
                 # A repeated answer (the ack was lost): same result.
                 await self._remember(conn, session, client_key, assignment_id, state, state)
                 return state
-            if row["state"] not in ("offered", "unacknowledged"):
+            if row.state not in ("offered", "unacknowledged"):
                 raise InvalidTransition(
-                    f"cannot {'accept' if accept else 'decline'} an assignment "
-                    f"that is {row['state']}",
+                    f"cannot {'accept' if accept else 'decline'} an assignment that is {row.state}",
                     field="assignment_id",
                 )
-            await conn.execute(
-                """UPDATE assignments SET state = $2, acked_at = $3, next_offer_at = NULL,
-                       updated_at = $3 WHERE id = $1""",
-                assignment_id, state, now,
-            )  # fmt: skip
+            await field_store.answer_assignment(conn, assignment_id, state, now)
             if accept:
                 await workflow_store.set_officers_status(conn, [session.user.id], "busy")
             event = await self._event(
@@ -226,20 +217,15 @@ class AssignmentService:
             replayed = await self._replayed(conn, session, client_key, assignment_id, status)
             if replayed is not None:
                 return replayed
-            if row["state"] == status:
+            if row.state == status:
                 await self._remember(conn, session, client_key, assignment_id, status, status)
                 return status
-            if status not in _PROGRESS.get(row["state"], set()):
+            if status not in _PROGRESS.get(row.state, set()):
                 raise InvalidTransition(
-                    f"cannot mark an assignment that is {row['state']} as {status}",
+                    f"cannot mark an assignment that is {row.state} as {status}",
                     field="status",
                 )
-            await conn.execute(
-                "UPDATE assignments SET state = $2, updated_at = $3 WHERE id = $1",
-                assignment_id,
-                status,
-                now,
-            )
+            await field_store.set_assignment_state(conn, assignment_id, status, now)
             if status == "cleared":
                 await workflow_store.set_officers_status(conn, [session.user.id], "available")
             event = await self._event(
@@ -255,31 +241,18 @@ class AssignmentService:
         actor = Actor.system("assignments")
         events: list[StoredEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            stale = await conn.fetch(
-                """UPDATE assignments a
-                   SET state = 'unacknowledged', next_offer_at = NULL, updated_at = $1
-                   FROM officers o WHERE o.user_id = a.officer_id
-                     AND a.state = 'offered' AND a.offered_at <= $2
-                   RETURNING a.*, o.callsign""",
-                now, now - self.give_up_after,
-            )  # fmt: skip
+            stale = await field_store.give_up_unanswered(conn, now, now - self.give_up_after)
             for row in stale:
                 events.append(
                     await self._event(
-                        conn, EventType.ASSIGNMENT_UNACKNOWLEDGED, actor, row, offers=row["offers"]
+                        conn, EventType.ASSIGNMENT_UNACKNOWLEDGED, actor, row, offers=row.offers
                     )
                 )
-            again = await conn.fetch(
-                """UPDATE assignments a SET offers = offers + 1, next_offer_at = $2, updated_at = $1
-                   FROM officers o WHERE o.user_id = a.officer_id
-                     AND a.state = 'offered' AND a.next_offer_at <= $1
-                   RETURNING a.*, o.callsign""",
-                now, now + self.reoffer_after,
-            )  # fmt: skip
+            again = await field_store.offer_again(conn, now, self.reoffer_after)
             for row in again:
                 events.append(
                     await self._event(
-                        conn, EventType.ASSIGNMENT_OFFERED, actor, row, offers=row["offers"]
+                        conn, EventType.ASSIGNMENT_OFFERED, actor, row, offers=row.offers
                     )
                 )
         if events:
@@ -288,6 +261,7 @@ class AssignmentService:
 
     async def run(self, interval_s: float = 2.0) -> None:
         while True:
+            honour_cancellation()
             try:
                 await self.sweep()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

@@ -309,6 +309,8 @@ class CallService:
     async def leave(
         self, staff: StaffSession, incident_id: uuid.UUID, viewer_id: uuid.UUID
     ) -> None:
+        # As for picking up: officers and administrators never watch a call.
+        staff.require(Role.DISPATCHER, Role.COMMANDER)
         await self._staff_incident(staff, incident_id)
         async with self.pool.acquire() as conn:
             viewer = await call_store.get_viewer(conn, viewer_id)

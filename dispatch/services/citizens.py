@@ -80,6 +80,8 @@ class CitizenServices:
     # Real-name attempts per citizen and per network: no trying ID numbers until one fits.
     real_name_per_citizen: WindowLimit | None = None
     real_name_per_network: WindowLimit | None = None
+    # Codes sent to one phone number an hour (Settings.sms_codes_per_phone_hour).
+    codes_per_phone_hour: int = 3
 
     def _tokens(
         self, citizen_id: CitizenId, level: VerificationLevel, generation: int, sign_in: int
@@ -200,11 +202,22 @@ class CitizenServices:
                 >= CODES_PER_HOUR
             ):
                 raise RateLimited("too many codes requested; try again later", field="phone")
+            # Per phone too, whichever accounts ask: nobody floods a number with codes.
+            phone_hash = hash_phone(phone, self.keys.id_hash_key)
+            sent = await citizen_store.recent_codes_to_phone(
+                conn, phone_hash, now - timedelta(hours=1)
+            )
+            if sent >= self.codes_per_phone_hour:
+                raise RateLimited(
+                    "too many codes were sent to this number; try again in an hour",
+                    field="phone",
+                    retry_after_s=3600,
+                )
             await citizen_store.insert_challenge(
                 conn,
                 challenge_id,
                 citizen_id,
-                phone_hash=hash_phone(phone, self.keys.id_hash_key),
+                phone_hash=phone_hash,
                 phone_masked=mask_phone(phone),
                 code_hash=self._code_hash(challenge_id, code),
                 expires_at=now + CODE_TTL,

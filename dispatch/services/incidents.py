@@ -12,9 +12,9 @@ import asyncpg
 from dispatch.domain.access import (
     INCIDENT_REACH,
     INCIDENT_VIEW,
-    OFFICER_HISTORY_TYPES,
     IncidentReach,
     IncidentView,
+    in_officer_history,
     officer_may_read,
 )
 from dispatch.domain.errors import Forbidden, NotFound
@@ -107,7 +107,7 @@ class IncidentQueries:
         async with self.pool.acquire() as conn:
             events = await event_store.events_for_incident(conn, incident_id)
         if view is IncidentView.OFFICER:
-            return [_officer_entry(e) for e in events if e.type in OFFICER_HISTORY_TYPES]
+            return [_officer_entry(e) for e in events if in_officer_history(e.type, e.payload)]
         return [
             {"seq": e.seq, "type": e.type, "at": e.created_at.isoformat(),
              "actor": {"kind": e.actor.kind.value, "id": e.actor.id}, "payload": e.payload}

@@ -18,28 +18,30 @@ from dispatch.domain.users import Role
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.services.incidents import IncidentQueries
+from dispatch.services.intake_budgets import IntakeBudgets, Submitted
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
 from dispatch.store import field_reports as field_store
+from dispatch.store import messages as message_store
 from dispatch.store import workflow as workflow_store
 
 
-def _message(row: asyncpg.Record) -> dict[str, Any]:
-    captured = row["captured_at"]
+def _message(stored: message_store.StoredMessage) -> dict[str, Any]:
+    captured = stored.captured_at
     place = (
-        {"lon": row["lon"], "lat": row["lat"], "accuracy_m": row["accuracy_m"]}
-        if row["lon"] is not None
+        {"lon": stored.lon, "lat": stored.lat, "accuracy_m": stored.accuracy_m}
+        if stored.lon is not None
         else None
     )
     return {
-        "id": str(row["id"]),
-        "incident_id": str(row["incident_id"]),
-        "sender_kind": row["sender_kind"],
-        "sender_id": row["sender_id"],
-        "body": row["body"],
-        "client_key": row["client_key"],
-        "created_at": row["created_at"].isoformat(),
-        "thread": row["thread"],
+        "id": str(stored.id),
+        "incident_id": str(stored.incident_id),
+        "sender_kind": stored.sender_kind,
+        "sender_id": stored.sender_id,
+        "body": stored.body,
+        "client_key": stored.client_key,
+        "created_at": stored.created_at.isoformat(),
+        "thread": stored.thread,
         "captured_at": captured.isoformat() if captured is not None else None,
         "place": place,
     }
@@ -51,6 +53,8 @@ class MessageService:
     publisher: Publisher
     incidents: IncidentQueries
     clock: Clock
+    # A reporter's chat is budgeted like their alarms (dispatch/services/intake_budgets.py).
+    budgets: IntakeBudgets | None = None
 
     async def from_staff(
         self,
@@ -81,11 +85,9 @@ class MessageService:
         async with self.pool.acquire() as conn:
             if client_key is not None:
                 # Sent again from the outbox, perhaps after the assignment ended.
-                sent = await conn.fetchrow(
-                    """SELECT * FROM messages WHERE incident_id = $1 AND sender_kind = $2
-                       AND sender_id = $3 AND client_key = $4""",
-                    incident_id, session.actor.kind.value, session.actor.id, client_key,
-                )  # fmt: skip
+                sent = await message_store.sent_with_key(
+                    conn, incident_id, session.actor, client_key
+                )
                 if sent is not None:
                     return _message(sent)
             incident = await workflow_store.get_incident(conn, incident_id)
@@ -103,6 +105,8 @@ class MessageService:
             incident = await workflow_store.get_incident(conn, incident_id)
         if incident is None or incident.citizen_id != citizen_id:
             raise NotFound("no such case", field="incident_id")
+        if self.budgets is not None:
+            await self.budgets.admit(citizen_id, Submitted.MESSAGE, client_key, None)
         return await self._post(
             incident, Actor(ActorKind.CITIZEN, str(citizen_id)), body, client_key,
             Thread.REPORTER,
@@ -117,26 +121,16 @@ class MessageService:
         thread: Thread,
         capture: Capture = NO_CAPTURE,
     ) -> dict[str, Any]:
-        place = capture.place
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """INSERT INTO messages (id, incident_id, sender_kind, sender_id, body,
-                       client_key, thread, captured_at, lon, lat, accuracy_m)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                   ON CONFLICT DO NOTHING RETURNING *""",
-                uuid.uuid4(), incident.id, actor.kind.value, actor.id, body, client_key,
-                thread.value, capture.at, place.lon if place else None,
-                place.lat if place else None, place.accuracy_m if place else None,
-            )  # fmt: skip
-            if row is None:  # a retry of a message already sent: the same answer
-                existing = await conn.fetchrow(
-                    """SELECT * FROM messages WHERE incident_id = $1 AND sender_kind = $2
-                       AND sender_id = $3 AND client_key = $4""",
-                    incident.id, actor.kind.value, actor.id, client_key,
-                )  # fmt: skip
+            stored = await message_store.insert_message(
+                conn, incident.id, actor, body, client_key, thread, capture
+            )
+            if stored is None:  # a retry of a message already sent: the same answer
+                assert client_key is not None
+                existing = await message_store.sent_with_key(conn, incident.id, actor, client_key)
                 assert existing is not None
                 return _message(existing)
-            message = _message(row)
+            message = _message(stored)
             event = await event_store.append_event(
                 conn, EventType.MESSAGE_CREATED, actor,
                 {"message": message, "sender_kind": actor.kind.value, "case_no": incident.case_no},

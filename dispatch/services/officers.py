@@ -17,6 +17,7 @@ from dispatch.infra.publisher import Publisher
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import events as event_store
+from dispatch.store import officers as officer_store
 from geo.datum import Datum, to_wgs84
 from geo.distance import haversine_m
 
@@ -49,18 +50,12 @@ class OfficerService:
         session.require(Role.OFFICER)
         status = "available" if on_duty else "off_duty"
         async with self.pool.acquire() as conn, conn.transaction():
-            previous = await conn.fetchval(
-                "SELECT status FROM officers WHERE user_id = $1 FOR UPDATE", session.user.id
-            )
+            previous = await officer_store.status_for_update(conn, session.user.id)
             if previous is None:
                 raise BadRequest("this account has no officer record")
             if on_duty and previous == "busy":
                 status = "busy"  # back on duty mid-assignment stays busy
-            await conn.execute(
-                "UPDATE officers SET status = $2, updated_at = now() WHERE user_id = $1",
-                session.user.id,
-                status,
-            )
+            await officer_store.set_status(conn, session.user.id, status)
             event = await event_store.append_event(
                 conn, EventType.OFFICER_STATUS, session.actor,
                 {"officer_id": session.user.id, "status": status},
@@ -78,19 +73,14 @@ class OfficerService:
         here = self.precincts.snapshot.index.locate(wgs_lon, wgs_lat).precinct
         events: list[StoredEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """SELECT position_at, position_precinct, status FROM officers
-                   WHERE user_id = $1 FOR UPDATE""",
-                session.user.id,
-            )
-            if row is None:
+            last = await officer_store.last_position_for_update(conn, session.user.id)
+            if last is None:
                 raise BadRequest("this account has no officer record")
-            if row["position_at"] is not None and now - row["position_at"] < MIN_POSITION_INTERVAL:
+            if last.position_at is not None and now - last.position_at < MIN_POSITION_INTERVAL:
                 raise RateLimited("positions at most once a second")
-            await conn.execute(
-                """UPDATE officers SET lon = $2, lat = $3, accuracy_m = $4, position_at = $5,
-                       position_precinct = $6, updated_at = $5 WHERE user_id = $1""",
-                session.user.id, wgs_lon, wgs_lat, accuracy_m, now, here,
+            await officer_store.set_position(
+                conn, session.user.id, lon=wgs_lon, lat=wgs_lat, accuracy_m=accuracy_m,
+                at=now, precinct=here,
             )  # fmt: skip
             home = min(session.user.precincts, default=None)
             # `position_at`, not `at`: the wire envelope's `at` is the event's commit time.
@@ -103,15 +93,15 @@ class OfficerService:
                     precinct_code=home, officer_id=session.user.id,
                 )
             )  # fmt: skip
-            was_inside = row["position_precinct"] in session.user.precincts
+            was_inside = last.precinct in session.user.precincts
             is_inside = here in session.user.precincts
-            if row["position_at"] is not None and was_inside != is_inside:
+            if last.position_at is not None and was_inside != is_inside:
                 events.append(
                     await event_store.append_event(
                         conn, EventType.OFFICER_GEOFENCE, session.actor,
                         {"officer_id": session.user.id,
                          "crossing": "entered" if is_inside else "left",
-                         "from_precinct": row["position_precinct"], "to_precinct": here},
+                         "from_precinct": last.precinct, "to_precinct": here},
                         precinct_code=home, officer_id=session.user.id,
                     )
                 )  # fmt: skip
@@ -128,21 +118,14 @@ class OfficerService:
             raise BadRequest("this incident has no position to measure from")
         scope = incident.scope_precinct
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT o.user_id, o.callsign, o.lon, o.lat, o.position_at FROM officers o
-                   JOIN users u ON u.id = o.user_id
-                   WHERE u.active AND o.status = 'available' AND o.lon IS NOT NULL
-                     AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM user_precincts p
-                          WHERE p.user_id = o.user_id AND p.precinct_code = $1))""",
-                scope,
-            )
+            free = await officer_store.free_officers(conn, scope)
         now = self.clock.now()
         ranked = sorted(
-            (Recommendation(r["user_id"], r["callsign"],
-                            round(haversine_m(incident.lon, incident.lat, r["lon"], r["lat"]), 1),
-                            r["position_at"],
-                            r["position_at"] is None or now - r["position_at"] > STALE_POSITION)
-             for r in rows),
+            (Recommendation(o.officer_id, o.callsign,
+                            round(haversine_m(incident.lon, incident.lat, o.lon, o.lat), 1),
+                            o.position_at,
+                            o.position_at is None or now - o.position_at > STALE_POSITION)
+             for o in free),
             key=lambda rec: (rec.stale, rec.distance_m, rec.officer_id),
         )  # fmt: skip
         return ranked[:limit]

@@ -15,6 +15,7 @@ import asyncpg
 
 from dispatch.domain.events import Actor, EventType
 from dispatch.infra.clock import Clock
+from dispatch.infra.loops import honour_cancellation
 from dispatch.infra.publisher import Publisher
 from dispatch.store import events as event_store
 from dispatch.store.workflow import mark_overdue
@@ -56,6 +57,7 @@ class OverdueWatch:
 
     async def run(self, interval_s: float = 5.0) -> None:
         while True:
+            honour_cancellation()
             try:
                 await self.sweep()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

@@ -14,6 +14,7 @@ from shapely.geometry import shape
 
 from dispatch.domain.errors import BadRequest
 from dispatch.domain.events import Actor, EventType
+from dispatch.infra.loops import honour_cancellation
 from dispatch.infra.precinct_registry import IndexCache
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
@@ -137,6 +138,7 @@ async def wait_until_served(
     async with pool.acquire() as conn:
         waiting = {n.node for n in await precinct_store.live_nodes(conn, live_within_s)}
         while True:
+            honour_cancellation()
             nodes = [
                 n for n in await precinct_store.live_nodes(conn, live_within_s * 2)
                 if n.node in waiting

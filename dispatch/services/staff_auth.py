@@ -84,14 +84,7 @@ class StaffAuth:
             role=user.role.value,
         )
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO staff_sessions (id, user_id, created_at, expires_at)
-                   VALUES ($1, $2, $3, $4)""",
-                session_id,
-                user.id,
-                now,
-                expires,
-            )
+            await user_store.insert_staff_session(conn, session_id, user.id, now, expires)
             event = await event_store.append_event(
                 conn,
                 EventType.STAFF_LOGIN,
@@ -119,11 +112,7 @@ class StaffAuth:
 
     async def logout(self, session: StaffSession) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE staff_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-                session.session_id,
-                self.clock.now(),
-            )
+            await user_store.revoke_staff_session(conn, session.session_id, self.clock.now())
             event = await event_store.append_event(
                 conn,
                 EventType.STAFF_LOGOUT,

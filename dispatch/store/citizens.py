@@ -177,6 +177,18 @@ async def recent_challenges(conn: asyncpg.Connection, citizen_id: UUID, since: d
     return value
 
 
+async def recent_codes_to_phone(conn: asyncpg.Connection, phone_hash: str, since: datetime) -> int:
+    """Codes sent to one number since `since`, whichever citizens asked.  Takes a
+    transaction lock on the number first, so racing requests count each other."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 111))", phone_hash)
+    value: int = await conn.fetchval(
+        "SELECT count(*) FROM phone_challenges WHERE phone_hash = $1 AND created_at >= $2",
+        phone_hash,
+        since,
+    )
+    return value
+
+
 async def get_challenge_for_update(
     conn: asyncpg.Connection, challenge_id: UUID
 ) -> Challenge | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -34,6 +35,9 @@ class Migration:
     version: int
     name: str
     sql: str
+
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 def available_migrations() -> list[Migration]:
@@ -158,3 +162,44 @@ async def schema_version(pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn:
         value: Any = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
     return int(value)
+
+
+# --- for the operator's tools: health probe, server secrets, backup checks -------------
+
+
+async def ping(conn: asyncpg.Connection) -> None:
+    await conn.fetchval("SELECT 1")
+
+
+async def server_secret(conn: asyncpg.Connection, name: str, fresh: str) -> str:
+    """The secret kept under `name`; `fresh` becomes it if there is none yet."""
+    await conn.execute(
+        "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        name,
+        fresh,
+    )
+    value: str = await conn.fetchval("SELECT value FROM server_secrets WHERE name = $1", name)
+    return value
+
+
+async def public_table_count(conn: asyncpg.Connection) -> int:
+    value: Any = await conn.fetchval(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    )
+    return int(value)
+
+
+async def row_counts(conn: asyncpg.Connection, tables: Sequence[str]) -> dict[str, int]:
+    """Rows per table; `tables` are the caller's own constant names, never input."""
+    counts = {}
+    for table in tables:
+        if not _IDENTIFIER.fullmatch(table):
+            raise ValueError(f"not a table name: {table!r}")
+        counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+    return counts
+
+
+async def attachment_digests(conn: asyncpg.Connection) -> dict[str, str]:
+    """Every attachment's storage key and its SHA-256."""
+    rows = await conn.fetch("SELECT storage_key, sha256 FROM attachments")
+    return {r["storage_key"]: r["sha256"] for r in rows}

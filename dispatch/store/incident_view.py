@@ -30,4 +30,4 @@ def incident_view_sql(row: str) -> str:
         'priority_score', {r}.priority_score, 'claimed_by', {r}.claimed_by,
         'merged_into', {r}.merged_into::text, 'disposition', {r}.disposition,
         'overdue', {r}.overdue_at IS NOT NULL, 'cancelled', {r}.cancelled_at IS NOT NULL,
-        'version', {r}.version)"""
+        'version', {r}.version, 'refused_attempts', {r}.refused_attempts)"""

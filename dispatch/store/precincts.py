@@ -91,6 +91,10 @@ async def lock_imports(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _IMPORT_LOCK)
 
 
+async def any_precinct(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM precincts LIMIT 1"))
+
+
 async def active_codes(conn: asyncpg.Connection) -> list[str]:
     """Active precinct codes in index order (the order nodes always built in)."""
     return [

@@ -123,3 +123,25 @@ async def unknown_precincts(conn: asyncpg.Connection, codes: frozenset[str]) -> 
         )
     }
     return sorted(codes - known)
+
+
+async def insert_staff_session(
+    conn: asyncpg.Connection,
+    session_id: UUID,
+    user_id: UserId,
+    created_at: datetime,
+    expires_at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO staff_sessions (id, user_id, created_at, expires_at)
+           VALUES ($1, $2, $3, $4)""",
+        session_id, user_id, created_at, expires_at,
+    )  # fmt: skip
+
+
+async def revoke_staff_session(conn: asyncpg.Connection, session_id: UUID, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE staff_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        session_id,
+        at,
+    )

@@ -30,7 +30,7 @@ _COLUMNS = """id, case_no, state, channel, tag, severity, citizen_id, verificati
     precinct_code, jurisdiction, nearest_precinct_code, distance_m, lon, lat, accuracy_m,
     received_at, priority_score, claimed_by, claimed_at, merged_into, escalated_at,
     disposition, resolved_at, closed_at, overdue_at, cancelled_at, cancel_reason,
-    invalid_reason, transfer, rating, version"""
+    invalid_reason, transfer, rating, version, refused_attempts"""
 
 
 def incident_from_row(row: asyncpg.Record) -> Incident:
@@ -68,6 +68,7 @@ def incident_from_row(row: asyncpg.Record) -> Incident:
         transfer=row["transfer"],
         rating=row["rating"],
         version=row["version"],
+        refused_attempts=row["refused_attempts"],
     )
 
 
@@ -426,3 +427,23 @@ async def merged_from(conn: asyncpg.Connection, incident_id: UUID) -> list[Merge
     """The incidents merged into this one."""
     rows = await conn.fetch("SELECT id, case_no FROM incidents WHERE merged_into = $1", incident_id)
     return [MergedIncident(r["id"], r["case_no"]) for r in rows]
+
+
+async def record_refusals(
+    conn: asyncpg.Connection, citizen_id: UUID, refused: int, now: datetime
+) -> Incident | None:
+    """Show `refused` (the citizen's refused attempts of the last day) on their latest
+    open incident; None when they have none open or it shows as many already."""
+    row = await conn.fetchrow(
+        f"""UPDATE incidents SET refused_attempts = $2, version = version + 1, updated_at = $3
+            WHERE id = (SELECT id FROM incidents
+                        WHERE citizen_id = $1
+                          AND state IN ('queued', 'claimed', 'assigned', 'escalated')
+                        ORDER BY received_at DESC LIMIT 1)
+              AND refused_attempts < $2
+            RETURNING {_COLUMNS}""",
+        citizen_id,
+        refused,
+        now,
+    )
+    return incident_from_row(row) if row else None

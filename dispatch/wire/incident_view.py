@@ -32,4 +32,5 @@ def incident_view(incident: Incident) -> dict[str, Any]:
         "overdue": incident.overdue_at is not None,
         "cancelled": incident.cancelled_at is not None,
         "version": incident.version,
+        "refused_attempts": incident.refused_attempts,
     }

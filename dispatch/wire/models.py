@@ -293,6 +293,7 @@ class IncidentOut(Struct, frozen=True):
     overdue: bool
     cancelled: bool
     version: int
+    refused_attempts: int
 
 
 class RecommendationOut(Struct, frozen=True):

@@ -91,8 +91,10 @@ class IncidentCreated(IncidentEvent, tag="incident.created"):
 
 class IncidentUpdated(IncidentEvent, tag="incident.updated"):
     """The incident changed without a workflow step: a silent alarm sent more of its trail
-    (`points`), the reporter cancelled it (`reason`), or a dispatcher added a note,
-    follow-up or callback record (`kind`, `text`).  Exactly one of these groups is set."""
+    (`points`), the reporter cancelled it (`reason`), a dispatcher added a note,
+    follow-up or callback record (`kind`, `text`), or the intake budgets refused more of
+    the reporter's alarms, reports or messages (`refused_attempts` in the last day, the
+    latest `refused_kind`).  Exactly one of these groups is set."""
 
     audience = (CONSOLE, OFFICER)  # also to officers working it (incident room)
 
@@ -111,6 +113,8 @@ class IncidentUpdated(IncidentEvent, tag="incident.updated"):
     reason: str | UnsetType = UNSET
     kind: Literal["note", "follow_up", "callback"] | UnsetType = UNSET
     text: str | UnsetType = UNSET
+    refused_attempts: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    refused_kind: Literal["alarm", "report", "message"] | UnsetType = UNSET
 
 
 class IncidentClaimed(IncidentEvent, tag="incident.claimed"):

@@ -60,6 +60,9 @@ class IncidentSnapshot(Shape):
     overdue: bool
     cancelled: bool
     version: int
+    refused_attempts: Annotated[
+        int, Meta(ge=0, description="the reporter's attempts refused by the intake budgets")
+    ]
 
 
 class PossibleDuplicate(Shape):

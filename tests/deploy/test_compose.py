@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from dispatch.auth.identity_providers import DemoSmsSender
+from dispatch.auth.sms import sms_sender_for
 from dispatch.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -418,6 +420,20 @@ def test_app_environment_is_accepted_by_settings() -> None:
             host = re.search(r"@([^:/]+)", url)
             assert host, f"{name}: no host in {url}"
             assert host.group(1) in _services(), f"{name}: {url} names no compose service"
+
+
+def test_no_app_node_writes_live_sms_codes_to_its_log() -> None:
+    for name, svc in _app_nodes().items():
+        env = _environment(svc)
+        # Every required value filled in, every optional one left as the compose default.
+        example = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), re.M))
+        required = {
+            m["name"]: example.get(m["name"]) or "secret"
+            for value in env.values() for m in _interpolations(value)
+            if m["op"] in {":?", "?"}
+        }  # fmt: skip
+        settings = Settings.from_env({k: _interpolate(v, required) for k, v in env.items()})
+        assert not isinstance(sms_sender_for(settings), DemoSmsSender), name
 
 
 def test_app_nodes_share_everything_but_their_node_name() -> None:

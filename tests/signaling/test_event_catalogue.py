@@ -267,7 +267,7 @@ def _decode_failures(
             assert type(msgspec.convert(data, union, strict=True)) is type(decoded)
             validator.validate(data)
             if isinstance(decoded, IncidentUpdated):
-                groups = [decoded.points, decoded.reason, decoded.kind]
+                groups = [decoded.points, decoded.reason, decoded.kind, decoded.refused_attempts]
                 assert sum(g is not msgspec.UNSET for g in groups) == 1, "one kind of update"
                 assert (decoded.kind is msgspec.UNSET) == (decoded.text is msgspec.UNSET)
         except (msgspec.ValidationError, jsonschema.ValidationError, AssertionError) as exc:

@@ -94,3 +94,30 @@ async def test_an_administrator_reads_no_incident(
         await app_client.get(f"/api/incidents/{incident}/history", headers=staff.commander.headers)
     ).json()
     assert history["events"][0]["actor"] == {"kind": "citizen", "id": citizen.id}
+
+
+async def test_an_officers_history_keeps_the_officers_chat_not_the_reporters(
+    app_client: Client, citizen: CitizenSession, staff: Staff
+) -> None:
+    incident = await _assigned(app_client, staff, citizen)  # "are you safe?" to the reporter
+    sent = await app_client.post(
+        f"/api/incidents/{incident}/messages",
+        json={"body": "suspect went north on Zhongshan Rd", "thread": "officers"},
+        headers=staff.dispatcher.headers,
+    )
+    assert sent.status in (200, 201), await sent.text()
+    history = await (
+        await app_client.get(f"/api/incidents/{incident}/history", headers=staff.officer.headers)
+    ).json()
+    chat = [e["payload"]["message"] for e in history["events"] if e["type"] == "message.created"]
+    assert [(m["thread"], m["body"]) for m in chat] == [
+        ("officers", "suspect went north on Zhongshan Rd")
+    ]
+    assert "are you safe?" not in str(history)
+    # The console still reads both threads.
+    full = await (
+        await app_client.get(f"/api/incidents/{incident}/history", headers=staff.dispatcher.headers)
+    ).json()
+    threads = {e["payload"]["message"]["thread"] for e in full["events"]
+               if e["type"] == "message.created"}  # fmt: skip
+    assert threads == {"reporter", "officers"}

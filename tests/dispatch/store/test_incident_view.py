@@ -66,6 +66,7 @@ def rows(draw: st.DrawFn) -> dict[str, Any]:
         "overdue_at": draw(st.none() | moments),
         "cancelled_at": draw(st.none() | moments),
         "version": draw(st.integers(-(2**31), 2**31 - 1)),
+        "refused_attempts": draw(st.integers(0, 2**31 - 1)),
     }
 
 

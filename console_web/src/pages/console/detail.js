@@ -117,6 +117,9 @@ function Reporter({ incident }) {
   useEffect(() => setIdentity(null), [incident.id]);
   return html`<section class="block"><h3>${t("detail.reporter")}</h3>
     <p>${t(`verification.${incident.verification}`)}</p>
+    ${incident.refused_attempts
+      ? html`<p class="refused" data-refused>${t("detail.refused", { n: incident.refused_attempts })}</p>`
+      : null}
     ${identity
       ? html`<dl class="identity" data-identity>
           <dt>${t("reporter.name")}</dt><dd>${identity.name || "–"}</dd>
