@@ -24,8 +24,10 @@ from dispatch.infra.clock import Clock
 from dispatch.infra.loops import honour_cancellation
 from dispatch.infra.publisher import Publisher
 from dispatch.services.staff_auth import StaffSession
+from dispatch.store import assignments as assignment_store
 from dispatch.store import events as event_store
 from dispatch.store import field_reports as field_store
+from dispatch.store import officers as officer_store
 from dispatch.store import workflow as workflow_store
 from dispatch.wire.incident_view import incident_view
 
@@ -51,13 +53,13 @@ class AssignmentService:
         """Offers still waiting for this officer's answer, oldest first."""
         session.require(Role.OFFICER)
         async with self.pool.acquire() as conn:
-            return await self._held(conn, session, field_store.WAITING_STATES)
+            return await self._held(conn, session, assignment_store.WAITING_STATES)
 
     async def active(self, session: StaffSession) -> list[dict[str, Any]]:
         """The assignments this officer is working (accepted, en route, on scene)."""
         session.require(Role.OFFICER)
         async with self.pool.acquire() as conn:
-            return await self._held(conn, session, field_store.WORKING_STATES)
+            return await self._held(conn, session, assignment_store.WORKING_STATES)
 
     async def snapshot(self, session: StaffSession) -> dict[str, Any]:
         """The officer's phone on (re)load: duty status, offers waiting, assignments being
@@ -67,15 +69,15 @@ class AssignmentService:
             return {
                 "seq": seq,
                 "status": await field_store.officer_status(conn, session.user.id),
-                "pending": await self._held(conn, session, field_store.WAITING_STATES),
-                "active": await self._held(conn, session, field_store.WORKING_STATES),
+                "pending": await self._held(conn, session, assignment_store.WAITING_STATES),
+                "active": await self._held(conn, session, assignment_store.WORKING_STATES),
             }
 
     async def _held(
         self, conn: asyncpg.Connection, session: StaffSession, states: tuple[str, ...]
     ) -> list[dict[str, Any]]:
         result = []
-        for held in await field_store.assignments_of(conn, session.user.id, states):
+        for held in await assignment_store.assignments_of(conn, session.user.id, states):
             incident = await workflow_store.get_incident(conn, held.incident_id)
             assert incident is not None
             result.append(
@@ -133,7 +135,7 @@ class AssignmentService:
         conn: asyncpg.Connection,
         type_: EventType,
         actor: Actor,
-        row: field_store.HeldAssignment,
+        row: assignment_store.HeldAssignment,
         **extra: Any,
     ) -> StoredEvent:
         incident = await workflow_store.get_incident(conn, row.incident_id)
@@ -149,8 +151,8 @@ class AssignmentService:
 
     async def _locked(
         self, conn: asyncpg.Connection, session: StaffSession, assignment_id: uuid.UUID
-    ) -> field_store.HeldAssignment:
-        row = await field_store.assignment_for_update(conn, assignment_id, session.user.id)
+    ) -> assignment_store.HeldAssignment:
+        row = await assignment_store.assignment_for_update(conn, assignment_id, session.user.id)
         if row is None:
             raise NotFound("no such assignment of yours", field="assignment_id")
         return row
@@ -186,9 +188,9 @@ class AssignmentService:
                     f"cannot {'accept' if accept else 'decline'} an assignment that is {row.state}",
                     field="assignment_id",
                 )
-            await field_store.answer_assignment(conn, assignment_id, state, now)
+            await assignment_store.answer_assignment(conn, assignment_id, state, now)
             if accept:
-                await workflow_store.set_officers_status(conn, [session.user.id], "busy")
+                await officer_store.set_officers_status(conn, [session.user.id], "busy")
             event = await self._event(
                 conn, EventType.of_assignment(state), session.actor, row, reason=reason,
                 **tapped.payload(),
@@ -225,9 +227,9 @@ class AssignmentService:
                     f"cannot mark an assignment that is {row.state} as {status}",
                     field="status",
                 )
-            await field_store.set_assignment_state(conn, assignment_id, status, now)
+            await assignment_store.set_assignment_state(conn, assignment_id, status, now)
             if status == "cleared":
-                await workflow_store.set_officers_status(conn, [session.user.id], "available")
+                await officer_store.set_officers_status(conn, [session.user.id], "available")
             event = await self._event(
                 conn, EventType.of_assignment(status), session.actor, row, **tapped.payload()
             )
@@ -241,14 +243,14 @@ class AssignmentService:
         actor = Actor.system("assignments")
         events: list[StoredEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            stale = await field_store.give_up_unanswered(conn, now, now - self.give_up_after)
+            stale = await assignment_store.give_up_unanswered(conn, now, now - self.give_up_after)
             for row in stale:
                 events.append(
                     await self._event(
                         conn, EventType.ASSIGNMENT_UNACKNOWLEDGED, actor, row, offers=row.offers
                     )
                 )
-            again = await field_store.offer_again(conn, now, self.reoffer_after)
+            again = await assignment_store.offer_again(conn, now, self.reoffer_after)
             for row in again:
                 events.append(
                     await self._event(

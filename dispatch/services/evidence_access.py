@@ -19,8 +19,8 @@ from dispatch.domain.users import Role
 from dispatch.evidence.files import EvidenceStore
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.staff_auth import StaffSession
+from dispatch.store import assignments as assignment_store
 from dispatch.store import evidence_reads as store
-from dispatch.store import field_reports as field_store
 from dispatch.store.evidence_reads import AttachmentInfo
 
 
@@ -44,7 +44,7 @@ class EvidenceAccess:
         await self.incidents.get(session, incident_id)  # in scope, or not found
         if session.user.role is Role.OFFICER:
             async with self.pool.acquire() as conn:
-                working = await field_store.is_working(conn, incident_id, session.user.id)
+                working = await assignment_store.is_working(conn, incident_id, session.user.id)
             if not working:
                 raise Forbidden("officers see the photos of the incidents they are working")
 

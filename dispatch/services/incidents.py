@@ -23,6 +23,7 @@ from dispatch.domain.incidents import Incident
 from dispatch.domain.scope import scope_of
 from dispatch.infra.clock import Clock
 from dispatch.services.staff_auth import StaffSession
+from dispatch.store import assignments as assignment_store
 from dispatch.store import calls as call_store
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
@@ -91,7 +92,7 @@ class IncidentQueries:
             if incident is None:
                 visible = False
             elif reach is IncidentReach.ASSIGNED:
-                hold = await store.officer_hold(conn, incident_id, session.user.id)
+                hold = await assignment_store.officer_hold(conn, incident_id, session.user.id)
                 visible = officer_may_read(hold, self.clock.now(), self.officer_read_after)
             else:  # precincts, or all of them: the one scope rule
                 visible = scope_of(session.user).sees(incident)
@@ -121,7 +122,7 @@ class IncidentQueries:
             raise Forbidden("the EIDO export is for dispatchers and commanders")
         async with self.pool.acquire() as conn:
             events = await event_store.events_for_incident(conn, incident_id)
-            units = await store.assigned_units(conn, incident_id)
+            units = await assignment_store.assigned_units(conn, incident_id)
             links = await store.incident_links(conn, incident_id)
             merged_in = await store.merged_from(conn, incident_id)
             precinct_name = await precinct_store.precinct_name(conn, incident.scope_precinct)

@@ -20,8 +20,8 @@ from dispatch.infra.publisher import Publisher
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake_budgets import IntakeBudgets, Submitted
 from dispatch.services.staff_auth import StaffSession
+from dispatch.store import assignments as assignment_store
 from dispatch.store import events as event_store
-from dispatch.store import field_reports as field_store
 from dispatch.store import messages as message_store
 from dispatch.store import workflow as workflow_store
 
@@ -91,7 +91,7 @@ class MessageService:
                 if sent is not None:
                     return _message(sent)
             incident = await workflow_store.get_incident(conn, incident_id)
-            working = incident is not None and await field_store.is_working(
+            working = incident is not None and await assignment_store.is_working(
                 conn, incident_id, session.user.id
             )
         if incident is None or not working:

@@ -34,7 +34,10 @@ from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.infra.queue_index import PriorityQueue, QueueEntry
 from dispatch.services.staff_auth import StaffSession
+from dispatch.store import assignments as assignment_store
+from dispatch.store import citizens as citizen_store
 from dispatch.store import events as event_store
+from dispatch.store import officers as officer_store
 from dispatch.store import precincts as precinct_store
 from dispatch.store import workflow as store
 from dispatch.wire.incident_view import incident_view
@@ -190,10 +193,10 @@ class Workflow:
         if after.state in (IncidentState.RESOLVED, IncidentState.INVALID, IncidentState.TRANSFERRED,
                            IncidentState.MERGED):  # fmt: skip
             ending = "cleared" if after.state is IncidentState.RESOLVED else "cancelled"
-            ended = await store.end_assignments(conn, after.id, ending, now)
+            ended = await assignment_store.end_assignments(conn, after.id, ending, now)
             freed = sorted({a.officer_id for a in ended if a.was_working})
             if freed:
-                await store.set_officers_status(conn, freed, "available")
+                await officer_store.set_officers_status(conn, freed, "available")
             for assignment in ended:
                 # The same shape as every other assignment event (AssignmentService._event).
                 events.append(
@@ -207,9 +210,9 @@ class Workflow:
                 )  # fmt: skip
         if after.citizen_id is not None and before.state is not after.state:
             if after.state is IncidentState.INVALID:
-                await store.add_false_alarm(conn, after.citizen_id)
+                await citizen_store.add_false_alarm(conn, after.citizen_id)
             elif after.state is IncidentState.RESOLVED:
-                await store.add_valid_report(conn, after.citizen_id)
+                await citizen_store.add_valid_report(conn, after.citizen_id)
         return events
 
     async def release(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
@@ -321,24 +324,22 @@ class Workflow:
             before = await self._load(conn, session, incident_id)
             state = transition(before.state, Action.ASSIGN)
             self._require_holder(session, before)
-            officers = {r["user_id"]: r for r in await store.officers_in(conn, officer_ids)}
+            officers = {o.user_id: o for o in await officer_store.officers_in(conn, officer_ids)}
             missing = sorted(set(officer_ids) - set(officers))
             if missing:
                 raise BadRequest(f"no such officer(s): {missing}", field="officer_ids")
             for officer in officers.values():
-                if officer["status"] == "off_duty":
-                    raise Conflict(
-                        f"officer {officer['callsign']} is off duty", field="officer_ids"
-                    )
-            already = await store.active_assignment_officers(conn, incident_id)
+                if officer.status == "off_duty":
+                    raise Conflict(f"officer {officer.callsign} is off duty", field="officer_ids")
+            already = await assignment_store.active_assignment_officers(conn, incident_id)
             fresh = [o for o in officer_ids if o not in already]
             if not fresh:
                 raise Conflict("these officers are already assigned", field="officer_ids")
             scope = before.scope_precinct
-            aid = {o: sorted(officers[o]["precincts"]) for o in fresh
-                   if scope is None or scope not in officers[o]["precincts"]}  # fmt: skip
+            aid = {o: sorted(officers[o].precincts) for o in fresh
+                   if scope is None or scope not in officers[o].precincts}  # fmt: skip
             if aid and not mutual_aid_reason:
-                callsigns = ", ".join(officers[o]["callsign"] for o in aid)
+                callsigns = ", ".join(officers[o].callsign for o in aid)
                 raise Forbidden(
                     f"{callsigns} do(es) not serve precinct {scope or '(none)'}: send officers "
                     "of another precinct only as mutual aid, with mutual_aid_reason saying why",
@@ -351,7 +352,7 @@ class Workflow:
             events = [
                 await self._event(conn, EventType.INCIDENT_ASSIGNED, session.actor, after,
                                   officer_ids=fresh,
-                                  callsigns=[officers[o]["callsign"] for o in fresh], **extra)
+                                  callsigns=[officers[o].callsign for o in fresh], **extra)
             ]  # fmt: skip
             for officer_id, home in aid.items():
                 for precinct in home:
@@ -359,7 +360,7 @@ class Workflow:
                     events.append(
                         await event_store.append_event(
                             conn, EventType.OFFICER_MUTUAL_AID, session.actor,
-                            {"officer_id": officer_id, "callsign": officers[officer_id]["callsign"],
+                            {"officer_id": officer_id, "callsign": officers[officer_id].callsign,
                              "incident_id": str(after.id), "case_no": after.case_no,
                              "precinct_code": scope, "reason": mutual_aid_reason},
                             incident_id=after.id, precinct_code=precinct,
@@ -367,7 +368,7 @@ class Workflow:
                     )  # fmt: skip
             for officer_id in fresh:
                 assignment_id = uuid.uuid4()
-                await store.insert_assignment(
+                await assignment_store.insert_assignment(
                     conn, assignment_id, incident_id, officer_id, session.user.id, now,
                     now + self.offer_for,
                 )  # fmt: skip
@@ -375,7 +376,7 @@ class Workflow:
                     await event_store.append_event(
                         conn, EventType.ASSIGNMENT_OFFERED, session.actor,
                         {"incident": incident_view(after), "assignment_id": str(assignment_id),
-                         "officer_id": officer_id, "callsign": officers[officer_id]["callsign"],
+                         "officer_id": officer_id, "callsign": officers[officer_id].callsign,
                          "offers": 1},
                         incident_id=incident_id, precinct_code=after.scope_precinct,
                         citizen_id=after.citizen_id, officer_id=officer_id,

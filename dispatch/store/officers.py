@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -83,3 +84,37 @@ async def free_officers(conn: asyncpg.Connection, precinct: str | None) -> list[
     return [
         FreeOfficer(r["user_id"], r["callsign"], r["lon"], r["lat"], r["position_at"]) for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class RosterOfficer:
+    user_id: int
+    callsign: str
+    status: str
+    precincts: frozenset[str]
+
+
+async def officers_in(conn: asyncpg.Connection, officer_ids: Sequence[int]) -> list[RosterOfficer]:
+    """The active officers among `officer_ids`, with the precincts they serve."""
+    rows = await conn.fetch(
+        """SELECT o.user_id, o.callsign, o.status, array(SELECT precinct_code FROM
+                  user_precincts p WHERE p.user_id = o.user_id) AS precincts
+           FROM officers o JOIN users u ON u.id = o.user_id
+           WHERE o.user_id = any($1::bigint[]) AND u.active""",
+        list(officer_ids),
+    )
+    return [
+        RosterOfficer(r["user_id"], r["callsign"], r["status"], frozenset(r["precincts"]))
+        for r in rows
+    ]
+
+
+async def set_officers_status(
+    conn: asyncpg.Connection, officer_ids: Sequence[int], status: str
+) -> None:
+    await conn.execute(
+        """UPDATE officers SET status = $2, updated_at = now()
+           WHERE user_id = any($1::bigint[]) AND status <> 'off_duty'""",
+        list(officer_ids),
+        status,
+    )

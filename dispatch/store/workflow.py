@@ -1,4 +1,7 @@
-"""SQL for the dispatch workflow: claims, state changes, assignments, links."""
+"""SQL for the incident workflow: reads, claims, state changes, ratings, links.
+
+Assignments are in `assignments.py`, officers in `officers.py`, citizens' counters in
+`citizens.py`."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from uuid import UUID
 
 import asyncpg
 
-from dispatch.domain.access import AssignmentHold
 from dispatch.domain.events import Actor, EventType, StoredEvent
 from dispatch.domain.identity import VerificationLevel
 from dispatch.domain.incidents import (
@@ -259,149 +261,6 @@ async def rate_once(
         now,
     )
     return incident_from_row(row) if row else None
-
-
-async def add_false_alarm(conn: asyncpg.Connection, citizen_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE citizens SET false_alarms = false_alarms + 1 WHERE id = $1", citizen_id
-    )
-
-
-async def add_valid_report(conn: asyncpg.Connection, citizen_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE citizens SET valid_reports = valid_reports + 1 WHERE id = $1", citizen_id
-    )
-
-
-async def officers_in(conn: asyncpg.Connection, officer_ids: Sequence[int]) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            """SELECT o.user_id, o.callsign, o.status, array(SELECT precinct_code FROM
-                      user_precincts p WHERE p.user_id = o.user_id) AS precincts
-               FROM officers o JOIN users u ON u.id = o.user_id
-               WHERE o.user_id = any($1::bigint[]) AND u.active""",
-            list(officer_ids),
-        )
-    )
-
-
-async def insert_assignment(
-    conn: asyncpg.Connection,
-    assignment_id: UUID,
-    incident_id: UUID,
-    officer_id: int,
-    assigned_by: int,
-    now: datetime,
-    next_offer_at: datetime,
-) -> None:
-    await conn.execute(
-        """INSERT INTO assignments
-               (id, incident_id, officer_id, assigned_by, state, offered_at, next_offer_at)
-           VALUES ($1, $2, $3, $4, 'offered', $5, $6)""",
-        assignment_id,
-        incident_id,
-        officer_id,
-        assigned_by,
-        now,
-        next_offer_at,
-    )
-
-
-async def active_assignment_officers(conn: asyncpg.Connection, incident_id: UUID) -> set[int]:
-    rows = await conn.fetch(
-        """SELECT officer_id FROM assignments WHERE incident_id = $1
-           AND state IN ('offered', 'accepted', 'en_route', 'on_scene')""",
-        incident_id,
-    )
-    return {r["officer_id"] for r in rows}
-
-
-async def officer_hold(
-    conn: asyncpg.Connection, incident_id: UUID, officer_id: int
-) -> AssignmentHold | None:
-    """The officer's assignments on the incident (None: never sent to it)."""
-    row = await conn.fetchrow(
-        """SELECT bool_or(state IN ('offered', 'unacknowledged', 'accepted', 'en_route',
-                                    'on_scene')) AS live,
-                  max(updated_at) FILTER (WHERE state IN ('declined', 'cleared', 'cancelled'))
-                      AS last_ended_at
-           FROM assignments WHERE incident_id = $1 AND officer_id = $2""",
-        incident_id,
-        officer_id,
-    )
-    if row is None or row["live"] is None:
-        return None
-    return AssignmentHold(live=row["live"], last_ended_at=row["last_ended_at"])
-
-
-@dataclass(frozen=True, slots=True)
-class EndedAssignment:
-    id: UUID
-    officer_id: int
-    callsign: str
-    was_working: bool  # accepted, en route or on scene: the officer was busy with it
-
-
-async def end_assignments(
-    conn: asyncpg.Connection, incident_id: UUID, state: str, now: datetime
-) -> list[EndedAssignment]:
-    """End every assignment of an incident that is still live, unanswered ones included
-    (an unacknowledged offer may still be accepted late, so it must end too)."""
-    rows = await conn.fetch(
-        """SELECT a.id, a.officer_id, a.state, o.callsign
-           FROM assignments a JOIN officers o ON o.user_id = a.officer_id
-           WHERE a.incident_id = $1
-             AND a.state IN ('offered', 'unacknowledged', 'accepted', 'en_route', 'on_scene')
-           ORDER BY a.officer_id, a.id
-           FOR UPDATE OF a""",
-        incident_id,
-    )
-    await conn.execute(
-        "UPDATE assignments SET state = $2, updated_at = $3 WHERE id = any($1::uuid[])",
-        [r["id"] for r in rows],
-        state,
-        now,
-    )
-    working = ("accepted", "en_route", "on_scene")
-    return [
-        EndedAssignment(r["id"], r["officer_id"], r["callsign"], r["state"] in working)
-        for r in rows
-    ]
-
-
-async def set_officers_status(
-    conn: asyncpg.Connection, officer_ids: Sequence[int], status: str
-) -> None:
-    await conn.execute(
-        """UPDATE officers SET status = $2, updated_at = now()
-           WHERE user_id = any($1::bigint[]) AND status <> 'off_duty'""",
-        list(officer_ids),
-        status,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class AssignedUnit:
-    """An officer's assignment to an incident, for exchange documents."""
-
-    id: UUID
-    state: str
-    offered_at: datetime
-    acked_at: datetime | None
-    callsign: str
-
-
-async def assigned_units(conn: asyncpg.Connection, incident_id: UUID) -> list[AssignedUnit]:
-    rows = await conn.fetch(
-        """SELECT a.id, a.state, a.offered_at, a.acked_at, o.callsign
-           FROM assignments a JOIN officers o ON o.user_id = a.officer_id
-           WHERE a.incident_id = $1 ORDER BY a.offered_at""",
-        incident_id,
-    )
-    return [
-        AssignedUnit(r["id"], r["state"], r["offered_at"], r["acked_at"], r["callsign"])
-        for r in rows
-    ]
 
 
 @dataclass(frozen=True, slots=True)
