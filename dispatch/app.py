@@ -37,6 +37,7 @@ from dispatch.http.keys import (
     CALLS,
     CITIZENS,
     CLOCK,
+    FOLLOW_UP,
     INCIDENTS,
     INFRA,
     INTAKE,
@@ -70,6 +71,7 @@ from dispatch.services.calls import CallService
 from dispatch.services.citizens import CitizenServices
 from dispatch.services.console_queries import ConsoleQueries
 from dispatch.services.evidence_access import EvidenceAccess
+from dispatch.services.follow_up import AlarmFollowUp
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
 from dispatch.services.intake_budgets import IntakeBudgets, Submitted
@@ -181,6 +183,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         timezone=zoneinfo.ZoneInfo(settings.timezone),
         duplicate_radius_m=settings.duplicate_radius_m,
         duplicate_window=timedelta(seconds=settings.duplicate_window_s),
+    )
+    app[FOLLOW_UP] = AlarmFollowUp(
+        pool=infra.pool, queue=queue, publisher=publisher, clock=clock, locate=app[INTAKE].locate
     )
 
     redis = infra.redis

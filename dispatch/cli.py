@@ -21,11 +21,10 @@ from dispatch.auth.passwords import Passwords, generate_password
 from dispatch.domain.errors import DispatchError
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
-from dispatch.infra.connections import RedisUnavailable, open_infrastructure
+from dispatch.infra.connections import DatabaseUnavailable, RedisUnavailable, open_infrastructure
 from dispatch.infra.embedded import EmbeddedServiceError
 from dispatch.infra.logs import configure_logging
 from dispatch.settings import Settings, SettingsError
-from dispatch.store.database import DatabaseUnavailable
 
 logger = logging.getLogger("dispatch.cli")
 
@@ -292,13 +291,10 @@ async def _users_add(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _users_list(settings: Settings) -> None:
-    from dispatch.store.users import list_users
+    from dispatch.services.users import list_users
 
-    async with (
-        open_infrastructure(settings, need_redis=False) as infra,
-        infra.pool.acquire() as conn,
-    ):
-        users = await list_users(conn)
+    async with open_infrastructure(settings, need_redis=False) as infra:
+        users = await list_users(infra.pool)
     for user in users:
         state = "" if user.active else " (disabled)"
         scope = ",".join(sorted(user.precincts))

@@ -7,6 +7,8 @@
 * `POST /api/incidents/{id}/call/viewers` (staff, application/sdp): pick up (the
   dispatcher who claimed it) or listen in (a commander) -> 201, answer, `Location`;
   `DELETE` there leaves.  409 when no call is live.
+* `DELETE /api/incidents/{id}/call` (the claiming dispatcher): end the call for
+  everyone; the phone may not reconnect into it.
 * `GET /api/rtc/config`: ICE servers with time-limited TURN credentials.
 * `GET /api/incidents/{id}/recordings/{recording_id}`: a recording (Range), audited.
 
@@ -168,6 +170,16 @@ async def pick_up(request: web.Request) -> web.Response:
     return _sdp_answer(
         watching.answer_sdp, f"/api/incidents/{incident}/call/viewers/{watching.viewer.id}"
     )
+
+
+@routes.delete("/api/incidents/{incident_id}/call")
+async def end_call(request: web.Request) -> web.Response:
+    session = await staff(request)
+    try:
+        await request.app[CALLS].end(session, incident_id(request))
+    except CallElsewhere as elsewhere:
+        return await _forward(request, elsewhere, b"")
+    return web.Response(status=200)
 
 
 @routes.delete("/api/incidents/{incident_id}/call/viewers/{viewer_id}")

@@ -14,7 +14,7 @@ from dispatch.domain.incidents import CitizenId
 from dispatch.domain.priority import Channel
 from dispatch.evidence.images import ImageProblem, ImageRejected, VerifiedImage, verify_image
 from dispatch.http.body import read_json
-from dispatch.http.keys import CITIZENS, INTAKE, INTAKE_BUDGETS, SETTINGS, TRACKING
+from dispatch.http.keys import CITIZENS, FOLLOW_UP, INTAKE, INTAKE_BUDGETS, SETTINGS, TRACKING
 from dispatch.http.remote import client_address
 from dispatch.http.report_form import MAX_IMAGE_BYTES, read_report_form
 from dispatch.services.citizens import CitizenTokens
@@ -195,7 +195,7 @@ async def add_trail(request: web.Request) -> web.Response:
     incident_id = _incident_id(request)
     trail = await read_json(request, TrailIn, max_bytes=_max_json(request))
     points = [(Position(p.lon, p.lat, Datum(p.datum), p.accuracy_m), p.time) for p in trail.points]
-    accepted = await request.app[INTAKE].add_trail(who, incident_id, points)
+    accepted = await request.app[FOLLOW_UP].add_trail(who, incident_id, points)
     return _json({"accepted": accepted}, status=202)
 
 
@@ -204,7 +204,7 @@ async def cancel_alarm(request: web.Request) -> web.Response:
     who = await citizen_id(request)
     incident_id = _incident_id(request)
     body = await read_json(request, CancelIn, max_bytes=_max_json(request))
-    state = await request.app[INTAKE].cancel(who, incident_id, body.reason)
+    state = await request.app[FOLLOW_UP].cancel(who, incident_id, body.reason)
     return _json({"incident_id": incident_id, "status": state})
 
 

@@ -17,6 +17,7 @@ from dispatch.infra.redis_writes import RedisWrites
 from dispatch.services.assignments import AssignmentService
 from dispatch.services.calls import CallService
 from dispatch.services.citizens import CitizenServices
+from dispatch.services.follow_up import AlarmFollowUp
 from dispatch.services.incidents import IncidentQueries
 from dispatch.services.intake import IntakeService
 from dispatch.services.intake_budgets import IntakeBudgets
@@ -42,6 +43,7 @@ REDIS_WRITES = web.AppKey("redis_writes", RedisWrites)
 SMS = web.AppKey("sms", SmsSender)
 CITIZENS = web.AppKey("citizens", CitizenServices)
 INTAKE = web.AppKey("intake", IntakeService)
+FOLLOW_UP = web.AppKey("follow_up", AlarmFollowUp)
 INTAKE_BUDGETS = web.AppKey("intake_budgets", IntakeBudgets)
 TRACKING = web.AppKey("tracking", TrackingService)
 STAFF_AUTH = web.AppKey("staff_auth", StaffAuth)

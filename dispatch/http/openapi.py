@@ -162,6 +162,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/api/incidents/{incident_id}/call/viewers", "Pick up (the claiming "
               "dispatcher, two-way audio) or listen in (a commander), WHEP-shaped", "calls",
               "sdp", "sdp", 201, "staff", (*_BODY_ERRORS, 401, 403, 404, 409, 503)),
+    Operation("delete", "/api/incidents/{incident_id}/call", "End the call for everyone (the "
+              "claiming dispatcher); the phone may not reconnect into it", "calls",
+              auth="staff", errors=(400, 401, 403, 404)),
     Operation("delete", "/api/incidents/{incident_id}/call/viewers/{viewer_id}",
               "Leave the call", "calls", auth="staff", errors=(400, 401, 404)),
     Operation("get", "/api/rtc/config", "ICE servers, with time-limited TURN credentials",

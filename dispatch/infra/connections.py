@@ -23,6 +23,9 @@ import redis.exceptions
 from dispatch.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from dispatch.settings import Settings
 from dispatch.store import database
+from dispatch.store.database import (
+    DatabaseUnavailable as DatabaseUnavailable,
+)  # for the entry point
 from dispatch.store.database import create_pool, migrate, schema_version
 
 logger = logging.getLogger(__name__)

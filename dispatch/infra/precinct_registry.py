@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from shapely.geometry import shape
@@ -58,9 +57,9 @@ class IndexCache:
     def __init__(self) -> None:
         self._built: dict[str, tuple[PrecinctIndex, bytes]] = {}
 
-    def build(self, records: Sequence[Mapping[str, Any]]) -> PrecinctIndex:
+    def build(self, records: Sequence[precinct_store.StoredPrecinct]) -> PrecinctIndex:
         precincts = [
-            Precinct(code=r["code"], name=r["name"], geometry=shape(r["geometry"])) for r in records
+            Precinct(code=r.code, name=r.name, geometry=shape(r.geometry)) for r in records
         ]
         return self._built_index(precincts)[0]
 

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,8 @@ class CallService:
     evidence_root: Path
     node: str
     node_url: str
+    # Who is ending a call right now (session id -> the staff actor), for the end's event.
+    _ended_by: dict[str, Actor] = field(default_factory=dict, init=False)
 
     # --- the citizen -----------------------------------------------------------------
 
@@ -170,6 +172,15 @@ class CallService:
         if not incident.state.is_open:
             raise Conflict(
                 f"the incident is {incident.state.value}; start a new call with POST /api/calls",
+                field="incident_id",
+            )
+        async with self.pool.acquire() as conn:
+            last_end = await call_store.last_end_reason(conn, incident_id)
+        if last_end == EndReason.ENDED.value:
+            # The dispatcher ended it: a phone that saw its connection go must not
+            # take that for a lost network and call back into the same incident.
+            raise Conflict(
+                "the dispatcher ended this call; start a new call with POST /api/calls",
                 field="incident_id",
             )
         session_id = uuid.uuid4()
@@ -270,6 +281,31 @@ class CallService:
         await self.publisher.publish([event])
         return Watching(viewer, answer.sdp)
 
+    async def end(self, staff: StaffSession, incident_id: uuid.UUID) -> None:
+        """The dispatcher who claimed the incident ends its call: the phone's connection
+        closes (its recording kept as evidence), every viewer leaves, and the phone may
+        not reconnect into it.  The incident stays open.  Ending twice is fine."""
+        staff.require(Role.DISPATCHER)
+        incident = await self._staff_incident(staff, incident_id)
+        if incident.claimed_by != staff.user.id:
+            raise Forbidden("claim the incident before ending its call", field="incident_id")
+        async with self.pool.acquire() as conn:
+            session = await call_store.live_session(conn, incident_id)
+        if session is None:
+            return
+        if session.node != self.node:
+            raise CallElsewhere(session.node_url)
+        self._ended_by[str(session.id)] = staff.actor
+        try:
+            found = await self.media.hang_up(str(incident_id), str(session.id), EndReason.ENDED)
+        finally:
+            self._ended_by.pop(str(session.id), None)
+        if not found:
+            # The media forgot it (a restart): record the end all the same.
+            with contextlib.suppress(_AlreadyReported):
+                await self._record_end(incident_id, session.id, EndReason.ENDED.value, None,
+                                       staff.actor)  # fmt: skip
+
     async def leave(
         self, staff: StaffSession, incident_id: uuid.UUID, viewer_id: uuid.UUID
     ) -> None:
@@ -311,7 +347,7 @@ class CallService:
     async def session_ended(self, ended: SessionEnded) -> None:
         actor = (
             Actor(ActorKind.CITIZEN, "") if ended.reason is EndReason.HANG_UP
-            else Actor.system("media")
+            else self._ended_by.get(ended.session_id) or Actor.system("media")
         )  # fmt: skip
         try:
             await self._record_end(

@@ -434,14 +434,14 @@ class CitizenServices:
         if row is None:
             raise NotFound("no such citizen")
         return {
-            "citizen_id": str(row["id"]),
-            "verification": row["verification"],
-            "name": row["real_name"],
-            "national_id": row["national_id_masked"],
-            "phone": row["phone_masked"],
-            "verified_by": row["verified_by"],
-            "false_alarms": row["false_alarms"],
-            "valid_reports": row["valid_reports"],
+            "citizen_id": str(row.id),
+            "verification": row.verification,
+            "name": row.real_name,
+            "national_id": row.national_id_masked,
+            "phone": row.phone_masked,
+            "verified_by": row.verified_by,
+            "false_alarms": row.false_alarms,
+            "valid_reports": row.valid_reports,
         }
 
 

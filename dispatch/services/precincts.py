@@ -117,10 +117,10 @@ async def import_precincts(
 def _packed_index(
     order: list[str],
     imported: Mapping[str, Precinct],
-    kept: list[asyncpg.Record],
+    kept: list[precinct_store.StoredPrecinct],
     cache: IndexCache | None,
 ) -> bytes:
-    others = {r["code"]: Precinct(r["code"], r["name"], shape(r["geometry"])) for r in kept}
+    others = {r.code: Precinct(r.code, r.name, shape(r.geometry)) for r in kept}
     precincts = [imported.get(code) or others[code] for code in order]
     if cache is None:
         return PrecinctIndex.build(precincts).to_bytes()

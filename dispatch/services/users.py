@@ -96,3 +96,9 @@ async def authenticate(
         async with pool.acquire() as conn:
             await user_store.set_password_hash(conn, UserId(user.id), passwords.hash(password))
     return user
+
+
+async def list_users(pool: asyncpg.Pool) -> list[User]:
+    """Every staff account, for the operator's `micro110 users list`."""
+    async with pool.acquire() as conn:
+        return await user_store.list_users(conn)

@@ -109,6 +109,15 @@ async def live_session(conn: asyncpg.Connection, incident_id: UUID) -> CallSessi
     return _session(row) if row else None
 
 
+async def last_end_reason(conn: asyncpg.Connection, incident_id: UUID) -> str | None:
+    """Why the incident's latest call connection ended (None: live, or none yet)."""
+    reason: str | None = await conn.fetchval(
+        "SELECT end_reason FROM call_sessions WHERE incident_id = $1 ORDER BY segment DESC LIMIT 1",
+        incident_id,
+    )
+    return reason
+
+
 async def live_sessions_on(conn: asyncpg.Connection, node: str) -> list[CallSession]:
     rows = await conn.fetch(
         "SELECT * FROM call_sessions WHERE node = $1 AND state = 'live' ORDER BY started_at", node

@@ -255,9 +255,23 @@ async def remember_nonce(
     return bool(inserted)
 
 
+@dataclass(frozen=True, slots=True)
+class ReporterIdentity:
+    """What staff see of a reporter: masked, and only through an audited read."""
+
+    id: UUID
+    verification: str
+    real_name: str | None
+    national_id_masked: str | None
+    phone_masked: str | None
+    verified_by: str | None
+    false_alarms: int
+    valid_reports: int
+
+
 async def read_identity(
     conn: asyncpg.Connection, citizen_id: UUID, *, actor_kind: str, actor_id: str, purpose: str
-) -> asyncpg.Record | None:
+) -> ReporterIdentity | None:
     """A reporter's identity, with the audit row written in the same transaction."""
     row = await conn.fetchrow(
         """SELECT id, verification, real_name, national_id_masked, phone_masked, verified_by,
@@ -274,7 +288,12 @@ async def read_identity(
             actor_id,
             purpose,
         )
-    return row
+    if row is None:
+        return None
+    return ReporterIdentity(
+        row["id"], row["verification"], row["real_name"], row["national_id_masked"],
+        row["phone_masked"], row["verified_by"], row["false_alarms"], row["valid_reports"],
+    )  # fmt: skip
 
 
 async def add_false_alarm(conn: asyncpg.Connection, citizen_id: UUID) -> None:

@@ -59,10 +59,23 @@ async def record_import(
     return import_id
 
 
-async def active_precincts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch("SELECT code, name, geometry FROM precincts WHERE active ORDER BY code")
+@dataclass(frozen=True, slots=True)
+class StoredPrecinct:
+    code: str
+    name: str
+    geometry: dict[str, Any]  # GeoJSON, WGS 84
+
+
+async def active_precincts(conn: asyncpg.Connection) -> list[StoredPrecinct]:
+    return await _precincts(
+        conn, "SELECT code, name, geometry FROM precincts WHERE active ORDER BY code"
     )
+
+
+async def _precincts(conn: asyncpg.Connection, sql: str, *args: Any) -> list[StoredPrecinct]:
+    return [
+        StoredPrecinct(r["code"], r["name"], r["geometry"]) for r in await conn.fetch(sql, *args)
+    ]
 
 
 async def precinct_names(conn: asyncpg.Connection) -> dict[str, str]:
@@ -102,11 +115,9 @@ async def active_codes(conn: asyncpg.Connection) -> list[str]:
     ]
 
 
-async def active_geometries(conn: asyncpg.Connection, codes: Sequence[str]) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            "SELECT code, name, geometry FROM precincts WHERE code = any($1::text[])", list(codes)
-        )
+async def active_geometries(conn: asyncpg.Connection, codes: Sequence[str]) -> list[StoredPrecinct]:
+    return await _precincts(
+        conn, "SELECT code, name, geometry FROM precincts WHERE code = any($1::text[])", list(codes)
     )
 
 

@@ -16,7 +16,7 @@ from media.frames import EncodedFrame
 from tests.browser import chromium
 from tests.conftest import CitizenSession, Client, Staff
 from tests.console_web.pages import open_console, row
-from tests.media.calls import connect_phone, start_call
+from tests.media.calls import connect_phone, sdp_headers, start_call
 from tests.media.peers import Counter, Phone
 from tests.waiting import eventually
 
@@ -178,8 +178,8 @@ async def test_the_dispatcher_picks_up_sees_hears_talks_mutes_and_hangs_up(
             await eventually(lambda: max(heard.peaks[unmuted_from:], default=0) > 0.05,
                              what="the voice back after unmuting")  # fmt: skip
 
-            # Hang up: the pane leaves; the server records it, the phone hears no more.
-            await desk.click(".video [data-action=hang-up]")
+            # Leave: the call goes on without the dispatcher (the phone still recording).
+            await desk.click(".video [data-action=leave]")
             await desk.wait_for_selector(".video[data-call=ended]")
             (viewer,) = await viewer_rows(pg, incident_id)
             assert viewer["talk"] is True and viewer["username"] == staff.dispatcher.username
@@ -192,21 +192,62 @@ async def test_the_dispatcher_picks_up_sees_hears_talks_mutes_and_hangs_up(
             await desk.wait_for_selector(
                 f".detail[data-id='{incident_id}'] .timeline [data-type='call.left']"
             )
-            assert desk.js_errors == []
-        # The caller ends it: the session and its recording are kept.
-        assert (await app_client.delete(session, headers=citizen.headers)).status == 200
+            assert (await session_row(pg, incident_id))["state"] == "live"
 
-        async def ended() -> bool:
+            # Pick up again, then hang up: the call ends for everyone, the recording kept.
+            await desk.click(".video [data-action=pick-up]")
+            await desk.wait_for_selector(".video[data-call=live]", timeout=30_000)
+            await plays(desk)
+            await desk.click(".video [data-action=hang-up]")
+            await desk.wait_for_selector(".video[data-call=ended]")
+
+            async def ended() -> bool:
+                return bool((await session_row(pg, incident_id))["end_reason"] == "ended")
+
+            await eventually(ended, what="the call ended")
+            await desk.wait_for_selector(
+                f".detail[data-id='{incident_id}'] .timeline [data-type='call.ended']"
+            )
+
+            async def everyone_left() -> bool:
+                reasons = [v["leave_reason"] for v in await viewer_rows(pg, incident_id)]
+                return reasons == ["left", "call_ended"]
+
+            await eventually(everyone_left, what="the viewer leaving with the call")
             async with pg.acquire() as conn:
-                reason = await conn.fetchval(
-                    "SELECT end_reason FROM call_sessions WHERE incident_id = $1",
-                    uuid.UUID(incident_id),
+                event = await conn.fetchrow(
+                    "SELECT * FROM incident_events WHERE type = 'call.ended'"
+                    " AND incident_id = $1", uuid.UUID(incident_id),
+                )  # fmt: skip
+                state = await conn.fetchval(
+                    "SELECT state FROM incidents WHERE id = $1", uuid.UUID(incident_id)
                 )
-            return bool(reason == "hang_up")
-
-        await eventually(ended, what="the call ended")
+            assert event["payload"]["recording"]["bytes"] > 0
+            assert (event["actor_kind"], event["actor_id"]) == ("staff", str(staff.dispatcher.id))
+            assert state == "claimed"  # the incident goes on; only the call ended
+            assert desk.js_errors == []
+        # The phone cannot take the end for a lost network and call back into it.
+        again = Phone()
+        try:
+            refused = await app_client.post(
+                call["session_url"], data=await again.offer(),
+                headers=sdp_headers(citizen.headers),
+            )  # fmt: skip
+            assert refused.status == 409, await refused.text()
+        finally:
+            await again.close()
+        assert (await app_client.delete(session, headers=citizen.headers)).status == 200
     finally:
         await phone.close()
+
+
+async def session_row(pg: asyncpg.Pool, incident_id: str) -> asyncpg.Record:
+    async with pg.acquire() as conn:
+        found = await conn.fetchrow(
+            "SELECT * FROM call_sessions WHERE incident_id = $1", uuid.UUID(incident_id)
+        )
+    assert found is not None
+    return found
 
 
 async def _energy(page: Any) -> bool:
@@ -244,7 +285,8 @@ async def test_a_commander_listens_in_silently_beside_the_dispatcher(
                 )
             assert state == "queued"  # listening in takes nothing from the queue
             assert heard.frames == 0  # and the caller hears nobody
-            await chief.click(".video [data-action=hang-up]")
+            assert await chief.locator(".video [data-action=hang-up]").count() == 0
+            await chief.click(".video [data-action=leave]")
             await chief.wait_for_selector(".video[data-call=ended]")
 
             async def left() -> bool:

@@ -123,7 +123,7 @@ async def sessions_of(pg: asyncpg.Pool, incident_id: uuid.UUID) -> list[asyncpg.
         ))  # fmt: skip
 
 
-async def test_the_citizen_hears_the_dispatcher_and_switches_cameras_on_the_same_call(
+async def test_the_citizen_hears_the_dispatcher_switches_cameras_and_is_hung_up_on(
     app_client: Client, pg: asyncpg.Pool, staff: Staff
 ) -> None:
     async with phone("iphone", geolocation=XUANWU_LAKE) as context:
@@ -188,10 +188,23 @@ async def test_the_citizen_hears_the_dispatcher_and_switches_cameras_on_the_same
             assert (await page.evaluate("window.__gum"))[2]["video"]["facingMode"] == {
                 "ideal": "environment"
             }
+
+            # The dispatcher hangs up: the page says so and does not call back into it.
+            ended = await app_client.delete(
+                f"/api/incidents/{incident_id}/call", headers=staff.dispatcher.headers
+            )
+            assert ended.status == 200, await ended.text()
+            await page.wait_for_selector(".call-state[data-state=ended]", timeout=60_000)
+            assert await page.locator("text=The dispatcher ended the video call").count() == 1
         finally:
             await console.close()
-        await page.click("text=Hang up")
-        await page.wait_for_selector(".call-state[data-state=ended]")
+        (only,) = await sessions_of(pg, incident["id"])
+        assert only["end_reason"] == "ended"
+        tracks = await page.evaluate(
+            "() => document.querySelector('.call-view video.local').srcObject"
+            ".getTracks().map((t) => t.readyState)"
+        )
+        assert set(tracks) == {"ended"}  # the camera and microphone are released
         assert page.js_errors == []
 
 

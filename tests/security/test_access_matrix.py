@@ -85,6 +85,9 @@ CONSOLE = _policy(403, anonymous=401, citizen=401, other_citizen=401, tracking=4
 # Working one incident: dispatchers of its precinct and commanders.
 WORK = _policy(403, anonymous=401, citizen=401, other_citizen=401, tracking=401,
                dispatcher=ALLOW, dispatcher_out=404, commander=ALLOW)  # fmt: skip
+# Ending one incident's video call: only its dispatcher (the one who claimed it).
+END_CALL = _policy(403, anonymous=401, citizen=401, other_citizen=401, tracking=401,
+                   dispatcher=ALLOW, dispatcher_out=404)  # fmt: skip
 # Reading one incident: as WORK, plus the officer sent to it (in an officer's view).
 READ = _policy(403, anonymous=401, citizen=401, other_citizen=401, tracking=401,
                dispatcher=ALLOW, dispatcher_out=404, commander=ALLOW,
@@ -186,6 +189,8 @@ ROUTES: Mapping[tuple[str, str], tuple[Row, Any]] = MappingProxyType({
     ("DELETE", "/api/calls/{incident_id}/sessions/{session_id}"): (CITIZEN_CALL, None),
     ("POST", f"/api/incidents/{I}/call/viewers"): (WORK, "sdp"),
     ("DELETE", f"/api/incidents/{I}/call/viewers/{{viewer_id}}"): (WORK, None),
+    # Ending a call for everyone: the dispatcher who claimed it (a commander listens only).
+    ("DELETE", f"/api/incidents/{I}/call"): (END_CALL, None),
     ("GET", "/api/rtc/config"): (ANY_TOKEN, None),
     # What every client page loads before anyone signs in.
     ("GET", "/api/client/config"): (PUBLIC, None),
@@ -372,7 +377,7 @@ async def _outcome(response: Any) -> str | int:
 
 
 def _url(path: str, world: World) -> str:
-    if path.startswith("/api/calls/") or "/call/" in path:
+    if path.startswith("/api/calls/") or "/call/" in path or path.endswith("/call"):
         path = path.replace("{incident_id}", world.call)
     made_up = {name: str(uuid.uuid4()) for name in SUB_RESOURCES}
     return (

@@ -1,14 +1,13 @@
 """The per-process index cache shares builds but does not keep every import forever."""
 
-from typing import Any
-
 from shapely.geometry import box, mapping
 
 from dispatch.infra.precinct_registry import IndexCache
+from dispatch.store.precincts import StoredPrecinct
 
 
-def _records(n: int) -> list[Any]:
-    return [{"code": f"P{n}", "name": f"precinct {n}", "geometry": mapping(box(n, 0, n + 1, 1))}]
+def _records(n: int) -> list[StoredPrecinct]:
+    return [StoredPrecinct(f"P{n}", f"precinct {n}", dict(mapping(box(n, 0, n + 1, 1))))]
 
 
 def test_the_same_boundaries_are_built_once_and_old_ones_are_forgotten() -> None:

@@ -117,6 +117,7 @@ addCatalogue({
     "video.mute": "静音",
     "video.unmute": "取消静音",
     "video.hang_up": "挂断",
+    "video.leave": "离开（通话继续）",
   },
   en: {
     "actor.citizen": "Reporter",
@@ -233,5 +234,6 @@ addCatalogue({
     "video.mute": "Mute",
     "video.unmute": "Unmute",
     "video.hang_up": "Hang up",
+    "video.leave": "Leave (the call goes on)",
   },
 });

@@ -1,7 +1,8 @@
 // The video pane: pick up a citizen's live call WHEP-style (POST an SDP offer to
 // /api/incidents/{id}/call/viewers, get the answer and a Location to DELETE when
-// leaving), see and hear them, talk back with the microphone, mute, hang up.  A
-// commander listens in without sending audio.
+// leaving), see and hear them, talk back with the microphone, mute, leave (the call
+// goes on) or hang up (DELETE /api/incidents/{id}/call: ended for everyone).  A
+// commander listens in without sending audio, and leaves.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../../shared/html.js";
 import { t } from "../../shared/i18n.js";
@@ -36,17 +37,19 @@ export function VideoPane({ incident }) {
   const live = state.liveCalls.has(incident.id);
   const listenOnly = state.me.value?.role === "commander";
 
-  async function hangUp() {
+  // Leave (the call goes on: another dispatcher may pick it up) or, for the claiming
+  // dispatcher, end it for everyone.
+  async function hangUp(endCall = false) {
     const s = session.current;
     session.current = null;
     if (!s) return;
     s.mic?.getTracks().forEach((track) => track.stop());
     setPhase("ended");
+    const leave = () => (s.location ? api.del(s.location) : Promise.resolve());
+    const bye = (endCall ? api.del(`/api/incidents/${incident.id}/call`).catch(leave) : leave()).catch(() => {});
     // Say goodbye before closing: a connection that just closes reads, at the server,
-    // as one that failed.  A DELETE that hangs (no network) waits at most 2 s.
-    if (s.location) {
-      await Promise.race([api.del(s.location).catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
-    }
+    // as one that failed.  A request that hangs (no network) waits at most 2 s.
+    await Promise.race([bye, new Promise((r) => setTimeout(r, 2000))]);
     s.pc.close();
   }
   useEffect(() => () => void hangUp(), [incident.id]);
@@ -106,7 +109,8 @@ export function VideoPane({ incident }) {
       ${(phase === "idle" || phase === "ended") && html`<button type="button" class="primary" data-action="pick-up" onClick=${() => act(pickUp).then((ok) => { if (!ok) (session.current ? hangUp() : setPhase("idle")); })}>
         ${listenOnly ? t("video.listen") : t("video.pick_up")}</button>`}
       ${(phase === "connecting" || phase === "live") && !listenOnly && html`<button type="button" aria-pressed=${muted} data-action="mute" onClick=${toggleMute}>${muted ? t("video.unmute") : t("video.mute")}</button>`}
-      ${(phase === "connecting" || phase === "live") && html`<button type="button" class="danger" data-action="hang-up" onClick=${hangUp}>${t("video.hang_up")}</button>`}
+      ${(phase === "connecting" || phase === "live") && html`<button type="button" data-action="leave" onClick=${() => hangUp(false)}>${t("video.leave")}</button>`}
+      ${(phase === "connecting" || phase === "live") && !listenOnly && html`<button type="button" class="danger" data-action="hang-up" onClick=${() => hangUp(true)}>${t("video.hang_up")}</button>`}
     </div>
   </section>`;
 }

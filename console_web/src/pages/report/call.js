@@ -126,6 +126,12 @@ class Call {
       await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
     } catch (err) {
       if (pc !== this.pc) return;
+      if (err.status === 409) {
+        // The dispatcher ended the call (or the case is closed): not a lost network.
+        this.release();
+        this.set("ended", { endedBy: "dispatcher" });
+        return;
+      }
       if (err.status && err.status >= 400 && err.status < 500 && err.status !== 429 && err.status !== 408) {
         this.set("failed", { error: err.message });
         return;
@@ -163,17 +169,22 @@ class Call {
     this.onChange({ ...this });
   }
 
-  async hangUp() {
+  /** Stop everything this call holds on the phone. */
+  release() {
     this.ended = true;
     this.stopTrail?.();
     clearTimeout(this.timer);
     window.removeEventListener("online", this.onOnline);
-    const token = account.peek()?.token;
-    if (this.location) {
-      fetch(this.location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
-    }
     this.pc?.close();
     for (const track of this.stream?.getTracks() || []) track.stop();
+  }
+
+  async hangUp() {
+    const token = account.peek()?.token;
+    if (this.location && !this.ended) {
+      fetch(this.location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
+    }
+    this.release();
     this.set("ended");
   }
 }
@@ -213,7 +224,7 @@ export function VideoCall() {
   const status =
     !view || view.state === "connecting" ? t("call.connecting")
     : view.state === "reconnecting" ? t("call.reconnecting")
-    : view.state === "ended" ? t("call.ended")
+    : view.state === "ended" ? (view.endedBy === "dispatcher" ? t("call.ended_by_dispatcher") : t("call.ended"))
     : view.state === "failed" ? t("call.failed", { message: view.error })
     : joined ? t("call.connected") : t("call.waiting");
   const state = !view ? "idle" : view.state === "live" ? (joined ? "connected" : "waiting") : view.state;

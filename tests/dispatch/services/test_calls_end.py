@@ -1,0 +1,67 @@
+"""The dispatcher ends a call (DELETE /api/incidents/{id}/call): only the one who
+claimed it, for everyone, and the phone may not reconnect into it."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from tests.conftest import CitizenSession, Client, Staff
+from tests.media.calls import connect_phone, pick_up, sdp_headers, start_call
+from tests.media.peers import Console, Phone, wait_for
+
+
+async def test_only_the_claiming_dispatcher_ends_a_call_and_the_phone_cannot_call_back(
+    app_client: Client, citizen: CitizenSession, staff: Staff, pg: asyncpg.Pool
+) -> None:
+    call = await start_call(app_client, citizen)
+    incident_id = call["incident_id"]
+    end_url = f"/api/incidents/{incident_id}/call"
+    phone, listener = Phone(), Console()
+    try:
+        await connect_phone(app_client, citizen, call["session_url"], phone)
+        # Not claimed: nobody may end it; a commander listens but never ends.
+        refused = await app_client.delete(end_url, headers=staff.dispatcher.headers)
+        assert refused.status == 403, await refused.text()
+        await pick_up(app_client, incident_id, staff.commander.headers, listener)
+        assert (await app_client.delete(end_url, headers=staff.commander.headers)).status == 403
+        gulou = await app_client.delete(end_url, headers=staff.other_dispatcher.headers)
+        assert gulou.status == 404  # out of scope
+        claimed = await app_client.post(
+            f"/api/incidents/{incident_id}/claim", headers=staff.dispatcher.headers
+        )
+        assert claimed.status == 200
+        await wait_for(lambda: listener.video.frames >= 3, what="the commander's picture")
+
+        ended = await app_client.delete(end_url, headers=staff.dispatcher.headers)
+        assert ended.status == 200, await ended.text()
+        async with pg.acquire() as conn:
+            session = await conn.fetchrow("SELECT * FROM call_sessions")
+            viewer = await conn.fetchrow("SELECT * FROM call_viewers")
+            state = await conn.fetchval("SELECT state FROM incidents")
+        assert (session["state"], session["end_reason"]) == ("ended", "ended")
+        assert session["attachment_id"] is not None  # the recording is evidence
+        assert viewer["leave_reason"] == "call_ended" and state == "claimed"
+        # Twice is fine.
+        assert (await app_client.delete(end_url, headers=staff.dispatcher.headers)).status == 200
+
+        again = Phone()
+        try:
+            back = await app_client.post(
+                call["session_url"], data=await again.offer(),
+                headers=sdp_headers(citizen.headers),
+            )  # fmt: skip
+            assert back.status == 409
+            assert "ended this call" in (await back.json())["error"]["message"]
+        finally:
+            await again.close()
+        async with pg.acquire() as conn:
+            segments = await conn.fetchval(
+                "SELECT count(*) FROM call_sessions WHERE incident_id = $1",
+                uuid.UUID(incident_id),
+            )
+        assert segments == 1
+    finally:
+        await phone.close()
+        await listener.close()
