@@ -41,6 +41,7 @@ from dispatch.infra.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E40
 from dispatch.services.users import create_user  # noqa: E402
 from dispatch.store.database import create_pool  # noqa: E402
 from tests.serving import (  # noqa: E402
+    NO_INTAKE_BUDGETS,
     ServerProcess,
     child_env,
     create_database,
@@ -237,7 +238,9 @@ async def cluster(nodes: int = 1, **env: str) -> AsyncIterator[Cluster]:
                 {"DATABASE_URL": database_url, "REDIS_URL": redis_url,
                  "MICRO110_LOG_LEVEL": "WARNING",
                  # Every simulated phone calls from this machine's one address.
-                 "MICRO110_REGISTRATIONS_PER_MINUTE": "0", **env},
+                 "MICRO110_REGISTRATIONS_PER_MINUTE": "0",
+                 # Load generators send many alarms per citizen from one address.
+                 **NO_INTAKE_BUDGETS, **env},
                 external=True,
             )  # fmt: skip
             started: list[ServerProcess] = []

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 
 from dispatch.infra.embedded import EmbeddedPostgres, redis_executable
 from tests.serving import (
+    NO_INTAKE_BUDGETS,
     ServerProcess,
     child_env,
     create_database,
@@ -219,7 +220,9 @@ async def own_cluster(
             {"DATABASE_URL": database_url, "REDIS_URL": redis.url,
              "MICRO110_LOG_LEVEL": "WARNING",
              # Every simulated phone calls from this machine's one address.
-             "MICRO110_REGISTRATIONS_PER_MINUTE": "0", **(env or {})},
+             "MICRO110_REGISTRATIONS_PER_MINUTE": "0",
+             # Load generators send many alarms per citizen from one address.
+             **NO_INTAKE_BUDGETS, **(env or {})},
             external=True,
         )  # fmt: skip
         for n in range(nodes):

@@ -193,7 +193,7 @@ class Settings:
     # /metrics: with a token, to whoever sends it as a bearer token; without, only to
     # requests from this host that no proxy passed on.
     metrics_token: str | None = _env("MICRO110_METRICS_TOKEN", _optional_str, default=None)
-    # Intake budgets, per window of `intake_window_s` seconds (0: no limit): distinct
+    # Intake budgets, per window of `intake_window_s` seconds (a budget of 0: no limit): distinct
     # alarms, reports and chat messages per citizen, and alarms + reports per network
     # (IPv4 address, IPv6 /64).  A citizen's first alarm or report in a window is always
     # accepted, over the network budget too.

@@ -34,6 +34,7 @@ from dispatch.settings import Settings
 from geo.datum import Datum
 from tests.fakes import FakeClock, RecordingSms
 from tests.serving import (
+    NO_INTAKE_BUDGETS,
     ServerProcess,
     child_env,
     create_database,
@@ -313,8 +314,10 @@ async def cluster(
     name = f"micro110_test_cluster_{secrets.token_hex(3)}"
     database_url = await create_database(servers.admin_database_url, name)
     env = child_env(
+        # A load of alarms from a few citizens on one address: no intake budgets (they
+        # have their own tests, tests/dispatch/services/test_intake_budgets.py).
         {"DATABASE_URL": database_url, "REDIS_URL": servers.redis_url,
-         "MICRO110_LOG_LEVEL": "WARNING"},
+         "MICRO110_LOG_LEVEL": "WARNING", **NO_INTAKE_BUDGETS},
         external=True,
     )  # fmt: skip
     started: list[ServerProcess] = []
