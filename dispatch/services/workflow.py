@@ -274,9 +274,15 @@ class Workflow:
         self, session: StaffSession, incident_id: uuid.UUID, precinct_code: str, note: str
     ) -> Incident:
         async with self.pool.acquire() as conn:
-            exists = await precinct_store.is_active(conn, precinct_code)
-        if not exists:
-            raise BadRequest(f"unknown precinct {precinct_code!r}", field="precinct_code")
+            # A dispatcher may give the precinct's name (鼓楼区) as well as its code.
+            code = await precinct_store.active_code(conn, precinct_code)
+        if code is None:
+            raise BadRequest(
+                f"unknown precinct {precinct_code!r}: give an active precinct's code or its "
+                "exact name",
+                field="precinct_code",
+            )
+        precinct_code = code
         return await self._simple(
             session, incident_id, Action.REROUTE, EventType.INCIDENT_TRANSFERRED,
             extra={"transfer": {"kind": "precinct", "name": precinct_code, "note": note}},

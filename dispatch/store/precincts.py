@@ -91,8 +91,17 @@ async def precinct_name(conn: asyncpg.Connection, code: str | None) -> str | Non
     return name
 
 
-async def is_active(conn: asyncpg.Connection, code: str) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM precincts WHERE code = $1 AND active", code))
+async def active_code(conn: asyncpg.Connection, code_or_name: str) -> str | None:
+    """The active precinct whose code is `code_or_name`, else the one active precinct of
+    that exact name (None: no such precinct, or the name is shared)."""
+    rows = await conn.fetch(
+        """SELECT code FROM precincts WHERE active AND (code = $1 OR name = $1)
+           ORDER BY code = $1 DESC, code LIMIT 2""",
+        code_or_name,
+    )
+    if rows and (rows[0]["code"] == code_or_name or len(rows) == 1):
+        return str(rows[0]["code"])
+    return None
 
 
 # One import at a time: an import builds its index from the active set it sees.

@@ -144,8 +144,14 @@ async def test_transfer_resolve_and_invalid_ask_first_in_chinese(
             await page.click("[role=alertdialog] button:has-text('取消')")
             await page.wait_for_selector("[role=alertdialog]", state="detached")
 
-        # 移交: 取消则不变, 确认则移交.
+        # 移交: 取消则不变, 确认则移交.  The name field offers the precincts (code, name):
+        # the server takes either.
+        await page.wait_for_function("() => __console.state.precincts.value.length > 0")
         await ask(transfer, "transfer")
+        offered = await page.eval_on_selector_all(
+            "#transfer-precincts option", "os => os.map(o => [o.value, o.textContent])"
+        )
+        assert ["320106", "鼓楼区"] in offered, offered
         await page.fill("[role=alertdialog] input[name=name]", "鼓楼分局")
         await cancel()
         assert (await api_incident(app_client, staff, transfer))["state"] == "queued"

@@ -150,8 +150,9 @@ async def test_release_escalate_invalid_merge_transfer(
         app_client, staff.dispatcher, d, "transfer", {"to": "precinct", "name": "999999"}
     )
     assert status == 400 and refused["error"]["field"] == "precinct_code"
+    # By its name as a dispatcher types it (by its code: tests/signaling/test_console_verbs.py).
     status, moved = await act(
-        app_client, staff.dispatcher, d, "transfer", {"to": "precinct", "name": "320106"}
+        app_client, staff.dispatcher, d, "transfer", {"to": "precinct", "name": "鼓楼区"}
     )
     assert moved["state"] == "queued" and moved["precinct_code"] == "320106"
     # Now it is the Gulou dispatcher's, and the Xuanwu one no longer sees it.

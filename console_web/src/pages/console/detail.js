@@ -258,7 +258,8 @@ async function verb(incident, name) {
     case "transfer": {
       const values = await confirmAction(t("verb.transfer"), t("confirm.transfer", { case: incident.case_no }), {
         fields: html`${field("to", t("field.to"), html`<select name="to" data-autofocus>${["precinct", "agency", "department"].map((k) => html`<option value=${k}>${t(`transfer.${k}`)}</option>`)}</select>`)}
-          ${field("name", t("field.name"), html`<input name="name" required maxlength="120" />`)}
+          ${field("name", t("field.name"), html`<input name="name" required maxlength="120" list="transfer-precincts" />
+            <datalist id="transfer-precincts">${state.precincts.value.map((p) => html`<option value=${p.code}>${p.name}</option>`)}</datalist>`)}
           ${field("note", t("field.note"), html`<textarea name="note" rows="2"></textarea>`)}`,
       });
       return values && post("transfer", { to: values.to, name: values.name, note: values.note });

@@ -22,7 +22,10 @@ export function MapPane({ config }) {
     mapRef.current = map;
     fetch("/api/precincts.geojson")
       .then((r) => r.json())
-      .then((g) => map.setPrecincts(g))
+      .then((g) => {
+        map.setPrecincts(g);
+        state.precincts.value = (g.features || []).map((f) => ({ code: f.properties.code, name: f.properties.name }));
+      })
       .catch((err) => console.warn("precincts", err));
     // The map follows the queue at most four times a second: markers need not animate.
     let pending = null;

@@ -15,6 +15,7 @@ export const selectedId = signal(null);
 export const cursorId = signal(null); // the row the keyboard is on
 export const fresh = new Set(); // arrived while watching, not yet claimed: the alarm sounds
 export const search = signal("");
+export const precincts = signal([]); // [{code, name}] of the map's layer: transfer targets
 export const timelines = new Map(); // incident id -> {events: [], messages: []} while open
 export const timelineVersion = signal(0);
 const listeners = new Set(); // (event) => void, for the open detail pane
