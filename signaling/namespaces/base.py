@@ -1,11 +1,5 @@
-"""Socket.IO namespaces: /console, /officer, /citizen.
-
-Protocol: connect with `auth={"token": ...}`; then emit `resume` with
-`{"last_seq": N}` (or null for live only) and get, in order, every event after N you
-may see, then live events; the ack says the seq you are now at.  Workflow calls use
-acks: `{"ok": true, ...}` or `{"ok": false, "error": {code, message, field}}`, with the
-same codes as HTTP.
-"""
+"""What the three namespaces share: connect with a token, resume by `seq`, acked calls
+with the HTTP error codes, and the staff namespaces' session rooms."""
 
 from __future__ import annotations
 
@@ -20,39 +14,21 @@ import msgspec
 import socketio
 
 from dispatch.domain.errors import BadRequest, Conflict, DispatchError, Unauthorized
-from dispatch.domain.field_reports import Place, Thread, place_in_wgs84
-from dispatch.domain.incidents import CitizenId, Disposition, TransferTarget
-from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
 from dispatch.infra.connections import DATABASE_UNAVAILABLE
-from dispatch.services.assignments import AssignmentService
-from dispatch.services.citizens import CitizenServices
 from dispatch.services.feed import events_between, latest_officer_events
-from dispatch.services.messages import MessageService
-from dispatch.services.officers import OfficerService
 from dispatch.services.staff_auth import StaffAuth, StaffSession
-from dispatch.services.workflow import Workflow
-from dispatch.wire import models
-from dispatch.wire.incident_view import incident_view
 from dispatch.wire.validation import NUL_MESSAGE, field_of, nul_path
-from geo.datum import Datum
 from signaling.audiences import (
-    ALL_PRECINCTS_ROOM,
-    CITIZEN,
-    CONSOLE,
     MEMBERSHIP_TYPES,
-    OFFICER,
-    citizen_room,
-    incident_room,
     membership,
     membership_joins,
-    officer_room,
-    precinct_room,
     rooms_for,
 )
 from signaling.hub import FeedHub
 
 logger = logging.getLogger(__name__)
+
 
 T = TypeVar("T")
 # A client further behind than this gets {"resync": true}: load a fresh snapshot.
@@ -289,250 +265,3 @@ class _StaffNamespace(_FeedNamespace):
                 await self.emit("session.ended", {"reason": exc.message}, to=sid)
                 await self.disconnect(sid)
         return ended
-
-
-class ConsoleNamespace(_StaffNamespace):
-    credential_of = "staff"
-    roles = (Role.DISPATCHER, Role.COMMANDER)
-
-    def __init__(
-        self, hub: FeedHub, auth: StaffAuth, workflow: Workflow, messages: MessageService
-    ) -> None:
-        super().__init__(CONSOLE, hub)
-        self.auth = auth
-        self.workflow = workflow
-        self.messages = messages
-
-    def staff_rooms(self, session: StaffSession) -> list[str]:
-        scope = scope_of(session.user)
-        if scope.all_precincts:
-            return [ALL_PRECINCTS_ROOM]
-        # precinct_room(None): incidents with no position, which `Scope.covers`.
-        return [precinct_room(code) for code in scope.codes()] + [precinct_room(None)]
-
-    def admitted(self, sid: str, token: str, session: dict[str, Any]) -> None:
-        super().admitted(sid, token, session)
-        logger.info("console connected", extra={"sid": sid, "user_id": session["user_id"]})
-
-    async def _verb(
-        self, sid: str, data: Any, call: Callable[[StaffSession, uuid.UUID], Awaitable[Any]]
-    ) -> dict[str, Any]:
-        target = decode(
-            IdIn,
-            {"incident_id": (data or {}).get("incident_id")} if isinstance(data, dict) else data,
-        )
-        incident = await call(await self.staff(sid), target.incident_id)
-        return {"ok": True, "incident": incident_view(incident)}
-
-    @staticmethod
-    def _body(model: type[T], data: Any) -> T:
-        body = (
-            {k: v for k, v in (data or {}).items() if k != "incident_id"}
-            if isinstance(data, dict)
-            else data
-        )
-        return decode(model, body)
-
-    @acked
-    async def on_next(self, sid: str, data: Any) -> dict[str, Any]:
-        incident = await self.workflow.next(await self.staff(sid))
-        return {"ok": True, "incident": incident_view(incident) if incident else None}
-
-    @acked
-    async def on_claim(self, sid: str, data: Any) -> dict[str, Any]:
-        return await self._verb(sid, data, self.workflow.claim)
-
-    @acked
-    async def on_release(self, sid: str, data: Any) -> dict[str, Any]:
-        return await self._verb(sid, data, self.workflow.release)
-
-    @acked
-    async def on_unmerge(self, sid: str, data: Any) -> dict[str, Any]:
-        return await self._verb(sid, data, self.workflow.unmerge)
-
-    @acked
-    async def on_close(self, sid: str, data: Any) -> dict[str, Any]:
-        return await self._verb(sid, data, self.workflow.close)
-
-    @acked
-    async def on_assign(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.AssignIn, data)
-        return await self._verb(
-            sid,
-            data,
-            lambda s, i: self.workflow.assign(s, i, body.officer_ids, body.mutual_aid_reason),
-        )
-
-    @acked
-    async def on_merge(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.MergeIn, data)
-        return await self._verb(sid, data, lambda s, i: self.workflow.merge(s, i, body.into))
-
-    @acked
-    async def on_invalid(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.InvalidIn, data)
-        return await self._verb(
-            sid, data, lambda s, i: self.workflow.mark_invalid(s, i, body.reason)
-        )
-
-    @acked
-    async def on_escalate(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.EscalateIn, data)
-        return await self._verb(sid, data, lambda s, i: self.workflow.escalate(s, i, body.note))
-
-    @acked
-    async def on_resolve(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.ResolveIn, data)
-        return await self._verb(
-            sid,
-            data,
-            lambda s, i: self.workflow.resolve(s, i, Disposition(body.disposition), body.note),
-        )
-
-    @acked
-    async def on_transfer(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.TransferIn, data)
-        if body.to == "precinct":
-            return await self._verb(
-                sid, data, lambda s, i: self.workflow.reroute(s, i, body.name, body.note)
-            )
-        return await self._verb(
-            sid,
-            data,
-            lambda s, i: self.workflow.transfer(
-                s, i, TransferTarget(body.to), body.name, body.note
-            ),
-        )
-
-    @acked
-    async def on_note(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.NoteIn, data)
-        target = decode(IdIn, {"incident_id": (data or {}).get("incident_id")})
-        event = await self.workflow.note(
-            await self.staff(sid), target.incident_id, body.text, body.kind
-        )
-        return {"ok": True, "seq": event.seq}
-
-    @acked
-    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.MessageIn, data)
-        target = decode(IdIn, {"incident_id": (data or {}).get("incident_id")})
-        message = await self.messages.from_staff(
-            await self.staff(sid), target.incident_id, body.body, body.client_key,
-            Thread(body.thread),
-        )  # fmt: skip
-        return {"ok": True, "message": message}
-
-
-def _place(place: models.PlaceIn | None) -> Place | None:
-    if place is None:
-        return None
-    return place_in_wgs84(place.lon, place.lat, place.accuracy_m, Datum(place.datum))
-
-
-class OfficerNamespace(_StaffNamespace):
-    credential_of = "officer"
-    roles = (Role.OFFICER,)
-
-    def __init__(
-        self,
-        hub: FeedHub,
-        auth: StaffAuth,
-        officers: OfficerService,
-        assignments: AssignmentService,
-        messages: MessageService,
-    ) -> None:
-        super().__init__(OFFICER, hub)
-        self.auth = auth
-        self.officers = officers
-        self.assignments = assignments
-        self.messages = messages
-
-    def staff_rooms(self, session: StaffSession) -> list[str]:
-        return [officer_room(session.user.id)]
-
-    async def rooms_at(self, sid: str, seq: int) -> set[str]:
-        session = await self.get_session(sid)
-        return {
-            incident_room(incident_id)
-            for incident_id in await working_on(self.hub.pool, session["user_id"], seq)
-        }
-
-    async def resumed(self, sid: str) -> dict[str, Any]:
-        # At least once: whatever is still waiting for an answer is handed over again,
-        # and the phone learns what it is working on (a reload lost its screen).
-        session = await self.staff(sid)
-        return {
-            "pending": await self.assignments.pending(session),
-            "active": await self.assignments.active(session),
-        }
-
-    @acked
-    async def on_ack(self, sid: str, data: Any) -> dict[str, Any]:
-        body = decode(models.AssignmentAckIn, data)
-        state = await self.assignments.answer(
-            await self.staff(sid), body.assignment_id, body.accept, body.reason,
-            client_key=body.client_key, captured_at=body.captured_at, place=_place(body.place),
-        )  # fmt: skip
-        return {"ok": True, "state": state}
-
-    @acked
-    async def on_status(self, sid: str, data: Any) -> dict[str, Any]:
-        body = decode(models.AssignmentStatusIn, data)
-        state = await self.assignments.progress(
-            await self.staff(sid), body.assignment_id, body.status,
-            client_key=body.client_key, captured_at=body.captured_at, place=_place(body.place),
-        )  # fmt: skip
-        return {"ok": True, "state": state}
-
-    @acked
-    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
-        body = decode(models.OfficerMessageIn, data)
-        message = await self.messages.from_officer(
-            await self.staff(sid), body.incident_id, body.body, body.client_key,
-            captured_at=body.captured_at, place=_place(body.place),
-        )  # fmt: skip
-        return {"ok": True, "message": message}
-
-    @acked
-    async def on_position(self, sid: str, data: Any) -> dict[str, Any]:
-        body = decode(models.PositionIn, data)
-        event = await self.officers.report_position(
-            await self.staff(sid), body.lon, body.lat, body.accuracy_m, Datum(body.datum)
-        )
-        return {"ok": True, "precinct_code": event.payload["precinct_code"] if event else None}
-
-    @acked
-    async def on_duty(self, sid: str, data: Any) -> dict[str, Any]:
-        body = decode(models.DutyIn, data)
-        return {
-            "ok": True,
-            "status": await self.officers.set_duty(await self.staff(sid), body.on_duty),
-        }
-
-
-class CitizenNamespace(_FeedNamespace):
-    def __init__(self, hub: FeedHub, citizens: CitizenServices, messages: MessageService) -> None:
-        super().__init__(CITIZEN, hub)
-        self.citizens = citizens
-        self.messages = messages
-
-    async def admit(self, token: str) -> dict[str, Any]:
-        citizen = await self.citizens.authenticate(token)
-        return {"rooms": [citizen_room(citizen)], "citizen_id": str(citizen)}
-
-    def admitted(self, sid: str, token: str, session: dict[str, Any]) -> None:
-        # "Sign out everywhere" (or a leaked refresh token) ends these through this room.
-        self.server.manager.basic_enter_room(
-            sid, self.namespace, sign_in_room(session["citizen_id"])
-        )
-
-    @acked
-    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
-        session = await self.get_session(sid)
-        citizen = await self.citizens.authenticate(session["token"])  # expiry, sign-out
-        body = decode(models.CitizenMessageIn, data)
-        message = await self.messages.from_citizen(
-            CitizenId(citizen), body.incident_id, body.body, body.client_key
-        )
-        return {"ok": True, "message": message}
