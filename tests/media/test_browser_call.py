@@ -108,8 +108,9 @@ async def test_chromium_calls_a_dispatcher_who_answers_and_the_recording_holds_i
         # ... and the phone hears the dispatcher (Chromium's fake microphone beeps).
         heard = await _until(phone, "audioEnergy", 0.0001)
         assert heard["audioPacketsReceived"] > 0
-        await asyncio.sleep(2)
-        encoded = (await phone.evaluate(STATS))["framesEncoded"]
+        # Some seconds of the call recorded (about 60 frames more), then hang up.
+        more = (await phone.evaluate(STATS))["framesEncoded"] + 60
+        encoded = (await _until(phone, "framesEncoded", more))["framesEncoded"]
         hung_up = await phone.evaluate(
             """async ({url, token}) => (await fetch(url, {method: 'DELETE',
                  headers: {'Authorization': 'Bearer ' + token}})).status""",

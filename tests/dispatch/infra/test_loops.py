@@ -14,7 +14,7 @@ async def test_a_loop_stops_even_when_something_below_swallowed_its_cancellation
 
     async def swallowing_call() -> None:  # what a client library was seen to do
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # until cancelled
 
     async def loop() -> None:
         nonlocal turns
