@@ -14,6 +14,8 @@ Measured, per phase:
 * POST -> event arrived: to when the page applied its `incident.created` (the server's
   and the network's share of the above; the rest is the page's);
 * main-thread long tasks (PerformanceObserver `longtask`): milliseconds per second;
+  and the main thread's whole busy time, its script and its layout + style (CDP
+  `Performance.getMetrics`), milliseconds per second;
 * the console's open incidents, sampled each second (min and max: the retiring keeps up);
 * JS heap after a forced GC (CDP `Runtime.getHeapUsage`), at the start and after each
   phase.  The page hands its stamps over each second (`stats.take()`) and forgets
@@ -64,10 +66,19 @@ class Phase:
     arrive_p50_ms: float  # POST sent -> its incident.created applied in the page
     arrive_p99_ms: float
     long_task_ms_per_s: float
+    main_thread_ms_per_s: float  # CDP Performance metrics: all tasks, then script, layout+style
+    script_ms_per_s: float
+    layout_style_ms_per_s: float
     late_sends: int
     open_min: int  # the console's open incidents, sampled each second
     open_max: int
     heap_mb_end: float
+
+
+async def busy_s(cdp: Any) -> dict[str, float]:
+    """The renderer's main thread so far (seconds): all tasks, script, layout and style."""
+    metrics = (await cdp.send("Performance.getMetrics"))["metrics"]
+    return {m["name"]: m["value"] for m in metrics}
 
 
 async def heap_mb(cdp: Any) -> float:
@@ -151,6 +162,7 @@ async def run_phase(
 
     stop = asyncio.Event()
     taking = asyncio.create_task(taker(stop))
+    busy_before = await busy_s(cdp)
     total = int(rate * seconds)
     begin = time.perf_counter()
     for n in range(total):
@@ -165,6 +177,12 @@ async def run_phase(
         task.add_done_callback(tasks.discard)
     elapsed = time.perf_counter() - begin
     long_ms = await page.evaluate("() => window.__longTaskMs")
+    busy_after = await busy_s(cdp)
+
+    def per_s(*names: str) -> float:
+        spent = sum(busy_after[n] - busy_before[n] for n in names)
+        return round(spent * 1000 / elapsed, 1)
+
     await asyncio.gather(*tasks)  # every POST answered (and retired)
     # The rows still on their way: wait while the page catches up (at most 60 s).
     waited, last = 0, -1
@@ -190,6 +208,9 @@ async def run_phase(
         arrive_p50_ms=percentile_ms(arrivals, 50),
         arrive_p99_ms=percentile_ms(arrivals, 99),
         long_task_ms_per_s=round(long_ms / elapsed, 1),
+        main_thread_ms_per_s=per_s("TaskDuration"),
+        script_ms_per_s=per_s("ScriptDuration"),
+        layout_style_ms_per_s=per_s("LayoutDuration", "RecalcStyleDuration"),
         late_sends=late,
         open_min=min(open_counts, default=0),
         open_max=max(open_counts, default=0),
@@ -261,6 +282,7 @@ async def main_async(
                     await page.keyboard.press("Enter")
                     await page.wait_for_selector(".detail[data-id] .timeline li", timeout=30000)
                 cdp = await page.context.new_cdp_session(page)
+                await cdp.send("Performance.enable")
                 heap_start = await heap_mb(cdp)
                 print(f"console loaded: {len(seeded)} open incidents, heap {heap_start} MB")
                 phases = []
