@@ -7,9 +7,10 @@ and `incident_view` renders a domain `Incident` as it.  Its SQL twin
 (`VIEW_FIELDS`), so a field is added in one place, `IncidentView`: a field named as the
 `Incident` attribute (and the `incidents` column) it shows, or a flag in `_SET_WHEN`.
 
-The rendering is the wire's, to the byte, whichever way an event was written: ids as
-text, enums as their values, `received_at` in ISO 8601 with `+00:00` (what the first
-clients were given; they read `Z` as well, but stored events keep this).
+The rendering is fixed by each field's type, the same whichever way an event was
+written: ids as text, enums as their values, moments in ISO 8601 with `+00:00`, not the
+`Z` msgspec writes elsewhere: the events already stored have it, and a replay must look
+like the live feed.
 """
 
 from __future__ import annotations
