@@ -5,7 +5,6 @@ Closed (`forbid_unknown_fields`) like the events, so drift in a nested payload f
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
