@@ -216,7 +216,9 @@ async def escalate(request: web.Request) -> web.Response:
     session = await staff(request)
     body = await read_json(request, EscalateIn, max_bytes=_max_json(request))
     return _json(
-        incident_view(await request.app[WORKFLOW].escalate(session, incident_id(request), body.note))
+        incident_view(
+            await request.app[WORKFLOW].escalate(session, incident_id(request), body.note)
+        )
     )
 
 

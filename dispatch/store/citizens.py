@@ -291,8 +291,9 @@ async def read_identity(
     if row is None:
         return None
     return ReporterIdentity(
-        row["id"], VerificationLevel(row["verification"]), row["real_name"], row["national_id_masked"],
-        row["phone_masked"], row["verified_by"], row["false_alarms"], row["valid_reports"],
+        row["id"], VerificationLevel(row["verification"]), row["real_name"],
+        row["national_id_masked"], row["phone_masked"], row["verified_by"], row["false_alarms"],
+        row["valid_reports"],
     )  # fmt: skip
 
 
