@@ -66,6 +66,6 @@ def timeline_text(event_type: str, payload: dict[str, Any]) -> str | None:
             return "You sent a message."
     if event_type.startswith("call.") and not payload.get("talk"):
         return None  # a commander listening in silently is not announced
-    if event_type == "call.left" and payload.get("reason") == "call_ended":
+    if event_type == EventType.CALL_LEFT and payload.get("reason") == "call_ended":
         return None  # the citizen ended the call: nothing to tell them
     return text

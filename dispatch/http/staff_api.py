@@ -31,7 +31,6 @@ from dispatch.wire.models import (
     AssignIn,
     DutyIn,
     EscalateIn,
-    IncidentOut,
     InvalidIn,
     LoginIn,
     LoginOut,
@@ -67,10 +66,6 @@ def incident_id(request: web.Request) -> uuid.UUID:
         return uuid.UUID(request.match_info["incident_id"])
     except ValueError:
         raise BadRequest("the incident id is not a UUID", field="incident_id") from None
-
-
-def incident_out(incident: Any) -> IncidentOut:
-    return msgspec.convert(incident_view(incident), IncidentOut)
 
 
 def _max_json(request: web.Request) -> int:
@@ -117,7 +112,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     session = await staff(request)
     session.require(Role.DISPATCHER, Role.COMMANDER)
     incidents = await request.app[INCIDENTS].open_incidents(session)
-    return _json({"incidents": [incident_out(i) for i in incidents]})
+    return _json({"incidents": [incident_view(i) for i in incidents]})
 
 
 @routes.get("/api/console/snapshot")
@@ -145,7 +140,7 @@ async def post_message(request: web.Request) -> web.Response:
 @routes.get("/api/incidents/{incident_id}")
 async def get_incident(request: web.Request) -> web.Response:
     session = await staff(request)
-    return _json(incident_out(await request.app[INCIDENTS].get(session, incident_id(request))))
+    return _json(incident_view(await request.app[INCIDENTS].get(session, incident_id(request))))
 
 
 @routes.post("/api/incidents/next")
@@ -154,19 +149,19 @@ async def next_incident(request: web.Request) -> web.Response:
     incident = await request.app[WORKFLOW].next(session)
     if incident is None:
         return _json({"incident": None})
-    return _json({"incident": incident_out(incident)})
+    return _json({"incident": incident_view(incident)})
 
 
 @routes.post("/api/incidents/{incident_id}/claim")
 async def claim(request: web.Request) -> web.Response:
     session = await staff(request)
-    return _json(incident_out(await request.app[WORKFLOW].claim(session, incident_id(request))))
+    return _json(incident_view(await request.app[WORKFLOW].claim(session, incident_id(request))))
 
 
 @routes.post("/api/incidents/{incident_id}/release")
 async def release(request: web.Request) -> web.Response:
     session = await staff(request)
-    return _json(incident_out(await request.app[WORKFLOW].release(session, incident_id(request))))
+    return _json(incident_view(await request.app[WORKFLOW].release(session, incident_id(request))))
 
 
 @routes.post("/api/incidents/{incident_id}/assign")
@@ -176,7 +171,7 @@ async def assign(request: web.Request) -> web.Response:
     incident = await request.app[WORKFLOW].assign(
         session, incident_id(request), body.officer_ids, body.mutual_aid_reason
     )
-    return _json(incident_out(incident))
+    return _json(incident_view(incident))
 
 
 @routes.post("/api/incidents/{incident_id}/merge")
@@ -184,14 +179,14 @@ async def merge(request: web.Request) -> web.Response:
     session = await staff(request)
     body = await read_json(request, MergeIn, max_bytes=_max_json(request))
     return _json(
-        incident_out(await request.app[WORKFLOW].merge(session, incident_id(request), body.into))
+        incident_view(await request.app[WORKFLOW].merge(session, incident_id(request), body.into))
     )
 
 
 @routes.post("/api/incidents/{incident_id}/unmerge")
 async def unmerge(request: web.Request) -> web.Response:
     session = await staff(request)
-    return _json(incident_out(await request.app[WORKFLOW].unmerge(session, incident_id(request))))
+    return _json(incident_view(await request.app[WORKFLOW].unmerge(session, incident_id(request))))
 
 
 @routes.post("/api/incidents/{incident_id}/invalid")
@@ -199,7 +194,7 @@ async def mark_invalid(request: web.Request) -> web.Response:
     session = await staff(request)
     body = await read_json(request, InvalidIn, max_bytes=_max_json(request))
     return _json(
-        incident_out(
+        incident_view(
             await request.app[WORKFLOW].mark_invalid(session, incident_id(request), body.reason)
         )
     )
@@ -216,7 +211,7 @@ async def transfer(request: web.Request) -> web.Response:
         incident = await workflow.transfer(
             session, incident_id(request), TransferTarget(body.to), body.name, body.note
         )
-    return _json(incident_out(incident))
+    return _json(incident_view(incident))
 
 
 @routes.post("/api/incidents/{incident_id}/escalate")
@@ -224,7 +219,9 @@ async def escalate(request: web.Request) -> web.Response:
     session = await staff(request)
     body = await read_json(request, EscalateIn, max_bytes=_max_json(request))
     return _json(
-        incident_out(await request.app[WORKFLOW].escalate(session, incident_id(request), body.note))
+        incident_view(
+            await request.app[WORKFLOW].escalate(session, incident_id(request), body.note)
+        )
     )
 
 
@@ -235,13 +232,13 @@ async def resolve(request: web.Request) -> web.Response:
     incident = await request.app[WORKFLOW].resolve(
         session, incident_id(request), Disposition(body.disposition), body.note
     )
-    return _json(incident_out(incident))
+    return _json(incident_view(incident))
 
 
 @routes.post("/api/incidents/{incident_id}/close")
 async def close(request: web.Request) -> web.Response:
     session = await staff(request)
-    return _json(incident_out(await request.app[WORKFLOW].close(session, incident_id(request))))
+    return _json(incident_view(await request.app[WORKFLOW].close(session, incident_id(request))))
 
 
 @routes.post("/api/incidents/{incident_id}/notes")

@@ -56,7 +56,7 @@ class TrackedIncident:
     id: UUID
     case_no: str
     state: IncidentState
-    channel: str
+    channel: Channel
     tag: str
     precinct_code: str | None
     citizen_id: UUID | None
@@ -325,7 +325,7 @@ def _tracked(row: asyncpg.Record) -> TrackedIncident:
         id=row["id"],
         case_no=row["case_no"],
         state=IncidentState(row["state"]),
-        channel=row["channel"],
+        channel=Channel(row["channel"]),
         tag=row["tag"],
         precinct_code=row["precinct_code"],
         citizen_id=row["citizen_id"],

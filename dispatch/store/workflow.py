@@ -215,7 +215,7 @@ async def _claim_first(
                 INSERT INTO incident_events
                     (type, incident_id, precinct_code, citizen_id, actor_kind, actor_id,
                      payload)
-                SELECT 'incident.claimed', c.id,
+                SELECT '{EventType.INCIDENT_CLAIMED.value}', c.id,
                        coalesce(c.precinct_code, c.nearest_precinct_code), c.citizen_id,
                        $5::text, $6::text, jsonb_build_object('incident', {incident_view_sql("c")})
                 FROM claimed c, feed
