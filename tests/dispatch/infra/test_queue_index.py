@@ -330,7 +330,7 @@ async def test_alarms_acknowledged_while_the_start_up_rebuild_runs_are_queued_on
     )  # fmt: skip
     # Redis takes no writes for a while: the rebuild cannot finish before the alarms
     # below are acknowledged (they wait for PostgreSQL only).
-    await redis.execute_command("CLIENT", "PAUSE", "4000", "WRITE")
+    await redis.client_pause(4000, all=False)  # writes only
     try:
         await restarted.start_server()  # listening, whatever the index is doing
         queue = app_of(restarted)[QUEUE]
@@ -346,7 +346,7 @@ async def test_alarms_acknowledged_while_the_start_up_rebuild_runs_are_queued_on
             during.append(uuid.UUID(made["incident_id"]))
         assert not queue.started.is_set()  # all acknowledged during the rebuild
     finally:
-        await redis.execute_command("CLIENT", "UNPAUSE")
+        await redis.client_unpause()
     try:
         await asyncio.wait_for(queue.started.wait(), 30)
         assert not queue.out_of_step
