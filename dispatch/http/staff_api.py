@@ -112,9 +112,12 @@ async def list_incidents(request: web.Request) -> web.Response:
 async def console_snapshot(request: web.Request) -> web.Response:
     session = await staff(request)
     session.require(Role.DISPATCHER, Role.COMMANDER)
-    seq, incidents = await request.app[INCIDENTS].snapshot(session)
-    queue = [str(i.id) for i in incidents if i.state.value == "queued"]
-    return _json({"seq": seq, "queue": queue, "incidents": [incident_view(i) for i in incidents]})
+    seq, rendered = await request.app[INCIDENTS].snapshot(session)
+    # Rendered by PostgreSQL (JSON text): only joined here, never parsed.
+    body = (
+        f'{{"seq":{int(seq)},"queue":[{rendered.queue}],"incidents":[{rendered.incidents}]}}'
+    ).encode()
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.get("/api/incidents/{incident_id}")
