@@ -425,12 +425,3 @@ async def queued_scores(conn: asyncpg.Connection) -> list[tuple[UUID, str | None
         "SELECT id, precinct_code, priority_score FROM incidents WHERE state = 'queued'"
     )
     return [(r["id"], r["precinct_code"], r["priority_score"]) for r in rows]
-
-
-async def still_queued(conn: asyncpg.Connection, ids: Sequence[UUID]) -> dict[UUID, str | None]:
-    """Which of `ids` are queued now, and in which precinct."""
-    rows = await conn.fetch(
-        "SELECT id, precinct_code FROM incidents WHERE id = any($1::uuid[]) AND state = 'queued'",
-        list(ids),
-    )
-    return {r["id"]: r["precinct_code"] for r in rows}
