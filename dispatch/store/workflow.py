@@ -130,6 +130,25 @@ async def open_incidents_rendered(conn: asyncpg.Connection, scope: Scope) -> Ren
     )
 
 
+# Queued incidents due to go overdue ($2/$3: severities and their thresholds in seconds,
+# $5 the smallest), the longest waiting first, at most $4, marked at $1.  Walks
+# `incidents_overdue_due` (migration 0250): only the incidents not yet marked, however
+# many have gone overdue before (the sweep's cost must not grow with the queue).
+MARK_OVERDUE_SQL = """WITH due AS (
+           SELECT i.id FROM incidents i
+           JOIN unnest($2::smallint[], $3::int[]) AS t(severity, seconds)
+             ON i.severity = t.severity
+           WHERE i.state = 'queued' AND i.overdue_at IS NULL
+             AND i.received_at <= $1::timestamptz - make_interval(secs => t.seconds)
+             -- (redundant, but bounds the walk of incidents_overdue_due)
+             AND i.received_at <= $1::timestamptz - make_interval(secs => $5::int)
+           ORDER BY i.received_at LIMIT $4)
+       UPDATE incidents i SET overdue_at = $1, version = version + 1, updated_at = $1
+       FROM due
+       WHERE i.id = due.id AND i.state = 'queued' AND i.overdue_at IS NULL
+       RETURNING i.*"""
+
+
 async def mark_overdue(
     conn: asyncpg.Connection,
     now: datetime,
@@ -142,21 +161,12 @@ async def mark_overdue(
     threshold (`seconds[i]` for `severities[i]`), at most `limit` of them, the longest
     waiting first; the ones marked now."""
     rows = await conn.fetch(
-        """WITH due AS (
-               SELECT i.id FROM incidents i
-               JOIN unnest($2::smallint[], $3::int[]) AS t(severity, seconds)
-                 ON i.severity = t.severity
-               WHERE i.state = 'queued' AND i.overdue_at IS NULL
-                 AND i.received_at <= $1::timestamptz - make_interval(secs => t.seconds)
-               ORDER BY i.received_at LIMIT $4)
-           UPDATE incidents i SET overdue_at = $1, version = version + 1, updated_at = $1
-           FROM due
-           WHERE i.id = due.id AND i.state = 'queued' AND i.overdue_at IS NULL
-           RETURNING i.*""",
+        MARK_OVERDUE_SQL,
         now,
         list(severities),
         list(seconds),
         limit,
+        min(seconds, default=0),
     )
     return [incident_from_row(row) for row in rows]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import uuid
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ import pytest
 from dispatch.domain.events import StoredEvent
 from dispatch.http.keys import OVERDUE, PUBLISHER
 from dispatch.services.overdue import OVERDUE_BATCH
+from dispatch.store.workflow import MARK_OVERDUE_SQL
 from geo.distance import EARTH_RADIUS_M, haversine_m
 from tests.conftest import CitizenSession, Client, Staff, app_of, register_citizen
 from tests.dispatch.calls import XUANWU_LAKE, act, copy_queued, report
@@ -268,3 +270,48 @@ async def test_after_an_outage_many_go_overdue_at_once_in_short_transactions(
     assert len(found) == 2 * OVERDUE_BATCH + 51
     assert all(len(payloads) == 1 for payloads in found.values())
     assert await app[OVERDUE].sweep() == 0
+
+
+def _incident_scans(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan] if plan.get("Relation Name") == "incidents" else []
+    for child in plan.get("Plans", []):
+        found.extend(_incident_scans(child))
+    return found
+
+
+async def test_a_sweep_reads_only_the_incidents_not_yet_overdue_however_many_are_queued(
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool, fake_clock: FakeClock
+) -> None:
+    """Under a flood the queue grows by thousands a minute and every incident in it goes
+    overdue in turn; every node sweeps every 5 s.  A sweep must not walk the ones
+    marked long ago: its cost follows the incidents still to be marked, not the queue."""
+    app = app_of(app_client)
+    old = await post(app_client, citizen, "kidnapping")
+    await copy_queued(pg, old, 3000)
+    fake_clock.advance(3600)
+    assert await app[OVERDUE].sweep() == 3001
+    for i in range(10):
+        await post(app_client, citizen, "kidnapping", **north_of(5000 + i * 400))
+    fake_clock.advance(120)
+    watch = app[OVERDUE]
+    severities = sorted(watch.thresholds_s)
+    seconds = [watch.thresholds_s[s] for s in severities]
+    async with pg.acquire() as conn:
+        await conn.execute("ANALYZE incidents")
+        explained = conn.transaction()
+        await explained.start()
+        try:  # EXPLAIN ANALYZE runs the UPDATE: rolled back
+            plan = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {MARK_OVERDUE_SQL}",
+                fake_clock.now(), severities, seconds, OVERDUE_BATCH, min(seconds),
+            )  # fmt: skip
+        finally:
+            await explained.rollback()
+    scans = _incident_scans((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+    assert [s["Node Type"] for s in scans if "Scan" in s["Node Type"]]
+    read = sum(
+        (s.get("Actual Rows", 0) + s.get("Rows Removed by Filter", 0)) * s.get("Actual Loops", 1)
+        for s in scans
+    )
+    assert read <= 100, scans  # the 10 due now (found, then updated), not the 3,001 before
+    assert all(s["Node Type"] != "Seq Scan" for s in scans)
