@@ -15,6 +15,15 @@ frame at the viewer (the console's POST to its first video frame), the server's 
 call over the window (% of one core), and, after every phone hung up, each recording
 decoded and its frames compared with what the phone sent.
 
+Where the packets went, printed before the figures: RTP packets the phones sent, those
+the server's receivers got and missed (its /metrics, `micro110_media_*`), the datagrams
+the kernel dropped on the server's and the load processes' UDP sockets (their receive
+buffers were full: /proc/net/udp), frames reassembled, recorded and dropped, packets
+sent to and received by the viewers; how late the server answers /healthz (its event
+loop) and how late the load processes' loops run; how sessions and viewers ended (the
+server's log).  The phones answer a key-frame request (PLI) with their clip's next key
+frame, as a camera's encoder would.
+
 Goal (issue 15): >= 50 calls with every viewer >= 29 fps, every recording decodable with
 >= 98% of the frames sent, offer -> first frame p99 < 300 ms.  The last line is one
 JSON object.
@@ -256,6 +265,17 @@ async def stop_calls(procs: list[asyncio.subprocess.Process]) -> None:
         await proc.wait()
 
 
+async def _probe_health(base: str, samples: list[float]) -> None:
+    """GET /healthz every 0.1 s: its latency is mostly the server's event-loop lag."""
+    async with aiohttp.ClientSession() as http:
+        while True:
+            started = time.perf_counter()
+            async with http.get(f"{base}/healthz") as response:
+                await response.read()
+            samples.append(time.perf_counter() - started)
+            await asyncio.sleep(0.1)
+
+
 def _media_gauges(text: str) -> dict[str, float]:
     """The server's micro110_media_* gauges from its /metrics text."""
     found = {}
@@ -358,7 +378,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(2)
         before = meter.read()
         kernel_before = kernel_udp_errors()
+        health: list[float] = []
+        probe = asyncio.create_task(_probe_health(base, health))
         await asyncio.sleep(args.seconds - 1)
+        probe.cancel()
         spent = CpuMeter.spent(before, meter.read())
         # The packet ledger: each load process's at the end of its window, then the
         # server's (its /metrics), before anyone hangs up.
@@ -418,6 +441,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             f"{spent.other_s / elapsed:.2f}, stolen {spent.stolen_s / elapsed:.2f}"
         )
         _print_server_log(c.nodes[0].stderr_path)
+        print(
+            f"server answered /healthz (every 0.1 s over the window) in p50 "
+            f"{percentile_ms(health, 50)} ms, p99 {percentile_ms(health, 99)} ms, max "
+            f"{percentile_ms(health, 100)} ms: how late its event loop runs"
+        )
         _print_ledger(ledgers, server_stats, server_sockets, server_drops,
                       {k: v - kernel_before[k] for k, v in kernel_after.items()})  # fmt: skip
         print(
