@@ -276,6 +276,17 @@ async def _probe_health(base: str, samples: list[float]) -> None:
             await asyncio.sleep(0.1)
 
 
+async def live_media(base: str) -> str:
+    """What the server says of its live calls now (for benchmarks run with --calls)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
+        gauges = _media_gauges(await response.text())
+    return (
+        f"{gauges.get('calls', 0):.0f} calls live, {gauges.get('viewers', 0):.0f} viewers; "
+        f"their packets received {gauges.get('packets_received', 0):.0f}, lost "
+        f"{gauges.get('packets_lost', 0):.0f}"
+    )
+
+
 def _media_gauges(text: str) -> dict[str, float]:
     """The server's micro110_media_* gauges from its /metrics text."""
     found = {}
