@@ -11,15 +11,23 @@ Measured, per phase:
   which the console's queue first rendered it (the page stamps
   `performance.timeOrigin + performance.now()` in the queue's layout effect; the
   queue is virtualised, so "rendered" is the list the screen draws from);
+* POST -> event arrived: to when the page applied its `incident.created` (the server's
+  and the network's share of the above; the rest is the page's);
 * main-thread long tasks (PerformanceObserver `longtask`): milliseconds per second;
-* JS heap after a forced GC (CDP `Runtime.getHeapUsage`), at the start and the end.
+  and the main thread's whole busy time, its script and its layout + style (CDP
+  `Performance.getMetrics`), milliseconds per second;
+* the console's open incidents, sampled each second (min and max: the retiring keeps up);
+* JS heap after a forced GC (CDP `Runtime.getHeapUsage`), at the start and after each
+  phase.  The page hands its stamps over each second (`stats.take()`) and forgets
+  them, so the heap holds nothing of the bench's own.
 
 Goal (issue 16): p99 < 250 ms at 200/s, long tasks < 100 ms/s, heap flat over 10
 minutes (`--seconds 300` per phase).  The last line is one JSON object: open_incidents,
 alarms_per_s, render_p50_ms, render_p99_ms, long_task_ms_per_s, heap_mb_start,
 heap_mb_end (the 200/s phase), plus `phases` with both.
 
-    .venv/bin/python bench/console.py [--seconds 30] [--open 1000]
+    .venv/bin/python bench/console.py [--seconds 30] [--open 1000] [--rates 50,200]
+        [--profile /tmp/console]   # CPU profiles of the page, and its top functions
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -54,8 +63,22 @@ class Phase:
     render_p50_ms: float
     render_p99_ms: float
     render_max_ms: float
+    arrive_p50_ms: float  # POST sent -> its incident.created applied in the page
+    arrive_p99_ms: float
     long_task_ms_per_s: float
+    main_thread_ms_per_s: float  # CDP Performance metrics: all tasks, then script, layout+style
+    script_ms_per_s: float
+    layout_style_ms_per_s: float
     late_sends: int
+    open_min: int  # the console's open incidents, sampled each second
+    open_max: int
+    heap_mb_end: float
+
+
+async def busy_s(cdp: Any) -> dict[str, float]:
+    """The renderer's main thread so far (seconds): all tasks, script, layout and style."""
+    metrics = (await cdp.send("Performance.getMetrics"))["metrics"]
+    return {m["name"]: m["value"] for m in metrics}
 
 
 async def heap_mb(cdp: Any) -> float:
@@ -99,6 +122,7 @@ async def retire(http: aiohttp.ClientSession, base: str, token: str, incident_id
 
 async def run_phase(
     page: Any,
+    cdp: Any,
     http: aiohttp.ClientSession,
     base: str,
     alarms: Alarms,
@@ -109,8 +133,21 @@ async def run_phase(
 ) -> Phase:
     await page.evaluate("() => { window.__longTaskMs = 0; }")
     sent_at: dict[str, float] = {}
+    seen: dict[str, list[float]] = {}  # id -> [arrived, rendered] (epoch ms), taken each second
+    open_counts: list[int] = []
     tasks: set[asyncio.Task[None]] = set()
     late = 0
+
+    async def take() -> None:
+        # The page forgets what it hands over: its heap keeps none of the bench's figures.
+        seen.update(await page.evaluate("() => __console.state.stats.take()"))
+        open_counts.append(await page.evaluate("() => __console.state.incidents.size"))
+
+    async def taker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1)
+            await take()
 
     async def one() -> None:
         body, headers = alarms.next()
@@ -123,6 +160,9 @@ async def run_phase(
         await asyncio.sleep(retire_after_s)
         await retire(http, base, retirer, incident_id)
 
+    stop = asyncio.Event()
+    taking = asyncio.create_task(taker(stop))
+    busy_before = await busy_s(cdp)
     total = int(rate * seconds)
     begin = time.perf_counter()
     for n in range(total):
@@ -137,24 +177,27 @@ async def run_phase(
         task.add_done_callback(tasks.discard)
     elapsed = time.perf_counter() - begin
     long_ms = await page.evaluate("() => window.__longTaskMs")
+    busy_after = await busy_s(cdp)
+
+    def per_s(*names: str) -> float:
+        spent = sum(busy_after[n] - busy_before[n] for n in names)
+        return round(spent * 1000 / elapsed, 1)
+
     await asyncio.gather(*tasks)  # every POST answered (and retired)
     # The rows still on their way: wait while the page catches up (at most 60 s).
-    count = "(ids) => ids.filter((id) => __console.state.stats.renderedAt.has(id)).length"
     waited, last = 0, -1
     while waited < 60:
-        done = await page.evaluate(count, list(sent_at))
+        done = sum(1 for i in sent_at if i in seen)
         if done == len(sent_at) or done == last:
             break
         last = done
         await asyncio.sleep(2)
         waited += 2
-    rendered: dict[str, float] = await page.evaluate(
-        "(ids) => Object.fromEntries(ids"
-        ".map((id) => [id, __console.state.stats.renderedAt.get(id)])"
-        ".filter(([, at]) => at !== undefined))",
-        list(sent_at),
-    )
-    latencies = [rendered[i] / 1000 - sent_at[i] for i in rendered]
+    stop.set()
+    await taking
+    rendered = {i: seen[i] for i in sent_at if i in seen}
+    latencies = [at[1] / 1000 - sent_at[i] for i, at in rendered.items()]
+    arrivals = [at[0] / 1000 - sent_at[i] for i, at in rendered.items() if at[0] is not None]
     return Phase(
         alarms_per_s=rate,
         sent=len(sent_at),
@@ -162,12 +205,46 @@ async def run_phase(
         render_p50_ms=percentile_ms(latencies, 50),
         render_p99_ms=percentile_ms(latencies, 99),
         render_max_ms=percentile_ms(latencies, 100),
+        arrive_p50_ms=percentile_ms(arrivals, 50),
+        arrive_p99_ms=percentile_ms(arrivals, 99),
         long_task_ms_per_s=round(long_ms / elapsed, 1),
+        main_thread_ms_per_s=per_s("TaskDuration"),
+        script_ms_per_s=per_s("ScriptDuration"),
+        layout_style_ms_per_s=per_s("LayoutDuration", "RecalcStyleDuration"),
         late_sends=late,
+        open_min=min(open_counts, default=0),
+        open_max=max(open_counts, default=0),
+        heap_mb_end=await heap_mb(cdp),
     )
 
 
-async def main_async(seconds: float, open_count: int, retire_after_s: float) -> dict[str, Any]:
+def top_functions(profile: dict[str, Any], count: int = 15) -> list[str]:
+    """The functions with the most self time in a CDP CPU profile, as printable lines."""
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    ticks: dict[int, int] = {}
+    for sample in profile["samples"]:
+        ticks[sample] = ticks.get(sample, 0) + 1
+    total_us = profile["endTime"] - profile["startTime"]
+    interval_us = total_us / max(1, len(profile["samples"]))
+    by_function: dict[str, float] = {}
+    for node_id, n in ticks.items():
+        frame = nodes[node_id]["callFrame"]
+        where = frame["url"].rsplit("/", 1)[-1]
+        name = f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber'] + 1}"
+        by_function[name] = by_function.get(name, 0.0) + n * interval_us
+    ranked = sorted(by_function.items(), key=lambda kv: -kv[1])[:count]
+    seconds = total_us / 1e6
+    return [f"{us / 1000 / seconds:8.1f} ms/s  {name}" for name, us in ranked]
+
+
+async def main_async(
+    seconds: float,
+    open_count: int,
+    retire_after_s: float,
+    rates: list[int],
+    profile: str | None,
+    detail: bool,
+) -> dict[str, Any]:
     async with cluster(1, MICRO110_BACKGROUND_TASKS="false", MICRO110_DB_POOL_MAX="30") as c:
         base = c.urls[0]
         await c.add_staff("bench-commander", Role.COMMANDER)
@@ -200,16 +277,30 @@ async def main_async(seconds: float, open_count: int, retire_after_s: float) -> 
                     f"() => __console.state.incidents.size >= {len(seeded)}", timeout=60000
                 )
                 await page.evaluate("() => { __console.state.stats.tracking = true; }")
+                if detail:  # a dispatcher at work: the first incident open beside the queue
+                    await page.keyboard.press("ArrowDown")
+                    await page.keyboard.press("Enter")
+                    await page.wait_for_selector(".detail[data-id] .timeline li", timeout=30000)
                 cdp = await page.context.new_cdp_session(page)
+                await cdp.send("Performance.enable")
                 heap_start = await heap_mb(cdp)
                 print(f"console loaded: {len(seeded)} open incidents, heap {heap_start} MB")
                 phases = []
-                for rate in (50, 200):
+                for rate in rates:
+                    if profile:
+                        await cdp.send("Profiler.enable")
+                        await cdp.send("Profiler.start")
                     phase = await run_phase(
-                        page, http, base, alarms, retirer, rate, seconds, retire_after_s
+                        page, cdp, http, base, alarms, retirer, rate, seconds, retire_after_s
                     )
                     phases.append(phase)
                     print(f"{rate}/s: " + ", ".join(f"{k}={v}" for k, v in asdict(phase).items()))
+                    if profile:
+                        taken = (await cdp.send("Profiler.stop"))["profile"]
+                        path = f"{profile}-{rate}.cpuprofile"
+                        Path(path).write_text(json.dumps(taken))  # noqa: ASYNC240
+                        print(f"CPU profile of the page at {rate}/s: {path}; self time:")
+                        print("\n".join(top_functions(taken)))
                 await asyncio.sleep(retire_after_s + 1)
                 heap_end = await heap_mb(cdp)
                 open_now = await page.evaluate("() => __console.state.incidents.size")
@@ -218,6 +309,11 @@ async def main_async(seconds: float, open_count: int, retire_after_s: float) -> 
                     print(f"page errors: {errors[:5]}")
                 with contextlib.suppress(Exception):
                     await browser.close()
+            node = c.nodes[0]
+            if node.proc.returncode is not None and node.stderr_path is not None:
+                # The server went away mid-run: say why before the figures.
+                tail = node.stderr_path.read_text(errors="replace")[-3000:]
+                print(f"the server exited with {node.proc.returncode}:\n{tail}")
     last = phases[-1]
     return {
         "open_incidents": len(seeded),
@@ -239,8 +335,23 @@ def main() -> None:
     parser.add_argument(
         "--retire", type=float, default=5, help="seconds before an alarm is retired"
     )
+    parser.add_argument(
+        "--rates", default="50,200", help="alarms per second of each phase, in order"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="record the page's CPU profile of each phase to PREFIX-<rate>.cpuprofile "
+        "(open in Chrome DevTools; `cd console_web && node build.mjs --dev` keeps names)",
+    )
+    parser.add_argument(
+        "--detail", action="store_true", help="with the first incident open in the detail pane"
+    )
     args = parser.parse_args()
-    result = asyncio.run(main_async(args.seconds, args.open, args.retire))
+    rates = [int(r) for r in args.rates.split(",")]
+    result = asyncio.run(
+        main_async(args.seconds, args.open, args.retire, rates, args.profile, args.detail)
+    )
     print(json.dumps(result, ensure_ascii=False))
 
 

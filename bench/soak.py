@@ -32,7 +32,7 @@ from typing import Any
 
 import aiohttp
 import psutil
-from _harness import PASSWORD, new_citizen, percentile_ms
+from _harness import PASSWORD, percentile_ms, post_json
 from _phones import Console, Phones
 from _services import OwnCluster, own_cluster
 
@@ -44,6 +44,7 @@ from dispatch.store.database import create_pool
 
 WARMUP_MINUTES = 2
 GROWTH_GOAL = 0.10
+REFRESH_EVERY_S = 5 * 60
 
 
 @dataclass
@@ -108,6 +109,42 @@ async def _load(phones: Phones, rate: float, stop: asyncio.Event) -> None:
                     await stop.wait()
 
 
+@dataclass
+class Citizen:
+    token: str
+    refresh_token: str
+
+
+async def _register(http: aiohttp.ClientSession, base_url: str, device_id: str) -> Citizen:
+    status, body = await post_json(http, f"{base_url}/api/citizens", {"device_id": device_id})
+    if status not in (200, 201):
+        raise RuntimeError(f"citizen {device_id}: {status} {body}")
+    return Citizen(body["token"], body["refresh_token"])
+
+
+async def _keep_signed_in(
+    urls: list[str], citizens: list[Citizen], tokens_now: list[str], stop: asyncio.Event
+) -> None:
+    """Phones refresh their (15-minute) citizen tokens as the real app does, every
+    `REFRESH_EVERY_S`, so a soak longer than a token's life keeps reporting."""
+    async with aiohttp.ClientSession() as http:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(REFRESH_EVERY_S):
+                    await stop.wait()
+            if stop.is_set():
+                return
+            for n, citizen in enumerate(citizens):
+                status, body = await post_json(
+                    http, f"{urls[n % len(urls)]}/api/citizens/refresh",
+                    {"refresh_token": citizen.refresh_token},
+                )  # fmt: skip
+                if status != 200:
+                    raise RuntimeError(f"refresh of citizen {n}: {status} {body}")
+                citizen.token, citizen.refresh_token = body["token"], body["refresh_token"]
+                tokens_now[n] = citizen.token
+
+
 async def _pg_connections(cluster: OwnCluster) -> int:
     conn = await cluster.connect()
     try:
@@ -148,17 +185,23 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             tokens = await _staff(cluster, 4)
             async with aiohttp.ClientSession() as http:
                 citizens = [
-                    await new_citizen(http, cluster.urls[0], f"soak-{i:03d}") for i in range(20)
+                    await _register(http, cluster.urls[0], f"soak-{i:03d}") for i in range(20)
                 ]
             consoles = [
                 Console(cluster.urls, tokens[k % 2], home=k % 2) for k in range(args.consoles)
             ]
-            dispatchers = [Dispatcher(cluster.urls[k], tokens[2 + k]) for k in range(2)]
+            dispatchers = [
+                Dispatcher(cluster.urls[k], tokens[2 + k]) for k in range(args.dispatchers)
+            ]
             stop = asyncio.Event()
             tasks = [asyncio.create_task(c.run(stop)) for c in consoles]
             procs = [psutil.Process(node.pid) for node in cluster.nodes if node.pid is not None]
-            async with Phones(cluster.urls, citizens, f"s{secrets.token_hex(3)}") as phones:
+            tokens_now = [c.token for c in citizens]  # Phones reads them at each send
+            async with Phones(cluster.urls, tokens_now, f"s{secrets.token_hex(3)}") as phones:
                 tasks.append(asyncio.create_task(_load(phones, args.rate, stop)))
+                tasks.append(
+                    asyncio.create_task(_keep_signed_in(cluster.urls, citizens, tokens_now, stop))
+                )
                 tasks += [asyncio.create_task(_work(d, stop)) for d in dispatchers]
                 began = time.monotonic()
                 for minute in range(1, args.minutes + 1):
@@ -254,6 +297,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=30)
     parser.add_argument("--rate", type=float, default=50.0, help="alarms per second")
     parser.add_argument("--consoles", type=int, default=20)
+    parser.add_argument("--dispatchers", type=int, default=2, help="0, 1 or 2")
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     result = asyncio.run(_run(args))

@@ -4,6 +4,7 @@
 //
 //   node build.mjs            one production build (minified, source maps beside)
 //   node build.mjs --watch    rebuild on change (the server re-reads the manifest)
+//   node build.mjs --dev      not minified: a CPU profile names the functions
 import * as esbuild from "esbuild";
 import { mkdirSync, readdirSync, existsSync, rmSync, writeFileSync, renameSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -13,6 +14,7 @@ const root = dirname(fileURLToPath(import.meta.url));
 const pagesDir = join(root, "src", "pages");
 const dist = join(root, "dist");
 const watch = process.argv.includes("--watch");
+const dev = process.argv.includes("--dev");
 
 const entryPoints = Object.fromEntries(
   readdirSync(pagesDir, { withFileTypes: true })
@@ -60,7 +62,7 @@ const options = {
   splitting: true,
   format: "esm",
   target: ["chrome100", "firefox100", "safari15"],
-  minify: true,
+  minify: !dev,
   sourcemap: "linked",
   outdir: join(dist, "assets"),
   entryNames: "[name]-[hash]",

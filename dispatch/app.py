@@ -137,7 +137,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     # what this node's requests have to say at the same time.
     app[REDIS_WRITES] = writes = RedisWrites(infra.redis)
     app[QUEUE] = queue = PriorityQueue(infra.redis, writes)
-    await queue.rebuild(infra.pool)
+    # Beside the requests, not before them: intake, claims and snapshots read PostgreSQL.
+    rebuild = asyncio.create_task(queue.rebuild_at_start(infra.pool), name="queue-rebuild")
     app[CITIZENS] = CitizenServices(
         pool=infra.pool,
         signer=signer,
@@ -262,6 +263,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         give_up_after=timedelta(seconds=settings.assignment_unack_s),
     )
     yield
+    rebuild.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await rebuild
     await app[INTAKE].drain()
     await writes.drain()
 

@@ -105,14 +105,38 @@ class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         recipients = list(self.get_participants(namespace, rooms))
         if not recipients:
             return 0
+        packets = self.encode(namespace, event, data, binary=binary)
+        return await self._send(recipients, packets, skip_sid)
+
+    def encode(
+        self, namespace: str, event: str, data: Any, *, binary: bool | None = None
+    ) -> list[Any]:
+        """`event` with `data` as the Engine.IO packets `send_encoded` sends."""
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         encoded = self.server.packet_class(
             sio_packet.EVENT, namespace=namespace, data=[event, *args], binary=binary
         ).encode()
-        packets = [
+        return [
             eio_packet.Packet(eio_packet.MESSAGE, part)
             for part in (encoded if isinstance(encoded, list) else [encoded])
         ]
+
+    async def send_encoded(
+        self,
+        namespace: str,
+        rooms: str | Sequence[str],
+        packets: Sequence[Any],
+        skip_sid: str | list[str] | None = None,
+    ) -> int:
+        """Send packets from `encode` to this node's clients in any of `rooms` (each once)."""
+        return await self._send(list(self.get_participants(namespace, rooms)), packets, skip_sid)
+
+    async def _send(
+        self,
+        recipients: Sequence[tuple[str, str]],
+        packets: Sequence[Any],
+        skip_sid: str | list[str] | None,
+    ) -> int:
         skipped = set(skip_sid if isinstance(skip_sid, list) else [skip_sid])
         sent = 0
         sockets = self.server.eio.sockets

@@ -10,18 +10,23 @@ a settler closes what does not fill by itself from PostgreSQL once the feed's
 horizon says every seq below has settled.  The settler also polls, so events whose
 publish was lost are delivered when nothing further arrives to reveal the gap.
 
-A client resumes by replaying from PostgreSQL up to the hub's cursor (every seq up
-to it has settled) and then joining its rooms while holding the hub's lock, so it
-misses nothing and sees nothing twice.
+A client resumes by replaying up to the hub's cursor (every seq up to it has settled)
+and then joining its rooms while holding the hub's lock, so it misses nothing and sees
+nothing twice.  The replay comes from the hub's memory of the last `RECENT` events it
+dispatched (read back from PostgreSQL at start), with their deliveries already worked
+out and encoded once: a storm of reconnecting consoles costs no query and no decoding
+per console.  PostgreSQL is read only when that memory does not reach back far enough
+(a client further behind is told to load a fresh snapshot anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -119,6 +124,19 @@ def _sends(
 
 
 _FILL_BATCH = 10000
+# Events the hub keeps for replay (a client further behind than this resyncs anyway:
+# signaling.namespaces.base.MAX_REPLAY).
+RECENT = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """An event as the hub dispatched it: with its deliveries, worked out once."""
+
+    event: StoredEvent
+    deliveries: tuple[Delivery, ...]
+    # Each delivery's packets once encoded (by delivery index), for the next replay.
+    packets: dict[int, list[Any]] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -147,6 +165,11 @@ class FeedHub:
         self.looks = 0
         self.looked = asyncio.Condition()
         self._writes = self.writes or RedisWrites(self.redis)
+        # The last events dispatched, in seq order; every event with
+        # `_recent_floor` < seq <= `cursor` is in it (seqs that never committed aside).
+        self._recent: list[Dispatched] = []
+        self._recent_seqs: list[int] = []
+        self._recent_floor = 0
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
         """The Publisher listener: hand committed events to every node, this one directly.
@@ -168,6 +191,10 @@ class FeedHub:
 
     async def start(self) -> None:
         self.cursor = await settled_seq(self.pool)
+        # What clients resuming on this node (say, after it restarted) will ask for.
+        self._recent_floor = max(0, self.cursor - RECENT)
+        for event in await events_between(self.pool, self._recent_floor, self.cursor):
+            self._remember(Dispatched(event, tuple(rooms_for(event))))
         ready = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._consume(ready), name="feed-consume"),
@@ -281,8 +308,46 @@ class FeedHub:
         while (event := self._pending.pop(self.cursor + 1, None)) is not None:
             await self._dispatch(event)
 
+    async def replay(self, after: int, upto: int) -> list[Dispatched]:
+        """The committed events with after < seq <= upto (at most 10,000), oldest first:
+        from memory when the hub still holds them, else from PostgreSQL."""
+        held = self.recent(after, upto)
+        if held is not None:
+            return held
+        return [
+            Dispatched(event, tuple(rooms_for(event)))
+            for event in await events_between(self.pool, after, upto)
+        ]
+
+    def recent(self, after: int, upto: int) -> list[Dispatched] | None:
+        """The events dispatched with after < seq <= upto, oldest first, when the hub
+        still holds them all (None: read them from PostgreSQL)."""
+        if after < self._recent_floor or upto > self.cursor:
+            return None
+        return self._recent[
+            bisect.bisect_right(self._recent_seqs, after) : bisect.bisect_right(
+                self._recent_seqs, upto
+            )
+        ]
+
+    def _remember(self, dispatched: Dispatched) -> None:
+        if self._recent_seqs and dispatched.event.seq <= self._recent_seqs[-1]:
+            # Out of order (a published event PostgreSQL did not return, delivered
+            # late): replays from before here go to PostgreSQL.
+            self._recent_floor = self._recent_seqs[-1]
+            self._recent.clear()
+            self._recent_seqs.clear()
+            return
+        self._recent.append(dispatched)
+        self._recent_seqs.append(dispatched.event.seq)
+        if len(self._recent) > 2 * RECENT:  # trimmed now and then, not on every event
+            self._recent_floor = self._recent_seqs[-RECENT - 1]
+            del self._recent[:-RECENT], self._recent_seqs[:-RECENT]
+
     async def _dispatch(self, event: StoredEvent) -> None:
-        for namespace, rooms, name, data in _sends(rooms_for(event)):
+        deliveries = tuple(rooms_for(event))
+        self._remember(Dispatched(event, deliveries))
+        for namespace, rooms, name, data in _sends(deliveries):
             await self.emit(name, data, rooms, namespace)
         if self.move is not None and (moved := membership(event)) is not None:
             self.move(*moved)

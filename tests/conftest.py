@@ -8,6 +8,7 @@ so point REDIS_URL at a database you can spare (e.g. redis://127.0.0.1:6379/15).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -26,6 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from dispatch.app import create_app
 from dispatch.demo.loader import DEMO_FILE
 from dispatch.domain.events import Actor
+from dispatch.http.keys import QUEUE
 from dispatch.infra.connections import Infrastructure, open_infrastructure
 from dispatch.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from dispatch.infra.precinct_registry import IndexCache
@@ -215,6 +217,8 @@ async def app_client(
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     client = TestClient(TestServer(app))
     await client.start_server()
+    # The start-up index rebuild runs beside the requests; tests start from a whole index.
+    await asyncio.wait_for(app[QUEUE].started.wait(), 60)
     yield client
     await client.close()
 

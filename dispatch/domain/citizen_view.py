@@ -50,6 +50,7 @@ EVENT_TEXT: MappingProxyType[str, str] = MappingProxyType(
         _E.INCIDENT_RATED: "Thank you for rating how we handled your report.",
         _E.CALL_ANSWERED: "A dispatcher joined your video call.",
         _E.CALL_LEFT: "The dispatcher left your video call.",
+        _E.CALL_ENDED: "The dispatcher ended your video call.",
     }
 )
 
@@ -64,8 +65,13 @@ def timeline_text(event_type: str, payload: dict[str, Any]) -> str | None:
             return None  # between the dispatcher and the officers
         if payload.get("sender_kind") == "citizen":
             return "You sent a message."
+    if event_type == EventType.CALL_ENDED:
+        # Only the dispatcher's hang-up is news: the page must stop at once, not take the
+        # closed connection for a lost network.  The citizen's own hang-up is not, nor a
+        # lost connection, after which the phone comes back into the same call.
+        return text if payload.get("reason") == "ended" else None
     if event_type.startswith("call.") and not payload.get("talk"):
         return None  # a commander listening in silently is not announced
-    if event_type == "call.left" and payload.get("reason") == "call_ended":
+    if event_type == EventType.CALL_LEFT and payload.get("reason") == "call_ended":
         return None  # the citizen ended the call: nothing to tell them
     return text

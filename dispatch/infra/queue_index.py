@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ _QUEUE_KEYS = "m110:queue:*"
 BUILT_KEY = "m110:queue-built"
 # Incidents with no precinct (out of jurisdiction, or no position) wait here.
 NO_PRECINCT = "_none"
+# Entries a rebuild sends to Redis in one go.
+_REBUILD_SLICE = 5000
 
 
 def precinct_key(precinct_code: str | None) -> str:
@@ -60,6 +63,10 @@ class PriorityQueue:
         # A change of this node's did not reach Redis since the last rebuild began.
         self.out_of_step = False
         self._write_failed = asyncio.Event()  # wakes `keep` at once
+        # One rebuild at a time (the start-up one, `keep`'s).
+        self._rebuilding = asyncio.Lock()
+        # Set once the start-up rebuild has ended, whether it succeeded or not.
+        self.started = asyncio.Event()
 
     def add_soon(self, entries: Iterable[QueueEntry]) -> asyncio.Future[bool]:
         """Index entries, in order with every other change of this node; the future
@@ -120,6 +127,25 @@ class PriorityQueue:
             for m in await self._redis.zrange(key, 0, -1)
         ]
 
+    async def rebuild_at_start(self, pool: asyncpg.Pool) -> None:
+        """The start-up rebuild, run beside the requests rather than before them: nothing
+        waits for the index (intake, claims and snapshots read PostgreSQL), and what
+        intake queues meanwhile is indexed by intake itself.  A failure is logged and left
+        to `keep`, which tries again."""
+        began = time.monotonic()
+        try:
+            queued = await self.rebuild(pool)
+            logger.info(
+                "queue index rebuilt at start",
+                extra={"queued": queued, "took_s": round(time.monotonic() - began, 3)},
+            )
+        except Exception:  # whatever it was, `keep` tries again; the node serves on
+            logger.exception("queue index could not be rebuilt at start; retrying")
+            self.out_of_step = True
+            self._write_failed.set()
+        finally:
+            self.started.set()
+
     async def rebuild(self, pool: asyncpg.Pool) -> int:
         """Make the index agree with PostgreSQL; returns the number of queued incidents.
 
@@ -127,14 +153,21 @@ class PriorityQueue:
         member only after PostgreSQL confirms that incident is no longer queued (or no
         longer queued in that precinct).
         """
+        async with self._rebuilding:
+            return await self._rebuild(pool)
+
+    async def _rebuild(self, pool: asyncpg.Pool) -> int:
         self.out_of_step = False  # a write failing from here on asks for another
         await self._redis.set(BUILT_KEY, "1")
         await self._drop_foreign_keys()
         async with pool.acquire() as conn:
             rows = await incident_store.queued_scores(conn)
-        entries = (QueueEntry(*row) for row in rows)
-        if not await self.add(entries):
-            raise redis.exceptions.RedisError("the queue index's entries did not reach Redis")
+        # In slices, each waited for: one command of 100,000 members would hold Redis
+        # (and every other write of this node) for as long as it takes.
+        for start in range(0, len(rows), _REBUILD_SLICE):
+            entries = (QueueEntry(*row) for row in rows[start : start + _REBUILD_SLICE])
+            if not await self.add(entries):
+                raise redis.exceptions.RedisError("the queue index's entries did not reach Redis")
         keys = [GLOBAL_KEY] + [
             _text(k) async for k in self._redis.scan_iter(match=_PRECINCT_PREFIX + "*")
         ]
@@ -143,21 +176,22 @@ class PriorityQueue:
             for member in await self._redis.zrange(key, 0, -1):
                 indexed.setdefault(_text(member), []).append(key)
         # Ask PostgreSQL again, after the add: an incident claimed or rerouted meanwhile
-        # must not stay indexed, nor under a precinct it has left.
+        # must not stay indexed, nor under a precinct it has left.  (All queued ones in
+        # one read: cheaper than looking up every indexed id.)
         async with pool.acquire() as conn:
-            still = await incident_store.still_queued(
-                conn, [UUID(m) for m in indexed if _is_uuid(m)]
-            )
-        now_queued = {str(i): precinct_key(code) for i, code in still.items()}
+            now_queued = {
+                str(incident_id): precinct_key(code)
+                for incident_id, code, _ in await incident_store.queued_scores(conn)
+            }
         stale = [
             (key, member)
             for member, member_keys in indexed.items()
             for key in member_keys
             if member not in now_queued or key not in (GLOBAL_KEY, now_queued[member])
         ]
-        if stale:
+        for start in range(0, len(stale), _REBUILD_SLICE):
             pipe = self._redis.pipeline(transaction=False)
-            for key, member in stale:
+            for key, member in stale[start : start + _REBUILD_SLICE]:
                 pipe.zrem(key, member)
             await pipe.execute()
         logger.info("queue rebuilt", extra={"queued": len(rows), "stale_removed": len(stale)})
@@ -211,12 +245,3 @@ class PriorityQueue:
                 if not failing:
                     logger.exception("queue index could not be rebuilt; retrying")
                 failing = True
-
-
-def _is_uuid(member: str) -> bool:
-    """Anything else in a queue key is junk: rebuild removes it instead of failing."""
-    try:
-        UUID(member)
-    except ValueError:
-        return False
-    return True

@@ -435,7 +435,7 @@ class CitizenServices:
             raise NotFound("no such citizen")
         return {
             "citizen_id": str(row.id),
-            "verification": row.verification,
+            "verification": row.verification.value,
             "name": row.real_name,
             "national_id": row.national_id_masked,
             "phone": row.phone_masked,

@@ -161,7 +161,7 @@ class AlarmFollowUp:
 
 
 # The channels sent from a phone that may not have a fix yet: positions follow.
-_TRAILED = frozenset({Channel.ALARM.value, Channel.VIDEO.value})
+_TRAILED = frozenset({Channel.ALARM, Channel.VIDEO})
 
 
 def routes_on_first_fix(incident: Incident) -> bool:

@@ -28,6 +28,7 @@ from dispatch.store import calls as call_store
 from dispatch.store import events as event_store
 from dispatch.store import precincts as precinct_store
 from dispatch.store import workflow as store
+from dispatch.store.workflow import RenderedSnapshot
 
 # NENA EIDO-style incident status vocabulary.
 _EIDO_STATUS = {
@@ -66,11 +67,12 @@ class IncidentQueries:
         async with self.pool.acquire() as conn:
             return await store.open_incidents(conn, scope_of(session.user), limit=1000)
 
-    async def snapshot(self, session: StaffSession) -> tuple[int, list[Incident]]:
-        """The open incidents in my scope and the seq they are current as of, from one
-        consistent view: resuming the feed after that seq misses and repeats nothing."""
+    async def snapshot(self, session: StaffSession) -> tuple[int, RenderedSnapshot]:
+        """The open incidents in my scope, rendered for the wire, and the seq they are
+        current as of, from one consistent view: resuming the feed after that seq misses
+        and repeats nothing."""
         async with self.pool.acquire() as conn, event_store.feed_snapshot(conn) as seq:
-            return seq, await store.open_incidents(conn, scope_of(session.user))
+            return seq, await store.open_incidents_rendered(conn, scope_of(session.user))
 
     async def get(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
         """An incident this staff member may read (dispatch/domain/access.py); one they

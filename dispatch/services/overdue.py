@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -23,6 +24,9 @@ from dispatch.wire.incident_view import incident_view
 
 logger = logging.getLogger(__name__)
 
+# Incidents marked (and events written) per transaction.
+OVERDUE_BATCH = 200
+
 
 @dataclass(frozen=True, slots=True)
 class OverdueWatch:
@@ -32,12 +36,25 @@ class OverdueWatch:
     thresholds_s: Mapping[int, int]  # severity -> seconds
 
     async def sweep(self) -> int:
+        """Mark every incident overdue that is due now; how many.  In batches, each its
+        own transaction: after a long outage thousands may be due at once, and one
+        transaction for them all would hold back every writer's event and every
+        console's snapshot (they wait for the feed's writers) until it ended."""
         now = self.clock.now()
+        marked = 0
+        while True:
+            batch = await self._sweep_batch(now)
+            marked += batch
+            if batch < OVERDUE_BATCH:
+                return marked
+
+    async def _sweep_batch(self, now: datetime) -> int:
         severities = sorted(self.thresholds_s)
         async with self.pool.acquire() as conn, conn.transaction():
             overdue = await mark_overdue(
-                conn, now, severities, [self.thresholds_s[s] for s in severities]
-            )
+                conn, now, severities, [self.thresholds_s[s] for s in severities],
+                limit=OVERDUE_BATCH,
+            )  # fmt: skip
             events = []
             for incident in overdue:
                 waited = (now - incident.received_at).total_seconds()

@@ -74,7 +74,7 @@ class TrackingService:
             case_no=incident.case_no,
             status=incident.state.value,
             status_text=STATUS_TEXT[incident.state],
-            channel=incident.channel,
+            channel=incident.channel.value,
             tag=incident.tag,
             precinct=PrecinctOut(incident.precinct_code, names or "")
             if incident.precinct_code

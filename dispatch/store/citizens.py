@@ -260,7 +260,7 @@ class ReporterIdentity:
     """What staff see of a reporter: masked, and only through an audited read."""
 
     id: UUID
-    verification: str
+    verification: VerificationLevel
     real_name: str | None
     national_id_masked: str | None
     phone_masked: str | None
@@ -291,8 +291,9 @@ async def read_identity(
     if row is None:
         return None
     return ReporterIdentity(
-        row["id"], row["verification"], row["real_name"], row["national_id_masked"],
-        row["phone_masked"], row["verified_by"], row["false_alarms"], row["valid_reports"],
+        row["id"], VerificationLevel(row["verification"]), row["real_name"],
+        row["national_id_masked"], row["phone_masked"], row["verified_by"], row["false_alarms"],
+        row["valid_reports"],
     )  # fmt: skip
 
 

@@ -3,31 +3,48 @@ in one round trip."""
 
 from __future__ import annotations
 
+import functools
 
+from dispatch.wire.incident_view import VIEW_FIELDS, Rendering
+
+
+def _instant(column: str) -> str:
+    """Python's `isoformat()` of a UTC moment: no fraction when it is whole seconds."""
+    utc = f"{column} AT TIME ZONE 'UTC'"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN date_part('microseconds', {column})::bigint % 1000000 = 0"
+        f" THEN '' ELSE to_char({utc}, '.US') END || '+00:00'"
+    )
+
+
+def _expression(column: str, rendering: Rendering) -> str:
+    match rendering:
+        case Rendering.TEXT:
+            return f"{column}::text"
+        case Rendering.INSTANT:
+            return _instant(column)
+        case Rendering.IS_SET:
+            return f"{column} IS NOT NULL"
+        case Rendering.AS_IS | Rendering.VALUE:  # enums are stored as their values
+            return column
+
+
+@functools.cache
 def incident_view_sql(row: str) -> str:
     """`incident_view` as a PostgreSQL jsonb expression over the incidents row `row`.
 
     For statements that change an incident and write its event in one round trip (no
-    Python between the two).  It must stay `incident_view` to the letter: a property
-    test (tests/dispatch/store/test_incident_view.py) compares the two over arbitrary rows.
+    Python between the two).  Built from the same field list as `incident_view`
+    (`VIEW_FIELDS`), and a property test (tests/dispatch/store/test_incident_view.py)
+    compares the two over arbitrary rows.
     Floats: jsonb keeps the shortest text that reads back as the same double (as long
     as `extra_float_digits` > 0, which the pool sets), as Python does; one difference
     on the wire: a whole-number double is written without ".0" (1 rather than 1.0),
     the same number to JSON readers and to typed ones (msgspec reads an int as float).
     """
-    r = row
-    return f"""jsonb_build_object(
-        'id', {r}.id::text, 'case_no', {r}.case_no, 'state', {r}.state,
-        'channel', {r}.channel, 'tag', {r}.tag, 'severity', {r}.severity,
-        'verification', {r}.verification, 'precinct_code', {r}.precinct_code,
-        'jurisdiction', {r}.jurisdiction, 'nearest_precinct_code', {r}.nearest_precinct_code,
-        'distance_m', {r}.distance_m, 'lon', {r}.lon, 'lat', {r}.lat,
-        'accuracy_m', {r}.accuracy_m,
-        'received_at', to_char({r}.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-            || CASE WHEN date_part('microseconds', {r}.received_at)::bigint % 1000000 = 0
-                    THEN '' ELSE to_char({r}.received_at AT TIME ZONE 'UTC', '.US') END
-            || '+00:00',
-        'priority_score', {r}.priority_score, 'claimed_by', {r}.claimed_by,
-        'merged_into', {r}.merged_into::text, 'disposition', {r}.disposition,
-        'overdue', {r}.overdue_at IS NOT NULL, 'cancelled', {r}.cancelled_at IS NOT NULL,
-        'version', {r}.version, 'refused_attempts', {r}.refused_attempts)"""
+    pairs = ", ".join(
+        f"'{field.name}', {_expression(f'{row}.{field.source}', field.rendering)}"
+        for field in VIEW_FIELDS
+    )
+    return f"jsonb_build_object({pairs})"

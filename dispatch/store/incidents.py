@@ -56,7 +56,7 @@ class TrackedIncident:
     id: UUID
     case_no: str
     state: IncidentState
-    channel: str
+    channel: Channel
     tag: str
     precinct_code: str | None
     citizen_id: UUID | None
@@ -325,7 +325,7 @@ def _tracked(row: asyncpg.Record) -> TrackedIncident:
         id=row["id"],
         case_no=row["case_no"],
         state=IncidentState(row["state"]),
-        channel=row["channel"],
+        channel=Channel(row["channel"]),
         tag=row["tag"],
         precinct_code=row["precinct_code"],
         citizen_id=row["citizen_id"],
@@ -425,12 +425,3 @@ async def queued_scores(conn: asyncpg.Connection) -> list[tuple[UUID, str | None
         "SELECT id, precinct_code, priority_score FROM incidents WHERE state = 'queued'"
     )
     return [(r["id"], r["precinct_code"], r["priority_score"]) for r in rows]
-
-
-async def still_queued(conn: asyncpg.Connection, ids: Sequence[UUID]) -> dict[UUID, str | None]:
-    """Which of `ids` are queued now, and in which precinct."""
-    rows = await conn.fetch(
-        "SELECT id, precinct_code FROM incidents WHERE id = any($1::uuid[]) AND state = 'queued'",
-        list(ids),
-    )
-    return {r["id"]: r["precinct_code"] for r in rows}

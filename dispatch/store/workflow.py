@@ -97,20 +97,66 @@ async def open_incidents(
     return [incident_from_row(r) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedSnapshot:
+    """The open incidents in a scope as JSON text, most urgent first: `incidents` is
+    their views (`dispatch.wire.incident_view`, rendered by `incident_view_sql`) and
+    `queue` the queued ones' ids, each a JSON array's elements without the brackets.
+
+    Text, not `Incident`s: a console's snapshot may hold 100,000 incidents, and
+    PostgreSQL renders them in a fraction of the time Python takes to build, convert and
+    encode as many objects (docs/reliability.md, the restart benchmark)."""
+
+    incidents: str
+    queue: str
+    count: int
+
+
+async def open_incidents_rendered(conn: asyncpg.Connection, scope: Scope) -> RenderedSnapshot:
+    """`open_incidents(conn, scope)` as wire JSON, in the same order."""
+    rows = await conn.fetch(
+        f"""SELECT {incident_view_sql("i")}::text AS view,
+                   CASE WHEN i.state = 'queued' THEN '"' || i.id::text || '"' END AS queued
+            FROM incidents i
+            WHERE i.state IN ('queued', 'claimed', 'assigned', 'escalated')
+              AND {scope_clause(1, scope)}
+            ORDER BY i.priority_score, i.id""",
+        scope.codes(),
+    )
+    return RenderedSnapshot(
+        incidents=",".join([r[0] for r in rows]),
+        queue=",".join([r[1] for r in rows if r[1] is not None]),
+        count=len(rows),
+    )
+
+
 async def mark_overdue(
-    conn: asyncpg.Connection, now: datetime, severities: Sequence[int], seconds: Sequence[int]
+    conn: asyncpg.Connection,
+    now: datetime,
+    severities: Sequence[int],
+    seconds: Sequence[int],
+    *,
+    limit: int,
 ) -> list[Incident]:
     """Mark queued incidents overdue that have waited longer than their severity's
-    threshold (`seconds[i]` for `severities[i]`); the ones marked now."""
+    threshold (`seconds[i]` for `severities[i]`), at most `limit` of them, the longest
+    waiting first; the ones marked now."""
     rows = await conn.fetch(
-        """UPDATE incidents i SET overdue_at = $1, version = version + 1, updated_at = $1
-           FROM unnest($2::smallint[], $3::int[]) AS t(severity, seconds)
-           WHERE i.state = 'queued' AND i.overdue_at IS NULL AND i.severity = t.severity
-             AND i.received_at <= $1::timestamptz - make_interval(secs => t.seconds)
+        """WITH due AS (
+               SELECT i.id FROM incidents i
+               JOIN unnest($2::smallint[], $3::int[]) AS t(severity, seconds)
+                 ON i.severity = t.severity
+               WHERE i.state = 'queued' AND i.overdue_at IS NULL
+                 AND i.received_at <= $1::timestamptz - make_interval(secs => t.seconds)
+               ORDER BY i.received_at LIMIT $4)
+           UPDATE incidents i SET overdue_at = $1, version = version + 1, updated_at = $1
+           FROM due
+           WHERE i.id = due.id AND i.state = 'queued' AND i.overdue_at IS NULL
            RETURNING i.*""",
         now,
         list(severities),
         list(seconds),
+        limit,
     )
     return [incident_from_row(row) for row in rows]
 
@@ -169,7 +215,7 @@ async def _claim_first(
                 INSERT INTO incident_events
                     (type, incident_id, precinct_code, citizen_id, actor_kind, actor_id,
                      payload)
-                SELECT 'incident.claimed', c.id,
+                SELECT '{EventType.INCIDENT_CLAIMED.value}', c.id,
                        coalesce(c.precinct_code, c.nearest_precinct_code), c.citizen_id,
                        $5::text, $6::text, jsonb_build_object('incident', {incident_view_sql("c")})
                 FROM claimed c, feed

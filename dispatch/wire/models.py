@@ -12,6 +12,8 @@ from uuid import UUID
 
 from msgspec import Meta, Struct
 
+from dispatch.wire.incident_view import IncidentView
+
 Lon = Annotated[float, Meta(ge=-180.0, le=180.0, description="longitude, degrees")]
 Lat = Annotated[float, Meta(ge=-90.0, le=90.0, description="latitude, degrees")]
 Accuracy = Annotated[
@@ -270,30 +272,8 @@ class LoginOut(Struct, frozen=True):
     user: StaffUserOut
 
 
-class IncidentOut(Struct, frozen=True):
-    id: UUID
-    case_no: str
-    state: str
-    channel: str
-    tag: str
-    severity: int
-    verification: str
-    precinct_code: str | None
-    jurisdiction: str
-    nearest_precinct_code: str | None
-    distance_m: float | None
-    lon: float | None
-    lat: float | None
-    accuracy_m: float | None
-    received_at: str
-    priority_score: float
-    claimed_by: int | None
-    merged_into: UUID | None
-    disposition: str | None
-    overdue: bool
-    cancelled: bool
-    version: int
-    refused_attempts: int
+class IncidentOut(IncidentView):
+    """An incident, as the staff API answers with it: the `incident` of every event."""
 
 
 class RecommendationOut(Struct, frozen=True):

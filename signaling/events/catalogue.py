@@ -21,11 +21,11 @@ from msgspec import UNSET, Meta, UnsetType
 
 from dispatch.domain.events import ActorKind
 from dispatch.domain.incidents import IncidentState
+from dispatch.wire.incident_view import Instant
 from signaling.audiences import CITIZEN, CONSOLE, OFFICER
 from signaling.events.shapes import (
     ActorRef,
     IncidentSnapshot,
-    Instant,
     Message,
     Place,
     PossibleDuplicate,

@@ -5,19 +5,13 @@ Closed (`forbid_unknown_fields`) like the events, so drift in a nested payload f
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from msgspec import Meta, Struct
 
 from dispatch.domain.events import ActorKind
-from dispatch.domain.identity import VerificationLevel
-from dispatch.domain.incidents import Disposition, IncidentState
-from dispatch.domain.priority import Channel
-
-Instant = Annotated[datetime, Meta(tz=True)]
-Jurisdiction = Literal["inside", "out_of_jurisdiction", "unknown"]
+from dispatch.wire.incident_view import IncidentView, Instant
 
 
 class Shape(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -32,37 +26,11 @@ class ActorRef(Shape):
     id: str
 
 
-class IncidentSnapshot(Shape):
+class IncidentSnapshot(IncidentView):
     """The incident as it is after the event (`dispatch.wire.incident_view.incident_view`).
 
     A console that applies incident events in `seq` order ends where a fresh snapshot
     would; `version` grows with every change."""
-
-    id: UUID
-    case_no: str
-    state: IncidentState
-    channel: Channel
-    tag: str
-    severity: Annotated[int, Meta(ge=1, le=4, description="1 is the most severe")]
-    verification: VerificationLevel
-    precinct_code: str | None
-    jurisdiction: Jurisdiction
-    nearest_precinct_code: str | None
-    distance_m: float | None
-    lon: float | None
-    lat: float | None
-    accuracy_m: float | None
-    received_at: Instant
-    priority_score: float
-    claimed_by: int | None
-    merged_into: UUID | None
-    disposition: Disposition | None
-    overdue: bool
-    cancelled: bool
-    version: int
-    refused_attempts: Annotated[
-        int, Meta(ge=0, description="the reporter's attempts refused by the intake budgets")
-    ]
 
 
 class PossibleDuplicate(Shape):

@@ -16,15 +16,15 @@ import socketio
 from dispatch.domain.errors import BadRequest, Conflict, DispatchError, Unauthorized
 from dispatch.domain.users import Role
 from dispatch.infra.connections import DATABASE_UNAVAILABLE
-from dispatch.services.feed import events_between, latest_officer_events
+from dispatch.services.feed import latest_officer_events
 from dispatch.services.staff_auth import StaffAuth, StaffSession
 from dispatch.wire.validation import NUL_MESSAGE, field_of, nul_path
 from signaling.audiences import (
     MEMBERSHIP_TYPES,
     membership,
     membership_joins,
-    rooms_for,
 )
+from signaling.fanout import FeedManager
 from signaling.hub import FeedHub
 
 logger = logging.getLogger(__name__)
@@ -170,15 +170,21 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         # The rooms this client was in at `replayed`: its own, plus the incident rooms
         # the feed had moved it into by then; replay moves it as live delivery did.
         wanted = set(rooms) | await self.rooms_at(sid, replayed)
+        manager: FeedManager = self.server.manager
         while True:
             target = self.hub.cursor
             if replayed < target:
-                for event in await events_between(self.hub.pool, replayed, target):
-                    for namespace, room, name, wire in rooms_for(event):
+                for dispatched in await self.hub.replay(replayed, target):
+                    for index, (namespace, room, name, wire) in enumerate(dispatched.deliveries):
                         if namespace == self.namespace and room in wanted:
-                            await self.emit(name, wire, to=sid, ignore_queue=True)
+                            # Encoded once for all the clients a storm replays it to.
+                            packets = dispatched.packets.get(index)
+                            if packets is None:
+                                packets = manager.encode(namespace, name, wire, binary=False)
+                                dispatched.packets[index] = packets
+                            await manager.send_encoded(namespace, sid, packets)
                             break
-                    moved = membership(event)
+                    moved = membership(dispatched.event)
                     if moved is not None and moved[0] == self.namespace and moved[1] in wanted:
                         (wanted.add if moved[3] else wanted.discard)(moved[2])
                 replayed = target
@@ -256,12 +262,19 @@ class _StaffNamespace(_FeedNamespace):
     async def sweep(self) -> int:
         """Disconnect connections whose session has ended; returns how many."""
         ended = 0
+        # One check per session, however many consoles it has open (a desk's screens,
+        # a storm of reconnections).
+        by_token: dict[str, list[str]] = {}
         for sid, token in list(self._tokens.items()):
+            by_token.setdefault(token, []).append(sid)
+        for token, sids in by_token.items():
             try:
                 await self.auth.authenticate(token)
             except DispatchError as exc:
-                ended += 1
-                self._tokens.pop(sid, None)
-                await self.emit("session.ended", {"reason": exc.message}, to=sid)
-                await self.disconnect(sid)
+                for sid in sids:
+                    if self._tokens.pop(sid, None) is None:
+                        continue  # gone meanwhile
+                    ended += 1
+                    await self.emit("session.ended", {"reason": exc.message}, to=sid)
+                    await self.disconnect(sid)
         return ended

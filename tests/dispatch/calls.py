@@ -52,3 +52,28 @@ async def act(
         f"/api/incidents/{incident}/{verb}", json=body or {}, headers=who.headers
     )
     return response.status, await response.json()
+
+
+async def copy_queued(pg: asyncpg.Pool, template: uuid.UUID, count: int) -> None:
+    """`count` queued copies of incident `template` (ids, case numbers and scores of
+    their own), straight into PostgreSQL: many open incidents in no time."""
+    async with pg.acquire() as conn:
+        columns = [
+            r["column_name"]
+            for r in await conn.fetch(
+                """SELECT column_name FROM information_schema.columns
+                   WHERE table_name = 'incidents' ORDER BY ordinal_position"""
+            )
+        ]
+        overrides = {
+            "id": "gen_random_uuid()",
+            "case_no": "'COPY-' || g",
+            "priority_score": "t.priority_score + g",
+        }
+        select = ", ".join(overrides.get(c, f"t.{c}") for c in columns)
+        await conn.execute(
+            f"""INSERT INTO incidents ({", ".join(columns)})
+                SELECT {select} FROM incidents t, generate_series(1, {count}) g
+                WHERE t.id = $1""",
+            template,
+        )

@@ -15,7 +15,10 @@ import pytest
 from asyncpg.transaction import Transaction
 
 from dispatch.domain.events import Actor, EventType, StoredEvent
+from dispatch.services.feed import events_between
 from dispatch.store.events import append_event, feed_snapshot
+from signaling import hub as hub_module
+from signaling.audiences import rooms_for
 from signaling.hub import FeedHub
 from signaling.server import Signaling
 from tests.conftest import STAFF_PASSWORD, Client, Staff, app_of, register_citizen
@@ -203,3 +206,41 @@ async def test_events_no_client_is_shown_leave_no_gap_that_live_ones_wait_on(
     assert (await app_client.post("/api/auth/logout", headers=session)).status == 200
     await report(app_client, citizen)
     await live.wait_for(lambda events: any(n == "incident.created" for n, _ in events))
+
+
+async def test_resumes_replay_from_the_hubs_memory_exactly_what_postgresql_holds(
+    app_client: Client, pg: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = hub_of(app_client)
+    citizen = await register_citizen(app_client, "device-recent")
+    start = hub.cursor
+    for _ in range(6):
+        await report(app_client, citizen)
+    await committed(pg, "no client is shown this one")
+    await hub.catch_up()
+    stored = await events_between(pg, start, hub.cursor)
+    held = hub.recent(start, hub.cursor)
+    assert held is not None and len(stored) >= 7
+    assert [(d.event.seq, d.event.type) for d in held] == [(e.seq, e.type) for e in stored]
+    middle = stored[3].seq
+    assert [d.event.seq for d in hub.recent(middle, hub.cursor) or []] == [
+        e.seq for e in stored[4:]
+    ]
+    assert hub.recent(start, hub.cursor + 1) is None  # not dispatched yet: not held
+
+    # A node starting (again) holds the last `RECENT` events, read back from PostgreSQL;
+    # older ones are replayed from there.
+    monkeypatch.setattr(hub_module, "RECENT", 4)
+    restarted = FeedHub(pool=pg, redis=hub.redis, emit=hub.emit)
+    await restarted.start()
+    try:
+        assert restarted.cursor == hub.cursor
+        newest = restarted.recent(restarted.cursor - 4, restarted.cursor)
+        assert newest is not None
+        assert [d.event.seq for d in newest] == [e.seq for e in stored if e.seq > hub.cursor - 4]
+        assert restarted.recent(start, restarted.cursor) is None
+        replayed = await restarted.replay(start, restarted.cursor)
+        assert [d.event.seq for d in replayed] == [e.seq for e in stored]
+        assert [d.deliveries for d in replayed] == [tuple(rooms_for(e)) for e in stored]
+    finally:
+        await restarted.stop()

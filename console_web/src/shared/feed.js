@@ -19,6 +19,10 @@ import { signal } from "@preact/signals";
 
 const REFUSED = new Set(["unauthorized", "forbidden"]);
 
+// Half to one and a half times `ms`: a node's consoles that lost it together must not
+// all come back at the same instant (a reconnect storm on the node that takes them).
+const jittered = (ms) => ms * (0.5 + Math.random());
+
 export function createFeed({ namespace, getToken, loadSnapshot, onEvent, onSessionEnded = () => {}, onResumed = () => {}, url = "", connect = io }) {
   const state = signal("connecting");
   const lastSeq = signal(null);
@@ -30,6 +34,7 @@ export function createFeed({ namespace, getToken, loadSnapshot, onEvent, onSessi
     transports: ["websocket"],
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
+    randomizationFactor: 0.5, // socket.io's own back-off, jittered likewise
     autoConnect: false,
   });
 
@@ -76,7 +81,7 @@ export function createFeed({ namespace, getToken, loadSnapshot, onEvent, onSessi
       console.warn("feed: resume failed", err);
       state.value = "reconnecting";
       socket.disconnect();
-      setTimeout(() => socket.connect(), 1000);
+      setTimeout(() => socket.connect(), jittered(1000));
     }
   }
 
@@ -90,7 +95,7 @@ export function createFeed({ namespace, getToken, loadSnapshot, onEvent, onSessi
     // A server-side disconnect is not retried by socket.io itself; ours is (unless the
     // session ended, which `session.ended` said first).
     if (reason === "io server disconnect" && state.value !== "signed_out") {
-      setTimeout(() => socket.connect(), 1000);
+      setTimeout(() => socket.connect(), jittered(1000));
     }
   });
   socket.on("session.ended", (body) => {
@@ -107,7 +112,7 @@ export function createFeed({ namespace, getToken, loadSnapshot, onEvent, onSessi
       onSessionEnded(err.message);
     } else {
       state.value = "reconnecting";
-      setTimeout(() => socket.connect(), 2000);
+      setTimeout(() => socket.connect(), jittered(2000));
     }
   });
 

@@ -39,6 +39,50 @@ export function createMap(element, { basemap = null, onSelect = () => {} } = {})
   const incidentMarkers = new Map();
   const incidentKeys = new Map();
   const officerMarkers = new Map();
+  const officerKeys = new Map();
+
+  function dropIncident(id) {
+    const marker = incidentMarkers.get(id);
+    if (!marker) return;
+    // From the group, not only the map: a marker merely removed from the map stays in
+    // the group's layers, and a night of alarms would keep every one of them.
+    incidentLayer.removeLayer(marker);
+    incidentMarkers.delete(id);
+    incidentKeys.delete(id);
+  }
+
+  function putIncident(i) {
+    if (i.lon == null || i.lat == null) {
+      dropIncident(i.id);
+      return;
+    }
+    // Unchanged markers are left alone.
+    const key = `${i.lon},${i.lat},${i.severity},${i.selected ? 1 : 0},${i.label || ""}`;
+    if (incidentKeys.get(i.id) === key) return;
+    incidentKeys.set(i.id, key);
+    const style = {
+      radius: i.selected ? 9 : 6,
+      color: i.selected ? "#000" : "#fff",
+      weight: i.selected ? 3 : 1,
+      fillColor: SEVERITY_COLOURS[i.severity] || "#616161",
+      fillOpacity: 0.9,
+    };
+    let marker = incidentMarkers.get(i.id);
+    if (!marker) {
+      const id = i.id;
+      marker = L.circleMarker(latLng(i.lon, i.lat), style).addTo(incidentLayer);
+      marker.on("click", () => onSelect(id));
+      incidentMarkers.set(id, marker);
+    } else {
+      marker.setLatLng(latLng(i.lon, i.lat));
+      marker.setStyle(style);
+      marker.setRadius(style.radius);
+    }
+    if (i.label) {
+      if (marker.getTooltip()) marker.setTooltipContent(i.label);
+      else marker.bindTooltip(i.label);
+    }
+  }
 
   return {
     leaflet: map,
@@ -49,49 +93,32 @@ export function createMap(element, { basemap = null, onSelect = () => {} } = {})
       const bounds = precinctLayer.getBounds();
       if (bounds.isValid()) map.fitBounds(bounds, { padding: [8, 8] });
     },
-    /** incidents: [{id, lon, lat, severity, selected}] (those without a position are skipped) */
+    /** incidents: [{id, lon, lat, severity, selected, label}], all of them (those without
+     * a position are skipped): markers of incidents not in the list are removed. */
     setIncidents(incidents) {
       const seen = new Set();
       for (const i of incidents) {
-        if (i.lon == null || i.lat == null) continue;
         seen.add(i.id);
-        // Unchanged markers are left alone: a thousand of them cost nothing per update.
-        const key = `${i.lon},${i.lat},${i.severity},${i.selected ? 1 : 0},${i.label || ""}`;
-        if (incidentKeys.get(i.id) === key) continue;
-        incidentKeys.set(i.id, key);
-        const style = {
-          radius: i.selected ? 9 : 6,
-          color: i.selected ? "#000" : "#fff",
-          weight: i.selected ? 3 : 1,
-          fillColor: SEVERITY_COLOURS[i.severity] || "#616161",
-          fillOpacity: 0.9,
-        };
-        let marker = incidentMarkers.get(i.id);
-        if (!marker) {
-          marker = L.circleMarker(latLng(i.lon, i.lat), style).addTo(incidentLayer);
-          marker.on("click", () => onSelect(i.id));
-          incidentMarkers.set(i.id, marker);
-        } else {
-          marker.setLatLng(latLng(i.lon, i.lat));
-          marker.setStyle(style);
-          marker.setRadius(style.radius);
-        }
-        if (i.label) marker.bindTooltip(i.label);
+        putIncident(i);
       }
-      for (const [id, marker] of incidentMarkers) {
-        if (!seen.has(id)) {
-          marker.remove();
-          incidentMarkers.delete(id);
-          incidentKeys.delete(id);
-        }
+      for (const id of incidentMarkers.keys()) if (!seen.has(id)) dropIncident(id);
+    },
+    /** Only what changed: [{id, lon, lat, severity, selected, label} | {id, gone: true}]. */
+    updateIncidents(changes) {
+      for (const i of changes) {
+        if (i.gone) dropIncident(i.id);
+        else putIncident(i);
       }
     },
-    /** officers: [{id, lon, lat, status, callsign}] */
+    /** officers: [{id, lon, lat, status, callsign}], all of them; unchanged ones are left alone. */
     setOfficers(officers) {
       const seen = new Set();
       for (const o of officers) {
         if (o.lon == null || o.lat == null || o.status === "off_duty") continue;
         seen.add(o.id);
+        const key = `${o.lon},${o.lat},${o.status},${o.callsign}`;
+        if (officerKeys.get(o.id) === key) continue;
+        officerKeys.set(o.id, key);
         const style = {
           radius: 5,
           color: "#1b5e20",
@@ -103,16 +130,18 @@ export function createMap(element, { basemap = null, onSelect = () => {} } = {})
         if (!marker) {
           marker = L.circleMarker(latLng(o.lon, o.lat), style).addTo(officerLayer);
           officerMarkers.set(o.id, marker);
+          marker.bindTooltip(o.callsign || String(o.id));
         } else {
           marker.setLatLng(latLng(o.lon, o.lat));
           marker.setStyle(style);
+          marker.setTooltipContent(o.callsign || String(o.id));
         }
-        marker.bindTooltip(o.callsign || String(o.id));
       }
       for (const [id, marker] of officerMarkers) {
         if (!seen.has(id)) {
-          marker.remove();
+          officerLayer.removeLayer(marker);
           officerMarkers.delete(id);
+          officerKeys.delete(id);
         }
       }
     },

@@ -12,11 +12,23 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
 
+from dispatch.app import create_app
 from dispatch.http.keys import QUEUE, REDIS_WRITES
+from dispatch.infra.connections import Infrastructure
+from dispatch.infra.precinct_registry import IndexCache
 from dispatch.infra.queue_index import BUILT_KEY, GLOBAL_KEY, PriorityQueue, precinct_key
+from dispatch.settings import Settings
 from tests.conftest import CitizenSession, Client, Servers, Staff, app_of, register_citizen
-from tests.dispatch.calls import GULOU_DRUM_TOWER, SHANGHAI, XUANWU_LAKE, act, report
+from tests.dispatch.calls import (
+    GULOU_DRUM_TOWER,
+    SHANGHAI,
+    XUANWU_LAKE,
+    act,
+    copy_queued,
+    report,
+)
 from tests.fakes import FakeClock
 from tests.serving import child_env, run_cli
 from tests.waiting import eventually
@@ -290,3 +302,69 @@ async def test_a_running_node_repairs_an_index_write_that_failed(
         await eventually(repaired, interval_s=0.02)
     assert not queue.out_of_step
     assert await queue.ordered(all_precincts=True) == await postgres_order(pg) == [made]
+
+
+async def test_alarms_acknowledged_while_the_start_up_rebuild_runs_are_queued_once(
+    app_client: Client,
+    citizen: CitizenSession,
+    pg: asyncpg.Pool,
+    redis: aioredis.Redis,
+    infra: Infrastructure,
+    app_settings: Settings,
+    fake_clock: FakeClock,
+    index_cache: IndexCache,
+) -> None:
+    """A node starting on an empty Redis serves at once and rebuilds the index beside
+    the requests: what it acknowledges meanwhile is in PostgreSQL and in the index, once."""
+    template = uuid.UUID((await report(app_client, citizen, tag="robbery"))["incident_id"])
+    await settled(app_client)
+    await app_client.close()  # the node stops; Redis loses everything; it starts again
+    copies = 12_000  # a few of the rebuild's slices
+    await copy_queued(pg, template, copies)
+    await redis.flushdb()
+    restarted = TestClient(
+        TestServer(
+            create_app(app_settings, infrastructure=infra, clock=fake_clock,
+                       index_cache=index_cache)
+        )
+    )  # fmt: skip
+    # Redis takes no writes for a while: the rebuild cannot finish before the alarms
+    # below are acknowledged (they wait for PostgreSQL only).
+    await redis.client_pause(4000, all=False)  # writes only
+    try:
+        await restarted.start_server()  # listening, whatever the index is doing
+        queue = app_of(restarted)[QUEUE]
+        during: list[uuid.UUID] = []
+        # Away from the copies (which would all be its possible duplicates).
+        gulou = {"lon": GULOU_DRUM_TOWER[0], "lat": GULOU_DRUM_TOWER[1]}
+        for n in range(3):
+            key = f"during-rebuild-{n}"
+            made = await report(restarted, citizen, idempotency_key=key, **gulou)
+            # The phone did not hear the answer and sends it again: the same incident.
+            again = await report(restarted, citizen, idempotency_key=key, **gulou)
+            assert again["incident_id"] == made["incident_id"]
+            during.append(uuid.UUID(made["incident_id"]))
+        assert not queue.started.is_set()  # all acknowledged during the rebuild
+    finally:
+        await redis.client_unpause()
+    try:
+        await asyncio.wait_for(queue.started.wait(), 30)
+        assert not queue.out_of_step
+        await settled(restarted)
+        indexed = await queue.ordered(all_precincts=True)
+        # The index is PostgreSQL's queue, in its order; every alarm of the node in it.
+        assert indexed == await postgres_order(pg)
+        assert len(indexed) == 1 + copies + len(during)
+        assert set(during) <= set(indexed)
+        assert await queue.ordered(GULOU) == [i for i in indexed if i in during]
+        assert await queue.ordered(XUANWU) == [i for i in indexed if i not in during]
+        async with pg.acquire() as conn:
+            created = await conn.fetch(
+                """SELECT incident_id, count(*) AS n FROM incident_events
+                   WHERE type = 'incident.created' AND incident_id = any($1::uuid[])
+                   GROUP BY incident_id""",
+                during,
+            )
+        assert {r["incident_id"]: r["n"] for r in created} == {i: 1 for i in during}
+    finally:
+        await restarted.close()

@@ -10,11 +10,14 @@ import asyncpg
 from tests.conftest import CitizenSession, Client, Staff
 from tests.media.calls import connect_phone, pick_up, sdp_headers, start_call
 from tests.media.peers import Console, Phone, wait_for
+from tests.signaling.feeds import FeedClient
 
 
 async def test_only_the_claiming_dispatcher_ends_a_call_and_the_phone_cannot_call_back(
     app_client: Client, citizen: CitizenSession, staff: Staff, pg: asyncpg.Pool
 ) -> None:
+    citizen_feed = FeedClient(str(app_client.make_url("/")).rstrip("/"), "/citizen", citizen.token)
+    await citizen_feed.go_live()
     call = await start_call(app_client, citizen)
     incident_id = call["incident_id"]
     end_url = f"/api/incidents/{incident_id}/call"
@@ -43,6 +46,13 @@ async def test_only_the_claiming_dispatcher_ends_a_call_and_the_phone_cannot_cal
         assert (session["state"], session["end_reason"]) == ("ended", "ended")
         assert session["attachment_id"] is not None  # the recording is evidence
         assert viewer["leave_reason"] == "call_ended" and state == "claimed"
+        # The phone is told at once, on its feed, not only by its connection closing.
+        await citizen_feed.wait_for(
+            lambda events: any(d.get("event") == "call.ended" for _, d in events)
+        )
+        (told,) = [d for n, d in citizen_feed.events if d.get("event") == "call.ended"]
+        assert told["text"] == "The dispatcher ended your video call."
+        assert told["case_no"] == call["case_no"] and told["status"] == "claimed"
         # Twice is fine.
         assert (await app_client.delete(end_url, headers=staff.dispatcher.headers)).status == 200
 
@@ -65,3 +75,4 @@ async def test_only_the_claiming_dispatcher_ends_a_call_and_the_phone_cannot_cal
     finally:
         await phone.close()
         await listener.close()
+        await citizen_feed.close()

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from dispatch.http.keys import OVERDUE
+from dispatch.domain.events import StoredEvent
+from dispatch.http.keys import OVERDUE, PUBLISHER
+from dispatch.services.overdue import OVERDUE_BATCH
 from geo.distance import EARTH_RADIUS_M, haversine_m
 from tests.conftest import CitizenSession, Client, Staff, app_of, register_citizen
-from tests.dispatch.calls import XUANWU_LAKE, act, report
+from tests.dispatch.calls import XUANWU_LAKE, act, copy_queued, report
 from tests.fakes import FakeClock
 
 LON, LAT = XUANWU_LAKE
@@ -241,3 +244,27 @@ async def test_sweeps_racing_on_two_nodes_raise_each_overdue_event_once(
     assert sum(counts) == len(made)
     found = await overdue_events(pg)
     assert {k: len(v) for k, v in found.items()} == dict.fromkeys(made, 1)
+
+
+async def test_after_an_outage_many_go_overdue_at_once_in_short_transactions(
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool, fake_clock: FakeClock
+) -> None:
+    """Thousands due at one sweep (a node back after an hour): marked in batches, each
+    its own transaction and publish, so the feed's writers and snapshots never wait
+    for all of them; each incident still goes overdue once."""
+    app = app_of(app_client)
+    template = await post(app_client, citizen, "kidnapping")
+    await copy_queued(pg, template, 2 * OVERDUE_BATCH + 50)
+    published: list[int] = []
+
+    async def count(events: Sequence[StoredEvent]) -> None:
+        published.append(len(events))
+
+    app[PUBLISHER].subscribe(count)
+    fake_clock.advance(3600)
+    assert await app[OVERDUE].sweep() == 2 * OVERDUE_BATCH + 51
+    assert published == [OVERDUE_BATCH, OVERDUE_BATCH, 51]
+    found = await overdue_events(pg)
+    assert len(found) == 2 * OVERDUE_BATCH + 51
+    assert all(len(payloads) == 1 for payloads in found.values())
+    assert await app[OVERDUE].sweep() == 0

@@ -211,7 +211,7 @@ function Recommendations({ incident }) {
 }
 
 function Assignments({ incident }) {
-  state.version.value;
+  state.selectedVersion.value;
   const nowMs = now.value;
   const list = [...(state.assignments.get(incident.id)?.values() || [])];
   if (!list.length) return null;
@@ -317,7 +317,7 @@ function Verbs({ incident }) {
 }
 
 export function Detail() {
-  state.version.value;
+  state.selectedVersion.value; // its incident changed (not every other one in the queue)
   state.timelineVersion.value;
   const id = state.selectedId.value;
   const incident = state.incidents.get(id) || state.gone.get(id);

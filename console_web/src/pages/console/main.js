@@ -150,16 +150,28 @@ function Queue() {
     const observer = new ResizeObserver(measure);
     observer.observe(el);
     el.addEventListener("scroll", measure, { passive: true });
-    return () => observer.disconnect();
+    return () => {
+      observer.disconnect();
+      el.removeEventListener("scroll", measure);
+    };
   }, []);
   useLayoutEffect(state.markRendered, [list]);
-  // Keep the keyboard's row in view.
+  // Keep the keyboard's row in view: when the keys move it, and when rows arriving above
+  // push it out of view; not when the dispatcher has scrolled away from it.
+  const kept = useRef({ id: null, index: -1, top: 0, shown: false });
   useEffect(() => {
-    const i = list.findIndex((r) => r.id === state.cursorId.value);
+    const id = state.cursorId.value;
     const el = box.current;
-    if (i < 0 || !el) return;
-    if (i * ROW_H < el.scrollTop) el.scrollTop = i * ROW_H;
-    else if ((i + 1) * ROW_H > el.scrollTop + el.clientHeight) el.scrollTop = (i + 1) * ROW_H - el.clientHeight;
+    const i = id == null ? -1 : list.findIndex((r) => r.id === id);
+    if (!el) return;
+    const last = kept.current;
+    const pushed = last.shown && last.index !== i && last.top === el.scrollTop;
+    if (i >= 0 && (last.id !== id || pushed)) {
+      if (i * ROW_H < el.scrollTop) el.scrollTop = i * ROW_H;
+      else if ((i + 1) * ROW_H > el.scrollTop + el.clientHeight) el.scrollTop = (i + 1) * ROW_H - el.clientHeight;
+    }
+    const shown = i >= 0 && i * ROW_H >= el.scrollTop && (i + 1) * ROW_H <= el.scrollTop + el.clientHeight;
+    kept.current = { id, index: i, top: el.scrollTop, shown };
   }, [state.cursorId.value, list]);
   const first = Math.max(0, Math.floor(view.top / ROW_H) - 5);
   const last = Math.min(list.length, Math.ceil((view.top + view.height) / ROW_H) + 5);

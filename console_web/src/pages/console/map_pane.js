@@ -4,7 +4,8 @@ import { effect } from "@preact/signals";
 import { html } from "../../shared/html.js";
 import { createMap } from "../../shared/map.js";
 import * as state from "./state.js";
-import { tagLabel } from "./context.js";
+import { tagLabel, config as configSignal } from "./context.js";
+import { locale } from "../../shared/i18n.js";
 
 // The live map, for tests and the benchmark (window.__console.map).
 export const mapRef = { current: null };
@@ -27,23 +28,54 @@ export function MapPane({ config }) {
         state.precincts.value = (g.features || []).map((f) => ({ code: f.properties.code, name: f.properties.name }));
       })
       .catch((err) => console.warn("precincts", err));
-    // The map follows the queue at most four times a second: markers need not animate.
+    // The map follows the queue at most twice a second, and redraws only the markers of
+    // the incidents that changed since (state.moved): at 200 alarms a second a frame
+    // must not walk a thousand markers.
     let pending = null;
+    let selectedBefore = null;
+    const marker = (i, selected) => ({ id: i.id, lon: i.lon, lat: i.lat, severity: i.severity, selected: i.id === selected, label: `${i.case_no} ${tagLabel(i.tag)}` });
     const draw = () => {
       pending = null;
       const selected = state.selectedId.peek();
-      map.setIncidents(
-        [...state.incidents.values()].map((i) => ({ id: i.id, lon: i.lon, lat: i.lat, severity: i.severity, selected: i.id === selected, label: `${i.case_no} ${tagLabel(i.tag)}` })),
-      );
+      const moved = state.moved;
+      if (moved.all) {
+        map.setIncidents([...state.incidents.values()].map((i) => marker(i, selected)));
+      } else {
+        if (selectedBefore !== selected) moved.add(selectedBefore).add(selected);
+        const changes = [];
+        for (const id of moved) {
+          if (id == null) continue;
+          const i = state.incidents.get(id);
+          changes.push(i ? marker(i, selected) : { id, gone: true });
+        }
+        map.updateIncidents(changes);
+      }
+      moved.clear();
+      moved.all = false;
+      selectedBefore = selected;
     };
     const stopIncidents = effect(() => {
       state.version.value;
       state.selectedId.value;
-      if (!pending) pending = setTimeout(draw, 250);
+      if (!pending) pending = setTimeout(draw, 500);
     });
+    // A new language renames every marker.
+    const stopLabels = effect(() => {
+      configSignal.value; // the tags' names
+      locale.value;
+      state.moved.all = true;
+      if (!pending) pending = setTimeout(draw, 500);
+    });
+    // Officers' positions, at most twice a second too.
+    let officersPending = null;
     const stopOfficers = effect(() => {
       state.officerVersion.value;
-      map.setOfficers([...state.officers.values()]);
+      if (!officersPending) {
+        officersPending = setTimeout(() => {
+          officersPending = null;
+          map.setOfficers([...state.officers.values()]);
+        }, 500);
+      }
     });
     const stopFocus = effect(() => {
       const focus = state.focusTrail.value;
@@ -51,8 +83,10 @@ export function MapPane({ config }) {
     });
     return () => {
       clearTimeout(pending);
+      clearTimeout(officersPending);
       stopFocus();
       stopIncidents();
+      stopLabels();
       stopOfficers();
       map.leaflet.remove();
       mapRef.current = null;

@@ -20,12 +20,22 @@ export const timelines = new Map(); // incident id -> {events: [], messages: []}
 export const timelineVersion = signal(0);
 const listeners = new Set(); // (event) => void, for the open detail pane
 
+// The open incident's own changes (`selectedVersion`): its detail pane re-renders for
+// those, not for every one of 200 alarms a second elsewhere in the queue.
+export const selectedVersion = signal(0);
+let selectedDirty = false;
+
 let frame = 0;
-function changed() {
+function changed(id) {
+  if (id !== undefined && id === selectedId.peek()) selectedDirty = true;
   if (frame) return;
   frame = requestAnimationFrame(() => {
     frame = 0;
-    version.value++;
+    batch(() => {
+      version.value++;
+      if (selectedDirty) selectedVersion.value++;
+      selectedDirty = false;
+    });
   });
 }
 
@@ -37,19 +47,23 @@ export function inScope(incident) {
 }
 
 export function putIncident(incident) {
+  const before = incidents.get(incident.id);
   if (OPEN.has(incident.state) && inScope(incident)) {
-    const before = incidents.get(incident.id);
     if (before && before.version > incident.version) return; // never go back in time
+    if (before) unplace(before);
     incidents.set(incident.id, incident);
+    place(incident);
     if (incident.state !== "queued") fresh.delete(incident.id);
   } else {
+    if (before) unplace(before);
     incidents.delete(incident.id);
     fresh.delete(incident.id);
     if (selectedId.peek() !== incident.id) assignments.delete(incident.id);
     gone.set(incident.id, incident);
     if (gone.size > GONE_KEPT) gone.delete(gone.keys().next().value);
   }
-  changed();
+  if (!moved.all) moved.add(incident.id);
+  changed(incident.id);
 }
 
 export function loadSnapshot(body) {
@@ -58,6 +72,11 @@ export function loadSnapshot(body) {
     incidents.clear();
     fresh.clear();
     for (const incident of body.incidents) incidents.set(incident.id, incident);
+    ordered.length = 0;
+    for (const incident of incidents.values()) ordered.push(incident);
+    ordered.sort(rank);
+    moved.clear();
+    moved.all = true;
     changed();
   });
 }
@@ -73,6 +92,7 @@ export function annotate(list) {
     i.text = a.text;
     i.images = a.images;
     i.possible_duplicates = a.possible_duplicates;
+    if (a.id === selectedId.peek()) changed(a.id);
   }
   changed();
 }
@@ -112,7 +132,20 @@ export const stats = {
   // applied, and when each new incident's row was first rendered.
   tracking: false,
   pendingRender: [],
-  renderedAt: new Map(),
+  arrivedAt: new Map(), // id -> when its incident.created was applied
+  renderedAt: new Map(), // id -> when its row was first rendered
+  /** The benchmark's reading: {id: [arrived, rendered]} of the rows rendered since the
+   * last call, then forgotten here (so the page's heap holds none of the bench's data). */
+  take() {
+    const out = {};
+    for (const [id, at] of stats.renderedAt) {
+      out[id] = [stats.arrivedAt.get(id), at];
+      stats.arrivedAt.delete(id);
+      stats.created.delete(id);
+    }
+    stats.renderedAt.clear();
+    return out;
+  },
 };
 
 /** Called by the queue after each commit: stamps the incidents that just got a row. */
@@ -132,6 +165,7 @@ export function applyEvent(event) {
     // Tests and the benchmark only: a 24-hour console keeps nothing per incident ever seen.
     stats.created.set(event.incident.id, (stats.created.get(event.incident.id) || 0) + 1);
     stats.pendingRender.push(event.incident.id);
+    stats.arrivedAt.set(event.incident.id, performance.timeOrigin + performance.now());
   }
   if (type.startsWith("officer.")) {
     const o = officers.get(event.officer_id) || { id: event.officer_id, callsign: String(event.officer_id) };
@@ -152,7 +186,7 @@ export function applyEvent(event) {
     else if (id) liveCalls.add(id);
     const i = incidents.get(id);
     if (i) i.live_call = liveCalls.has(id);
-    changed();
+    changed(id);
   }
   if (event.incident) {
     if (event.incident && liveCalls.has(event.incident.id)) event.incident.live_call = true;
@@ -189,17 +223,47 @@ export function listen(fn) {
   return () => listeners.delete(fn);
 }
 
-/** The queue as the server ranks it: queued by priority score, then the rest in hand. */
+// The queue as the server ranks it (`ORDER BY priority_score, id` in the store): the
+// queued by score, then the rest in hand by score.  Kept sorted as events arrive (a
+// binary search and one splice per change), so a frame never sorts the whole queue.
+const ordered = []; // every open incident, in `rank` order
+function rank(a, b) {
+  const held = (a.state !== "queued") - (b.state !== "queued");
+  if (held) return held;
+  return a.priority_score - b.priority_score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+function slot(incident) {
+  let lo = 0;
+  let hi = ordered.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (rank(ordered[mid], incident) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+function place(incident) {
+  ordered.splice(slot(incident), 0, incident);
+}
+function unplace(incident) {
+  // Found where it was ranked; annotations change an incident in place but never its rank.
+  let at = slot(incident);
+  if (ordered[at] !== incident) at = ordered.indexOf(incident);
+  if (at >= 0) ordered.splice(at, 1);
+}
+
+// Incidents added, changed or gone since the map last looked (`all`: redraw everything).
+export const moved = Object.assign(new Set(), { all: true });
+
+function matches(i, q) {
+  return i.case_no.toLowerCase().includes(q) || i.tag.toLowerCase().includes(q) || (i.text || "").toLowerCase().includes(q) || (tagNames.get(i.tag) || "").includes(q);
+}
+
+/** The queue in the server's order, filtered by the search: a new array each frame. */
 export const rows = computed(() => {
   version.value;
   const q = search.value.trim().toLowerCase();
-  const all = [...incidents.values()].filter(
-    (i) => !q || i.case_no.toLowerCase().includes(q) || i.tag.toLowerCase().includes(q) || (i.text || "").toLowerCase().includes(q) || (tagNames.get(i.tag) || "").includes(q),
-  );
-  const order = (a, b) => a.priority_score - b.priority_score || (a.id < b.id ? -1 : 1);
-  const queued = all.filter((i) => i.state === "queued").sort(order);
-  const held = all.filter((i) => i.state !== "queued").sort(order);
-  return [...queued, ...held];
+  return q ? ordered.filter((i) => matches(i, q)) : ordered.slice();
 });
 
 export const counts = computed(() => {

@@ -189,6 +189,12 @@ class Call {
   }
 }
 
+/** Has the dispatcher ended this call (the case feed's `call.ended`: only theirs is sent)? */
+function dispatcherEnded(caseNo) {
+  const kept = cases.value.find((c) => c.case_no === caseNo);
+  return (kept?.timeline || []).some((s) => s.event === "call.ended");
+}
+
 /** Has a dispatcher joined (the last call step the case feed brought)? */
 function dispatcherJoined(caseNo) {
   const kept = cases.value.find((c) => c.case_no === caseNo);
@@ -219,6 +225,16 @@ export function VideoCall() {
       setError(t("call.failed", { message: err.message }));
     }
   };
+
+  // The dispatcher hung up: the feed says so at once (the closed connection alone would
+  // look like a lost network until the phone's next offer is refused).
+  const endedThere = Boolean(view?.caseNo && dispatcherEnded(view.caseNo));
+  useEffect(() => {
+    const current = call.current;
+    if (!endedThere || !current || current.ended) return;
+    current.release();
+    current.set("ended", { endedBy: "dispatcher" });
+  }, [endedThere]);
 
   const joined = view?.caseNo && dispatcherJoined(view.caseNo);
   const status =

@@ -140,6 +140,9 @@ addCatalogue({
     "event.assignment.on_scene": "警员已到达现场。",
     "event.message.created": "接警员发来新消息。",
     "event.incident.rated": "谢谢你的评价。",
+    "event.call.answered": "接警员已接通你的视频通话。",
+    "event.call.left": "接警员已离开你的视频通话。",
+    "event.call.ended": "接警员已结束你的视频通话。",
     "sw.offline_ready": "本页已可离线打开。",
   },
   en: {
@@ -277,6 +280,9 @@ addCatalogue({
     "event.assignment.on_scene": "An officer has arrived.",
     "event.message.created": "New message from the dispatcher.",
     "event.incident.rated": "Thank you for rating how we handled your report.",
+    "event.call.answered": "A dispatcher joined your video call.",
+    "event.call.left": "The dispatcher left your video call.",
+    "event.call.ended": "The dispatcher ended your video call.",
     "sw.offline_ready": "This page now opens without a network.",
   },
 });
