@@ -8,13 +8,16 @@ shared machine) for loading and for ``PrecinctIndex.build``, the build's peak RS
 the loaded layer against the built index's RSS, ``to_bytes``/``from_bytes`` CPU, and
 lookups on the built index over the mainland's box: ``locate`` p50/p99 per call (CPU
 time, then wall time; the garbage collector off), ``locate_many`` points per CPU second,
-and agreement of both with shapely's ``covers`` on the original polygons (no PostGIS
-needed). The last line is JSON.
+and agreement of both with shapely's ``covers`` on the original polygons and, when PostGIS
+is reachable (``bench/_postgis.py``; ``--no-postgis`` to skip), of ``locate_many`` with
+PostGIS ``ST_Covers`` (one GiST-indexed query per point, lowest index on shared
+borders). The last line is JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import gc
 import gzip
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _postgis
 import numpy as np
 import numpy.typing as npt
 import psutil
@@ -124,6 +128,12 @@ def main() -> None:
     parser.add_argument("--densify", type=int, default=16)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the build here")
     parser.add_argument("--no-lookups", action="store_true")
+    parser.add_argument(
+        "--postgis",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also check agreement with PostGIS ST_Covers (when PostGIS is reachable)",
+    )
     parser.add_argument(
         "--city",
         action=argparse.BooleanOptionalAction,
@@ -233,7 +243,30 @@ def main() -> None:
         f"agreement with shapely covers on {AGREEMENT_POINTS:,} points: locate_many "
         f"{figures['agreement_bulk']:.4f}, locate {figures['agreement_locate']:.4f}"
     )
+    if args.postgis:
+        agreement, p50 = asyncio.run(_postgis_agreement(precincts, sample_lons, sample_lats, bulk))
+        figures["agreement_postgis"], figures["postgis_p50_us"] = agreement, p50
+        if agreement is not None:
+            print(
+                f"agreement with PostGIS ST_Covers on {AGREEMENT_POINTS:,} points: locate_many"
+                f" {agreement:.4f} (PostGIS p50 {p50} us per query, client round trip)"
+            )
     print(json.dumps(figures))
+
+
+async def _postgis_agreement(
+    precincts: tuple[Precinct, ...],
+    lons: npt.NDArray[np.float64],
+    lats: npt.NDArray[np.float64],
+    found: npt.NDArray[np.int32],
+) -> tuple[float | None, float | None]:
+    async with _postgis.postgis() as conn:
+        if conn is None:
+            return None, None
+        p50, agreement = await _postgis.compare(
+            conn, "bench_national", precincts, lons.tolist(), lats.tolist(), found.tolist()
+        )
+        return round(agreement, 4), round(p50, 1)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ answer meanwhile, ``index_rss_mb`` the larger node's whole RSS afterwards,
 ``import_peak_rss_mb`` the importing process's peak. Lookups are then timed on the
 index the import stored, over the mainland's bounding box.
 
-PostgreSQL: DATABASE_URL if set, else postgresql://postgres@127.0.0.1:5432/postgres. A
-scratch database (micro110_bench_geo) is created and dropped again. Without PostGIS the
-comparison is reported as null. The last lines are one JSON object per dataset.
+PostGIS: see ``bench/_postgis.py`` (DATABASE_URL, else the local server; a scratch
+database is created and dropped again). Without PostGIS the comparison is reported as
+null. The last lines are one JSON object per dataset.
 """
 
 from __future__ import annotations
@@ -32,19 +32,18 @@ import asyncio
 import contextlib
 import gzip
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _postgis
 import aiohttp
 import asyncpg
 import numpy as np
@@ -55,13 +54,11 @@ from _harness import cluster, new_citizen
 
 from geo.datum import Datum
 from geo.index import PrecinctIndex
-from geo.precincts import Precinct, load_precincts
+from geo.precincts import load_precincts
 from geo.topojson import feature_collection
 from tests.serving import child_env
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "geo"
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-SCRATCH_DATABASE = "micro110_bench_geo"
 LOCATE_POINTS = 100_000
 BULK_POINTS = 1_000_000
 POSTGIS_POINTS = 3_000
@@ -153,81 +150,6 @@ def _bulk_points_per_s(
     return statistics.median(rates)
 
 
-def _with_database(url: str, database: str) -> str:
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path=f"/{database}"))
-
-
-@contextlib.asynccontextmanager
-async def _postgis() -> AsyncIterator[asyncpg.Connection | None]:
-    """A connection to a fresh PostGIS-enabled scratch database, or None (says why)."""
-    urls = [u for u in (os.environ.get("DATABASE_URL"), DEFAULT_DATABASE_URL) if u]
-    for url in urls:
-        try:
-            admin = await asyncpg.connect(url, timeout=5)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            print(f"postgis: cannot connect to {url.rsplit('@', 1)[-1]}: {exc}")
-            continue
-        break
-    else:
-        yield None
-        return
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}"')
-        await admin.execute(f'CREATE DATABASE "{SCRATCH_DATABASE}"')
-        conn = await asyncpg.connect(_with_database(url, SCRATCH_DATABASE), timeout=5)
-        try:
-            try:
-                await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-            except asyncpg.PostgresError as exc:
-                print(f"postgis: extension unavailable ({exc})")
-                yield None
-                return
-            print(f"postgis: {await conn.fetchval('SELECT postgis_full_version()')}"[:100])
-            yield conn
-        finally:
-            await conn.close()
-    finally:
-        with contextlib.suppress(asyncpg.PostgresError):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}"')
-        await admin.close()
-
-
-async def _postgis_compare(
-    conn: asyncpg.Connection,
-    table: str,
-    precincts: Sequence[Precinct],
-    lons: Sequence[float],
-    lats: Sequence[float],
-    expected: Sequence[int],
-) -> tuple[float, float]:
-    """Median microseconds per ST_Covers query (client round trip), and agreement."""
-    await conn.execute(
-        f"CREATE TABLE {table} (idx integer PRIMARY KEY, code text NOT NULL,"
-        " geom geometry(MultiPolygon, 4326) NOT NULL)"
-    )
-    await conn.executemany(
-        f"INSERT INTO {table} VALUES ($1, $2, ST_Multi(ST_GeomFromWKB($3, 4326)))",
-        [(i, p.code, shapely.to_wkb(p.geometry)) for i, p in enumerate(precincts)],
-    )
-    await conn.execute(f"CREATE INDEX ON {table} USING gist (geom)")
-    await conn.execute(f"ANALYZE {table}")
-    # Ties on a shared border go to the lowest index, as in the geo/ index.
-    query = await conn.prepare(
-        f"SELECT idx FROM {table} WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint($1, $2), 4326))"
-        " ORDER BY idx LIMIT 1"
-    )
-    for lon, lat in zip(lons[:200], lats[:200], strict=True):
-        await query.fetchval(lon, lat)
-    clock = time.perf_counter_ns
-    spent, same = [], 0
-    for lon, lat, want in zip(lons, lats, expected, strict=True):
-        start = clock()
-        found = await query.fetchval(lon, lat)
-        spent.append(clock() - start)
-        same += (found if found is not None else -1) == want
-    return statistics.median(spent) / 1000.0, same / len(expected)
-
-
 async def _run_dataset(dataset: Dataset, postgis: asyncpg.Connection | None) -> Result:
     collection = json.loads((FIXTURES / dataset.file).read_text(encoding="utf-8"))
     start = time.perf_counter()
@@ -266,7 +188,7 @@ async def _lookups(
     print(f"  locate_many: {bulk / 1e6:.1f} M points/s over {BULK_POINTS:,} points")
     postgis_p50 = agreement = None
     if postgis is not None:
-        postgis_p50, agreement = await _postgis_compare(
+        postgis_p50, agreement = await _postgis.compare(
             postgis,
             f"bench_{name}",
             index.precincts,
@@ -397,11 +319,11 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
 
 
 async def _run(cities: bool, national: bool) -> tuple[list[Result], National | None]:
-    async with _postgis() as postgis:
-        results = [await _run_dataset(dataset, postgis) for dataset in DATASETS if cities]
+    async with _postgis.postgis() as conn:
+        results = [await _run_dataset(dataset, conn) for dataset in DATASETS if cities]
         if not national:
             return results, None
-        result, figures = await _national(postgis)
+        result, figures = await _national(conn)
         return [*results, result], figures
 
 

@@ -71,7 +71,7 @@ class PrecinctIndex:
     # (x0, y0, 1/dx, 1/dy, nx, ny), unpacked in one step on the hot path.
     _frame: tuple[float, float, float, float, int, int]
     _cells: memoryview
-    # One shared answer per precinct: inside points allocate nothing.
+    # One shared answer per code of ``_cells``: inside points allocate nothing.
     _inside: tuple[Location, ...]
     # Several regions: one child index each, and the child's precincts' positions here.
     _regions: tuple[PrecinctIndex, ...] = ()
@@ -96,10 +96,12 @@ class PrecinctIndex:
             vertices = [
                 int(shapely.get_num_coordinates([g for _, g in region]).sum()) for region in regions
             ]
+            # Built as single regions straight away: grouping a region's own parts again
+            # finds the same one region (thirteen more groupings on a national layer).
             children = tuple(
-                cls.build(
-                    [replace(precincts[i], geometry=g) for i, g in region],
-                    cell_share=cell_share * count / sum(vertices),
+                cls._of_tables(
+                    tuple(replace(precincts[i], geometry=g) for i, g in region),
+                    build_tables([g for _, g in region], cell_share * count / sum(vertices)),
                 )
                 for region, count in zip(regions, vertices, strict=True)
             )
@@ -188,13 +190,19 @@ class PrecinctIndex:
         positions: tuple[PrecinctIndices, ...],
     ) -> PrecinctIndex:
         codes = tuple(p.code for p in precincts)
-        inside = tuple(Location(code, code, 0.0) for code in codes)
         router = RegionRouter.of([child._region_frame() for child in children])
-        # An empty frame: every point takes the off-grid path, which picks the region.
-        return cls(
-            precincts, codes, None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), inside,
-            children, positions, router,
-        )  # fmt: skip
+        # The largest region's grid stands in front: a point in one of its interior cells
+        # is in that cell's precinct whatever the other regions hold (regions are
+        # degrees apart), so most points never reach the router. Its cells hold the
+        # child's positions, so its answers come too. Every other point takes the router.
+        main = max(children, key=lambda child: child._frame[4] * child._frame[5])
+        frame, cells, inside = main._frame, main._cells, main._inside
+        x0, y0, inv_dx, inv_dy, nx, ny = frame
+        if not (x0 >= -180.0 and y0 >= -90.0 and x0 + nx / inv_dx <= 180.0
+                and y0 + ny / inv_dy <= 90.0):  # fmt: skip
+            # Not in front of the coordinate check of the off-grid path.
+            frame, cells, inside = (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), ()
+        return cls(precincts, codes, None, frame, cells, inside, children, positions, router)
 
     def _region_frame(self) -> Frame:
         tables = self._tables
@@ -233,6 +241,8 @@ class PrecinctIndex:
             code = self._cells[iy * nx + ix]
             if code >= 0:
                 return self._inside[code]
+            if self._router is not None:
+                return self._in_regions(lon, lat)
             return self._resolve(~code, lon, lat, ix, iy)
         return self._off_grid(lon, lat)
 
@@ -328,6 +338,18 @@ class PrecinctIndex:
         polygon, distance = self._tables.segments.nearest_anywhere(x, y)
         return Location(None, self.codes[polygon], distance)
 
+    def _nearest_within(self, x: float, y: float, limit_m: float) -> Location | None:
+        """``_off_grid`` for the point (x, y) of this region's plane, or None when its
+        nearest precinct is further than ``limit_m``: the search stops at that distance,
+        where a search of the region's whole boundary costs tens of microseconds."""
+        tables = self._tables
+        assert tables is not None
+        found = tables.segments.nearest_within(x, y, limit_m)
+        if found is None:
+            return None
+        polygon, distance = found
+        return Location(None, self.codes[polygon], distance)
+
     def _in_regions(self, lon: float, lat: float) -> Location:
         router = self._router
         assert router is not None
@@ -348,10 +370,13 @@ class PrecinctIndex:
         region = self._regions[rival]
         tables = region._tables
         assert tables is not None
-        if router.plane_bound(rival, *tables.projection.to_local(lon, lat)) > distance:
+        x, y = tables.projection.to_local(lon, lat)
+        if router.plane_bound(rival, x, y) > distance:
             return answer
-        other = region._off_grid(lon, lat)
-        if other.distance_m < distance or (other.distance_m == distance and rival < number):
+        other = region._nearest_within(x, y, distance)
+        if other is not None and (
+            other.distance_m < distance or (other.distance_m == distance and rival < number)
+        ):
             return other
         return answer
 
@@ -380,19 +405,22 @@ class PrecinctIndex:
         for number, bound in sorted(enumerate(bounds.tolist()), key=lambda nb: nb[1]):
             region = self._regions[number]
             answer_or_none = answers.get(number)
-            if best is not None:
-                if bound > best.distance_m:
-                    break
-                if answer_or_none is None:
-                    tables = region._tables
-                    assert tables is not None
-                    x, y = tables.projection.to_local(lon, lat)
-                    if router.plane_bound(number, x, y) > best.distance_m:
-                        continue
+            if best is not None and bound > best.distance_m:
+                break
             if answer_or_none is not None and number in (framed, known):
                 answer = answer_or_none
-            else:
+            elif best is None:
                 answer = region._off_grid(lon, lat)
+            else:
+                tables = region._tables
+                assert tables is not None
+                x, y = tables.projection.to_local(lon, lat)
+                if router.plane_bound(number, x, y) > best.distance_m:
+                    continue
+                within = region._nearest_within(x, y, best.distance_m)
+                if within is None:
+                    continue
+                answer = within
             if (
                 best is None
                 or answer.distance_m < best.distance_m

@@ -107,6 +107,17 @@ class SegmentTable:
         # hits holds every segment at the minimum distance: ties go to the lower index.
         return int(self.owners[hits].min()), float(distances.min())
 
+    def nearest_within(self, x: float, y: float, limit: float) -> tuple[int, float] | None:
+        """``nearest_anywhere`` when some segment is at most ``limit`` away, else None."""
+        # Grown a little, so a segment at exactly ``limit`` (a tie) is found.
+        reach = max(limit * (1.0 + 1e-9), 1e-9) + 1e-6
+        hits, distances = self.tree.query_nearest(
+            shapely.Point(x, y), max_distance=reach, return_distance=True, all_matches=True
+        )
+        if len(hits) == 0:
+            return None
+        return int(self.owners[hits].min()), float(distances.min())
+
 
 def outer_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, IntArray]:
     """Ring segments that no other ring shares, and the precinct of each.

@@ -36,6 +36,9 @@ _PRUNE_CHUNK = 1 << 19
 _SLACK_M = 0.01
 # Blocks are grown by 1% about their centre; see _BlockGeometry.
 _GROWTH = 1.01
+# A block's bend (how far its edges' midpoints stray from the chords, over their
+# distance from the centre) below which it is not measured at the next, finer level.
+_NEGLIGIBLE_BEND = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +77,14 @@ def candidate_blocks(
     pair_run = np.arange(len(pair_block), dtype=np.int64)
     pair_segment = np.zeros(0, dtype=np.int64)
     by_runs = len(runs.first) > 0
+    # Large blocks of a country-sized grid bend more than the 1% growth covers (see
+    # _BlockGeometry); the bend shrinks fourfold per level, so once it is negligible
+    # the finer levels skip measuring it.
+    bent = True
     for level in range(top, -1, -1):
         side = 1 << level
-        geometry = _BlockGeometry.of(grid, projection, bx, by, side)
+        geometry = _BlockGeometry.of(grid, projection, bx, by, side, bent=bent)
+        bent = geometry.bend > _NEGLIGIBLE_BEND
         if by_runs:
             pair_block, pair_run = runs.prune(geometry, pair_block, pair_run)
             expanded = int(runs.size[pair_run].sum())
@@ -225,7 +233,11 @@ class _BlockGeometry:
     A lon/lat block is a slightly curved quadrilateral in the plane; growing it by 1%
     about its centre covers that bulge (a sagitta of ~1e-3 of the side at 50 km) and
     points that round into a neighbouring cell, so the convex hull of the four corners
-    contains every point the block can answer for.
+    contains every point the block can answer for. Blocks of a country-sized grid bend
+    far more (a 4,000 km block's edges stray 500 km from their chords, 15 times the 1%):
+    with ``bent``, each block's edge midpoints are projected too and the block grows by
+    twice its measured sagitta on top of the 1%. ``bend`` is the largest sagitta over
+    distance from the centre.
     """
 
     cx: FloatArray
@@ -234,37 +246,62 @@ class _BlockGeometry:
     corner_x: FloatArray
     corner_y: FloatArray
     radius: FloatArray
+    bend: float
 
     @classmethod
     def of(
-        cls, grid: Grid, projection: LocalProjection, bx: IntArray, by: IntArray, side: int
+        cls,
+        grid: Grid,
+        projection: LocalProjection,
+        bx: IntArray,
+        by: IntArray,
+        side: int,
+        *,
+        bent: bool = False,
     ) -> _BlockGeometry:
         # Corners are grid lattice points shared by neighbouring blocks: project each
         # once. Lattice coordinates are in half cells so centres fit in too.
         nx2 = 2 * grid.nx + 1
         ix_lo, ix_hi = 2 * bx * side, 2 * np.minimum((bx + 1) * side, grid.nx)
         iy_lo, iy_hi = 2 * by * side, 2 * np.minimum((by + 1) * side, grid.ny)
-        points = np.stack(
-            (
-                (ix_lo + ix_hi) // 2 + ((iy_lo + iy_hi) // 2) * nx2,
-                ix_lo + iy_lo * nx2,
-                ix_hi + iy_lo * nx2,
-                ix_lo + iy_hi * nx2,
-                ix_hi + iy_hi * nx2,
-            ),
-            axis=1,
-        )
+        # Lattice coordinates of sides are even, so midpoints are lattice points too.
+        mx, my = (ix_lo + ix_hi) // 2, (iy_lo + iy_hi) // 2
+        lattice = [
+            mx + my * nx2,
+            ix_lo + iy_lo * nx2,
+            ix_hi + iy_lo * nx2,
+            ix_lo + iy_hi * nx2,
+            ix_hi + iy_hi * nx2,
+        ]
+        if bent:
+            # Midpoints of the edges (corners 1-2, 3-4, 1-3 and 2-4).
+            lattice += [mx + iy_lo * nx2, mx + iy_hi * nx2, ix_lo + my * nx2, ix_hi + my * nx2]
+        points = np.stack(lattice, axis=1)
         unique, inverse = np.unique(points, return_inverse=True)
         lon = grid.x0 + (unique % nx2) * (grid.dx / 2.0)
         lat = grid.y0 + (unique // nx2) * (grid.dy / 2.0)
         px, py = projection.to_local_many(lon, lat)
         at = inverse.reshape(points.shape).T
         cx, cy = px[at[0]], py[at[0]]
-        dx, dy = px[at[1:]] - cx, py[at[1:]] - cy
-        dx = dx * _GROWTH + np.sign(dx) * _SLACK_M
-        dy = dy * _GROWTH + np.sign(dy) * _SLACK_M
+        dx, dy = px[at[1:5]] - cx, py[at[1:5]] - cy
+        growth: FloatArray | float = _GROWTH
+        bend = 0.0
+        if bent:
+            ends = np.array([[0, 1], [2, 3], [0, 2], [1, 3]])
+            sagitta = np.hypot(
+                px[at[5:]] - cx - (dx[ends[:, 0]] + dx[ends[:, 1]]) / 2.0,
+                py[at[5:]] - cy - (dy[ends[:, 0]] + dy[ends[:, 1]]) / 2.0,
+            )
+            reach = np.hypot(px[at[5:]] - cx, py[at[5:]] - cy)
+            ratio = sagitta / np.maximum(reach - sagitta, 1e-9)
+            # Scaled about the centre, a chord moves out by (growth - 1) times its
+            # distance from the centre: twice the sagitta on top of the 1%.
+            growth = _GROWTH + 2.0 * ratio.max(axis=0)
+            bend = float(ratio.max()) if ratio.size else 0.0
+        dx = dx * growth + np.sign(dx) * _SLACK_M
+        dy = dy * growth + np.sign(dy) * _SLACK_M
         radius = np.sqrt(dx * dx + dy * dy).max(axis=0)
-        return cls(cx, cy, cx + dx, cy + dy, radius)
+        return cls(cx, cy, cx + dx, cy + dy, radius, bend)
 
 
 def _prune(
