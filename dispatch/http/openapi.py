@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document, generated from the same models the handlers decode with.
 
-OPERATIONS is the declarative list of every endpoint; a test checks it against the
-router, so an endpoint cannot be added without being documented.
+OPERATIONS is the declarative list of every endpoint (the workflow verbs' come from
+their table, `dispatch.services.verbs`); a test checks it against the router, so an
+endpoint cannot be added without being documented.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from dispatch.services.verbs import VERBS, Verb
 from dispatch.wire import models as m
 
 routes = web.RouteTableDef()
@@ -32,6 +34,20 @@ class Operation:
 
 
 _BODY_ERRORS = (400, 413, 415)
+
+
+def _verb_operation(verb: Verb) -> Operation:
+    errors = {401} | {refusal.status for refusal in verb.refusals}
+    if verb.body is not None:
+        errors |= set(_BODY_ERRORS)
+    if verb.targeted:
+        errors.add(400)  # the incident id is not a UUID
+    return Operation(
+        "post", verb.http_path, verb.summary, "workflow", verb.body, verb.answer.model,
+        201 if verb.creates else 200, "staff", tuple(sorted(errors)),
+    )  # fmt: skip
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/healthz", "Liveness", "operations"),
     Operation("get", "/readyz", "Readiness: PostgreSQL and Redis answer", "operations",
@@ -75,33 +91,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/console/snapshot",
               "Open incidents in scope and the feed seq they are current as of", "workflow",
               auth="staff", errors=(401, 403)),
-    Operation("post", "/api/incidents/{incident_id}/messages",
-              "Message the reporter, or the officers working it (thread)",
-              "workflow", m.MessageIn, None, 201, "staff", (*_BODY_ERRORS, 401, 403, 404)),
     Operation("get", "/api/incidents", "Open incidents in my scope, most urgent first",
               "workflow", auth="staff", errors=(401, 403)),
     Operation("get", "/api/incidents/{incident_id}", "One incident", "workflow", None,
               m.IncidentOut, auth="staff", errors=(400, 401, 404)),
-    Operation("post", "/api/incidents/next", "Claim the most urgent queued incident in scope",
-              "workflow", auth="staff", errors=(401, 403)),
-    *(
-        Operation("post", f"/api/incidents/{{incident_id}}/{verb}", summary, "workflow", model,
-                  m.IncidentOut, auth="staff", errors=(*_BODY_ERRORS, 401, 403, 404, 409))
-        for verb, summary, model in (
-            ("claim", "Claim an incident", None),
-            ("release", "Put a claimed incident back in the queue", None),
-            ("assign", "Assign officers", m.AssignIn),
-            ("merge", "Merge into another incident", m.MergeIn),
-            ("unmerge", "Undo a merge", None),
-            ("invalid", "Mark invalid (counts against the reporter's record)", m.InvalidIn),
-            ("transfer", "Transfer to a precinct, outside agency or department", m.TransferIn),
-            ("escalate", "Escalate to a commander", m.EscalateIn),
-            ("resolve", "Resolve with a disposition", m.ResolveIn),
-            ("close", "Close", None),
-        )
-    ),
-    Operation("post", "/api/incidents/{incident_id}/notes", "Follow-up or callback note",
-              "workflow", m.NoteIn, None, 201, "staff", (*_BODY_ERRORS, 401, 404)),
+    # The workflow verbs, from their table.
+    *(_verb_operation(verb) for verb in VERBS),
     Operation("get", "/api/incidents/{incident_id}/history", "Every event, with actor and time",
               "workflow", auth="staff", errors=(401, 404)),
     Operation("get", "/api/incidents/{incident_id}/eido", "NENA EIDO-style export", "workflow",

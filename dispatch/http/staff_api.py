@@ -1,16 +1,16 @@
-"""Staff HTTP API: login, the queue, and the dispatch workflow."""
+"""Staff HTTP API: login, the queue, and the dispatch workflow (its verbs are routed from
+the table in `dispatch.services.verbs`)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from dispatch.domain.errors import BadRequest, Unauthorized
-from dispatch.domain.field_reports import Thread
-from dispatch.domain.incidents import Disposition, TransferTarget
 from dispatch.domain.users import Role
 from dispatch.http.body import read_json
 from dispatch.http.citizen_api import bearer_token
@@ -26,22 +26,15 @@ from dispatch.http.keys import (
 )
 from dispatch.http.remote import client_address
 from dispatch.services.staff_auth import StaffSession
+from dispatch.services.verbs import VERBS, Desk, Verb
 from dispatch.wire.incident_view import incident_view
 from dispatch.wire.models import (
-    AssignIn,
     DutyIn,
-    EscalateIn,
-    InvalidIn,
     LoginIn,
     LoginOut,
-    MergeIn,
-    MessageIn,
-    NoteIn,
     PositionIn,
     RecommendationOut,
-    ResolveIn,
     StaffUserOut,
-    TransferIn,
 )
 from geo.datum import Datum
 
@@ -127,126 +120,36 @@ async def console_snapshot(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
-@routes.post("/api/incidents/{incident_id}/messages")
-async def post_message(request: web.Request) -> web.Response:
-    session = await staff(request)
-    body = await read_json(request, MessageIn, max_bytes=_max_json(request))
-    message = await request.app[MESSAGES].from_staff(
-        session, incident_id(request), body.body, body.client_key, Thread(body.thread)
-    )
-    return _json(message, status=201)
-
-
 @routes.get("/api/incidents/{incident_id}")
 async def get_incident(request: web.Request) -> web.Response:
     session = await staff(request)
     return _json(incident_view(await request.app[INCIDENTS].get(session, incident_id(request))))
 
 
-@routes.post("/api/incidents/next")
-async def next_incident(request: web.Request) -> web.Response:
-    session = await staff(request)
-    incident = await request.app[WORKFLOW].next(session)
-    if incident is None:
-        return _json({"incident": None})
-    return _json({"incident": incident_view(incident)})
+def _verb_route(verb: Verb) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`verb` over HTTP: the staff token, then the body, then the incident id."""
 
-
-@routes.post("/api/incidents/{incident_id}/claim")
-async def claim(request: web.Request) -> web.Response:
-    session = await staff(request)
-    return _json(incident_view(await request.app[WORKFLOW].claim(session, incident_id(request))))
-
-
-@routes.post("/api/incidents/{incident_id}/release")
-async def release(request: web.Request) -> web.Response:
-    session = await staff(request)
-    return _json(incident_view(await request.app[WORKFLOW].release(session, incident_id(request))))
-
-
-@routes.post("/api/incidents/{incident_id}/assign")
-async def assign(request: web.Request) -> web.Response:
-    session = await staff(request)
-    body = await read_json(request, AssignIn, max_bytes=_max_json(request))
-    incident = await request.app[WORKFLOW].assign(
-        session, incident_id(request), body.officer_ids, body.mutual_aid_reason
-    )
-    return _json(incident_view(incident))
-
-
-@routes.post("/api/incidents/{incident_id}/merge")
-async def merge(request: web.Request) -> web.Response:
-    session = await staff(request)
-    body = await read_json(request, MergeIn, max_bytes=_max_json(request))
-    return _json(
-        incident_view(await request.app[WORKFLOW].merge(session, incident_id(request), body.into))
-    )
-
-
-@routes.post("/api/incidents/{incident_id}/unmerge")
-async def unmerge(request: web.Request) -> web.Response:
-    session = await staff(request)
-    return _json(incident_view(await request.app[WORKFLOW].unmerge(session, incident_id(request))))
-
-
-@routes.post("/api/incidents/{incident_id}/invalid")
-async def mark_invalid(request: web.Request) -> web.Response:
-    session = await staff(request)
-    body = await read_json(request, InvalidIn, max_bytes=_max_json(request))
-    return _json(
-        incident_view(
-            await request.app[WORKFLOW].mark_invalid(session, incident_id(request), body.reason)
+    async def handle(request: web.Request) -> web.Response:
+        session = await staff(request)
+        body = (
+            None
+            if verb.body is None
+            else await read_json(request, verb.body, max_bytes=_max_json(request))
         )
-    )
-
-
-@routes.post("/api/incidents/{incident_id}/transfer")
-async def transfer(request: web.Request) -> web.Response:
-    session = await staff(request)
-    body = await read_json(request, TransferIn, max_bytes=_max_json(request))
-    workflow = request.app[WORKFLOW]
-    if body.to == "precinct":
-        incident = await workflow.reroute(session, incident_id(request), body.name, body.note)
-    else:
-        incident = await workflow.transfer(
-            session, incident_id(request), TransferTarget(body.to), body.name, body.note
+        target = incident_id(request) if verb.targeted else None
+        desk = Desk(request.app[WORKFLOW], request.app[MESSAGES])
+        answer = verb.answer.render(await verb.call(desk, session, target, body))
+        return _json(
+            answer if verb.answer.bare else {verb.answer.key: answer},
+            status=201 if verb.creates else 200,
         )
-    return _json(incident_view(incident))
+
+    handle.__name__ = handle.__qualname__ = verb.name
+    return handle
 
 
-@routes.post("/api/incidents/{incident_id}/escalate")
-async def escalate(request: web.Request) -> web.Response:
-    session = await staff(request)
-    body = await read_json(request, EscalateIn, max_bytes=_max_json(request))
-    return _json(
-        incident_view(
-            await request.app[WORKFLOW].escalate(session, incident_id(request), body.note)
-        )
-    )
-
-
-@routes.post("/api/incidents/{incident_id}/resolve")
-async def resolve(request: web.Request) -> web.Response:
-    session = await staff(request)
-    body = await read_json(request, ResolveIn, max_bytes=_max_json(request))
-    incident = await request.app[WORKFLOW].resolve(
-        session, incident_id(request), Disposition(body.disposition), body.note
-    )
-    return _json(incident_view(incident))
-
-
-@routes.post("/api/incidents/{incident_id}/close")
-async def close(request: web.Request) -> web.Response:
-    session = await staff(request)
-    return _json(incident_view(await request.app[WORKFLOW].close(session, incident_id(request))))
-
-
-@routes.post("/api/incidents/{incident_id}/notes")
-async def add_note(request: web.Request) -> web.Response:
-    session = await staff(request)
-    body = await read_json(request, NoteIn, max_bytes=_max_json(request))
-    event = await request.app[WORKFLOW].note(session, incident_id(request), body.text, body.kind)
-    return _json({"seq": event.seq}, status=201)
+for _verb in VERBS:
+    routes.post(_verb.http_path)(_verb_route(_verb))
 
 
 @routes.get("/api/incidents/{incident_id}/history")

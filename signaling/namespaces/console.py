@@ -1,21 +1,18 @@
-"""/console: the dispatchers' and commanders' feed, and the workflow verbs as acked calls."""
+"""/console: the dispatchers' and commanders' feed, and the workflow verbs as acked calls
+(one handler per verb of `dispatch.services.verbs`)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dispatch.domain.field_reports import Thread
-from dispatch.domain.incidents import Disposition, TransferTarget
 from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
 from dispatch.services.messages import MessageService
 from dispatch.services.staff_auth import StaffAuth, StaffSession
+from dispatch.services.verbs import VERBS, Desk, Verb
 from dispatch.services.workflow import Workflow
-from dispatch.wire import models
-from dispatch.wire.incident_view import incident_view
 from signaling.audiences import (
     ALL_PRECINCTS_ROOM,
     CONSOLE,
@@ -23,6 +20,7 @@ from signaling.audiences import (
 )
 from signaling.hub import FeedHub
 from signaling.namespaces.base import (
+    Handler,
     IdIn,
     T,
     _StaffNamespace,
@@ -42,8 +40,7 @@ class ConsoleNamespace(_StaffNamespace):
     ) -> None:
         super().__init__(CONSOLE, hub)
         self.auth = auth
-        self.workflow = workflow
-        self.messages = messages
+        self.desk = Desk(workflow, messages)
 
     def staff_rooms(self, session: StaffSession) -> list[str]:
         scope = scope_of(session.user)
@@ -56,16 +53,6 @@ class ConsoleNamespace(_StaffNamespace):
         super().admitted(sid, token, session)
         logger.info("console connected", extra={"sid": sid, "user_id": session["user_id"]})
 
-    async def _verb(
-        self, sid: str, data: Any, call: Callable[[StaffSession, uuid.UUID], Awaitable[Any]]
-    ) -> dict[str, Any]:
-        target = decode(
-            IdIn,
-            {"incident_id": (data or {}).get("incident_id")} if isinstance(data, dict) else data,
-        )
-        incident = await call(await self.staff(sid), target.incident_id)
-        return {"ok": True, "incident": incident_view(incident)}
-
     @staticmethod
     def _body(model: type[T], data: Any) -> T:
         body = (
@@ -75,92 +62,30 @@ class ConsoleNamespace(_StaffNamespace):
         )
         return decode(model, body)
 
-    @acked
-    async def on_next(self, sid: str, data: Any) -> dict[str, Any]:
-        incident = await self.workflow.next(await self.staff(sid))
-        return {"ok": True, "incident": incident_view(incident) if incident else None}
-
-    @acked
-    async def on_claim(self, sid: str, data: Any) -> dict[str, Any]:
-        return await self._verb(sid, data, self.workflow.claim)
-
-    @acked
-    async def on_release(self, sid: str, data: Any) -> dict[str, Any]:
-        return await self._verb(sid, data, self.workflow.release)
-
-    @acked
-    async def on_unmerge(self, sid: str, data: Any) -> dict[str, Any]:
-        return await self._verb(sid, data, self.workflow.unmerge)
-
-    @acked
-    async def on_close(self, sid: str, data: Any) -> dict[str, Any]:
-        return await self._verb(sid, data, self.workflow.close)
-
-    @acked
-    async def on_assign(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.AssignIn, data)
-        return await self._verb(
-            sid,
-            data,
-            lambda s, i: self.workflow.assign(s, i, body.officer_ids, body.mutual_aid_reason),
+    @staticmethod
+    def _target(data: Any) -> uuid.UUID:
+        target = decode(
+            IdIn,
+            {"incident_id": (data or {}).get("incident_id")} if isinstance(data, dict) else data,
         )
+        return target.incident_id
 
-    @acked
-    async def on_merge(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.MergeIn, data)
-        return await self._verb(sid, data, lambda s, i: self.workflow.merge(s, i, body.into))
+    async def run(self, verb: Verb, sid: str, data: Any) -> dict[str, Any]:
+        """`verb` over Socket.IO: the body, then the incident id, then the staff session."""
+        body = None if verb.body is None else self._body(verb.body, data)
+        target = self._target(data) if verb.targeted else None
+        result = await verb.call(self.desk, await self.staff(sid), target, body)
+        return {"ok": True, verb.answer.key: verb.answer.render(result)}
 
-    @acked
-    async def on_invalid(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.InvalidIn, data)
-        return await self._verb(
-            sid, data, lambda s, i: self.workflow.mark_invalid(s, i, body.reason)
-        )
 
-    @acked
-    async def on_escalate(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.EscalateIn, data)
-        return await self._verb(sid, data, lambda s, i: self.workflow.escalate(s, i, body.note))
+def _handler(verb: Verb) -> Handler:
+    async def handle(self: ConsoleNamespace, sid: str, data: Any) -> dict[str, Any]:
+        return await self.run(verb, sid, data)
 
-    @acked
-    async def on_resolve(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.ResolveIn, data)
-        return await self._verb(
-            sid,
-            data,
-            lambda s, i: self.workflow.resolve(s, i, Disposition(body.disposition), body.note),
-        )
+    handle.__name__ = handle.__qualname__ = f"on_{verb.name}"
+    return acked(handle)
 
-    @acked
-    async def on_transfer(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.TransferIn, data)
-        if body.to == "precinct":
-            return await self._verb(
-                sid, data, lambda s, i: self.workflow.reroute(s, i, body.name, body.note)
-            )
-        return await self._verb(
-            sid,
-            data,
-            lambda s, i: self.workflow.transfer(
-                s, i, TransferTarget(body.to), body.name, body.note
-            ),
-        )
 
-    @acked
-    async def on_note(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.NoteIn, data)
-        target = decode(IdIn, {"incident_id": (data or {}).get("incident_id")})
-        event = await self.workflow.note(
-            await self.staff(sid), target.incident_id, body.text, body.kind
-        )
-        return {"ok": True, "seq": event.seq}
-
-    @acked
-    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
-        body = self._body(models.MessageIn, data)
-        target = decode(IdIn, {"incident_id": (data or {}).get("incident_id")})
-        message = await self.messages.from_staff(
-            await self.staff(sid), target.incident_id, body.body, body.client_key,
-            Thread(body.thread),
-        )  # fmt: skip
-        return {"ok": True, "message": message}
+# One acked handler per verb: `on_claim` answers the event `claim`, and so on.
+for _verb in VERBS:
+    setattr(ConsoleNamespace, f"on_{_verb.name}", _handler(_verb))
