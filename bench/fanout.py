@@ -328,6 +328,9 @@ async def _run_micro110(args: argparse.Namespace) -> Report:
             return await _measure(args, "micro110", c.urls, consoles, citizens, pids, last_seq)
         finally:
             if calls:
+                from media_calls import live_media
+
+                print(f"  video calls at the end of the measurement: {await live_media(c.urls[0])}")
                 await stop_calls(calls)
 
 

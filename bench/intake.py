@@ -369,6 +369,10 @@ async def _run(
                 _describe(f"round {round_no + 1} {name}", got)
                 samples[name].add(got)
                 micro_total += got.ok if name == "micro110" else 0
+            if held:
+                from media_calls import live_media
+
+                print(f"  video calls at the end of the measurement: {await live_media(node)}")
             no_io = await drive(http, f"{floor}/no-io", alarms["floor"].next, concurrency, 3.0)
             print(f"  load generator against a no-I/O route: {no_io.per_s():,.0f}/s")
         if held:
@@ -376,10 +380,15 @@ async def _run(
 
             await stop_calls(held)
         async with servers.pool.acquire() as conn:
-            stored = int(await conn.fetchval("SELECT count(*) FROM incidents"))
+            # The video calls' incidents (channel 'video') are not this benchmark's.
+            stored = int(
+                await conn.fetchval("SELECT count(*) FROM incidents WHERE channel <> 'video'")
+            )
             events = int(
                 await conn.fetchval(
-                    "SELECT count(*) FROM incident_events WHERE type = 'incident.created'"
+                    "SELECT count(*) FROM incident_events e JOIN incidents i"
+                    " ON i.id = e.incident_id"
+                    " WHERE e.type = 'incident.created' AND i.channel <> 'video'"
                 )
             )
     micro, base = samples["micro110"], samples["floor"]

@@ -15,6 +15,15 @@ frame at the viewer (the console's POST to its first video frame), the server's 
 call over the window (% of one core), and, after every phone hung up, each recording
 decoded and its frames compared with what the phone sent.
 
+Where the packets went, printed before the figures: RTP packets the phones sent, those
+the server's receivers got and missed (its /metrics, `micro110_media_*`), the datagrams
+the kernel dropped on the server's and the load processes' UDP sockets (their receive
+buffers were full: /proc/net/udp), frames reassembled, recorded and dropped, packets
+sent to and received by the viewers; how late the server answers /healthz (its event
+loop) and how late the load processes' loops run; how sessions and viewers ended (the
+server's log).  The phones answer a key-frame request (PLI) with their clip's next key
+frame, as a camera's encoder would.
+
 Goal (issue 15): >= 50 calls with every viewer >= 29 fps, every recording decodable with
 >= 98% of the frames sent, offer -> first frame p99 < 300 ms.  The last line is one
 JSON object.
@@ -24,9 +33,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +61,7 @@ from _harness import (  # noqa: E402
 )
 
 from dispatch.domain.users import Role  # noqa: E402
+from media import frames  # noqa: E402
 from tests.media.peers import Clip, Console, Phone, encode_clip  # noqa: E402
 
 SDP = {"Content-Type": "application/sdp"}
@@ -85,10 +98,83 @@ async def _one_call(
             "headers": headers, "incident": call["incident_id"]}  # fmt: skip
 
 
-async def load(base: str, first: int, count: int, watcher: str, seconds: float) -> None:
-    """One load process: `count` calls; prints one JSON line of what it measured."""
+def udp_drops(pid: int) -> tuple[int, int]:
+    """(UDP sockets process `pid` holds, datagrams the kernel dropped on them because
+    their receive buffer was full), from /proc/net/udp{,6}'s `drops` column."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    sockets = drops = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                sockets += 1
+                drops += int(fields[-1])
+    return sockets, drops
+
+
+def kernel_udp_errors() -> dict[str, int]:
+    """The machine's UDP receive-buffer errors (IPv4 and IPv6) and loopback backlog
+    drops (/proc/net/softnet_stat), counters since boot."""
+    snmp = Path("/proc/net/snmp").read_text().splitlines()
+    udp = [line.split()[1:] for line in snmp if line.startswith("Udp:")]
+    v4 = dict(zip(udp[0], map(int, udp[1]), strict=True))
+    v6 = dict(line.split() for line in Path("/proc/net/snmp6").read_text().splitlines() if line)
+    backlog = sum(
+        int(line.split()[1], 16) for line in Path("/proc/net/softnet_stat").read_text().splitlines()
+    )
+    return {
+        "rcvbuf_errors": v4["RcvbufErrors"] + int(v6.get("Udp6RcvbufErrors", 0)),
+        "in_errors": v4["InErrors"] + int(v6.get("Udp6InErrors", 0)),
+        "backlog_drops": backlog,
+    }
+
+
+async def _loop_lag(samples: list[float]) -> None:
+    """How late this process's event loop wakes from a 20 ms sleep."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(0.02)
+        samples.append(loop.time() - before - 0.02)
+
+
+async def _ledger(calls: list[dict[str, Any]]) -> dict[str, float]:
+    """Packets and frames of this process's phones and consoles so far."""
+    ledger: dict[str, float] = dict.fromkeys(
+        ("phone_packets_sent", "phone_frames_sent", "viewer_packets_received",
+         "viewer_packets_lost", "viewer_frames"), 0,
+    )  # fmt: skip
+    for c in calls:
+        for sender in c["phone"].pc.getSenders():
+            for report in (await sender.getStats()).values():
+                if report.type == "outbound-rtp":
+                    ledger["phone_packets_sent"] += report.packetsSent
+        ledger["phone_frames_sent"] += c["phone"].video.sent
+        for receiver in c["console"].pc.getReceivers():
+            got, lost = frames.packets_received(receiver)
+            ledger["viewer_packets_received"] += got
+            ledger["viewer_packets_lost"] += lost
+        ledger["viewer_frames"] += c["console"].video.frames
+    return ledger
+
+
+async def load(
+    base: str, first: int, count: int, watcher: str, seconds: float, *, hold: bool = False
+) -> None:
+    """One load process: `count` calls; prints one JSON line of what it measured.  With
+    `hold`, it first prints its packet ledger and waits for a line on stdin before
+    hanging up (the parent reads the server's side meanwhile)."""
     loop = asyncio.get_running_loop()
     clip = await loop.run_in_executor(None, encode_clip, 640, 480, 4, 1_000_000)
+    lag: list[float] = []
+    lag_task = asyncio.create_task(_loop_lag(lag))
     async with aiohttp.ClientSession() as http:
         calls = [
             await _one_call(http, base, first + i, watcher, watcher, clip) for i in range(count)
@@ -96,14 +182,30 @@ async def load(base: str, first: int, count: int, watcher: str, seconds: float) 
         print(json.dumps({"ready": True}), flush=True)
         await asyncio.sleep(2)  # settle
         start = time.perf_counter()
+        lag.clear()
         await asyncio.sleep(seconds)
         until = time.perf_counter()
+        lag_task.cancel()
         fps = [c["console"].video.fps(start, until) for c in calls]
+        gaps = []
+        for c in calls:
+            times = [t for t in c["console"].video.times if start <= t <= until]
+            edges = [start, *times, until]
+            gaps.append(max(b - a for a, b in itertools.pairwise(edges)))
         first_ms = [
             (c["console"].video.first_at - c["posted"]) * 1000
             if c["console"].video.first_at else None
             for c in calls
         ]  # fmt: skip
+        ledger = await _ledger(calls)
+        ledger["udp_sockets"], ledger["udp_drops"] = udp_drops(os.getpid())
+        lag.sort()
+        ledger["lag_p99_ms"] = round(1000 * lag[int(0.99 * (len(lag) - 1))], 1) if lag else 0
+        ledger["lag_max_ms"] = round(1000 * lag[-1], 1) if lag else 0
+        ledger["viewer_max_gap_ms"] = round(1000 * max(gaps, default=0))
+        if hold:
+            print(json.dumps({"ledger": ledger}), flush=True)
+            await loop.run_in_executor(None, sys.stdin.readline)
         sent: dict[str, int] = {}
         for c in calls:
             async with http.delete(base + c["session"], headers=c["headers"]) as response:
@@ -112,7 +214,9 @@ async def load(base: str, first: int, count: int, watcher: str, seconds: float) 
         for c in calls:
             await c["phone"].close()
             await c["console"].close()
-    print(json.dumps({"fps": fps, "first_ms": first_ms, "sent": sent}), flush=True)
+    print(
+        json.dumps({"fps": fps, "first_ms": first_ms, "sent": sent, "ledger": ledger}), flush=True
+    )
 
 
 def _decoded_frames(path: str) -> tuple[int, int]:
@@ -161,8 +265,105 @@ async def stop_calls(procs: list[asyncio.subprocess.Process]) -> None:
         await proc.wait()
 
 
+async def _probe_health(base: str, samples: list[float]) -> None:
+    """GET /healthz every 0.1 s: its latency is mostly the server's event-loop lag."""
+    async with aiohttp.ClientSession() as http:
+        while True:
+            started = time.perf_counter()
+            async with http.get(f"{base}/healthz") as response:
+                await response.read()
+            samples.append(time.perf_counter() - started)
+            await asyncio.sleep(0.1)
+
+
+async def live_media(base: str) -> str:
+    """What the server says of its live calls now (for benchmarks run with --calls)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
+        gauges = _media_gauges(await response.text())
+    return (
+        f"{gauges.get('calls', 0):.0f} calls live, {gauges.get('viewers', 0):.0f} viewers; "
+        f"their packets received {gauges.get('packets_received', 0):.0f}, lost "
+        f"{gauges.get('packets_lost', 0):.0f}"
+    )
+
+
+def _media_gauges(text: str) -> dict[str, float]:
+    """The server's micro110_media_* gauges from its /metrics text."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("micro110_media_"):
+            name, value = line.split()
+            found[name.removeprefix("micro110_media_")] = float(value)
+    return found
+
+
+def _print_server_log(path: Path | None) -> None:
+    """How the server's call sessions and viewers ended, and its warnings, from its log."""
+    ended: Counter[str] = Counter()
+    left: Counter[str] = Counter()
+    problems: Counter[str] = Counter()
+    for line in path.read_text().splitlines() if path else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") == "call session ended":
+            ended[entry.get("reason", "?")] += 1
+        elif entry.get("msg") == "viewer left":
+            left[entry.get("reason", "?")] += 1
+        elif entry.get("level") in ("warning", "error", "critical"):
+            problems[entry.get("msg", "")[:80]] += 1
+    print(f"server log: sessions ended {dict(ended)}, viewers left {dict(left)}")
+    for message, count in problems.most_common(5):
+        print(f"  server {count} x {message}")
+
+
+def _print_ledger(
+    ledgers: list[dict[str, Any]],
+    server: dict[str, float],
+    server_sockets: int,
+    server_drops: int,
+    kernel: dict[str, int],
+) -> None:
+    """Where the packets went: phones -> server -> recorders and viewers (counts since
+    each call started, read at the end of the window)."""
+    total = {k: sum(ledger[k] for ledger in ledgers) for k in ledgers[0]}
+
+    def share(part: float, whole: float) -> str:
+        return f"{100 * part / whole:.2f}%" if whole else "-"
+
+    received = server.get("packets_received", 0)
+    lost = server.get("packets_lost", 0)
+    print(
+        f"phones sent {total['phone_packets_sent']} RTP packets, {total['phone_frames_sent']} "
+        f"video frames; server received {received:.0f} packets, {lost:.0f} missing "
+        f"({share(lost, received + lost)}); kernel dropped {server_drops} on the server's "
+        f"{server_sockets} UDP sockets"
+    )
+    print(
+        f"server: {server.get('video_frames', 0):.0f} video frames reassembled, "
+        f"{server.get('frames_recorded', 0):.0f} recorded ({server.get('recorder_dropped', 0):.0f} "
+        f"dropped), {server.get('viewer_frames_dropped', 0):.0f} dropped by viewers' queues, "
+        f"{server.get('packets_sent_to_viewers', 0):.0f} packets sent to viewers"
+    )
+    got, missing = total["viewer_packets_received"], total["viewer_packets_lost"]
+    print(
+        f"viewers received {got} packets, {missing} missing ({share(missing, got + missing)}), "
+        f"{total['viewer_frames']} video frames; kernel dropped {total['udp_drops']} on the "
+        f"load processes' {total['udp_sockets']} UDP sockets; longest gap between frames at a "
+        f"viewer {max(ledger['viewer_max_gap_ms'] for ledger in ledgers)} ms"
+    )
+    print(
+        f"load processes' event loop lag p99 "
+        f"{max(ledger['lag_p99_ms'] for ledger in ledgers)} ms, max "
+        f"{max(ledger['lag_max_ms'] for ledger in ledgers)} ms; machine over the window: "
+        f"{kernel['rcvbuf_errors']} UDP receive-buffer errors, {kernel['backlog_drops']} "
+        f"backlog drops"
+    )
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    async with cluster(1, MICRO110_MAX_CALLS=str(args.calls + 10)) as c:
+    async with cluster(1, MICRO110_MAX_CALLS=str(args.calls + 10), MICRO110_LOG_LEVEL="INFO") as c:
         base = c.urls[0]
         await c.add_staff("bench-commander", Role.COMMANDER)
         async with aiohttp.ClientSession() as http:
@@ -175,7 +376,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for count in share:
             procs.append(await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--load", base, str(first), str(count), watcher,
-                str(args.seconds), stdout=asyncio.subprocess.PIPE,
+                str(args.seconds), "--hold", stdout=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.PIPE,
             ))  # fmt: skip
             first += count
         for proc in procs:  # every call up and watched
@@ -186,9 +388,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         meter = CpuMeter({"server": [server], "load": [p.pid for p in procs]})
         await asyncio.sleep(2)
         before = meter.read()
+        kernel_before = kernel_udp_errors()
+        health: list[float] = []
+        probe = asyncio.create_task(_probe_health(base, health))
         await asyncio.sleep(args.seconds - 1)
+        probe.cancel()
         spent = CpuMeter.spent(before, meter.read())
+        # The packet ledger: each load process's at the end of its window, then the
+        # server's (its /metrics), before anyone hangs up.
+        ledgers = []
+        for proc in procs:
+            assert proc.stdout is not None
+            ledgers.append(json.loads(await proc.stdout.readline())["ledger"])
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
+            server_stats = _media_gauges(await response.text())
+        server_sockets, server_drops = udp_drops(server)
+        kernel_after = kernel_udp_errors()
         results = []
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
         for proc in procs:
             assert proc.stdout is not None
             results.append(json.loads(await proc.stdout.readline()))
@@ -231,6 +451,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             f"{spent.total('load') / elapsed:.2f}, rest of the machine "
             f"{spent.other_s / elapsed:.2f}, stolen {spent.stolen_s / elapsed:.2f}"
         )
+        _print_server_log(c.nodes[0].stderr_path)
+        print(
+            f"server answered /healthz (every 0.1 s over the window) in p50 "
+            f"{percentile_ms(health, 50)} ms, p99 {percentile_ms(health, 99)} ms, max "
+            f"{percentile_ms(health, 100)} ms: how late its event loop runs"
+        )
+        _print_ledger(ledgers, server_stats, server_sockets, server_drops,
+                      {k: v - kernel_before[k] for k, v in kernel_after.items()})  # fmt: skip
         print(
             f"recordings: {len(rows)} found, decoded/sent min {min(ratios, default=0):.3f}, "
             f"{refused_total} packets the decoder refused"
@@ -241,7 +469,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
         base, first, count, watcher, seconds = sys.argv[2:7]
-        asyncio.run(load(base, int(first), int(count), watcher, float(seconds)))
+        hold = sys.argv[7:8] == ["--hold"]
+        asyncio.run(load(base, int(first), int(count), watcher, float(seconds), hold=hold))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50)

@@ -1,12 +1,13 @@
 """Encoded media frames as the server forwards and records them (never decoded).
 
 aiortc has no public way to receive encoded frames (upstream issues #449, #627, #984,
-#1176): every `RTCRtpReceiver` starts a thread running the module-level
-`aiortc.rtcrtpreceiver.decoder_worker`, which decodes each frame reassembled by the
-jitter buffer into the track's queue.  `install()` replaces that function with one that,
-for a track whose queue is a `FrameSink`, hands the reassembled frame over as it is
-(no decode) and otherwise runs aiortc's own worker unchanged, so peers in the same
-process that want decoded frames (tests, tools) still get them.
+#1176): every `RTCRtpReceiver` puts each frame its jitter buffer reassembles into a
+queue read by a thread running the module-level `aiortc.rtcrtpreceiver.decoder_worker`,
+which decodes it into the track's queue.  `forward_receiver` replaces that queue with
+one that hands the frame, as it is (no decode), to a `FrameSink` on the event loop, and
+`install()` replaces the worker with one that exits at once for such a receiver and
+otherwise runs aiortc's own worker unchanged, so peers in the same process that want
+decoded frames (tests, tools) still get them.
 
 This relies on aiortc's private internals, hence the exact version pin in
 pyproject.toml and `tests/media/test_aiortc_internals.py`, which fails when they change.
@@ -64,8 +65,8 @@ def vp8_size(data: bytes) -> tuple[int, int] | None:
 
 
 class FrameSink:
-    """Stands in for a remote track's frame queue: the receiver's thread hands each
-    encoded frame to `deliver` on the event loop, and None when the track ends."""
+    """Stands in for a remote track's frame queue: each encoded frame goes to `deliver`
+    on the event loop, and None when the track ends."""
 
     def __init__(self, kind: str, deliver: Callable[[EncodedFrame | None], None]) -> None:
         self.kind = kind
@@ -81,12 +82,46 @@ _original_worker = rtcrtpreceiver.decoder_worker
 _installed = threading.Lock()
 
 
+def _encoded(kind: str, codec: Any, jitter_frame: Any) -> EncodedFrame:
+    data: bytes = jitter_frame.data
+    name = codec.name
+    return EncodedFrame(
+        kind=kind,
+        codec=name,
+        data=data,
+        pts=jitter_frame.timestamp,
+        clock_rate=codec.clockRate,
+        keyframe=vp8_keyframe(data) if name == "VP8" else kind == "audio",
+    )
+
+
+class _InlineQueue:
+    """Stands in for a receiver's decoder queue: the receiver puts each reassembled
+    frame (on the event loop) and it goes straight to the sink, on the loop, with no
+    thread in between.  aiortc's path (a thread per receiver that takes each frame from
+    a queue and hands it back to the loop) costs two thread switches per frame, and
+    with a few hundred such threads their contention for the GIL slows the event loop
+    that carries every call's packets."""
+
+    def __init__(self, sink: FrameSink) -> None:
+        self._sink = sink
+
+    def put(self, item: tuple[Any, Any] | None) -> None:
+        if item is None:
+            self._sink.deliver(None)
+            return
+        codec, jitter_frame = item
+        self._sink.deliver(_encoded(self._sink.kind, codec, jitter_frame))
+
+
 def _forwarding_worker(
     loop: asyncio.AbstractEventLoop,
     input_q: Any,  # queue.Queue (the name `queue` is bench/queue.py to mypy)
     output_q: Any,
     decode_error: threading.Event,
 ) -> None:
+    if isinstance(input_q, _InlineQueue):
+        return  # frames go to the sink on the loop: this thread has nothing to do
     if not isinstance(output_q, FrameSink):
         _original_worker(loop, input_q, output_q, decode_error)
         return
@@ -96,16 +131,7 @@ def _forwarding_worker(
             loop.call_soon_threadsafe(output_q.deliver, None)
             return
         codec, jitter_frame = task
-        data: bytes = jitter_frame.data
-        name = codec.name
-        frame = EncodedFrame(
-            kind=output_q.kind,
-            codec=name,
-            data=data,
-            pts=jitter_frame.timestamp,
-            clock_rate=codec.clockRate,
-            keyframe=vp8_keyframe(data) if name == "VP8" else output_q.kind == "audio",
-        )
+        frame = _encoded(output_q.kind, codec, jitter_frame)
         try:
             loop.call_soon_threadsafe(output_q.deliver, frame)
         except RuntimeError:  # the loop is closed: the process is stopping
@@ -124,7 +150,19 @@ def forward_receiver(receiver: Any, deliver: Callable[[EncodedFrame | None], Non
     install()
     track = receiver.track
     assert track is not None, "call after setRemoteDescription"
-    track._queue = FrameSink(track.kind, deliver)
+    track._queue = sink = FrameSink(track.kind, deliver)
+    receiver._RTCRtpReceiver__decoder_queue = _InlineQueue(sink)
+
+
+def packets_received(receiver: Any) -> tuple[int, int]:
+    """(RTP packets received, packets missing from the sequence numbers) on `receiver`,
+    over all its SSRCs (a retransmission stream is one).  getStats() cannot say: it
+    reports one SSRC per receiver, whichever came last."""
+    received = lost = 0
+    for stream in receiver._RTCRtpReceiver__remote_streams.values():
+        received += stream.packets_received
+        lost += max(0, stream.packets_lost)
+    return received, lost
 
 
 async def request_keyframe(receiver: Any) -> None:

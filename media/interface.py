@@ -86,6 +86,24 @@ class ViewerLeft:
     reason: LeaveReason
 
 
+@dataclass(frozen=True, slots=True)
+class MediaStats:
+    """Where the live calls' media went, summed over them (counts since each session or
+    viewer started): what the citizens' RTP brought, what became frames, what the
+    recorders and the viewers got, and what was dropped on the way."""
+
+    calls: int
+    viewers: int
+    packets_received: int  # RTP from citizens, video and audio (retransmissions included)
+    packets_lost: int  # missing from the citizens' sequence numbers
+    video_frames: int  # whole video frames reassembled from the citizens' packets
+    audio_frames: int
+    frames_recorded: int  # video frames the recorders wrote
+    recorder_dropped: int  # frames a recorder refused (its queue full, or unmuxable)
+    viewer_frames_dropped: int  # frames a viewer's queue dropped (it fell behind)
+    packets_sent_to_viewers: int  # RTP sent to viewers, video and audio
+
+
 class CallObserver(Protocol):
     """What the application implements: told after the fact, must not raise."""
 
@@ -127,6 +145,10 @@ class CallMedia(Protocol):
         ...
 
     def live_calls(self) -> int: ...
+
+    async def stats(self) -> MediaStats:
+        """Totals over the live calls (for /metrics and the benchmark)."""
+        ...
 
     async def close(self) -> None:
         """End everything (`SHUTDOWN`) and release every connection and thread."""

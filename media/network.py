@@ -5,6 +5,11 @@
 * TURN credentials follow the TURN REST scheme coturn implements with
   `use-auth-secret`: username `<expiry unix time>:<user>`, password
   base64(HMAC-SHA1(secret, username)); they expire on their own.
+* Receive buffers: aioice asks 256 KB per UDP socket; a server carrying tens of calls
+  on one event loop can fall behind for a moment (a burst of set-ups, a garbage
+  collection), and a full buffer drops packets, which aiortc's jitter buffer then waits
+  seconds for.  `enlarge_receive_buffers` asks for more (the kernel caps it at
+  net.core.rmem_max, and nothing needs changing there for it to work).
 * Host candidates: aioice gathers every interface but loopback (Docker bridges and
   VPNs add candidates no phone can reach).  `limit_host_interfaces` keeps the named
   ones only (process-wide, as aioice's gathering is).
@@ -13,15 +18,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import ipaddress
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aioice.ice
 import ifaddr
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +111,19 @@ def limit_host_interfaces(names: Sequence[str]) -> None:
         ]  # fmt: skip
 
     aioice.ice.get_host_addresses = host_addresses
+
+
+RECEIVE_BUFFER_BYTES = 1 << 20
+
+
+def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BYTES) -> None:
+    """Ask for `size` bytes of receive buffer on the UDP sockets `pc` gathered (call
+    after setLocalDescription; aioice's private `_connection._protocols`)."""
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        connection = getattr(getattr(dtls, "transport", None), "_connection", None)
+        for protocol in getattr(connection, "_protocols", ()):
+            sock = protocol.transport.get_extra_info("socket")
+            if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < size:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -35,12 +36,16 @@ MEDIA_TYPE = "video/webm"
 # written once the video track's size is known.
 _EARLY_AUDIO = 250
 _QUEUE = 2000
+_BATCH_S = 0.1
 _MILLI = Fraction(1, 1000)
 
 
 class _Handoff:
     """A bounded queue from the event loop to the recorder's thread; `put` never
-    blocks (it refuses when full), `get` waits."""
+    blocks (it refuses when full), `take` waits for what there is and takes it all.
+    The thread is woken only when the queue was empty, and writes in batches (every
+    `_BATCH_S`): a wake-up per frame, times every call, is that many thread switches
+    fighting the event loop for the GIL."""
 
     def __init__(self, limit: int) -> None:
         self._items: deque[tuple[EncodedFrame, float] | None] = deque()
@@ -52,14 +57,17 @@ class _Handoff:
             if not force and len(self._items) >= self._limit:
                 return False
             self._items.append(item)
-            self._ready.notify()
+            if len(self._items) == 1:
+                self._ready.notify()
             return True
 
-    def get(self) -> tuple[EncodedFrame, float] | None:
+    def take(self) -> list[tuple[EncodedFrame, float] | None]:
         with self._ready:
             while not self._items:
                 self._ready.wait()
-            return self._items.popleft()
+            items = list(self._items)
+            self._items.clear()
+            return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +113,15 @@ class WebmRecorder:
         self._failed: BaseException | None = None
         self._thread.start()
 
+    @property
+    def video_frames(self) -> int:
+        """Video frames written so far."""
+        return self._video_frames
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
     def write(self, frame: EncodedFrame) -> None:
         if not self._queue.put((frame, time.monotonic() - self._started)):
             self._dropped += 1
@@ -138,7 +155,7 @@ class WebmRecorder:
         # so audio and video stay together.
         origin: dict[str, tuple[int, float]] = {}
         try:
-            while (item := self._queue.get()) is not None:
+            for item in self._batches():
                 frame, arrived = item
                 if container is None:
                     if frame.kind == "audio":
@@ -156,12 +173,21 @@ class WebmRecorder:
                 self._mux(container, streams, origin, frame, arrived)
         except Exception as exc:  # noqa: BLE001 - kept for close() to report; the call goes on
             self._failed = exc
-            while self._queue.get() is not None:  # drain, so writers never block
+            for _ in self._batches():  # drain until closed, so writers never block
                 pass
         finally:
             if container is not None:
                 with contextlib.suppress(av.FFmpegError, OSError):
                     container.close()
+
+    def _batches(self) -> Iterator[tuple[EncodedFrame, float]]:
+        """The frames written to this recorder, in order, until it is closed."""
+        while True:
+            for item in self._queue.take():
+                if item is None:
+                    return
+                yield item
+            time.sleep(_BATCH_S)  # let a batch gather (the file is flushed per batch)
 
     def _open(self, size: tuple[int, int], *, audio: bool) -> tuple[Any, dict[str, Any]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)

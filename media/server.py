@@ -24,6 +24,7 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
+from aiortc.stats import RTCOutboundRtpStreamStats
 
 from media import frames
 from media.fanout import Fanout, ForwardedTrack, Subscription
@@ -35,11 +36,12 @@ from media.interface import (
     CallObserver,
     EndReason,
     LeaveReason,
+    MediaStats,
     NoLiveCall,
     SessionEnded,
     ViewerLeft,
 )
-from media.network import IceServer, rtc_configuration
+from media.network import IceServer, enlarge_receive_buffers, rtc_configuration
 from media.offers import Role, check_offer
 from media.recorder import WebmRecorder
 
@@ -156,6 +158,36 @@ class MediaServer:
         call = self._calls.get(call_id)
         return list(call.viewers) if call else []
 
+    async def stats(self) -> MediaStats:
+        received = lost = sent = video = audio = recorded = recorder_dropped = 0
+        viewer_dropped = viewers = calls = 0
+        for call in list(self._calls.values()):
+            publisher = call.publisher
+            video += call.video.frames
+            audio += call.audio.frames
+            if publisher is not None:
+                calls += 1
+                recorded += publisher.recorder.video_frames
+                recorder_dropped += publisher.recorder.dropped
+                for receiver in publisher.receivers.values():
+                    got, missing = frames.packets_received(receiver)
+                    received += got
+                    lost += missing
+            for viewer in list(call.viewers.values()):
+                viewers += 1
+                viewer_dropped += sum(
+                    s.dropped for f, s in viewer.subscriptions if f is not call.back
+                )
+                for report in (await viewer.pc.getStats()).values():
+                    if isinstance(report, RTCOutboundRtpStreamStats):
+                        sent += report.packetsSent
+        return MediaStats(
+            calls=calls, viewers=viewers, packets_received=received, packets_lost=lost,
+            video_frames=video, audio_frames=audio, frames_recorded=recorded,
+            recorder_dropped=recorder_dropped, viewer_frames_dropped=viewer_dropped,
+            packets_sent_to_viewers=sent,
+        )  # fmt: skip
+
     def start(self) -> None:
         if self._watchdog is None:
             self._watchdog = asyncio.create_task(self._watch(), name="media-watchdog")
@@ -207,6 +239,7 @@ class MediaServer:
                 frames.forward_receiver(receiver, self._deliverer(call, publisher, fanout))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
+            enlarge_receive_buffers(pc)
         except BaseException:
             self._reserved -= 1
             await pc.close()
@@ -273,6 +306,7 @@ class MediaServer:
                 self._hook_sender(call, viewer, sender)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
+            enlarge_receive_buffers(pc)
         except BaseException:
             for fanout, subscription in viewer.subscriptions:
                 fanout.unsubscribe(subscription)

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dispatch.domain.errors import Forbidden, Unauthorized
 from dispatch.http.citizen_api import bearer_token
-from dispatch.http.keys import INFRA, METRICS, PRECINCTS, SETTINGS
+from dispatch.http.keys import CALLS, INFRA, METRICS, PRECINCTS, SETTINGS
 from dispatch.infra.connections import ping, postgres_problem
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ async def metrics(request: web.Request) -> web.Response:
     node = request.app[SETTINGS].node_name
     registry.precinct_import.labels(node).set(snapshot.import_id)
     registry.precinct_import_loaded.labels(node).set(snapshot.loaded_at.timestamp())
+    media = await request.app[CALLS].media_stats()
+    for name, gauge in registry.media.items():
+        gauge.set(getattr(media, name))
     body = generate_latest(registry.registry)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]

@@ -6,6 +6,19 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+_MEDIA_GAUGES = {
+    "calls": "Live video calls on this node",
+    "viewers": "Viewers of the live calls",
+    "packets_received": "RTP packets received from the live calls' citizens",
+    "packets_lost": "RTP packets missing from the live calls' citizens' streams",
+    "video_frames": "Video frames reassembled from the live calls' citizens",
+    "audio_frames": "Audio frames received from the live calls' citizens",
+    "frames_recorded": "Video frames the live calls' recorders wrote",
+    "recorder_dropped": "Frames the live calls' recorders dropped",
+    "viewer_frames_dropped": "Frames the live calls' viewers' queues dropped",
+    "packets_sent_to_viewers": "RTP packets sent to the live calls' viewers",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
@@ -66,8 +79,19 @@ class Metrics:
             ),
         )
 
+        # Where the live video calls' media goes (set at each scrape from MediaStats).
+        object.__setattr__(
+            self,
+            "media",
+            {
+                name: Gauge(f"micro110_media_{name}", help_, registry=self.registry)
+                for name, help_ in _MEDIA_GAUGES.items()
+            },
+        )
+
     http_requests: Counter = field(init=False)
     http_latency: Histogram = field(init=False)
     ready: Gauge = field(init=False)
     precinct_import: Gauge = field(init=False)
     precinct_import_loaded: Gauge = field(init=False)
+    media: dict[str, Gauge] = field(init=False)

@@ -46,6 +46,7 @@ from media.interface import (
     CallMedia,
     EndReason,
     LeaveReason,
+    MediaStats,
     NoLiveCall,
     SessionEnded,
     ViewerLeft,
@@ -145,6 +146,10 @@ class CallService:
             self.media.check_capacity(None if incident_id is None else str(incident_id))
         except AtCapacity as exc:
             raise ServiceBusy(BUSY_HINT, retry_after_s=exc.retry_after_s) from exc
+
+    async def media_stats(self) -> MediaStats:
+        """Where this node's live calls' media went (read at each /metrics scrape)."""
+        return await self.media.stats()
 
     async def start(self, citizen_id: CitizenId, submission: Submission) -> IntakeResult:
         """A new video call: an incident like any report, queued at once, before any

@@ -108,17 +108,29 @@ def encode_clip(
 
 
 class ClipTrack(MediaStreamTrack):
-    """Sends a clip's encoded frames in real time, looping; counts what it sent."""
+    """Sends a clip's encoded frames in real time, looping; counts what it sent.  Asked
+    for a key frame (a PLI, through `answer_keyframe_requests`), it goes on from the
+    clip's next key frame, as a camera's encoder would make one at once."""
 
-    def __init__(self, kind: str, packets: tuple[bytes, ...]) -> None:
+    def __init__(
+        self, kind: str, packets: tuple[bytes, ...], keyframes: frozenset[int] = frozenset()
+    ) -> None:
         super().__init__()
         self.kind = kind
         self._packets = packets
+        self._keyframes = sorted(keyframes)
         self._rate = 90_000 if kind == "video" else 48_000
         self._step = 3000 if kind == "video" else 960
         self._interval = 1 / FPS if kind == "video" else 0.02
         self._start: float | None = None
+        self._position = 0  # the clip's next frame
+        self._keyframe_wanted = False
         self.sent = 0
+        self.keyframe_requests = 0
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        self._keyframe_wanted = bool(self._keyframes)
 
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
@@ -130,7 +142,13 @@ class ClipTrack(MediaStreamTrack):
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        packet = av.Packet(self._packets[self.sent % len(self._packets)])
+        if self._keyframe_wanted:
+            self._keyframe_wanted = False
+            self._position = next(
+                (k for k in self._keyframes if k >= self._position), self._keyframes[0]
+            )
+        packet = av.Packet(self._packets[self._position])
+        self._position = (self._position + 1) % len(self._packets)
         packet.pts = self.sent * self._step
         packet.time_base = Fraction(1, self._rate)
         self.sent += 1
@@ -179,8 +197,11 @@ class Phone:
     def __init__(self, *, audio: bool = True, video_clip: Clip | None = None) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         data = video_clip or clip()
-        self.video = ClipTrack("video", data.video)
-        self.pc.addTransceiver(self.video, direction="sendonly")
+        self.video = ClipTrack("video", data.video, data.keyframes)
+        sender = self.pc.addTransceiver(self.video, direction="sendonly").sender
+        # A PLI reaches RTCRtpSender._send_keyframe, which only an encoder it runs
+        # itself would act on: the clip answers instead.
+        sender._send_keyframe = self.video.request_keyframe  # type: ignore[method-assign]
         self.heard = Counter()
         self.audio: ClipTrack | None = None
         if audio:

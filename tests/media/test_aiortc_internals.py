@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from importlib.metadata import version
 
+from aioice.ice import Connection
 from aiortc import RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver
 
 from media import frames
@@ -46,3 +47,17 @@ def test_vp8_key_frame_header() -> None:
     assert frames.vp8_keyframe(key)
     assert frames.vp8_size(key) == (320, 240)
     assert not frames.vp8_keyframe(bytes.fromhex("3112009d012a4001f000"))
+
+
+def test_the_receiver_queues_frames_for_its_worker_and_keeps_stream_statistics() -> None:
+    init = inspect.getsource(RTCRtpReceiver.__init__)
+    assert "self.__decoder_queue: queue.Queue = queue.Queue()" in init
+    assert "self.__remote_streams" in init
+    stop = inspect.getsource(RTCRtpReceiver._RTCRtpReceiver__stop_decoder)  # type: ignore[attr-defined]
+    assert "self.__decoder_queue.put(None)" in stop
+    assert rtcrtpreceiver.StreamStatistics(90_000).packets_received == 0
+    assert isinstance(rtcrtpreceiver.StreamStatistics.packets_lost, property)
+
+
+def test_aioice_keeps_its_sockets_protocols() -> None:
+    assert "self._protocols: list[StunProtocol] = []" in inspect.getsource(Connection.__init__)
