@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
 
+from dispatch.domain.access import ASSIGNMENT_STEPS
 from dispatch.domain.citizen_view import STATUS_TEXT, timeline_text
 from dispatch.domain.events import EventType, StoredEvent
 from dispatch.domain.field_reports import Thread, message_thread
@@ -36,19 +37,7 @@ WIRE_NAME: MappingProxyType[str, str] = MappingProxyType(
 
 # Which stored events reach which audience.
 _CONSOLE_PREFIXES = ("incident.", "message.", "assignment.", "officer.", "call.")
-_OFFICER_TYPES: frozenset[str] = frozenset(
-    {
-        EventType.ASSIGNMENT_OFFERED,
-        EventType.ASSIGNMENT_ACCEPTED,
-        EventType.ASSIGNMENT_DECLINED,
-        EventType.ASSIGNMENT_CANCELLED,
-        EventType.ASSIGNMENT_CLEARED,
-        EventType.ASSIGNMENT_UNACKNOWLEDGED,
-        EventType.ASSIGNMENT_EN_ROUTE,
-        EventType.ASSIGNMENT_ON_SCENE,
-        EventType.OFFICER_STATUS,
-    }
-)
+_OFFICER_TYPES: frozenset[str] = ASSIGNMENT_STEPS | {EventType.OFFICER_STATUS}
 
 
 # Incident rooms: an officer working an incident follows it.  Membership is driven by

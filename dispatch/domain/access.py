@@ -54,22 +54,10 @@ INCIDENT_VIEW = MappingProxyType(
     }
 )
 
-# The incident history events an officer's view keeps: what officers are sent live
-# (signaling/audiences.py) plus the report itself.  Claims, reporter identity reads
-# and priority bookkeeping stay with the consoles; of the chat, only the officers'
-# thread (OFFICER_MESSAGE_THREADS).
-OFFICER_HISTORY_TYPES = frozenset(
+# An assignment's steps: sent live to officers (signaling/audiences.py) and kept in
+# their history.
+ASSIGNMENT_STEPS = frozenset(
     {
-        EventType.INCIDENT_CREATED,
-        EventType.INCIDENT_ASSIGNED,
-        EventType.INCIDENT_TRAIL,
-        EventType.INCIDENT_CANCELLED,
-        EventType.INCIDENT_NOTE,
-        EventType.INCIDENT_MERGED,
-        EventType.INCIDENT_TRANSFERRED,
-        EventType.INCIDENT_RESOLVED,
-        EventType.INCIDENT_CLOSED,
-        EventType.INCIDENT_INVALID,
         EventType.ASSIGNMENT_OFFERED,
         EventType.ASSIGNMENT_ACCEPTED,
         EventType.ASSIGNMENT_DECLINED,
@@ -79,6 +67,28 @@ OFFICER_HISTORY_TYPES = frozenset(
         EventType.ASSIGNMENT_EN_ROUTE,
         EventType.ASSIGNMENT_ON_SCENE,
     }
+)
+
+# The incident history events an officer's view keeps: what officers are sent live
+# (signaling/audiences.py) plus the report itself.  Claims, reporter identity reads
+# and priority bookkeeping stay with the consoles; of the chat, only the officers'
+# thread (OFFICER_MESSAGE_THREADS).
+OFFICER_HISTORY_TYPES = (
+    frozenset(
+        {
+            EventType.INCIDENT_CREATED,
+            EventType.INCIDENT_ASSIGNED,
+            EventType.INCIDENT_TRAIL,
+            EventType.INCIDENT_CANCELLED,
+            EventType.INCIDENT_NOTE,
+            EventType.INCIDENT_MERGED,
+            EventType.INCIDENT_TRANSFERRED,
+            EventType.INCIDENT_RESOLVED,
+            EventType.INCIDENT_CLOSED,
+            EventType.INCIDENT_INVALID,
+        }
+    )
+    | ASSIGNMENT_STEPS
 )
 
 
