@@ -35,11 +35,12 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
 from geo.datum import Datum, to_wgs84, to_wgs84_many
+from geo.far_field import FarField, half_diagonal_m, world_cell_box
 from geo.nearest import nearest_on
 from geo.packing import pack, unpack
 from geo.precincts import Precinct
 from geo.projection import LocalProjection
-from geo.regions import Frame, RegionRouter, group_regions
+from geo.regions import PER_DEGREE, Frame, RegionRouter, group_regions
 from geo.tables import IndexTables, build_tables
 
 PrecinctIndices = npt.NDArray[np.int32]
@@ -77,6 +78,8 @@ class PrecinctIndex:
     _regions: tuple[PrecinctIndex, ...] = ()
     _positions: tuple[PrecinctIndices, ...] = ()
     _router: RegionRouter | None = None
+    # Per region: its far field (``geo.far_field``), None where no point asks it.
+    _far: tuple[FarField | None, ...] = ()
 
     @classmethod
     def build(cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0) -> PrecinctIndex:
@@ -108,7 +111,8 @@ class PrecinctIndex:
             positions = tuple(
                 np.asarray([i for i, _ in region], dtype=np.int32) for region in regions
             )
-            return cls._of_regions(tuple(precincts), children, positions)
+            index = cls._of_regions(tuple(precincts), children, positions)
+            return replace(index, _far=index._far_fields())
         return cls._of_tables(
             tuple(precincts), build_tables([p.geometry for p in precincts], cell_share)
         )
@@ -137,6 +141,12 @@ class PrecinctIndex:
             meta["regions"].append(region_meta)
             arrays[f"{number}.positions"] = positions
             arrays.update({f"{number}.{name}": a for name, a in region_arrays.items()})
+        meta["far"] = []
+        for number, far in enumerate(self._far):
+            if far is not None:
+                grid, far_arrays = far.to_arrays()
+                meta["far"].append([number, grid])
+                arrays.update({f"far{number}.{name}": a for name, a in far_arrays.items()})
         return pack(meta, arrays)
 
     @classmethod
@@ -172,7 +182,15 @@ class PrecinctIndex:
             Precinct(code, name, found[0] if len(found) == 1 else _merged(found))
             for code, name, found in zip(codes, names, parts, strict=True)
         )
-        return cls._of_regions(whole, tuple(children), tuple(positions))
+        index = cls._of_regions(whole, tuple(children), tuple(positions))
+        # Indexes packed before far fields existed load without them (exact searches).
+        far: list[FarField | None] = [None] * len(children)
+        for number, grid in meta.get("far", []):
+            prefix = f"far{number}."
+            far[number] = FarField.from_arrays(
+                grid, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
+        return replace(index, _far=tuple(far))
 
     @classmethod
     def _of_tables(cls, precincts: tuple[Precinct, ...], tables: IndexTables) -> PrecinctIndex:
@@ -219,6 +237,41 @@ class PrecinctIndex:
             grid.x0, grid.y0, grid.x0 + grid.nx * grid.dx, grid.y0 + grid.ny * grid.dy,
             tables.projection.lon_0, tables.projection.lat_0, box, reach,
         )  # fmt: skip
+
+    def _far_fields(self) -> tuple[FarField | None, ...]:
+        """A far field for each region that some out-of-jurisdiction point asks as the
+        rival of the region owning its world cell (``_in_regions``), over the world
+        cells where that can happen: those where the owner's distance, at most its
+        distance from the cell's centre plus the cell's half diagonal, can reach the
+        cell's ``others_m``. Erring wide only makes a far field larger; a point outside
+        every far field still gets the exact search."""
+        router = self._router
+        assert router is not None
+        owner = router.owner_view
+        rival = np.asarray(router.rival)
+        others = np.asarray(router.others_m)
+        cells = np.flatnonzero((owner >= 0) & (rival >= 0) & np.isfinite(others))
+        wanted: dict[int, list[int]] = {}
+        for number, region in enumerate(self._regions):
+            own = cells[owner[cells] == number]
+            if len(own) == 0:
+                continue
+            tables = region._tables
+            assert tables is not None
+            boxes = np.array([world_cell_box(c, PER_DEGREE) for c in own.tolist()])
+            slack = half_diagonal_m(tables.projection, boxes).tolist()
+            centres = ((boxes[:, :2] + boxes[:, 2:]) / 2.0).tolist()
+            for cell, (lon, lat), margin in zip(own.tolist(), centres, slack, strict=True):
+                limit = router.others_m[cell]
+                if margin < limit and region.locate(lon, lat).distance_m + margin < limit:
+                    continue
+                wanted.setdefault(router.rival[cell], []).append(cell)
+        far: list[FarField | None] = [None] * len(self._regions)
+        for number, asked in wanted.items():
+            tables = self._regions[number]._tables
+            assert tables is not None
+            far[number] = FarField.build(asked, PER_DEGREE, tables.projection, tables.segments)
+        return tuple(far)
 
     @property
     def projection(self) -> LocalProjection | None:
@@ -373,7 +426,13 @@ class PrecinctIndex:
         x, y = tables.projection.to_local(lon, lat)
         if router.plane_bound(rival, x, y) > distance:
             return answer
-        other = region._nearest_within(x, y, distance)
+        far = self._far[rival] if self._far else None
+        found = None if far is None else far.nearest(lon, lat, x, y, tables.segments.rows)
+        if found is not None:
+            polygon, far_distance = found
+            other: Location | None = Location(None, region.codes[polygon], far_distance)
+        else:
+            other = region._nearest_within(x, y, distance)
         if other is not None and (
             other.distance_m < distance or (other.distance_m == distance and rival < number)
         ):
