@@ -35,7 +35,14 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
 from geo.datum import Datum, to_wgs84, to_wgs84_many
-from geo.far_field import FarField, half_diagonal_m, world_cell_box
+from geo.far_field import (
+    OWNER_NEARER,
+    RIVAL_NEARER,
+    FarField,
+    Side,
+    half_diagonal_m,
+    world_cell_box,
+)
 from geo.nearest import nearest_on
 from geo.packing import pack, unpack
 from geo.precincts import Precinct
@@ -80,6 +87,8 @@ class PrecinctIndex:
     _router: RegionRouter | None = None
     # Per region: its far field (``geo.far_field``), None where no point asks it.
     _far: tuple[FarField | None, ...] = ()
+    # The region whose grid stands in front (see ``_of_regions``), -1 for none.
+    _main: int = -1
 
     @classmethod
     def build(cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0) -> PrecinctIndex:
@@ -185,10 +194,12 @@ class PrecinctIndex:
         index = cls._of_regions(whole, tuple(children), tuple(positions))
         # Indexes packed before far fields existed load without them (exact searches).
         far: list[FarField | None] = [None] * len(children)
-        for number, grid in meta.get("far", []):
+        for number, far_meta in meta.get("far", []):
             prefix = f"far{number}."
             far[number] = FarField.from_arrays(
-                grid, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                far_meta,
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+                children[number].projection_of_tables,
             )
         return replace(index, _far=tuple(far))
 
@@ -213,14 +224,21 @@ class PrecinctIndex:
         # is in that cell's precinct whatever the other regions hold (regions are
         # degrees apart), so most points never reach the router. Its cells hold the
         # child's positions, so its answers come too. Every other point takes the router.
-        main = max(children, key=lambda child: child._frame[4] * child._frame[5])
+        main_number = max(
+            range(len(children)), key=lambda n: children[n]._frame[4] * children[n]._frame[5]
+        )
+        main = children[main_number]
         frame, cells, inside = main._frame, main._cells, main._inside
         x0, y0, inv_dx, inv_dy, nx, ny = frame
         if not (x0 >= -180.0 and y0 >= -90.0 and x0 + nx / inv_dx <= 180.0
                 and y0 + ny / inv_dy <= 90.0):  # fmt: skip
             # Not in front of the coordinate check of the off-grid path.
             frame, cells, inside = (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), ()
-        return cls(precincts, codes, None, frame, cells, inside, children, positions, router)
+            main_number = -1
+        return cls(
+            precincts, codes, None, frame, cells, inside, children, positions, router,
+            _main=main_number,
+        )  # fmt: skip
 
     def _region_frame(self) -> Frame:
         tables = self._tables
@@ -252,6 +270,7 @@ class PrecinctIndex:
         others = np.asarray(router.others_m)
         cells = np.flatnonzero((owner >= 0) & (rival >= 0) & np.isfinite(others))
         wanted: dict[int, list[int]] = {}
+        owners: dict[int, set[int]] = {}
         for number, region in enumerate(self._regions):
             own = cells[owner[cells] == number]
             if len(own) == 0:
@@ -266,12 +285,31 @@ class PrecinctIndex:
                 if margin < limit and region.locate(lon, lat).distance_m + margin < limit:
                     continue
                 wanted.setdefault(router.rival[cell], []).append(cell)
+                owners.setdefault(router.rival[cell], set()).add(number)
         far: list[FarField | None] = [None] * len(self._regions)
         for number, asked in wanted.items():
             tables = self._regions[number]._tables
             assert tables is not None
-            far[number] = FarField.build(asked, PER_DEGREE, tables.projection, tables.segments)
+            side = None
+            if len(owners[number]) == 1:
+                (owned_by,) = owners[number]
+                owner_tables = self._regions[owned_by]._tables
+                assert owner_tables is not None
+                side = Side(
+                    owned_by, owner_tables.projection, owner_tables.segments,
+                    owner_tables.grid, owner_tables.cells_view, owner_tables.entry_block,
+                    owner_tables.block_offsets, owner_tables.block_segments,
+                )  # fmt: skip
+            far[number] = FarField.build(
+                asked, PER_DEGREE, tables.projection, tables.segments, side
+            )
         return tuple(far)
+
+    @property
+    def projection_of_tables(self) -> LocalProjection:
+        tables = self._tables
+        assert tables is not None
+        return tables.projection
 
     @property
     def projection(self) -> LocalProjection | None:
@@ -295,7 +333,7 @@ class PrecinctIndex:
             if code >= 0:
                 return self._inside[code]
             if self._router is not None:
-                return self._in_regions(lon, lat)
+                return self._in_regions(lon, lat, ~code, ix, iy)
             return self._resolve(~code, lon, lat, ix, iy)
         return self._off_grid(lon, lat)
 
@@ -403,41 +441,74 @@ class PrecinctIndex:
         polygon, distance = found
         return Location(None, self.codes[polygon], distance)
 
-    def _in_regions(self, lon: float, lat: float) -> Location:
+    def _in_regions(
+        self, lon: float, lat: float, entry: int = -1, ix: int = 0, iy: int = 0
+    ) -> Location:
+        """``entry``, when not -1, is the point's entry in the main region's grid, whose
+        cell (ix, iy) holds it."""
         router = self._router
         assert router is not None
         cell = router.cell(lon, lat)
         number = router.owner[cell]
         if number < 0:
             return self._nearest_region(lon, lat)
+        rival = router.rival[cell]
+        far = self._far[rival] if self._far and rival >= 0 else None
+        settled, fx, fy = 0, -1, -1
+        if far is not None:
+            fx, fy = far.cell(lon, lat)
+            if fx >= 0 and far.owner == number:
+                settled = far.settled[fy * far.frame[4] + fx]
+                if settled == RIVAL_NEARER:
+                    # Nearer than the owner everywhere in the far cell (so the point is
+                    # in none of the owner's precincts); only a third region could beat
+                    # it, and none can below beyond_rival_m.
+                    other = self._far_answer(rival, far, lon, lat, fx, fy)
+                    if other is not None and other.distance_m < router.beyond_rival_m[cell]:
+                        return other
         # Only this region's frame meets the cell: it alone can hold the point, and its
         # answer stands unless another region might be nearer.
-        answer = self._regions[number].locate(lon, lat)
+        if entry >= 0 and number == self._main:
+            answer = self._regions[number]._resolve(entry, lon, lat, ix, iy)
+        else:
+            answer = self._regions[number].locate(lon, lat)
         distance = answer.distance_m
         if answer.precinct is not None or distance < router.others_m[cell]:
             return answer
         if distance >= router.beyond_rival_m[cell]:
             return self._nearest_region(lon, lat, number, answer)
-        # Only the rival region might be nearer (ties go to the first region).
-        rival = router.rival[cell]
-        region = self._regions[rival]
-        tables = region._tables
-        assert tables is not None
-        x, y = tables.projection.to_local(lon, lat)
-        if router.plane_bound(rival, x, y) > distance:
+        if settled == OWNER_NEARER:
             return answer
-        far = self._far[rival] if self._far else None
-        found = None if far is None else far.nearest(lon, lat, x, y, tables.segments.rows)
-        if found is not None:
-            polygon, far_distance = found
-            other: Location | None = Location(None, region.codes[polygon], far_distance)
-        else:
+        # Only the rival region might be nearer (ties go to the first region).
+        region = self._regions[rival]
+        other = None
+        if fx >= 0 and far is not None:
+            other = self._far_answer(rival, far, lon, lat, fx, fy)
+        if other is None:
+            tables = region._tables
+            assert tables is not None
+            x, y = tables.projection.to_local(lon, lat)
+            if router.plane_bound(rival, x, y) > distance:
+                return answer
             other = region._nearest_within(x, y, distance)
         if other is not None and (
             other.distance_m < distance or (other.distance_m == distance and rival < number)
         ):
             return other
         return answer
+
+    def _far_answer(
+        self, number: int, far: FarField, lon: float, lat: float, fx: int, fy: int
+    ) -> Location | None:
+        """Region ``number``'s answer for an out-of-jurisdiction point in far cell
+        (fx, fy) of its far field; None when that cell has no list."""
+        region = self._regions[number]
+        tables = region._tables
+        assert tables is not None
+        found = far.nearest(lon, lat, fx, fy, tables.segments.rows)
+        if found is None:
+            return None
+        return Location(None, region.codes[found[0]], found[1])
 
     def _nearest_region(
         self, lon: float, lat: float, known: int = -1, known_answer: Location | None = None
