@@ -37,9 +37,9 @@ from geo.quadtree import candidate_blocks
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-# Far-field cells per world cell asked (a world cell is half a degree: ~3.5 km cells),
+# Far-field cells per world cell asked (a world cell is half a degree: ~7 km cells),
 # and at most this many in all per far field.
-_CELLS_PER_WORLD_CELL = 256
+_CELLS_PER_WORLD_CELL = 64
 _MAX_CELLS = 1 << 18
 # Plane tiles per far field: far from a plane's centre pyproj takes microseconds a
 # point, and a tile's cubic still holds to a millimetre at 30-60 km (checked per tile).
