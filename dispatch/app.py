@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import zoneinfo
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import aiohttp
@@ -92,6 +92,23 @@ SIGNALING = web.AppKey("signaling", Signaling)
 INDEX_CACHE = web.AppKey("index_cache", IndexCache)
 
 DEMO_LOGINS = web.AppKey("demo_logins", list[DemoLogin])
+# How long each start-up phase took, in seconds (wall clock), in order: the banner's
+# "start-up" line and bench/restart.py read it.
+STARTUP = web.AppKey("startup", dict[str, float])
+
+_Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def _timed(name: str, context: _Context) -> _Context:
+    """`context` with its start (up to its `yield`) timed into `app[STARTUP]`."""
+
+    async def timed(app: web.Application) -> AsyncIterator[None]:
+        began = time.perf_counter()
+        async for _ in context(app):
+            app[STARTUP][name] = round(time.perf_counter() - began, 3)
+            yield
+
+    return timed
 
 
 async def _infrastructure_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -364,16 +381,17 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[SMS] = sms_sender or sms_sender_for(settings)
     app[INDEX_CACHE] = index_cache or IndexCache()
+    app[STARTUP] = {}
     if infrastructure is None:
-        app.cleanup_ctx.append(_infrastructure_ctx)
+        app.cleanup_ctx.append(_timed("infrastructure", _infrastructure_ctx))
     else:
         app[INFRA] = infrastructure
-    app.cleanup_ctx.append(_demo_ctx)
-    app.cleanup_ctx.append(_precincts_ctx)
-    app.cleanup_ctx.append(_services_ctx)
-    app.cleanup_ctx.append(_calls_ctx)
-    app.cleanup_ctx.append(_signaling_ctx)
-    app.cleanup_ctx.append(_background_ctx)
+    app.cleanup_ctx.append(_timed("demo", _demo_ctx))
+    app.cleanup_ctx.append(_timed("precincts", _precincts_ctx))
+    app.cleanup_ctx.append(_timed("services", _services_ctx))
+    app.cleanup_ctx.append(_timed("calls", _calls_ctx))
+    app.cleanup_ctx.append(_timed("signaling", _signaling_ctx))
+    app.cleanup_ctx.append(_timed("background", _background_ctx))
     app[SOCKETIO] = create_socketio(app)
     app.add_routes(ops.routes)
     app.add_routes(status.routes)
