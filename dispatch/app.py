@@ -82,8 +82,8 @@ from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
 from dispatch.settings import Settings
+from media.deferred import DeferredMedia, StartableMedia
 from media.network import ice_servers, limit_host_interfaces
-from media.server import MediaConfig, MediaServer
 from signaling.server import Signaling, create_socketio, start_signaling
 
 # The composition root is the one place dispatch/ reaches into the adapters.
@@ -291,21 +291,28 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     """Video calls: the media this node terminates, owned here.  At shutdown every call
     ends (recordings finished and recorded as evidence) before the services stop."""
     settings, infra = app[SETTINGS], app[INFRA]
-    limit_host_interfaces(settings.media_interfaces)
     evidence_root = settings.data_dir.resolve() / "evidence"
-    media = MediaServer(
-        MediaConfig(
-            recordings_dir=evidence_root,
-            # The server's own ICE servers (aiortc uses the first STUN and TURN URL).
-            ice_servers=tuple(ice_servers(
-                settings.ice_servers, user=f"node-{settings.node_name}", now=time.time(),
-                turn_secret=settings.turn_secret, turn_ttl_s=24 * 3600,
-                turn_username=settings.turn_username, turn_password=settings.turn_password,
-            )),
-            max_calls=settings.max_calls,
-            peer_timeout_s=settings.call_peer_timeout_s,
-        )
-    )  # fmt: skip
+
+    def media_server() -> StartableMedia:
+        from media.server import MediaConfig, MediaServer  # (loaded by then)
+
+        limit_host_interfaces(settings.media_interfaces)
+        return MediaServer(
+            MediaConfig(
+                recordings_dir=evidence_root,
+                # The server's own ICE servers (aiortc uses the first STUN and TURN URL).
+                ice_servers=tuple(ice_servers(
+                    settings.ice_servers, user=f"node-{settings.node_name}", now=time.time(),
+                    turn_secret=settings.turn_secret, turn_ttl_s=24 * 3600,
+                    turn_username=settings.turn_username, turn_password=settings.turn_password,
+                )),
+                max_calls=settings.max_calls,
+                peer_timeout_s=settings.call_peer_timeout_s,
+            )
+        )  # fmt: skip
+
+    # aiortc and PyAV are imported beside the first requests (media/deferred.py).
+    media = DeferredMedia(media_server, modules=["media.server"], max_calls=settings.max_calls)
     calls = CallService(
         pool=infra.pool, publisher=app[PUBLISHER], clock=app[CLOCK], intake=app[INTAKE],
         media=media, evidence_root=evidence_root, node=settings.node_name,
