@@ -96,7 +96,17 @@ DEMO_LOGINS = web.AppKey("demo_logins", list[DemoLogin])
 # "start-up" line and bench/restart.py read it.
 STARTUP = web.AppKey("startup", dict[str, float])
 
+# What starts once the node serves (`after_ready`, called by `micro110 serve` after its
+# banner): the media's imports.  Without it (the tests' apps) the media loads with the
+# first call.
+AFTER_READY = web.AppKey("after_ready", list[Callable[[], None]])
+
 _Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def after_ready(app: web.Application) -> None:
+    for start in app[AFTER_READY]:
+        start()
 
 
 def _timed(name: str, context: _Context) -> _Context:
@@ -311,7 +321,8 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
             )
         )  # fmt: skip
 
-    # aiortc and PyAV are imported beside the first requests (media/deferred.py).
+    # aiortc and PyAV are imported beside the first requests (media/deferred.py), once
+    # the node serves (`after_ready`).
     media = DeferredMedia(media_server, modules=["media.server"], max_calls=settings.max_calls)
     calls = CallService(
         pool=infra.pool, publisher=app[PUBLISHER], clock=app[CLOCK], intake=app[INTAKE],
@@ -322,7 +333,7 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CALLS] = calls
     app[NODE_CLIENT] = client = aiohttp.ClientSession()
     await calls.recover()
-    media.start()
+    app[AFTER_READY].append(media.start)
     yield
     await media.close()
     await client.close()
@@ -389,6 +400,7 @@ def create_app(
     app[SMS] = sms_sender or sms_sender_for(settings)
     app[INDEX_CACHE] = index_cache or IndexCache()
     app[STARTUP] = {}
+    app[AFTER_READY] = []
     if infrastructure is None:
         app.cleanup_ctx.append(_timed("infrastructure", _infrastructure_ctx))
     else:

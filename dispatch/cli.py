@@ -149,7 +149,7 @@ async def _serve(settings: Settings) -> None:
     # and the settings, then the application's modules, then each of its contexts.
     phases = {"python": round(_process_age(), 3)}
     began = time.perf_counter()
-    from dispatch.app import DEMO_LOGINS, STARTUP, create_app
+    from dispatch.app import DEMO_LOGINS, STARTUP, after_ready, create_app
 
     phases["modules"] = round(time.perf_counter() - began, 3)
     app = create_app(settings)
@@ -172,6 +172,7 @@ async def _serve(settings: Settings) -> None:
         _settle_memory()
         phases |= app[STARTUP] | {"memory": round(time.perf_counter() - began, 3)}
         _print_banner(settings, logins or [], startup=phases)
+        after_ready(app)
         await stop.wait()
         logger.info("shutting down")
     finally:
