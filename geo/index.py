@@ -15,7 +15,9 @@ Precincts in separate regions (a city here and one abroad, or two cities more th
 ``geo.regions.REGION_GAP_DEG`` apart) get one such grid per region under a thin
 top-level index: one grid spanning continents would need billions of cells, or be too
 coarse to help. ``geo.regions.RegionRouter`` sends each point to the one region that can
-hold it, and asks other regions for their distance only when they could be nearer.
+hold it, and asks other regions for their distance only when they could be nearer; a
+region so asked answers from its far field (``geo.far_field``) instead of searching its
+whole boundary.
 
 The index is immutable: a new import builds a new index and the caller swaps the
 reference, so readers never see a half-built one. Building takes seconds of CPU for a
