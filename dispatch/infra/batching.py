@@ -11,11 +11,13 @@ Nothing is answered before its batch has committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 Flush = Callable[[Sequence[T], Callable[[], None]], Awaitable[Sequence[R | Exception]]]
 
@@ -119,6 +121,35 @@ class GroupCommit(Generic[T, R]):
         """Wait until everything submitted so far is written (at shutdown)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class GroupRead(Generic[K, V]):
+    """Look-ups that arrive while one is running are made together, in one query.
+
+    For what every request reads afresh (a token's session, a citizen's sign-in): each
+    look-up still starts after it was asked for, so it sees every change committed
+    before, but under load one round trip answers many requests instead of one each.
+    A lone look-up runs at once.  `read(keys)` maps the keys it found to their values;
+    a key it did not find is None."""
+
+    def __init__(
+        self, read: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], *, max_batch: int = 256
+    ) -> None:
+        self._read = read
+        self._group: GroupCommit[K, V | None] = GroupCommit(
+            self._flush, max_batch=max_batch, max_running=1
+        )
+
+    @property
+    def batches(self) -> int:
+        return self._group.batches
+
+    async def get(self, key: K) -> V | None:
+        return await self._group.submit(key)
+
+    async def _flush(self, keys: Sequence[K], written: Callable[[], None]) -> list[V | None]:
+        found = await self._read(list(dict.fromkeys(keys)))
+        return [found.get(key) for key in keys]
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
