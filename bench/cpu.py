@@ -23,9 +23,11 @@ transactions (its pg_stat_database; approximate, as backends report them lazily)
 retired `--retire` seconds later, CPU per (alarm + retire).
 
 `--code DIR` runs the server on another checkout's Python code (PYTHONPATH=DIR), for an
-A/B of two versions in the same minutes.  `--profile PREFIX` records the server with
-py-spy during each phase (PREFIX-alarms.json, ... in speedscope format; needs py-spy in
-the virtual environment, and ptrace permission).
+A/B of two versions in the same minutes.  `--strace` counts the server's socket system
+calls per item (strace -c; round trips to PostgreSQL and Redis, answers, packets to
+consoles).  `--profile PREFIX` records the server with py-spy during each phase
+(PREFIX-alarms.json, ... in speedscope format; needs py-spy in the virtual environment,
+and ptrace permission).
 
 The last line is one JSON object.
 """
@@ -39,7 +41,9 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
@@ -141,6 +145,32 @@ async def profiled(pid: int, path: str | None, seconds: float) -> AsyncIterator[
         print(f"  py-spy profile: {path}")
 
 
+@contextlib.asynccontextmanager
+async def syscalls_counted(pid: int, enabled: bool, into: dict[str, int]) -> AsyncIterator[None]:
+    """With `enabled`, the server's socket system calls meanwhile, by name, into `into`
+    (strace -c: a count that a busy machine does not blur, though strace slows the
+    server, so CPU figures of such a run mean nothing)."""
+    if not enabled:
+        yield
+        return
+    out = Path(tempfile.mkdtemp(prefix="m110-strace-")) / "counts"
+    proc = await asyncio.create_subprocess_exec(
+        "strace", "-c", "-f", "-o", str(out), "-p", str(pid),
+        "-e", "trace=sendto,sendmsg,recvfrom,recvmsg,write,writev,read,epoll_wait",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(1)  # attached
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await proc.wait()
+        for line in out.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and parts[-1].isidentifier() and parts[3].isdigit():
+                into[parts[-1]] = int(parts[3])
+
+
 async def pg_transactions(conn: Any) -> int:
     value = await conn.fetchval(
         "SELECT xact_commit + xact_rollback FROM pg_stat_database"
@@ -195,8 +225,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     before = meter.read()
                     async with c.pool.acquire() as conn:
                         xacts_before = await pg_transactions(conn)
+                    calls: dict[str, int] = {}
                     async with profiled(server_pid, args.profile and f"{args.profile}-{name}.json",
-                                        args.seconds):  # fmt: skip
+                                        args.seconds), \
+                            syscalls_counted(server_pid, args.strace, calls):  # fmt: skip
                         out = await at_rate(args.rate, count, make)
                         seq = await last_seq()
                         # Every request is answered; the fan-out of the last events follows.
@@ -207,6 +239,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         await asyncio.sleep(1.1)
                         xacts = await pg_transactions(conn) - xacts_before
                     cpu["pg_transactions"] = round(xacts / count, 2)
+                    for call, n in sorted(calls.items()):
+                        cpu[f"server_{call}"] = round(n / count, 2)
                     result[f"{name}_cpu_ms"] = cpu
                     result[f"{name}_last_seq"] = seq
                     print(f"{name}: {count} at {args.rate:g}/s; CPU ms per item: {cpu}")
@@ -243,9 +277,15 @@ def main() -> None:
     parser.add_argument("--retire", type=float, default=5.0, help="--mixed: retire after (s)")
     parser.add_argument("--code", help="run the server on this checkout's code (PYTHONPATH)")
     parser.add_argument("--profile", metavar="PREFIX", help="py-spy the server in each phase")
+    parser.add_argument(
+        "--strace", action="store_true", help="count the server's socket system calls per item"
+    )
     args = parser.parse_args()
     if args.code:
+        # `python -m` puts the working directory first on the server's path, before
+        # PYTHONPATH: the server runs from the other checkout.
         args.code = str(Path(args.code).resolve())
+        os.chdir(args.code)
     result = asyncio.run(main_async(args))
     print(json.dumps(result))
 
