@@ -129,27 +129,63 @@ class GroupRead(Generic[K, V]):
     For what every request reads afresh (a token's session, a citizen's sign-in): each
     look-up still starts after it was asked for, so it sees every change committed
     before, but under load one round trip answers many requests instead of one each.
-    A lone look-up runs at once.  `read(keys)` maps the keys it found to their values;
-    a key it did not find is None."""
+    A lone look-up runs at once, in its caller's task (no task, no future).  `read(keys)`
+    maps the keys it found to their values; a key it did not find is None."""
 
     def __init__(
         self, read: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], *, max_batch: int = 256
     ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
         self._read = read
-        self._group: GroupCommit[K, V | None] = GroupCommit(
-            self._flush, max_batch=max_batch, max_running=1
-        )
-
-    @property
-    def batches(self) -> int:
-        return self._group.batches
+        self._max_batch = max_batch
+        self._busy = False  # a read is running: new look-ups wait for the next one
+        self._waiting: list[tuple[K, asyncio.Future[V | None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0  # reads made (for tests and benchmarks)
 
     async def get(self, key: K) -> V | None:
-        return await self._group.submit(key)
+        if self._busy:
+            future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+            self._waiting.append((key, future))
+            return await future
+        self._busy = True
+        self.batches += 1
+        try:
+            found = await self._read([key])
+        finally:
+            self._next()
+        return found.get(key)
 
-    async def _flush(self, keys: Sequence[K], written: Callable[[], None]) -> list[V | None]:
-        found = await self._read(list(dict.fromkeys(keys)))
-        return [found.get(key) for key in keys]
+    def _next(self) -> None:
+        """The look-ups that waited, together, now; or idle."""
+        if not self._waiting:
+            self._busy = False
+            return
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        task = asyncio.create_task(self._run(batch), name="group-read")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[K, asyncio.Future[V | None]]]) -> None:
+        self.batches += 1
+        try:
+            found = await self._read(list(dict.fromkeys(key for key, _ in batch)))
+        except Exception as exc:  # noqa: BLE001 - it is every look-up's answer
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        else:
+            for key, future in batch:
+                if not future.done():
+                    future.set_result(found.get(key))
+        finally:
+            self._next()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

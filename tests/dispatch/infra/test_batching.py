@@ -144,3 +144,22 @@ async def test_a_failed_read_fails_only_the_look_ups_it_was_making() -> None:
     with pytest.raises(ConnectionError):
         await group.get(1)
     assert await group.get(2) == "2"
+
+
+async def test_a_look_up_whose_caller_went_away_does_not_strand_the_ones_waiting() -> None:
+    go = asyncio.Event()
+
+    async def read(keys: Sequence[int]) -> dict[int, str]:
+        await go.wait()
+        return {k: str(k) for k in keys}
+
+    group: GroupRead[int, str] = GroupRead(read)
+    lone = asyncio.create_task(group.get(1))  # read at once, in its caller's task
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(group.get(2))
+    await asyncio.sleep(0)
+    lone.cancel()  # the phone hung up
+    with pytest.raises(asyncio.CancelledError):
+        await lone
+    go.set()
+    assert await waiting == "2"
