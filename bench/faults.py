@@ -10,11 +10,14 @@ second, round robin over the nodes, each with its own idempotency key, sending i
 with the same key until a 201 (the other node after a refused connection or a timeout,
 after `Retry-After` seconds when a 429/503 says so); four dispatcher consoles (two per
 node) reconnect and resume after the last seq they have whenever their connection ends.
+The consoles run in `--console-procs` processes of their own (bench/_console_pool.py),
+so that a storm of them is not held back by the process that sends the alarms.
 A few seconds into the load the fault strikes:
 
 * `kill_node`: `kill -9` of node 2; it is started again 5 s later;
 * `restart_node`: the reconnect storm: node 2 killed and started again at once (run it
-  with `--consoles-per-node 100`): every console resumed, nothing missed or twice;
+  with `--consoles-per-node 100 --console-procs 4`): every console resumed, nothing
+  missed or twice, within 10 s (`consoles_back_s`);
 * `redis_restart_empty`: Redis killed and started again empty; two dispatchers take
   incidents with `next` on both nodes meanwhile (no incident may be taken twice), and
   the queue index must be rebuilt (every queued incident back in Redis);
@@ -64,8 +67,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _console_pool import ConsolePool
 from _harness import PASSWORD, new_citizen
-from _phones import Console, Delivery, Phones
+from _phones import Delivery, Phones
 from _services import OwnCluster, own_cluster
 
 from dispatch.auth.passwords import Passwords
@@ -123,7 +127,7 @@ class Outcome:
 class Run:
     cluster: OwnCluster
     phones: Phones
-    consoles: list[Console]
+    consoles: ConsolePool
     staff_tokens: list[str]
     rate: float
     fault_s: float
@@ -338,7 +342,7 @@ async def _healthy(run: Run, timeout_s: float = 90) -> None:
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with http.get(f"{url}/readyz") as response:
                         ready += response.status == 200
-            if ready == len(run.cluster.urls) and all(c.connected for c in run.consoles):
+            if ready == len(run.cluster.urls) and await run.consoles.connected():
                 return
             await asyncio.sleep(0.25)
     raise RuntimeError("the cluster did not become healthy")
@@ -409,12 +413,14 @@ def _seconds(values: Sequence[float], q: float) -> float | None:
 async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
     await _healthy(run)
     first = len(run.phones.deliveries)
-    marks = [(c, len(c.received), c.connections) for c in run.consoles]
-    failures_before = sum((c.failures for c in run.consoles), Counter[str]())
-    reasons_before = sum((c.drop_reasons for c in run.consoles), Counter[str]())
-    refusals_before = sum(len(c.refused) for c in run.consoles)
-    resyncs_before = sum(c.resyncs for c in run.consoles)
-    dropped_before = sum(len(c.disconnected_at) for c in run.consoles)
+    # Figures taken now (a snapshot of the consoles in their processes, or the live ones).
+    before = await run.consoles.snapshot()
+    marks = [(len(c.received), c.connections) for c in before]
+    failures_before = sum((c.failures for c in before), Counter[str]())
+    reasons_before = sum((c.drop_reasons for c in before), Counter[str]())
+    refusals_before = sum(len(c.refused) for c in before)
+    resyncs_before = sum(c.resyncs for c in before)
+    dropped_before = sum(len(c.disconnected_at) for c in before)
     stop = asyncio.Event()
     load = asyncio.create_task(_load(run, f"{name}-", stop))
     await asyncio.sleep(run.before_s)
@@ -425,7 +431,8 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
     await run.phones.settle(give_up_s + 10)
     deliveries = run.phones.deliveries[first:]
     head = await _feed_head(run)
-    await asyncio.gather(*(c.wait_for(head, 60) for c in run.consoles))
+    await run.consoles.wait_for(head, 60)
+    consoles = await run.consoles.snapshot()
 
     acked = [d for d in deliveries if d.acked_at is not None]
     stored = await _stored(run, [d.key for d in deliveries])
@@ -436,7 +443,7 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
     duplicated_keys = sum(len(v) - 1 for v in stored.values() if len(v) > 1)
     console_missing: set[str] = set()
     console_duplicates = 0
-    for console, mark, _ in marks:
+    for console, (mark, _) in zip(consoles, marks, strict=True):
         seqs = Counter(seq for _, seq, _, _ in console.received[mark:])
         console_duplicates += sum(n - 1 for n in seqs.values() if n > 1)
         shown = {i for _, _, ev, i in console.received[mark:] if ev == "incident.created"}
@@ -446,7 +453,7 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
         (d.acked_at for d in acked if d.acked_at is not None and d.acked_at >= ended), default=None
     )
     back = []
-    for console, _, _ in marks:
+    for console in consoles:
         # A console that lost its connection during the fault (or as it ended): when it
         # had resumed again.  Drops later on are reported (consoles_dropped_at_s), not
         # counted against this fault's recovery.
@@ -458,13 +465,13 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
     first_ack_after = None if first_ack is None else round(first_ack - ended, 2)
     consoles_back = round(max(back), 2) if back else None
     recovery = None if first_ack_after is None else max(first_ack_after, consoles_back or 0.0)
-    failures = sum((c.failures for c in run.consoles), Counter[str]()) - failures_before
+    failures = sum((c.failures for c in consoles), Counter[str]()) - failures_before
     if failures:
         extra["console_connect_failures"] = dict(failures.most_common(5))
-    reasons = sum((c.drop_reasons for c in run.consoles), Counter[str]()) - reasons_before
+    reasons = sum((c.drop_reasons for c in consoles), Counter[str]()) - reasons_before
     if reasons:
         extra["console_drop_reasons"] = dict(reasons)
-    dropped = sorted(t for c in run.consoles for t in c.disconnected_at)[dropped_before:]
+    dropped = sorted(t for c in consoles for t in c.disconnected_at)[dropped_before:]
     if dropped:
         extra["consoles_dropped_at_s"] = [round(t - started, 2) for t in dropped]
     if name == "evidence_full":
@@ -490,9 +497,11 @@ async def scenario(run: Run, name: str, give_up_s: float) -> Outcome:
         missing_in_db=len(missing_in_db),
         missing_at_consoles=len(console_missing),
         console_duplicates=console_duplicates,
-        console_reconnects=sum(c.connections - n for c, _, n in marks),
-        console_resyncs=sum(c.resyncs for c in run.consoles) - resyncs_before,
-        console_refusals=sum(len(c.refused) for c in run.consoles) - refusals_before,
+        console_reconnects=sum(
+            c.connections - n for c, (_, n) in zip(consoles, marks, strict=True)
+        ),
+        console_resyncs=sum(c.resyncs for c in consoles) - resyncs_before,
+        console_refusals=sum(len(c.refused) for c in consoles) - refusals_before,
         first_ack_after_s=first_ack_after,
         consoles_back_s=consoles_back,
         extra=extra | {"fault_s": round(ended - started, 2)},
@@ -576,23 +585,24 @@ async def _main(args: argparse.Namespace) -> list[Outcome]:
                         await new_citizen(http, cluster.urls[0], f"faults-{i:03d}")
                         for i in range(CITIZENS)
                     ]
-                consoles = [
-                    Console(cluster.urls, tokens[k % STAFF_ACCOUNTS], home=k % len(cluster.urls))
-                    for k in range(consoles_n)
+                specs = [
+                    (tokens[k % STAFF_ACCOUNTS], k % len(cluster.urls)) for k in range(consoles_n)
                 ]
-                stop = asyncio.Event()
-                running = [asyncio.create_task(c.run(stop)) for c in consoles]
                 run_id = secrets.token_hex(3)
                 try:
-                    async with Phones(
-                        cluster.urls, citizens, f"f{run_id}", give_up_s=args.give_up
-                    ) as phones:
+                    async with (
+                        ConsolePool.start(cluster.urls, specs, args.console_procs) as consoles,
+                        Phones(
+                            cluster.urls, citizens, f"f{run_id}", give_up_s=args.give_up
+                        ) as phones,
+                    ):
                         run = Run(
                             cluster, phones, consoles, tokens[STAFF_ACCOUNTS:], args.rate,
                             args.fault_s,
                         )  # fmt: skip
                         print(
-                            f"{len(cluster.nodes)} nodes, {consoles_n} consoles, {CITIZENS} "
+                            f"{len(cluster.nodes)} nodes, {consoles_n} consoles in "
+                            f"{args.console_procs or 'this'} process(es), {CITIZENS} "
                             f"phones, {args.rate:g} alarms/s; data under {workdir}",
                             flush=True,
                         )
@@ -601,8 +611,6 @@ async def _main(args: argparse.Namespace) -> list[Outcome]:
                             outcomes.append(outcome)
                             print(json.dumps(asdict(outcome)), flush=True)
                 finally:
-                    stop.set()
-                    await asyncio.gather(*running, return_exceptions=True)
                     for node in cluster.nodes:
                         await node.stop()
                     if args.logs is not None:
@@ -635,6 +643,10 @@ def main() -> None:
     parser.add_argument(
         "--consoles-per-node", type=int, default=CONSOLES_PER_NODE,
         help="console feeds per node (the reconnect storm: 100)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--console-procs", type=int, default=2,
+        help="processes the consoles run in (0: in this one, beside the phones)",
     )  # fmt: skip
     parser.add_argument("--logs", type=Path, help="copy the nodes' logs (stderr) here")
     args = parser.parse_args()

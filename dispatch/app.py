@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import zoneinfo
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import aiohttp
@@ -82,8 +82,8 @@ from dispatch.services.staff_auth import StaffAuth
 from dispatch.services.tracking import TrackingService
 from dispatch.services.workflow import Workflow
 from dispatch.settings import Settings
+from media.deferred import DeferredMedia, StartableMedia
 from media.network import ice_servers, limit_host_interfaces
-from media.server import MediaConfig, MediaServer
 from signaling.server import Signaling, create_socketio, start_signaling
 
 # The composition root is the one place dispatch/ reaches into the adapters.
@@ -92,6 +92,33 @@ SIGNALING = web.AppKey("signaling", Signaling)
 INDEX_CACHE = web.AppKey("index_cache", IndexCache)
 
 DEMO_LOGINS = web.AppKey("demo_logins", list[DemoLogin])
+# How long each start-up phase took, in seconds (wall clock), in order: the banner's
+# "start-up" line and bench/restart.py read it.
+STARTUP = web.AppKey("startup", dict[str, float])
+
+# What starts once the node serves (`after_ready`, called by `micro110 serve` after its
+# banner): the media's imports.  Without it (the tests' apps) the media loads with the
+# first call.
+AFTER_READY = web.AppKey("after_ready", list[Callable[[], None]])
+
+_Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def after_ready(app: web.Application) -> None:
+    for start in app[AFTER_READY]:
+        start()
+
+
+def _timed(name: str, context: _Context) -> _Context:
+    """`context` with its start (up to its `yield`) timed into `app[STARTUP]`."""
+
+    async def timed(app: web.Application) -> AsyncIterator[None]:
+        began = time.perf_counter()
+        async for _ in context(app):
+            app[STARTUP][name] = round(time.perf_counter() - began, 3)
+            yield
+
+    return timed
 
 
 async def _infrastructure_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -274,21 +301,29 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     """Video calls: the media this node terminates, owned here.  At shutdown every call
     ends (recordings finished and recorded as evidence) before the services stop."""
     settings, infra = app[SETTINGS], app[INFRA]
-    limit_host_interfaces(settings.media_interfaces)
     evidence_root = settings.data_dir.resolve() / "evidence"
-    media = MediaServer(
-        MediaConfig(
-            recordings_dir=evidence_root,
-            # The server's own ICE servers (aiortc uses the first STUN and TURN URL).
-            ice_servers=tuple(ice_servers(
-                settings.ice_servers, user=f"node-{settings.node_name}", now=time.time(),
-                turn_secret=settings.turn_secret, turn_ttl_s=24 * 3600,
-                turn_username=settings.turn_username, turn_password=settings.turn_password,
-            )),
-            max_calls=settings.max_calls,
-            peer_timeout_s=settings.call_peer_timeout_s,
-        )
-    )  # fmt: skip
+
+    def media_server() -> StartableMedia:
+        from media.server import MediaConfig, MediaServer  # (loaded by then)
+
+        limit_host_interfaces(settings.media_interfaces)
+        return MediaServer(
+            MediaConfig(
+                recordings_dir=evidence_root,
+                # The server's own ICE servers (aiortc uses the first STUN and TURN URL).
+                ice_servers=tuple(ice_servers(
+                    settings.ice_servers, user=f"node-{settings.node_name}", now=time.time(),
+                    turn_secret=settings.turn_secret, turn_ttl_s=24 * 3600,
+                    turn_username=settings.turn_username, turn_password=settings.turn_password,
+                )),
+                max_calls=settings.max_calls,
+                peer_timeout_s=settings.call_peer_timeout_s,
+            )
+        )  # fmt: skip
+
+    # aiortc and PyAV are imported beside the first requests (media/deferred.py), once
+    # the node serves (`after_ready`).
+    media = DeferredMedia(media_server, modules=["media.server"], max_calls=settings.max_calls)
     calls = CallService(
         pool=infra.pool, publisher=app[PUBLISHER], clock=app[CLOCK], intake=app[INTAKE],
         media=media, evidence_root=evidence_root, node=settings.node_name,
@@ -298,7 +333,7 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CALLS] = calls
     app[NODE_CLIENT] = client = aiohttp.ClientSession()
     await calls.recover()
-    media.start()
+    app[AFTER_READY].append(media.start)
     yield
     await media.close()
     await client.close()
@@ -364,16 +399,18 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[SMS] = sms_sender or sms_sender_for(settings)
     app[INDEX_CACHE] = index_cache or IndexCache()
+    app[STARTUP] = {}
+    app[AFTER_READY] = []
     if infrastructure is None:
-        app.cleanup_ctx.append(_infrastructure_ctx)
+        app.cleanup_ctx.append(_timed("infrastructure", _infrastructure_ctx))
     else:
         app[INFRA] = infrastructure
-    app.cleanup_ctx.append(_demo_ctx)
-    app.cleanup_ctx.append(_precincts_ctx)
-    app.cleanup_ctx.append(_services_ctx)
-    app.cleanup_ctx.append(_calls_ctx)
-    app.cleanup_ctx.append(_signaling_ctx)
-    app.cleanup_ctx.append(_background_ctx)
+    app.cleanup_ctx.append(_timed("demo", _demo_ctx))
+    app.cleanup_ctx.append(_timed("precincts", _precincts_ctx))
+    app.cleanup_ctx.append(_timed("services", _services_ctx))
+    app.cleanup_ctx.append(_timed("calls", _calls_ctx))
+    app.cleanup_ctx.append(_timed("signaling", _signaling_ctx))
+    app.cleanup_ctx.append(_timed("background", _background_ctx))
     app[SOCKETIO] = create_socketio(app)
     app.add_routes(ops.routes)
     app.add_routes(status.routes)

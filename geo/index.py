@@ -15,7 +15,9 @@ Precincts in separate regions (a city here and one abroad, or two cities more th
 ``geo.regions.REGION_GAP_DEG`` apart) get one such grid per region under a thin
 top-level index: one grid spanning continents would need billions of cells, or be too
 coarse to help. ``geo.regions.RegionRouter`` sends each point to the one region that can
-hold it, and asks other regions for their distance only when they could be nearer.
+hold it, and asks other regions for their distance only when they could be nearer; a
+region so asked answers from its far field (``geo.far_field``) instead of searching its
+whole boundary.
 
 The index is immutable: a new import builds a new index and the caller swaps the
 reference, so readers never see a half-built one. Building takes seconds of CPU for a
@@ -35,11 +37,19 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
 from geo.datum import Datum, to_wgs84, to_wgs84_many
+from geo.far_field import (
+    OWNER_NEARER,
+    RIVAL_NEARER,
+    FarField,
+    Side,
+    half_diagonal_m,
+    world_cell_box,
+)
 from geo.nearest import nearest_on
 from geo.packing import pack, unpack
 from geo.precincts import Precinct
 from geo.projection import LocalProjection
-from geo.regions import Frame, RegionRouter, group_regions
+from geo.regions import PER_DEGREE, Frame, RegionRouter, group_regions
 from geo.tables import IndexTables, build_tables
 
 PrecinctIndices = npt.NDArray[np.int32]
@@ -77,6 +87,10 @@ class PrecinctIndex:
     _regions: tuple[PrecinctIndex, ...] = ()
     _positions: tuple[PrecinctIndices, ...] = ()
     _router: RegionRouter | None = None
+    # Per region: its far field (``geo.far_field``), None where no point asks it.
+    _far: tuple[FarField | None, ...] = ()
+    # The region whose grid stands in front (see ``_of_regions``), -1 for none.
+    _main: int = -1
 
     @classmethod
     def build(cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0) -> PrecinctIndex:
@@ -108,7 +122,8 @@ class PrecinctIndex:
             positions = tuple(
                 np.asarray([i for i, _ in region], dtype=np.int32) for region in regions
             )
-            return cls._of_regions(tuple(precincts), children, positions)
+            index = cls._of_regions(tuple(precincts), children, positions)
+            return replace(index, _far=index._far_fields())
         return cls._of_tables(
             tuple(precincts), build_tables([p.geometry for p in precincts], cell_share)
         )
@@ -137,6 +152,12 @@ class PrecinctIndex:
             meta["regions"].append(region_meta)
             arrays[f"{number}.positions"] = positions
             arrays.update({f"{number}.{name}": a for name, a in region_arrays.items()})
+        meta["far"] = []
+        for number, far in enumerate(self._far):
+            if far is not None:
+                grid, far_arrays = far.to_arrays()
+                meta["far"].append([number, grid])
+                arrays.update({f"far{number}.{name}": a for name, a in far_arrays.items()})
         return pack(meta, arrays)
 
     @classmethod
@@ -172,7 +193,17 @@ class PrecinctIndex:
             Precinct(code, name, found[0] if len(found) == 1 else _merged(found))
             for code, name, found in zip(codes, names, parts, strict=True)
         )
-        return cls._of_regions(whole, tuple(children), tuple(positions))
+        index = cls._of_regions(whole, tuple(children), tuple(positions))
+        # Indexes packed before far fields existed load without them (exact searches).
+        far: list[FarField | None] = [None] * len(children)
+        for number, far_meta in meta.get("far", []):
+            prefix = f"far{number}."
+            far[number] = FarField.from_arrays(
+                far_meta,
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+                children[number].projection_of_tables,
+            )
+        return replace(index, _far=tuple(far))
 
     @classmethod
     def _of_tables(cls, precincts: tuple[Precinct, ...], tables: IndexTables) -> PrecinctIndex:
@@ -195,14 +226,21 @@ class PrecinctIndex:
         # is in that cell's precinct whatever the other regions hold (regions are
         # degrees apart), so most points never reach the router. Its cells hold the
         # child's positions, so its answers come too. Every other point takes the router.
-        main = max(children, key=lambda child: child._frame[4] * child._frame[5])
+        main_number = max(
+            range(len(children)), key=lambda n: children[n]._frame[4] * children[n]._frame[5]
+        )
+        main = children[main_number]
         frame, cells, inside = main._frame, main._cells, main._inside
         x0, y0, inv_dx, inv_dy, nx, ny = frame
         if not (x0 >= -180.0 and y0 >= -90.0 and x0 + nx / inv_dx <= 180.0
                 and y0 + ny / inv_dy <= 90.0):  # fmt: skip
             # Not in front of the coordinate check of the off-grid path.
             frame, cells, inside = (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), ()
-        return cls(precincts, codes, None, frame, cells, inside, children, positions, router)
+            main_number = -1
+        return cls(
+            precincts, codes, None, frame, cells, inside, children, positions, router,
+            _main=main_number,
+        )  # fmt: skip
 
     def _region_frame(self) -> Frame:
         tables = self._tables
@@ -219,6 +257,61 @@ class PrecinctIndex:
             grid.x0, grid.y0, grid.x0 + grid.nx * grid.dx, grid.y0 + grid.ny * grid.dy,
             tables.projection.lon_0, tables.projection.lat_0, box, reach,
         )  # fmt: skip
+
+    def _far_fields(self) -> tuple[FarField | None, ...]:
+        """A far field for each region that some out-of-jurisdiction point asks as the
+        rival of the region owning its world cell (``_in_regions``), over the world
+        cells where that can happen: those where the owner's distance, at most its
+        distance from the cell's centre plus the cell's half diagonal, can reach the
+        cell's ``others_m``. Erring wide only makes a far field larger; a point outside
+        every far field still gets the exact search."""
+        router = self._router
+        assert router is not None
+        owner = router.owner_view
+        rival = np.asarray(router.rival)
+        others = np.asarray(router.others_m)
+        cells = np.flatnonzero((owner >= 0) & (rival >= 0) & np.isfinite(others))
+        wanted: dict[int, list[int]] = {}
+        owners: dict[int, set[int]] = {}
+        for number, region in enumerate(self._regions):
+            own = cells[owner[cells] == number]
+            if len(own) == 0:
+                continue
+            tables = region._tables
+            assert tables is not None
+            boxes = np.array([world_cell_box(c, PER_DEGREE) for c in own.tolist()])
+            slack = half_diagonal_m(tables.projection, boxes).tolist()
+            centres = ((boxes[:, :2] + boxes[:, 2:]) / 2.0).tolist()
+            for cell, (lon, lat), margin in zip(own.tolist(), centres, slack, strict=True):
+                limit = router.others_m[cell]
+                if margin < limit and region.locate(lon, lat).distance_m + margin < limit:
+                    continue
+                wanted.setdefault(router.rival[cell], []).append(cell)
+                owners.setdefault(router.rival[cell], set()).add(number)
+        far: list[FarField | None] = [None] * len(self._regions)
+        for number, asked in wanted.items():
+            tables = self._regions[number]._tables
+            assert tables is not None
+            side = None
+            if len(owners[number]) == 1:
+                (owned_by,) = owners[number]
+                owner_tables = self._regions[owned_by]._tables
+                assert owner_tables is not None
+                side = Side(
+                    owned_by, owner_tables.projection, owner_tables.segments,
+                    owner_tables.grid, owner_tables.cells_view, owner_tables.entry_block,
+                    owner_tables.block_offsets, owner_tables.block_segments,
+                )  # fmt: skip
+            far[number] = FarField.build(
+                asked, PER_DEGREE, tables.projection, tables.segments, side
+            )
+        return tuple(far)
+
+    @property
+    def projection_of_tables(self) -> LocalProjection:
+        tables = self._tables
+        assert tables is not None
+        return tables.projection
 
     @property
     def projection(self) -> LocalProjection | None:
@@ -242,7 +335,7 @@ class PrecinctIndex:
             if code >= 0:
                 return self._inside[code]
             if self._router is not None:
-                return self._in_regions(lon, lat)
+                return self._in_regions(lon, lat, ~code, ix, iy)
             return self._resolve(~code, lon, lat, ix, iy)
         return self._off_grid(lon, lat)
 
@@ -350,35 +443,84 @@ class PrecinctIndex:
         polygon, distance = found
         return Location(None, self.codes[polygon], distance)
 
-    def _in_regions(self, lon: float, lat: float) -> Location:
+    def _in_regions(
+        self, lon: float, lat: float, entry: int = -1, ix: int = 0, iy: int = 0
+    ) -> Location:
+        """``entry``, when not -1, is the point's entry in the main region's grid, whose
+        cell (ix, iy) holds it."""
         router = self._router
         assert router is not None
         cell = router.cell(lon, lat)
         number = router.owner[cell]
         if number < 0:
             return self._nearest_region(lon, lat)
+        rival = router.rival[cell]
+        far = self._far[rival] if self._far and rival >= 0 else None
+        settled, fx, fy = 0, -1, -1
+        if far is not None:
+            fx, fy = far.cell(lon, lat)
+            if fx >= 0 and far.owner == number:
+                settled = far.settled[fy * far.frame[4] + fx]
+                if settled == RIVAL_NEARER and entry >= 0 and self._outside(number, entry):
+                    # The point is in none of the owner's precincts (no precinct meets
+                    # its cell) and the rival is nearer than the owner everywhere in the
+                    # far cell; only a third region could beat it, and none can below
+                    # beyond_rival_m.
+                    other = self._far_answer(rival, far, lon, lat, fx, fy)
+                    if other is not None and other.distance_m < router.beyond_rival_m[cell]:
+                        return other
         # Only this region's frame meets the cell: it alone can hold the point, and its
         # answer stands unless another region might be nearer.
-        answer = self._regions[number].locate(lon, lat)
+        if entry >= 0 and number == self._main:
+            answer = self._regions[number]._resolve(entry, lon, lat, ix, iy)
+        else:
+            answer = self._regions[number].locate(lon, lat)
         distance = answer.distance_m
         if answer.precinct is not None or distance < router.others_m[cell]:
             return answer
         if distance >= router.beyond_rival_m[cell]:
             return self._nearest_region(lon, lat, number, answer)
-        # Only the rival region might be nearer (ties go to the first region).
-        rival = router.rival[cell]
-        region = self._regions[rival]
-        tables = region._tables
-        assert tables is not None
-        x, y = tables.projection.to_local(lon, lat)
-        if router.plane_bound(rival, x, y) > distance:
+        if settled == OWNER_NEARER:
             return answer
-        other = region._nearest_within(x, y, distance)
+        # Only the rival region might be nearer (ties go to the first region).
+        region = self._regions[rival]
+        other = None
+        if fx >= 0 and far is not None:
+            other = self._far_answer(rival, far, lon, lat, fx, fy)
+        if other is None:
+            tables = region._tables
+            assert tables is not None
+            x, y = tables.projection.to_local(lon, lat)
+            if router.plane_bound(rival, x, y) > distance:
+                return answer
+            other = region._nearest_within(x, y, distance)
         if other is not None and (
             other.distance_m < distance or (other.distance_m == distance and rival < number)
         ):
             return other
         return answer
+
+    def _outside(self, number: int, entry: int) -> bool:
+        """Is ``entry`` of the main region's grid a cell that no precinct meets?"""
+        if number != self._main:
+            return False
+        tables = self._regions[number]._tables
+        assert tables is not None
+        offsets = tables.entry_offsets_mv
+        return bool(offsets[entry] == offsets[entry + 1])
+
+    def _far_answer(
+        self, number: int, far: FarField, lon: float, lat: float, fx: int, fy: int
+    ) -> Location | None:
+        """Region ``number``'s answer for an out-of-jurisdiction point in far cell
+        (fx, fy) of its far field; None when that cell has no list."""
+        region = self._regions[number]
+        tables = region._tables
+        assert tables is not None
+        found = far.nearest(lon, lat, fx, fy, tables.segments.rows)
+        if found is None:
+            return None
+        return Location(None, region.codes[found[0]], found[1])
 
     def _nearest_region(
         self, lon: float, lat: float, known: int = -1, known_answer: Location | None = None

@@ -50,10 +50,12 @@ class PlaneTiles:
     tiles: tuple[Tile | None, ...]
 
     @classmethod
-    def build(cls, grid: Grid, projection: LocalProjection) -> PlaneTiles:
+    def build(
+        cls, grid: Grid, projection: LocalProjection, *, max_tiles: int = _MAX_TILES
+    ) -> PlaneTiles:
         cell = max(min(grid.cell_metres), 1e-9)
         shift = max(0, int(math.log2(_TILE_METRES / cell))) if cell < _TILE_METRES else 0
-        while -(-grid.nx // (1 << shift)) * -(-grid.ny // (1 << shift)) > _MAX_TILES:
+        while -(-grid.nx // (1 << shift)) * -(-grid.ny // (1 << shift)) > max_tiles:
             shift += 1
         side = 1 << shift
         columns, rows = -(-grid.nx // side), -(-grid.ny // side)

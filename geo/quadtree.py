@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from geo.grid import Grid
+from geo.grid import Grid, unique_ints_inverse
 from geo.nearest import SegmentTable
 from geo.projection import LocalProjection
 
@@ -277,7 +277,7 @@ class _BlockGeometry:
             # Midpoints of the edges (corners 1-2, 3-4, 1-3 and 2-4).
             lattice += [mx + iy_lo * nx2, mx + iy_hi * nx2, ix_lo + my * nx2, ix_hi + my * nx2]
         points = np.stack(lattice, axis=1)
-        unique, inverse = np.unique(points, return_inverse=True)
+        unique, inverse = unique_ints_inverse(points.ravel())
         lon = grid.x0 + (unique % nx2) * (grid.dx / 2.0)
         lat = grid.y0 + (unique // nx2) * (grid.dy / 2.0)
         px, py = projection.to_local_many(lon, lat)

@@ -44,8 +44,8 @@ _MIN_RADIUS_M = 6_300_000.0
 _SLACK_M = 1.0
 # World table cells per degree; from a cell's centre, any point of the cell is at most
 # half a cell along a meridian plus half a cell along a parallel away.
-_PER_DEGREE = 2
-_HALF_DIAGONAL = math.radians(1.0 / _PER_DEGREE)
+PER_DEGREE = 2
+_HALF_DIAGONAL = math.radians(1.0 / PER_DEGREE)
 # Degrees a frame is grown by for the table, so a point on its edge is never missed.
 _FRAME_EPS = 1e-9
 NONE = -1
@@ -87,12 +87,12 @@ class RegionRouter:
 
     @classmethod
     def of(cls, frames: Sequence[Frame]) -> RegionRouter:
-        columns, rows = 360 * _PER_DEGREE, 180 * _PER_DEGREE
-        lon = -180.0 + (np.arange(columns) + 0.5) / _PER_DEGREE
-        lat = -90.0 + (np.arange(rows) + 0.5) / _PER_DEGREE
+        columns, rows = 360 * PER_DEGREE, 180 * PER_DEGREE
+        lon = -180.0 + (np.arange(columns) + 0.5) / PER_DEGREE
+        lat = -90.0 + (np.arange(rows) + 0.5) / PER_DEGREE
         mesh_lons, mesh_lats = np.meshgrid(lon, lat)
         lons, lats = mesh_lons.ravel(), mesh_lats.ravel()
-        half = 0.5 / _PER_DEGREE
+        half = 0.5 / PER_DEGREE
         owner = np.full(lons.size, NONE, dtype=np.int16)
         for number, frame in enumerate(frames):
             meets = (
@@ -127,14 +127,14 @@ class RegionRouter:
 
     def cell(self, lon: float, lat: float) -> int:
         """The world cell of a valid coordinate pair."""
-        column = min(int((lon + 180.0) * _PER_DEGREE), 360 * _PER_DEGREE - 1)
-        row = min(int((lat + 90.0) * _PER_DEGREE), 180 * _PER_DEGREE - 1)
-        return row * 360 * _PER_DEGREE + column
+        column = min(int((lon + 180.0) * PER_DEGREE), 360 * PER_DEGREE - 1)
+        row = min(int((lat + 90.0) * PER_DEGREE), 180 * PER_DEGREE - 1)
+        return row * 360 * PER_DEGREE + column
 
     def cells_of(self, lons: FloatArray, lats: FloatArray) -> IntArray:
-        column = np.minimum(((lons + 180.0) * _PER_DEGREE).astype(np.int64), 360 * _PER_DEGREE - 1)
-        row = np.minimum(((lats + 90.0) * _PER_DEGREE).astype(np.int64), 180 * _PER_DEGREE - 1)
-        return np.asarray(row * 360 * _PER_DEGREE + column, dtype=np.int64)
+        column = np.minimum(((lons + 180.0) * PER_DEGREE).astype(np.int64), 360 * PER_DEGREE - 1)
+        row = np.minimum(((lats + 90.0) * PER_DEGREE).astype(np.int64), 180 * PER_DEGREE - 1)
+        return np.asarray(row * 360 * PER_DEGREE + column, dtype=np.int64)
 
     def lower_bounds(self, lon: float, lat: float) -> FloatArray:
         """Per region: no point of its boundary is nearer than this, in its plane."""

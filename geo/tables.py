@@ -23,7 +23,7 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.grid import Grid, Rasterised, polygon_array, rasterise
+from geo.grid import Grid, Rasterised, polygon_array, rasterise, unique_ints_counts
 from geo.nearest import SegmentTable
 from geo.plane_tiles import PlaneTiles
 from geo.projection import LocalProjection
@@ -187,7 +187,7 @@ _ARRAYS = (
 def _entries(raster: Rasterised, blocks: CandidateBlocks) -> dict[str, npt.NDArray[Any]]:
     """Cell codes and the entry table (see the module docstring), all vectorised."""
     n_blocks = len(blocks.offsets) - 1
-    border, counts = np.unique(raster.candidate_cells, return_counts=True)
+    border, counts = unique_ints_counts(raster.candidate_cells)
     cells = raster.owner.astype(np.int32)
     outside = np.flatnonzero(raster.owner < 0)
     cells[outside] = ~blocks.block_of_cell[outside]

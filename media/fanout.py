@@ -1,16 +1,18 @@
 """One stream of a call handed to each of its consumers, encoded, with bounded memory.
 
 Each consumer (a viewer's sender, the recorder, the citizen's back channel) has its
-own bounded queue: a slow or dead one drops its own frames (a video consumer then
-waits for the next key frame, and one is asked for) and never holds up the others or
-grows without bound (the stock relay's bug: ~14 MB/s per call queued for a dead
-recorder).  Frames are immutable values, so sharing one among consumers is safe (the
-stock relay's other bug: PyAV rewriting a shared frame's pts in place).
+own bounded queue (the recorder's is inside the recorder, fed at once on the event
+loop): a slow or dead one drops its own frames (a video consumer then waits for the
+next key frame, and one is asked for) and never holds up the others or grows without
+bound (the stock relay's bug: ~14 MB/s per call queued for a dead recorder).  Frames
+are immutable values, so sharing one among consumers is safe (the stock relay's other
+bug: PyAV rewriting a shared frame's pts in place).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -28,11 +30,25 @@ logger = logging.getLogger(__name__)
 _STEP = {"video": 3000, "audio": 960}
 
 
-class Subscription:
-    """A consumer's bounded queue of frames."""
+@functools.cache
+def _time_base(clock_rate: int) -> Fraction:
+    return Fraction(1, clock_rate)
 
-    def __init__(self, kind: str, limit: int, on_gap: Callable[[], None]) -> None:
+
+class Subscription:
+    """A consumer's bounded queue of frames, or, with `consumer`, a consumer that takes
+    each frame at once on the event loop and bounds its own queue (the recorder): no
+    task, future and wake-up per frame."""
+
+    def __init__(
+        self,
+        kind: str,
+        limit: int,
+        on_gap: Callable[[], None],
+        consumer: Callable[[EncodedFrame], None] | None = None,
+    ) -> None:
         self.kind = kind
+        self._consumer = consumer
         self._items: deque[EncodedFrame] = deque()
         self._limit = limit
         self._on_gap = on_gap
@@ -54,6 +70,13 @@ class Subscription:
                 self.dropped += 1
                 return
             self._need_keyframe = False
+        if self._consumer is not None:
+            try:
+                self._consumer(frame)
+            except Exception:  # a consumer's fault must not stop the packets' path
+                self.dropped += 1
+                logger.exception("a media consumer failed on a frame")
+            return
         if len(self._items) >= self._limit:
             self.dropped += len(self._items)
             self._items.clear()
@@ -105,7 +128,14 @@ class Fanout:
         self.frames = 0
 
     def subscribe(self, limit: int) -> Subscription:
-        subscription = Subscription(self.kind, limit, self._on_gap)
+        """A queue of at most `limit` frames, read with `get()`."""
+        return self._add(Subscription(self.kind, limit, self._on_gap))
+
+    def attach(self, consumer: Callable[[EncodedFrame], None]) -> Subscription:
+        """`consumer` gets each frame at once, on the event loop; it must not block."""
+        return self._add(Subscription(self.kind, 0, self._on_gap, consumer))
+
+    def _add(self, subscription: Subscription) -> Subscription:
         self._subscriptions.append(subscription)
         if self.kind == "video":
             self._on_gap()  # a new viewer or recording starts at a fresh key frame
@@ -132,7 +162,7 @@ class Fanout:
             pts = self._last_pts  # never backwards (a reordered audio packet)
         self._last_pts = pts
         self.frames += 1
-        out = frame.with_pts(pts)
+        out = frame if pts == frame.pts else frame.with_pts(pts)
         for subscription in self._subscriptions:
             subscription.offer(out)
 
@@ -161,7 +191,7 @@ class ForwardedTrack(MediaStreamTrack):
         packet = av.Packet(frame.data)
         packet.pts = frame.pts
         packet.dts = frame.pts
-        packet.time_base = Fraction(1, frame.clock_rate)
+        packet.time_base = _time_base(frame.clock_rate)
         return packet
 
     def stop(self) -> None:

@@ -9,6 +9,11 @@ one that hands the frame, as it is (no decode), to a `FrameSink` on the event lo
 otherwise runs aiortc's own worker unchanged, so peers in the same process that want
 decoded frames (tests, tools) still get them.
 
+`forward_receiver` also puts a `ThrottledRemb` in front of a video receiver's bitrate
+estimator: aiortc sends a REMB (RTCP) with every packet for as long as its estimator
+sees over-use (a busy machine's jittery arrival times are enough), which costs the
+server an RTCP packet built, encrypted and sent per RTP packet received.
+
 This relies on aiortc's private internals, hence the exact version pin in
 pyproject.toml and `tests/media/test_aiortc_internals.py`, which fails when they change.
 """
@@ -17,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from aiortc import rtcrtpreceiver
+from aiortc import clock, rtcrtpreceiver
 
 # What this module was written against; the tests check it is what is installed.
 AIORTC_VERSION = "1.16.0"
@@ -80,6 +86,22 @@ class FrameSink:
 
 _original_worker = rtcrtpreceiver.decoder_worker
 _installed = threading.Lock()
+
+# Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+_NTP_UNIX_OFFSET = 2_208_988_800
+
+
+def _current_ntp_time() -> int:
+    """`aiortc.clock.current_ntp_time` (64-bit NTP time now) without building datetimes:
+    every RTP packet sent asks for it twice."""
+    now = time.time()
+    seconds = int(now)
+    return ((seconds + _NTP_UNIX_OFFSET) << 32) | int((now - seconds) * 4_294_967_296)
+
+
+def _current_ms() -> int:
+    """`aiortc.clock.current_ms` (milliseconds since 1900), asked once per packet received."""
+    return int((time.time() + _NTP_UNIX_OFFSET) * 1000)
 
 
 def _encoded(kind: str, codec: Any, jitter_frame: Any) -> EncodedFrame:
@@ -139,19 +161,72 @@ def _forwarding_worker(
 
 
 def install() -> None:
-    """Make receivers whose track queue is a `FrameSink` forward encoded frames."""
+    """Make receivers whose track queue is a `FrameSink` forward encoded frames, and
+    aiortc's per-packet clock readings cheaper (the same values)."""
     with _installed:
         rtcrtpreceiver.decoder_worker = _forwarding_worker
+        clock.current_ntp_time = _current_ntp_time
+        clock.current_ms = _current_ms
 
 
-def forward_receiver(receiver: Any, deliver: Callable[[EncodedFrame | None], None]) -> None:
+# A REMB goes out at most this often, or sooner (but not within REMB_MIN_GAP_MS of the
+# last) when the estimate falls below REMB_DROP of the last one sent: a browser's
+# encoder hears of congestion at once and of everything else twice a second.
+REMB_INTERVAL_MS = 500
+REMB_MIN_GAP_MS = 100
+REMB_DROP = 0.97
+
+
+class ThrottledRemb:
+    """Stands in for a receiver's `RemoteBitrateEstimator`: every packet still feeds
+    the estimator, but an estimate is returned (and so sent as a REMB) only when one is
+    due.  aiortc's receiver sends whatever `add` returns."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self._sent_at: int | None = None
+        self._sent_bitrate = 0
+        self.sent = 0
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        remb: tuple[int, list[int]] | None = self.estimator.add(
+            arrival_time_ms=arrival_time_ms,
+            abs_send_time=abs_send_time,
+            payload_size=payload_size,
+            ssrc=ssrc,
+        )
+        if remb is None:
+            return None
+        if self._sent_at is not None:
+            since = arrival_time_ms - self._sent_at
+            dropped = remb[0] < REMB_DROP * self._sent_bitrate
+            if since < REMB_MIN_GAP_MS or (since < REMB_INTERVAL_MS and not dropped):
+                return None
+        self._sent_at = arrival_time_ms
+        self._sent_bitrate = remb[0]
+        self.sent += 1
+        return remb
+
+
+def forward_receiver(
+    receiver: Any, deliver: Callable[[EncodedFrame | None], None], *, remb: bool = True
+) -> None:
     """Before the connection starts (right after setRemoteDescription), make
-    `receiver` hand its encoded frames to `deliver` instead of decoding them."""
+    `receiver` hand its encoded frames to `deliver` instead of decoding them, and send
+    its bandwidth estimates (REMB) at a sane rate, or never without `remb` (a peer whose
+    sender ignores them: the server, forwarding encoded video, does)."""
     install()
     track = receiver.track
     assert track is not None, "call after setRemoteDescription"
     track._queue = sink = FrameSink(track.kind, deliver)
     receiver._RTCRtpReceiver__decoder_queue = _InlineQueue(sink)
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+    if estimator is not None and not isinstance(estimator, ThrottledRemb):
+        receiver._RTCRtpReceiver__remote_bitrate_estimator = (
+            ThrottledRemb(estimator) if remb else None
+        )
 
 
 def packets_received(receiver: Any) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from media.recorder import Recording
+from media.recordings import Recording
 
 
 class EndReason(StrEnum):

@@ -25,10 +25,12 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aioice.ice
 import ifaddr
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+if TYPE_CHECKING:  # imported where used: a server that starts need not wait for aiortc
+    from aiortc import RTCConfiguration, RTCPeerConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ def ice_servers(
 
 
 def rtc_configuration(servers: Sequence[IceServer]) -> RTCConfiguration:
+    from aiortc import RTCConfiguration, RTCIceServer
+
     # An empty list, not None: None makes aiortc fall back to Google's STUN server.
     return RTCConfiguration(
         iceServers=[RTCIceServer(list(s.urls), s.username, s.credential) for s in servers]
@@ -109,6 +113,8 @@ def limit_host_interfaces(names: Sequence[str]) -> None:
             address for address in interface_addresses(chosen)
             if (":" in address and use_ipv6) or (":" not in address and use_ipv4)
         ]  # fmt: skip
+
+    import aioice.ice
 
     aioice.ice.get_host_addresses = host_addresses
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from aiortc import sdp
-
 from media.interface import BadOffer
 
 MAX_OFFER_BYTES = 32 * 1024
@@ -44,6 +42,8 @@ def check_offer(text: str, role: Role) -> OfferSummary:
         raise BadOffer(f"the offer is larger than {MAX_OFFER_BYTES} bytes", field="sdp")
     if not text.startswith("v=0"):
         raise BadOffer("the body is not an SDP offer (it must start with 'v=0')", field="sdp")
+    from aiortc import sdp  # here: importing aiortc takes a while, and serving starts first
+
     try:
         description = sdp.SessionDescription.parse(text)
     except (AssertionError, ValueError, IndexError, KeyError, TypeError) as exc:

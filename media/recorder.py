@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -28,10 +26,12 @@ from typing import Any
 import av
 
 from media.frames import EncodedFrame, vp8_size
+from media.recordings import MEDIA_TYPE as MEDIA_TYPE
+from media.recordings import Recording as Recording
+from media.recordings import file_sha256 as file_sha256
 
 logger = logging.getLogger(__name__)
 
-MEDIA_TYPE = "video/webm"
 # Audio that arrives before the first video key frame is kept (up to ~5 s of it) and
 # written once the video track's size is known.
 _EARLY_AUDIO = 250
@@ -68,32 +68,6 @@ class _Handoff:
             items = list(self._items)
             self._items.clear()
             return items
-
-
-@dataclass(frozen=True, slots=True)
-class Recording:
-    """A finished recording: what the evidence row holds."""
-
-    path: Path
-    sha256: str
-    size: int
-    duration_s: float
-    codecs: tuple[str, ...]
-    video_frames: int
-    audio_packets: int
-    width: int | None
-    height: int | None
-    dropped: int
-
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 class WebmRecorder:

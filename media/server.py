@@ -53,8 +53,6 @@ _NEGOTIATION_ERRORS = (
 KEYFRAME_INTERVAL_S = 0.5  # at most one key-frame request to the citizen per this
 VIEWER_VIDEO_QUEUE = 90  # ~3 s of video a viewer may fall behind before it skips ahead
 VIEWER_AUDIO_QUEUE = 150
-RECORDER_VIDEO_QUEUE = 300
-RECORDER_AUDIO_QUEUE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +92,9 @@ class _Publisher:
     recorder: WebmRecorder
     subscriptions: list[tuple[Fanout, Subscription]]
     receivers: dict[str, RTCRtpReceiver]
-    recording: list[Subscription]
     started_at: datetime
     started: float
     last_heard: float | None = None
-    pump: asyncio.Task[None] | None = None
     ending: bool = False
 
 
@@ -229,7 +225,7 @@ class MediaServer:
             loop = asyncio.get_running_loop()
             publisher = _Publisher(
                 id=session_id, pc=pc, recorder=recorder, subscriptions=[(call.back, back)],
-                receivers={}, recording=[], started_at=_now(), started=loop.time(),
+                receivers={}, started_at=_now(), started=loop.time(),
             )  # fmt: skip
             for transceiver, fanout in ((video, call.video), (audio, call.audio)):
                 if transceiver.kind == "audio" and not summary.sends_audio:
@@ -257,13 +253,11 @@ class MediaServer:
         call.without_publisher_since = None
         call.video.new_source()
         call.audio.new_source()
-        # The recorder reads the call's streams from this segment's first frame on.
-        for fanout, limit in ((call.video, RECORDER_VIDEO_QUEUE),
-                              (call.audio, RECORDER_AUDIO_QUEUE)):  # fmt: skip
-            subscription = fanout.subscribe(limit)
+        # The recorder takes the call's streams from this segment's first frame on, each
+        # frame as it comes (its own bounded queue feeds its thread).
+        for fanout in (call.video, call.audio):
+            subscription = fanout.attach(recorder.write)
             publisher.subscriptions.append((fanout, subscription))
-            publisher.recording.append(subscription)
-        publisher.pump = asyncio.create_task(self._record(publisher), name=f"record-{session_id}")
         self._on_state(pc, lambda: self._publisher_failed(call, publisher))
         logger.info("call session answered", extra={"call_id": call_id, "session_id": session_id})
         self.start()
@@ -453,15 +447,6 @@ class MediaServer:
         if call.viewers.get(viewer.id) is viewer and not viewer.ending:
             await self._end_viewer(call, viewer, LeaveReason.FAILED)
 
-    async def _record(self, publisher: _Publisher) -> None:
-        """Move this segment's frames from the fan-outs to its recorder."""
-
-        async def pump(subscription: Subscription) -> None:
-            while (frame := await subscription.get()) is not None:
-                publisher.recorder.write(frame)
-
-        await asyncio.gather(*(pump(s) for s in publisher.recording))
-
     async def _end_publisher(self, call: _Call, publisher: _Publisher, reason: EndReason) -> None:
         if publisher.ending:
             return
@@ -474,9 +459,6 @@ class MediaServer:
         try:
             await publisher.pc.close()
         finally:
-            if publisher.pump is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await publisher.pump
             recording = await publisher.recorder.close()
             ended = SessionEnded(
                 call_id=call.id, session_id=publisher.id, reason=reason,

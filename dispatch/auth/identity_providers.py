@@ -9,12 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dispatch.domain.errors import BadRequest, Unauthorized
 from dispatch.domain.identity import (
@@ -24,6 +19,12 @@ from dispatch.domain.identity import (
     mask_phone,
     parse_national_id,
 )
+
+# PyJWT and cryptography are imported where they are used: a server that starts with no
+# attestation provider (most) need not load them before it serves.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class AttestationVerifier:
     def from_file(cls, path: Path | None) -> AttestationVerifier:
         if path is None:
             return cls({})
+        from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
         try:
             raw = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -87,6 +92,9 @@ class AttestationVerifier:
         return frozenset(self._keys)
 
     def verify(self, token: str, *, now: datetime) -> Attestation:
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

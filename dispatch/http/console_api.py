@@ -9,7 +9,7 @@ import msgspec
 from aiohttp import web
 
 from dispatch.domain.errors import BadRequest
-from dispatch.http.staff_api import incident_id, staff
+from dispatch.http.staff_api import incident_id, load_limit, staff
 from dispatch.services.console_queries import ConsoleQueries
 from dispatch.services.evidence_access import EvidenceAccess
 
@@ -31,7 +31,7 @@ async def roster(request: web.Request) -> web.Response:
 
 @routes.get("/api/console/annotations")
 async def queue_annotations(request: web.Request) -> web.Response:
-    found = await request.app[CONSOLE].annotations(await staff(request))
+    found = await request.app[CONSOLE].annotations(await staff(request), load_limit(request))
     return _json({"incidents": found})
 
 

@@ -89,8 +89,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/auth/me", "Who this token belongs to", "staff", None, m.StaffUserOut,
               auth="staff", errors=(401,)),
     Operation("get", "/api/console/snapshot",
-              "Open incidents in scope and the feed seq they are current as of", "workflow",
-              auth="staff", errors=(401, 403)),
+              "Open incidents in scope and the feed seq they are current as of: those in hand,"
+              " then the most urgent queued, at most ?limit= (default 2,000; `more` when some"
+              " are left out), with `totals` counting them all", "workflow",
+              auth="staff", errors=(400, 401, 403)),
     Operation("get", "/api/incidents", "Open incidents in my scope, most urgent first",
               "workflow", auth="staff", errors=(401, 403)),
     Operation("get", "/api/incidents/{incident_id}", "One incident", "workflow", None,
@@ -135,8 +137,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/console/roster", "Officers in scope (duty, position) and desk staff",
               "workflow", auth="staff", errors=(401, 403)),
     Operation("get", "/api/console/annotations",
-              "Open incidents' report text, photo counts and possible duplicates", "workflow",
-              auth="staff", errors=(401, 403)),
+              "Open incidents' report text, photo counts and possible duplicates (for those"
+              " the snapshot with the same ?limit= loads)", "workflow",
+              auth="staff", errors=(400, 401, 403)),
     Operation("get", "/api/incidents/{incident_id}/evidence", "An incident's photos (metadata)",
               "workflow", auth="staff", errors=(400, 401, 403, 404)),
     Operation("get", "/api/incidents/{incident_id}/evidence/{attachment_id}",

@@ -108,14 +108,28 @@ async def list_incidents(request: web.Request) -> web.Response:
     return _json({"incidents": [incident_view(i) for i in incidents]})
 
 
+def load_limit(request: web.Request) -> int | None:
+    """The console's `?limit=`: how many open incidents to load (None: the default)."""
+    raw = request.query.get("limit")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest("limit must be a whole number", field="limit") from None
+
+
 @routes.get("/api/console/snapshot")
 async def console_snapshot(request: web.Request) -> web.Response:
     session = await staff(request)
     session.require(Role.DISPATCHER, Role.COMMANDER)
-    seq, rendered = await request.app[INCIDENTS].snapshot(session)
-    # Rendered by PostgreSQL (JSON text): only joined here, never parsed.
+    seq, rendered = await request.app[INCIDENTS].snapshot(session, load_limit(request))
+    # Rendered by PostgreSQL (JSON text): only joined here, never parsed.  `totals`
+    # counts every open incident in scope; `more`: some of them are not in `incidents`.
+    more = "true" if rendered.more else "false"
     body = (
-        f'{{"seq":{int(seq)},"queue":[{rendered.queue}],"incidents":[{rendered.incidents}]}}'
+        f'{{"seq":{int(seq)},"queue":[{rendered.queue}],"incidents":[{rendered.incidents}],'
+        f'"totals":{rendered.totals},"more":{more}}}'
     ).encode()
     return web.Response(body=body, content_type="application/json")
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import av
 
 from dispatch.domain.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceBusy
 from dispatch.domain.events import Actor, ActorKind, EventType, StoredEvent
@@ -51,7 +50,7 @@ from media.interface import (
     SessionEnded,
     ViewerLeft,
 )
-from media.recorder import MEDIA_TYPE, Recording, file_sha256
+from media.recordings import MEDIA_TYPE, Recording, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +97,8 @@ def _recording_ref(
 def probe_recording(path: Path) -> Recording:
     """What a recording holds, read back from the file (after a crash, the muxer never
     wrote its duration).  Blocking."""
+    import av  # here: PyAV takes a while to import, and most starts recover nothing
+
     sha256, size = file_sha256(path)
     video_frames = audio_packets = 0
     duration = Fraction(0)
@@ -455,6 +456,8 @@ class CallService:
             path = self.evidence_root / session.storage_key
             recording = None
             if path.exists():
+                import av  # (imported only when there is a recording to read)
+
                 try:
                     recording = await loop.run_in_executor(None, probe_recording, path)
                 except (av.FFmpegError, OSError):

@@ -10,6 +10,7 @@ import asyncpg
 
 from dispatch.domain.scope import scope_of
 from dispatch.domain.users import Role
+from dispatch.services.incidents import console_load_limit
 from dispatch.services.staff_auth import StaffSession
 from dispatch.store import console as store
 from dispatch.store.console import Annotation, OfficerOnRoster, StaffName, TagLabel
@@ -32,10 +33,15 @@ class ConsoleQueries:
                 await store.officers(conn, scope_of(session.user)), await store.desk_staff(conn)
             )
 
-    async def annotations(self, session: StaffSession) -> list[Annotation]:
+    async def annotations(
+        self, session: StaffSession, limit: int | None = None
+    ) -> list[Annotation]:
+        """For the incidents the snapshot with the same `limit` loads."""
         session.require(Role.DISPATCHER, Role.COMMANDER)
         async with self.pool.acquire() as conn:
-            return await store.queue_annotations(conn, scope_of(session.user))
+            return await store.queue_annotations(
+                conn, scope_of(session.user), limit=console_load_limit(limit)
+            )
 
     async def tags(self) -> list[TagLabel]:
         """The report tags' names in both languages (public: the citizen page lists them)."""

@@ -17,7 +17,7 @@ from dispatch.domain.access import (
     in_officer_history,
     officer_may_read,
 )
-from dispatch.domain.errors import Forbidden, NotFound
+from dispatch.domain.errors import BadRequest, Forbidden, NotFound
 from dispatch.domain.events import ActorKind, EventType, StoredEvent
 from dispatch.domain.incidents import Incident
 from dispatch.domain.scope import scope_of
@@ -45,6 +45,21 @@ _EIDO_STATUS = {
 }
 
 
+# How many open incidents a console's snapshot (and its annotations) holds unless it asks
+# for another number, and the most it may ask for: a commander's 100,000 open incidents
+# made a 59 MB snapshot that took 15 s (docs/reliability.md, the restart benchmark).
+CONSOLE_LOAD = 2_000
+CONSOLE_LOAD_MAX = 20_000
+
+
+def console_load_limit(asked: int | None) -> int:
+    if asked is None:
+        return CONSOLE_LOAD
+    if not 1 <= asked <= CONSOLE_LOAD_MAX:
+        raise BadRequest(f"limit must be between 1 and {CONSOLE_LOAD_MAX:,}", field="limit")
+    return asked
+
+
 def _officer_entry(event: StoredEvent) -> dict[str, Any]:
     """A history entry in an officer's view: the reporter is "a citizen", not an id."""
     actor_id = None if event.actor.kind is ActorKind.CITIZEN else event.actor.id
@@ -67,12 +82,18 @@ class IncidentQueries:
         async with self.pool.acquire() as conn:
             return await store.open_incidents(conn, scope_of(session.user), limit=1000)
 
-    async def snapshot(self, session: StaffSession) -> tuple[int, RenderedSnapshot]:
-        """The open incidents in my scope, rendered for the wire, and the seq they are
-        current as of, from one consistent view: resuming the feed after that seq misses
-        and repeats nothing."""
+    async def snapshot(
+        self, session: StaffSession, limit: int | None = None
+    ) -> tuple[int, RenderedSnapshot]:
+        """The open incidents in my scope a console loads (those in hand, then the queue
+        most urgent first, at most `limit`: `console_load_limit`), rendered for the wire,
+        with the counts of all of them, and the seq they are current as of, from one
+        consistent view: resuming the feed after that seq misses and repeats nothing
+        (events about incidents beyond the limit bring them in)."""
         async with self.pool.acquire() as conn, event_store.feed_snapshot(conn) as seq:
-            return seq, await store.open_incidents_rendered(conn, scope_of(session.user))
+            return seq, await store.open_incidents_rendered(
+                conn, scope_of(session.user), limit=console_load_limit(limit)
+            )
 
     async def get(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:
         """An incident this staff member may read (dispatch/domain/access.py); one they

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from dispatch.domain.scope import Scope
-from dispatch.store.scope import scope_clause
+from dispatch.store.workflow import loaded_open_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,11 @@ class Annotation:
     live_call: bool
 
 
-async def queue_annotations(conn: asyncpg.Connection, scope: Scope) -> list[Annotation]:
-    """For every open incident in `scope`."""
+async def queue_annotations(
+    conn: asyncpg.Connection, scope: Scope, *, limit: int
+) -> list[Annotation]:
+    """For the open incidents in `scope` a console loads (`loaded_open_sql`: the
+    snapshot's, with the same `limit`)."""
     rows = await conn.fetch(
         f"""SELECT i.id,
                   (SELECT r.text FROM reports r WHERE r.incident_id = i.id
@@ -101,10 +104,9 @@ async def queue_annotations(conn: asyncpg.Connection, scope: Scope) -> list[Anno
                            '[]'::jsonb) AS duplicates,
                   EXISTS (SELECT 1 FROM call_sessions s
                           WHERE s.incident_id = i.id AND s.state = 'live') AS live_call
-           FROM incidents i
-           WHERE i.state IN ('queued', 'claimed', 'assigned', 'escalated')
-             AND {scope_clause(1, scope)}""",
+           FROM {loaded_open_sql(1, 2, scope)} i""",
         scope.codes(),
+        limit,
     )
     # The pool decodes jsonb (dispatch.store.database).
     return [

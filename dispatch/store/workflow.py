@@ -97,36 +97,85 @@ async def open_incidents(
     return [incident_from_row(r) for r in rows]
 
 
+def loaded_open_sql(scope_param: int, limit_param: int, scope: Scope) -> str:
+    """A subquery (rows of `incidents`) of the open incidents in `scope` a console loads:
+    every one in hand (claimed, assigned, escalated) first, then the queued ones most
+    urgent first, at most `$limit_param` in all.  Each arm walks its own index in order
+    and stops at the limit: a queue of 100,000 costs what a queue of a few thousand does.
+    The snapshot and the annotations read the same ones."""
+    where = scope_clause(scope_param, scope)
+    return f"""(SELECT * FROM (
+                  (SELECT * FROM incidents
+                   WHERE state IN ('claimed', 'assigned', 'escalated') AND {where}
+                   ORDER BY priority_score, id LIMIT ${limit_param})
+                  UNION ALL
+                  (SELECT * FROM incidents
+                   WHERE state = 'queued' AND {where}
+                   ORDER BY priority_score, id LIMIT ${limit_param})) AS open_in_scope
+                ORDER BY state = 'queued', priority_score, id LIMIT ${limit_param})"""
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedSnapshot:
     """The open incidents in a scope as JSON text, most urgent first: `incidents` is
     their views (`dispatch.wire.incident_view`, rendered by `incident_view_sql`) and
-    `queue` the queued ones' ids, each a JSON array's elements without the brackets.
+    `queue` the queued ones' ids, each a JSON array's elements without the brackets;
+    `totals` (a JSON object) counts every open incident in the scope, loaded or not:
+    `open`, `queued` and `by_severity`.
 
-    Text, not `Incident`s: a console's snapshot may hold 100,000 incidents, and
+    Text, not `Incident`s: a console's snapshot may hold thousands of incidents, and
     PostgreSQL renders them in a fraction of the time Python takes to build, convert and
     encode as many objects (docs/reliability.md, the restart benchmark)."""
 
     incidents: str
     queue: str
     count: int
+    totals: str
+    open_total: int
+
+    @property
+    def more(self) -> bool:
+        """Open incidents in the scope beyond those loaded."""
+        return self.open_total > self.count
 
 
-async def open_incidents_rendered(conn: asyncpg.Connection, scope: Scope) -> RenderedSnapshot:
-    """`open_incidents(conn, scope)` as wire JSON, in the same order."""
+async def open_incidents_rendered(
+    conn: asyncpg.Connection, scope: Scope, *, limit: int
+) -> RenderedSnapshot:
+    """The open incidents in `scope` a console loads (`loaded_open_sql`) as wire JSON,
+    most urgent first (`ORDER BY priority_score, id`, as `open_incidents`), and the
+    counts of all of them.  Call it inside one snapshot (REPEATABLE READ): both reads
+    then see the same incidents."""
     rows = await conn.fetch(
         f"""SELECT {incident_view_sql("i")}::text AS view,
                    CASE WHEN i.state = 'queued' THEN '"' || i.id::text || '"' END AS queued
-            FROM incidents i
-            WHERE i.state IN ('queued', 'claimed', 'assigned', 'escalated')
-              AND {scope_clause(1, scope)}
+            FROM {loaded_open_sql(1, 2, scope)} i
             ORDER BY i.priority_score, i.id""",
         scope.codes(),
+        limit,
     )
+    totals = await conn.fetchrow(
+        f"""SELECT count(*) AS open,
+                   json_build_object(
+                       'open', count(*),
+                       'queued', count(*) FILTER (WHERE state = 'queued'),
+                       'by_severity', json_build_object(
+                           '1', count(*) FILTER (WHERE severity = 1),
+                           '2', count(*) FILTER (WHERE severity = 2),
+                           '3', count(*) FILTER (WHERE severity = 3),
+                           '4', count(*) FILTER (WHERE severity = 4)))::text AS totals
+            FROM incidents
+            WHERE state IN ('queued', 'claimed', 'assigned', 'escalated')
+              AND {scope_clause(1, scope)}""",
+        scope.codes(),
+    )
+    assert totals is not None
     return RenderedSnapshot(
         incidents=",".join([r[0] for r in rows]),
         queue=",".join([r[1] for r in rows if r[1] is not None]),
         count=len(rows),
+        totals=totals["totals"],
+        open_total=totals["open"],
     )
 
 

@@ -55,6 +55,14 @@ events in strictly increasing `seq` order with no duplicates, and a replay after
 reconnect is exactly what it would have received live.  Staff-facing events carry their
 `actor`; applying the `incident.*` events in order to a snapshot taken at `seq` gives a
 fresh snapshot.
+
+**A bounded snapshot.** `GET /api/console/snapshot` loads the open incidents in hand
+(claimed, assigned, escalated) and then the most urgent queued ones, at most `?limit=`
+(default 2,000, at most 20,000); `totals` counts every open incident in scope (`open`,
+`queued`, `by_severity`) and `more` says some were left out.  Each incident carries its
+whole state, so the first event about one that was left out brings it in: what the
+snapshot loaded plus the events since agrees with a fresh snapshot on every incident
+either holds.  `/api/console/annotations?limit=` answers for the same incidents.
 """
 
 

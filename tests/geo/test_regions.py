@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
+
 import numpy as np
+import pytest
 import shapely
 from shapely.geometry import box
 
+from geo.far_field import OWNER_NEARER, RIVAL_NEARER, UNSETTLED
 from geo.index import Location, PrecinctIndex
 from geo.precincts import Precinct
 
@@ -79,3 +84,46 @@ def test_region_lower_bounds_never_exceed_the_distance() -> None:
                 assert router.others_m[cell] <= exact
                 if number != router.rival[cell]:
                     assert router.beyond_rival_m[cell] <= exact
+
+
+def test_far_fields_answer_as_the_exact_search_does() -> None:
+    """An L-shaped mainland whose frame holds a wide empty corner, and an island just
+    outside that frame: corner points nearer the island ask it as their cell's rival,
+    and its far field answers instead of an exact search of its boundary."""
+    mainland = shapely.union(box(-100.0, 30.0, -80.0, 40.0), box(-100.0, 20.0, -95.0, 30.0))
+    island = shapely.Polygon([(-78.5, 19.0), (-77.9, 19.1), (-78.0, 19.6), (-78.6, 19.4)])
+    index = PrecinctIndex.build(
+        [Precinct("01", "mainland", mainland), Precinct("02", "island", island)]
+    )
+    assert len(index._regions) == 2
+    far = index._far[1]
+    assert far is not None
+    island_tables = index._regions[1]._tables
+    assert island_tables is not None
+    rng = np.random.default_rng(11)
+    lons, lats = rng.uniform(-95.0, -79.0, 3000), rng.uniform(19.0, 30.0, 3000)
+    used = 0
+    settled = Counter[int]()
+    for lon, lat in zip(lons.tolist(), lats.tolist(), strict=True):
+        fx, fy = far.cell(lon, lat)
+        if fx >= 0:
+            used += far.nearest(lon, lat, fx, fy, island_tables.segments.rows) is not None
+            settled[far.settled[fy * far.grid.nx + fx]] += 1
+        got, exact = index.locate(lon, lat), _asking_every_region(index, lon, lat)
+        assert (got.precinct, got.nearest) == (exact.precinct, exact.nearest), (lon, lat)
+        assert got.distance_m == pytest.approx(exact.distance_m, rel=1e-9, abs=1e-3)
+    assert used > 500
+    # Most far cells are nearer one side everywhere: their points measure one region.
+    assert far.owner == 0
+    assert settled[RIVAL_NEARER] > 100 and settled[OWNER_NEARER] > 100
+    assert settled[UNSETTLED] < settled[RIVAL_NEARER] + settled[OWNER_NEARER]
+    loaded = PrecinctIndex.from_bytes(index.to_bytes())
+    assert loaded._far[1] is not None
+    # An index packed before far fields existed answers the same, by exact searches.
+    without = PrecinctIndex.from_bytes(dataclasses.replace(index, _far=()).to_bytes())
+    assert without._far == (None, None)
+    for lon, lat in zip(lons[:300].tolist(), lats[:300].tolist(), strict=True):
+        assert loaded.locate(lon, lat) == index.locate(lon, lat)
+        other = without.locate(lon, lat)
+        assert other.nearest == index.locate(lon, lat).nearest
+        assert other.distance_m == pytest.approx(index.locate(lon, lat).distance_m, abs=1e-3)

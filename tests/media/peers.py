@@ -246,11 +246,14 @@ class Console:
 
     async def accept(self, answer: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-        # Hooked before the connection starts, so no frame is ever decoded.
+        # Hooked before the connection starts, so no frame is ever decoded.  No REMB:
+        # the server's senders forward encoded video and ignore bandwidth estimates
+        # (a browser's come once a second or so; aiortc's estimator would cost this
+        # process its work on every packet).
         for transceiver in self.pc.getTransceivers():
             if transceiver.receiver.track is not None:
                 counter = self.video if transceiver.kind == "video" else self.audio
-                frames.forward_receiver(transceiver.receiver, counter.add)
+                frames.forward_receiver(transceiver.receiver, counter.add, remb=False)
 
     async def close(self) -> None:
         await self.pc.close()

@@ -6,11 +6,14 @@ and media/server.py.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from importlib.metadata import version
 
 from aioice.ice import Connection
-from aiortc import RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver
+from aiortc import RTCRtpReceiver, RTCRtpSender, clock, rtcrtpreceiver
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from media import frames
 
@@ -61,3 +64,31 @@ def test_the_receiver_queues_frames_for_its_worker_and_keeps_stream_statistics()
 
 def test_aioice_keeps_its_sockets_protocols() -> None:
     assert "self._protocols: list[StunProtocol] = []" in inspect.getsource(Connection.__init__)
+
+
+def test_the_receiver_sends_what_its_bitrate_estimator_returns() -> None:
+    """`frames.ThrottledRemb` replaces the estimator; aiortc must still call `add` with
+    these keywords and send a REMB exactly when it returns something."""
+    init = inspect.getsource(RTCRtpReceiver.__init__)
+    assert "self.__remote_bitrate_estimator = RemoteBitrateEstimator()" in init
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "remb = self.__remote_bitrate_estimator.add(" in handle
+    assert "if self.__rtcp_ssrc is not None and remb is not None:" in handle
+    assert "fci=pack_remb_fci(*remb)" in handle
+    parameters = list(inspect.signature(RemoteBitrateEstimator.add).parameters)
+    assert parameters == ["self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
+
+
+def test_the_faster_clock_reads_what_aiortc_s_own_does() -> None:
+    """aiortc's modules call `clock.current_ntp_time()` / `clock.current_ms()` through the
+    module, so `frames.install()` replacing them reaches every sender and transport."""
+    assert "clock.current_ntp_time()" in inspect.getsource(RTCRtpSender._run_rtp)
+    assert "clock.current_ms()" in inspect.getsource(RTCDtlsTransport._recv_next)
+    importlib.reload(clock)  # aiortc's own functions again
+    ntp_time, ms = clock.current_ntp_time, clock.current_ms
+    frames.install()
+    assert clock.current_ntp_time is frames._current_ntp_time
+    assert clock.current_ms is frames._current_ms
+    ntp, ours = ntp_time(), frames._current_ntp_time()
+    assert 0 <= ours - ntp < (1 << 32) // 10  # within 0.1 s
+    assert 0 <= frames._current_ms() - ms() < 100

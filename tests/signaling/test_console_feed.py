@@ -267,3 +267,70 @@ async def test_each_action_folds_the_last_snapshot_into_the_next(
     )
     seqs = console.seqs()
     assert seqs == sorted(set(seqs))
+
+
+async def test_a_snapshot_loads_those_in_hand_then_the_most_urgent_and_counts_them_all(
+    app_client: Client, citizen: CitizenSession, staff: Staff
+) -> None:
+    """Bounded whatever the queue's length: a console with 100,000 open incidents loads
+    the ones in hand and the top of the queue, and learns how many there are in all."""
+    made = [(await report(app_client, citizen))["incident_id"] for _ in range(5)]
+    held = made[-1]
+    assert (await act(app_client, staff.dispatcher, held, "claim"))[0] == 200
+    headers = staff.commander.headers
+    full = await (await app_client.get("/api/console/snapshot", headers=headers)).json()
+    assert {i["id"] for i in full["incidents"]} == set(made)
+    assert full["more"] is False
+    assert full["totals"] == {
+        "open": 5,
+        "queued": 4,
+        "by_severity": {"1": 5, "2": 0, "3": 0, "4": 0},
+    }
+
+    body = await (await app_client.get("/api/console/snapshot?limit=3", headers=headers)).json()
+    queued = [i for i in full["incidents"] if i["state"] == "queued"]
+    expected = {held, *(i["id"] for i in queued[:2])}
+    assert {i["id"] for i in body["incidents"]} == expected
+    assert [i["priority_score"] for i in body["incidents"]] == sorted(
+        i["priority_score"] for i in body["incidents"]
+    )
+    assert body["queue"] == [i["id"] for i in queued[:2]]
+    assert body["more"] is True and body["totals"] == full["totals"]
+    # The annotations with the same limit are for the same incidents.
+    notes = await (await app_client.get("/api/console/annotations?limit=3", headers=headers)).json()
+    assert {a["id"] for a in notes["incidents"]} == expected
+
+    for bad in ("0", "-1", "twenty", "20001"):
+        for path in ("/api/console/snapshot", "/api/console/annotations"):
+            response = await app_client.get(f"{path}?limit={bad}", headers=headers)
+            assert response.status == 400, (path, bad)
+            assert (await response.json())["error"]["field"] == "limit"
+
+
+async def test_a_bounded_snapshot_plus_the_feed_agrees_with_a_fresh_one(
+    app_client: Client, citizen: CitizenSession, staff: Staff, console: FeedClient
+) -> None:
+    """Resuming from a bounded snapshot: what it loaded and what the events since brought
+    are each as a fresh snapshot shows them (an incident beyond the limit comes in with
+    its first event)."""
+    headers = staff.commander.headers
+    taken: dict[str, Any] = {}
+
+    async def take(name: str) -> None:
+        if name == "duty":  # five incidents made, none in hand yet: four beyond the limit
+            taken.update(
+                await (
+                    await app_client.get("/api/console/snapshot?limit=1", headers=headers)
+                ).json()
+            )
+            await console.resume(taken["seq"])
+
+    await every_action(app_client, citizen, staff, after_each=take)
+    assert taken["more"] is True and len(taken["incidents"]) == 1
+    seq1, after = await snapshot(app_client, staff.commander)
+    await console.wait_for_seq(seq1)
+    held = apply({i["id"]: i for i in taken["incidents"]}, console.events)
+    assert held.items() <= after.items()
+    touched = {d["incident"]["id"] for _, d in console.events if d.get("incident")}
+    assert touched & after.keys() <= held.keys()
+    assert len(touched) > 1

@@ -83,5 +83,32 @@ for (let step = 0; step < 3000; step++) {
     check("snapshot");
   }
 }
-console.log(JSON.stringify({ checks, open: state.incidents.size, mismatches }));
+
+// A bounded snapshot (as the server's: those in hand, then the most urgent queued, at
+// most `limit`, with `totals` of all): the top bar's counts stay those of every open
+// incident while events bring the others in one by one.
+const OPEN = ["queued", "claimed", "assigned", "escalated"];
+const order = (a, b) => (a.state === "queued") - (b.state === "queued") || a.priority_score - b.priority_score || (a.id < b.id ? -1 : 1);
+const openNow = () => [...live.values()].filter((i) => OPEN.includes(i.state));
+const all = openNow().sort(order);
+const limit = 10;
+state.loadSnapshot({ seq, incidents: all.slice(0, limit), more: all.length > limit,
+  totals: { open: all.length, queued: all.filter((i) => i.state === "queued").length, by_severity: { 2: all.length } } });
+const beyondMismatches = [];
+for (let step = 0; step < 300; step++) {
+  const ids = openNow().map((i) => i.id);
+  const roll = random();
+  const id = pick(ids);
+  const event = roll < 0.2 ? { type: "incident.created", incident: incident(uuid(), {}) }
+    : roll < 0.6 ? { type: "incident.claimed", incident: incident(id, { state: "claimed" }) }
+    : { type: "incident.resolved", incident: incident(id, { state: "resolved" }) };
+  event.seq = ++seq;
+  state.applyEvent(event);
+  state.version.value++; // what the next animation frame does
+  const c = state.counts.value;
+  const want = openNow().length;
+  if ((c.open !== want || c.bySeverity[2] !== want) && beyondMismatches.length < 3) beyondMismatches.push({ step, got: c.open, want });
+}
+const beyondLeft = state.counts.value.beyond;
+console.log(JSON.stringify({ checks, open: state.incidents.size, mismatches, beyondMismatches, beyondAtStart: all.length - limit, beyondLeft }));
 process.exit(0);

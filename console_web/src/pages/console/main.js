@@ -97,6 +97,7 @@ function TopBar() {
       <span class="counts" aria-label=${t("top.open")}>
         ${t("top.open")} <b data-count="open">${fmt.number(c.open)}</b>
         ${[1, 2, 3, 4].map((s) => html`<span class=${`sev sev-${s}`} title=${t(`sev.${s}`)}>${t(`sev.${s}`)} ${fmt.number(c.bySeverity[s] || 0)}</span>`)}
+        ${c.beyond > 0 && html`<span class="beyond" data-count="beyond" title=${t("top.beyond_hint")}>${t("top.beyond", { n: fmt.number(c.beyond) })}</span>`}
       </span>
       <span class=${overdue ? "overdue-count hot" : "overdue-count"}>${t("top.overdue")} <b data-count="overdue">${fmt.number(overdue)}</b></span>
       <span class="officers" data-free=${o.free} data-busy=${o.busy}>${t("top.officers", { free: fmt.number(o.free), busy: fmt.number(o.busy) })}</span>

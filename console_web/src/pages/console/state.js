@@ -66,8 +66,44 @@ export function putIncident(incident) {
   changed(incident.id);
 }
 
+// Open incidents in scope that the snapshot counted (`totals`) but did not load (it
+// holds those in hand and the top of the queue, at most 2,000): counted in the top bar
+// until an event brings one in (or a fresh snapshot counts again).
+export const beyond = { open: 0, queued: 0, bySeverity: { 1: 0, 2: 0, 3: 0, 4: 0 } };
+
+function countBeyond(body) {
+  beyond.open = 0;
+  beyond.queued = 0;
+  beyond.bySeverity = { 1: 0, 2: 0, 3: 0, 4: 0 };
+  const totals = body.totals;
+  if (!body.more || !totals) return;
+  let queued = 0;
+  const bySeverity = { 1: 0, 2: 0, 3: 0, 4: 0 };
+  for (const i of body.incidents) {
+    if (i.state === "queued") queued++;
+    bySeverity[i.severity] = (bySeverity[i.severity] || 0) + 1;
+  }
+  beyond.open = Math.max(0, totals.open - body.incidents.length);
+  beyond.queued = Math.max(0, totals.queued - queued);
+  for (const s of [1, 2, 3, 4]) beyond.bySeverity[s] = Math.max(0, (totals.by_severity?.[s] || 0) - bySeverity[s]);
+}
+
+/** An event about an incident not loaded, not new: one of those counted beyond (most
+ * likely; one transferred in from elsewhere is counted out once too many, until the
+ * next snapshot). */
+function intoView(event) {
+  if (!beyond.open || event.type === "incident.created") return;
+  const id = event.incident.id;
+  if (incidents.has(id) || gone.has(id)) return;
+  beyond.open--;
+  if (beyond.queued > 0) beyond.queued--;
+  const s = event.incident.severity;
+  if (beyond.bySeverity[s] > 0) beyond.bySeverity[s]--;
+}
+
 export function loadSnapshot(body) {
   stats.lastSeq = body.seq;
+  countBeyond(body);
   batch(() => {
     incidents.clear();
     fresh.clear();
@@ -204,6 +240,7 @@ export function applyEvent(event) {
         event.incident.possible_duplicates = before.possible_duplicates;
       }
     }
+    intoView(event);
     putIncident(event.incident);
   }
   const incidentId = event.incident?.id || event.message?.incident_id;
@@ -276,7 +313,9 @@ export const counts = computed(() => {
     if (i.overdue && i.state === "queued") overdue++;
     if (i.state === "queued") queued++;
   }
-  return { bySeverity, overdue, queued, open: incidents.size };
+  // With those the snapshot counted but did not load (`beyond`, not in the queue's rows).
+  for (const s of [1, 2, 3, 4]) bySeverity[s] += beyond.bySeverity[s];
+  return { bySeverity, overdue, queued: queued + beyond.queued, open: incidents.size + beyond.open, beyond: beyond.open };
 });
 
 export const officerCounts = computed(() => {
