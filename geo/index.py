@@ -15,7 +15,9 @@ Precincts in separate regions (a city here and one abroad, or two cities more th
 ``geo.regions.REGION_GAP_DEG`` apart) get one such grid per region under a thin
 top-level index: one grid spanning continents would need billions of cells, or be too
 coarse to help. ``geo.regions.RegionRouter`` sends each point to the one region that can
-hold it, and asks other regions for their distance only when they could be nearer.
+hold it, and asks other regions for their distance only when they could be nearer; a
+region so asked answers from its far field (``geo.far_field``) instead of searching its
+whole boundary.
 
 The index is immutable: a new import builds a new index and the caller swaps the
 reference, so readers never see a half-built one. Building takes seconds of CPU for a
@@ -459,10 +461,11 @@ class PrecinctIndex:
             fx, fy = far.cell(lon, lat)
             if fx >= 0 and far.owner == number:
                 settled = far.settled[fy * far.frame[4] + fx]
-                if settled == RIVAL_NEARER:
-                    # Nearer than the owner everywhere in the far cell (so the point is
-                    # in none of the owner's precincts); only a third region could beat
-                    # it, and none can below beyond_rival_m.
+                if settled == RIVAL_NEARER and entry >= 0 and self._outside(number, entry):
+                    # The point is in none of the owner's precincts (no precinct meets
+                    # its cell) and the rival is nearer than the owner everywhere in the
+                    # far cell; only a third region could beat it, and none can below
+                    # beyond_rival_m.
                     other = self._far_answer(rival, far, lon, lat, fx, fy)
                     if other is not None and other.distance_m < router.beyond_rival_m[cell]:
                         return other
@@ -496,6 +499,15 @@ class PrecinctIndex:
         ):
             return other
         return answer
+
+    def _outside(self, number: int, entry: int) -> bool:
+        """Is ``entry`` of the main region's grid a cell that no precinct meets?"""
+        if number != self._main:
+            return False
+        tables = self._regions[number]._tables
+        assert tables is not None
+        offsets = tables.entry_offsets_mv
+        return bool(offsets[entry] == offsets[entry + 1])
 
     def _far_answer(
         self, number: int, far: FarField, lon: float, lat: float, fx: int, fy: int
