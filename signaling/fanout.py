@@ -149,8 +149,15 @@ class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             ):
                 self.cut_off(sid, eio_sid, socket)
                 continue
-            for part in packets:
-                await self.server.eio.send_packet(eio_sid, part)
+            if socket is None or socket.closed:
+                # Gone: the library says so (and forgets a closed one), as for any send.
+                for part in packets:
+                    await self.server.eio.send_packet(eio_sid, part)
+            elif await socket.check_ping_timeout():
+                # What Engine.IO's send does, without three coroutines per client and
+                # packet: the queue is unbounded, so a put never waits.
+                for part in packets:
+                    socket.queue.put_nowait(part)
             sent += 1
         return sent
 

@@ -11,11 +11,13 @@ Nothing is answered before its batch has committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 Flush = Callable[[Sequence[T], Callable[[], None]], Awaitable[Sequence[R | Exception]]]
 
@@ -119,6 +121,71 @@ class GroupCommit(Generic[T, R]):
         """Wait until everything submitted so far is written (at shutdown)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class GroupRead(Generic[K, V]):
+    """Look-ups that arrive while one is running are made together, in one query.
+
+    For what every request reads afresh (a token's session, a citizen's sign-in): each
+    look-up still starts after it was asked for, so it sees every change committed
+    before, but under load one round trip answers many requests instead of one each.
+    A lone look-up runs at once, in its caller's task (no task, no future).  `read(keys)`
+    maps the keys it found to their values; a key it did not find is None."""
+
+    def __init__(
+        self, read: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], *, max_batch: int = 256
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._read = read
+        self._max_batch = max_batch
+        self._busy = False  # a read is running: new look-ups wait for the next one
+        self._waiting: list[tuple[K, asyncio.Future[V | None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0  # reads made (for tests and benchmarks)
+
+    async def get(self, key: K) -> V | None:
+        if self._busy:
+            future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+            self._waiting.append((key, future))
+            return await future
+        self._busy = True
+        self.batches += 1
+        try:
+            found = await self._read([key])
+        finally:
+            self._next()
+        return found.get(key)
+
+    def _next(self) -> None:
+        """The look-ups that waited, together, now; or idle."""
+        if not self._waiting:
+            self._busy = False
+            return
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        task = asyncio.create_task(self._run(batch), name="group-read")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[K, asyncio.Future[V | None]]]) -> None:
+        self.batches += 1
+        try:
+            found = await self._read(list(dict.fromkeys(key for key, _ in batch)))
+        except Exception as exc:  # noqa: BLE001 - it is every look-up's answer
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        else:
+            for key, future in batch:
+                if not future.done():
+                    future.set_result(found.get(key))
+        finally:
+            self._next()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -7,7 +7,8 @@ import hmac
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ from dispatch.domain.identity import (
     parse_national_id,
 )
 from dispatch.domain.incidents import CitizenId
+from dispatch.infra.batching import GroupRead
 from dispatch.infra.clock import Clock
 from dispatch.infra.connections import Keys
 from dispatch.infra.publisher import Publisher
@@ -82,6 +84,16 @@ class CitizenServices:
     real_name_per_network: WindowLimit | None = None
     # Codes sent to one phone number an hour (Settings.sms_codes_per_phone_hour).
     codes_per_phone_hour: int = 3
+    # Every request reads the citizen's sign-in afresh; those that arrive together, in
+    # one round trip (GroupRead).
+    _sign_ins: GroupRead[uuid.UUID, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sign_ins", GroupRead(self._read_sign_ins))
+
+    async def _read_sign_ins(self, citizen_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        async with self.pool.acquire() as conn:
+            return await citizen_store.sign_in_generations(conn, citizen_ids)
 
     def _tokens(
         self, citizen_id: CitizenId, level: VerificationLevel, generation: int, sign_in: int
@@ -104,8 +116,7 @@ class CitizenServices:
             citizen_id = CitizenId(uuid.UUID(claims.subject))
         except ValueError:
             raise Unauthorized("the token names no citizen", field="token") from None
-        async with self.pool.acquire() as conn:
-            current = await citizen_store.sign_in_generation(conn, citizen_id)
+        current = await self._sign_ins.get(citizen_id)
         if current is None:
             raise Unauthorized("unknown citizen", field="token")
         if claims.extra.get("sg", 0) != current:

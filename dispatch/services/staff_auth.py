@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -18,6 +19,7 @@ from dispatch.auth.tokens import TokenKind, TokenSigner
 from dispatch.domain.errors import Forbidden, RateLimited, Unauthorized
 from dispatch.domain.events import Actor, EventType
 from dispatch.domain.users import Role, User, UserId
+from dispatch.infra.batching import GroupRead
 from dispatch.infra.clock import Clock
 from dispatch.infra.publisher import Publisher
 from dispatch.infra.throttle import LoginBackoff
@@ -56,6 +58,20 @@ class StaffAuth:
     publisher: Publisher
     # Failed logins slow down their network for that account (never a lockout).
     backoff: LoginBackoff
+    # Every request reads its session afresh; those that arrive together, in one round
+    # trip (GroupRead).
+    _sessions: GroupRead[uuid.UUID, user_store.SessionUser] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sessions", GroupRead(self._read_sessions))
+
+    async def _read_sessions(
+        self, session_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, user_store.SessionUser]:
+        async with self.pool.acquire() as conn:
+            return await user_store.get_session_users(conn, session_ids)
 
     async def login(
         self, username: str, password: str, client: str = "unknown"
@@ -102,8 +118,7 @@ class StaffAuth:
             user_id = UserId(int(claims.subject))
         except ValueError:
             raise Unauthorized("the token names no session", field="token") from None
-        async with self.pool.acquire() as conn:
-            found = await user_store.get_session_user(conn, session_id)
+        found = await self._sessions.get(session_id)
         if found is None or found.user.id != user_id or found.revoked_at is not None:
             raise Unauthorized("this session has ended; log in again", field="token")
         if not found.user.active:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -191,10 +191,18 @@ class Workflow:
     ) -> list[StoredEvent]:
         """Assignments end with their incident; a reporter's record follows the outcome."""
         events: list[StoredEvent] = []
+        tally: tuple[uuid.UUID, Literal["false_alarm", "valid_report"]] | None = None
+        if after.citizen_id is not None and before.state is not after.state:
+            if after.state is IncidentState.INVALID:
+                tally = (after.citizen_id, "false_alarm")
+            elif after.state is IncidentState.RESOLVED:
+                tally = (after.citizen_id, "valid_report")
         if after.state in (IncidentState.RESOLVED, IncidentState.INVALID, IncidentState.TRANSFERRED,
                            IncidentState.MERGED):  # fmt: skip
             ending = "cleared" if after.state is IncidentState.RESOLVED else "cancelled"
-            ended = await assignment_store.end_assignments(conn, after.id, ending, now)
+            # The reporter's record is counted in the same statement (one round trip).
+            ended = await assignment_store.end_assignments(conn, after.id, ending, now, tally=tally)
+            tally = None
             freed = sorted({a.officer_id for a in ended if a.was_working})
             for assignment in ended:
                 # The same shape as every other assignment event (AssignmentService._event).
@@ -211,11 +219,11 @@ class Workflow:
                 events += await officer_status.set_officers_status(
                     conn, session.actor, freed, "available"
                 )
-        if after.citizen_id is not None and before.state is not after.state:
-            if after.state is IncidentState.INVALID:
-                await citizen_store.add_false_alarm(conn, after.citizen_id)
-            elif after.state is IncidentState.RESOLVED:
-                await citizen_store.add_valid_report(conn, after.citizen_id)
+        if tally is not None:  # (INVALID and RESOLVED end assignments: counted above)
+            if tally[1] == "false_alarm":
+                await citizen_store.add_false_alarm(conn, tally[0])
+            else:
+                await citizen_store.add_valid_report(conn, tally[0])
         return events
 
     async def release(self, session: StaffSession, incident_id: uuid.UUID) -> Incident:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -72,25 +73,48 @@ class EndedAssignment:
     was_working: bool  # accepted, en route or on scene: the officer was busy with it
 
 
+# What a closed incident adds to its reporter's record (citizens' columns).
+_TALLIES = {"false_alarm": "false_alarms", "valid_report": "valid_reports"}
+
+
 async def end_assignments(
-    conn: asyncpg.Connection, incident_id: UUID, state: str, now: datetime
+    conn: asyncpg.Connection,
+    incident_id: UUID,
+    state: str,
+    now: datetime,
+    *,
+    tally: tuple[UUID, Literal["false_alarm", "valid_report"]] | None = None,
 ) -> list[EndedAssignment]:
     """End every assignment of an incident that is still live, unanswered ones included
-    (an unacknowledged offer may still be accepted late, so it must end too)."""
+    (an unacknowledged offer may still be accepted late, so it must end too).  With
+    `tally` (citizen, outcome), the reporter's record counts the outcome in the same
+    statement (as citizens.add_false_alarm / add_valid_report)."""
+    # One round trip: the live ones are locked (in a fixed order), ended, and returned
+    # as they were; and the reporter's record counted.
+    args: list[Any] = [incident_id, state, now]
+    counted = ""
+    if tally is not None:
+        column = _TALLIES[tally[1]]
+        counted = f""",
+           counted AS (
+               UPDATE citizens SET {column} = {column} + 1 WHERE id = $4)"""
+        args.append(tally[0])
     rows = await conn.fetch(
-        """SELECT a.id, a.officer_id, a.state, o.callsign
-           FROM assignments a JOIN officers o ON o.user_id = a.officer_id
-           WHERE a.incident_id = $1
-             AND a.state IN ('offered', 'unacknowledged', 'accepted', 'en_route', 'on_scene')
-           ORDER BY a.officer_id, a.id
-           FOR UPDATE OF a""",
-        incident_id,
-    )
-    await conn.execute(
-        "UPDATE assignments SET state = $2, updated_at = $3 WHERE id = any($1::uuid[])",
-        [r["id"] for r in rows],
-        state,
-        now,
+        """WITH live AS (
+               SELECT a.id, a.officer_id, a.state, o.callsign
+               FROM assignments a JOIN officers o ON o.user_id = a.officer_id
+               WHERE a.incident_id = $1
+                 AND a.state IN ('offered', 'unacknowledged', 'accepted', 'en_route',
+                                 'on_scene')
+               ORDER BY a.officer_id, a.id
+               FOR UPDATE OF a),
+           ended AS (
+               UPDATE assignments SET state = $2, updated_at = $3
+               WHERE id IN (SELECT id FROM live))"""
+        + counted
+        + """
+           SELECT id, officer_id, state, callsign FROM live ORDER BY officer_id, id""",
+        *args,
     )
     working = ("accepted", "en_route", "on_scene")
     return [

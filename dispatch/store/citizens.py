@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -77,6 +78,16 @@ async def sign_in_generation(conn: asyncpg.Connection, citizen_id: UUID) -> int 
         "SELECT sign_in_generation FROM citizens WHERE id = $1", citizen_id
     )
     return value
+
+
+async def sign_in_generations(
+    conn: asyncpg.Connection, citizen_ids: Sequence[UUID]
+) -> dict[UUID, int]:
+    """`sign_in_generation` of several citizens in one round trip (those that exist)."""
+    rows = await conn.fetch(
+        "SELECT id, sign_in_generation FROM citizens WHERE id = any($1::uuid[])", citizen_ids
+    )
+    return {row["id"]: row["sign_in_generation"] for row in rows}
 
 
 async def end_sign_ins(conn: asyncpg.Connection, citizen_id: UUID) -> None:

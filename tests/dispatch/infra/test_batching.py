@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from dispatch.infra.batching import GroupCommit
+from dispatch.infra.batching import GroupCommit, GroupRead
 from tests.waiting import eventually
 
 
@@ -103,3 +103,63 @@ async def test_the_next_batch_starts_once_the_last_is_written() -> None:
 async def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(Writer().flush, max_running=0)
+
+
+async def test_look_ups_asked_for_during_a_read_are_read_together_and_each_after_it_was_asked() -> (
+    None
+):
+    table = {1: "one", 2: "two", 3: "three"}
+    reads: list[list[int]] = []
+    go = asyncio.Event()
+
+    async def read(keys: Sequence[int]) -> dict[int, str]:
+        reads.append(list(keys))
+        seen = {k: table[k] for k in keys if k in table}  # as the statement's snapshot
+        await go.wait()
+        return seen
+
+    group: GroupRead[int, str] = GroupRead(read)
+    first = asyncio.create_task(group.get(1))
+    await eventually(lambda: len(reads) == 1, interval_s=0.001)
+    table[1] = "changed"  # committed while the first read runs: the later look-ups see it
+    rest = [asyncio.create_task(group.get(k)) for k in (1, 2, 4, 2)]
+    go.set()
+    assert await first == "one"
+    assert await asyncio.gather(*rest) == ["changed", "two", None, "two"]
+    assert reads == [[1], [1, 2, 4]]  # one round trip for the four, each key once
+    assert group.batches == 2
+
+
+async def test_a_failed_read_fails_only_the_look_ups_it_was_making() -> None:
+    calls = 0
+
+    async def read(keys: Sequence[int]) -> dict[int, str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("the database went away")
+        return {k: str(k) for k in keys}
+
+    group: GroupRead[int, str] = GroupRead(read)
+    with pytest.raises(ConnectionError):
+        await group.get(1)
+    assert await group.get(2) == "2"
+
+
+async def test_a_look_up_whose_caller_went_away_does_not_strand_the_ones_waiting() -> None:
+    go = asyncio.Event()
+
+    async def read(keys: Sequence[int]) -> dict[int, str]:
+        await go.wait()
+        return {k: str(k) for k in keys}
+
+    group: GroupRead[int, str] = GroupRead(read)
+    lone = asyncio.create_task(group.get(1))  # read at once, in its caller's task
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(group.get(2))
+    await asyncio.sleep(0)
+    lone.cancel()  # the phone hung up
+    with pytest.raises(asyncio.CancelledError):
+        await lone
+    go.set()
+    assert await waiting == "2"
