@@ -109,8 +109,8 @@ class FarField:
         column = np.floor((lons + 180.0) * per_degree).astype(np.int64)
         row = np.floor((lats + 90.0) * per_degree).astype(np.int64)
         needed = np.isin(row * 360 * per_degree + column, np.asarray(world_cells))
-        blocks = candidate_blocks(grid, projection, table, needed)
         plane = PlaneTiles.build(grid, projection, max_tiles=_MAX_TILES)
+        blocks = candidate_blocks(grid, projection, table, needed, plane)
         settled = np.zeros(grid.size, dtype=np.int8)
         if owner is not None:
             cells = np.flatnonzero(needed)

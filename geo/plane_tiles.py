@@ -135,6 +135,47 @@ class PlaneTiles:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TileTable:
+    """``PlaneTiles`` as one array, for projecting many points of the grid at once."""
+
+    tiles: PlaneTiles
+    table: FloatArray
+
+    @classmethod
+    def of(cls, tiles: PlaneTiles) -> TileTable:
+        return cls(tiles, tiles.table())
+
+    def to_local_many(
+        self,
+        lon: FloatArray,
+        lat: FloatArray,
+        ix: npt.NDArray[np.int64],
+        iy: npt.NDArray[np.int64],
+    ) -> tuple[FloatArray, FloatArray]:
+        """``PlaneTiles.to_local`` for many points, point k in (or on the edge of) grid
+        cell (ix[k], iy[k]); pyproj for points whose tile calls it."""
+        plane = self.tiles
+        tile = (iy >> plane.shift) * plane.columns + (ix >> plane.shift)
+        column = self.table[:, 0][tile]
+        dl = lon - column
+        dp = lat - self.table[:, 1][tile]
+
+        def c(k: int) -> FloatArray:
+            return np.asarray(self.table[:, k][tile], dtype=np.float64)
+
+        x = c(2) + dl * (c(3) + dl * (c(5) + c(8) * dl + c(9) * dp) + dp * (c(6) + c(10) * dp))
+        x += dp * (c(4) + dp * (c(7) + c(11) * dp))
+        y = c(12) + dl * (
+            c(13) + dl * (c(15) + c(18) * dl + c(19) * dp) + dp * (c(16) + c(20) * dp)
+        )
+        y += dp * (c(14) + dp * (c(17) + c(21) * dp))
+        missing = np.flatnonzero(np.isnan(column))
+        if len(missing):
+            x[missing], y[missing] = plane.projection.to_local_many(lon[missing], lat[missing])
+        return x, y
+
+
 def _design(u: list[float], v: list[float]) -> FloatArray:
     """One row of ``_TERMS`` per point."""
     uu, vv = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from geo.grid import Grid, unique_ints_inverse
 from geo.nearest import SegmentTable
+from geo.plane_tiles import PlaneTiles, TileTable
 from geo.projection import LocalProjection
 
 FloatArray = npt.NDArray[np.float64]
@@ -55,8 +56,12 @@ def candidate_blocks(
     projection: LocalProjection,
     table: SegmentTable,
     needed: npt.NDArray[np.bool_],
+    plane: PlaneTiles | None = None,
 ) -> CandidateBlocks:
     """Segment lists for every cell where ``needed`` (cells that are not interior).
+
+    ``plane``: the grid's plane tiles, which project the blocks' corners (to a
+    millimetre, far inside the blocks' growth) without a pyproj call per corner.
 
     Starts from one block holding every segment and splits blocks in four, each child
     keeping the subset of its parent's segments that survive the child's own test.
@@ -81,9 +86,10 @@ def candidate_blocks(
     # _BlockGeometry); the bend shrinks fourfold per level, so once it is negligible
     # the finer levels skip measuring it.
     bent = True
+    tiles = None if plane is None else TileTable.of(plane)
     for level in range(top, -1, -1):
         side = 1 << level
-        geometry = _BlockGeometry.of(grid, projection, bx, by, side, bent=bent)
+        geometry = _BlockGeometry.of(grid, projection, bx, by, side, bent=bent, tiles=tiles)
         bent = geometry.bend > _NEGLIGIBLE_BEND
         if by_runs:
             pair_block, pair_run = runs.prune(geometry, pair_block, pair_run)
@@ -258,6 +264,7 @@ class _BlockGeometry:
         side: int,
         *,
         bent: bool = False,
+        tiles: TileTable | None = None,
     ) -> _BlockGeometry:
         # Corners are grid lattice points shared by neighbouring blocks: project each
         # once. Lattice coordinates are in half cells so centres fit in too.
@@ -278,9 +285,17 @@ class _BlockGeometry:
             lattice += [mx + iy_lo * nx2, mx + iy_hi * nx2, ix_lo + my * nx2, ix_hi + my * nx2]
         points = np.stack(lattice, axis=1)
         unique, inverse = unique_ints_inverse(points.ravel())
-        lon = grid.x0 + (unique % nx2) * (grid.dx / 2.0)
-        lat = grid.y0 + (unique // nx2) * (grid.dy / 2.0)
-        px, py = projection.to_local_many(lon, lat)
+        half_x, half_y = unique % nx2, unique // nx2
+        lon = grid.x0 + half_x * (grid.dx / 2.0)
+        lat = grid.y0 + half_y * (grid.dy / 2.0)
+        if tiles is None:
+            px, py = projection.to_local_many(lon, lat)
+        else:
+            ix = np.minimum(half_x // 2, grid.nx - 1)
+            iy = np.minimum(half_y // 2, grid.ny - 1)
+            px, py = tiles.to_local_many(
+                np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), ix, iy
+            )
         at = inverse.reshape(points.shape).T
         cx, cy = px[at[0]], py[at[0]]
         dx, dy = px[at[1:5]] - cx, py[at[1:5]] - cy

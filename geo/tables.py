@@ -189,8 +189,8 @@ def build_tables(geometries_list: Sequence[BaseGeometry], cell_share: float = 1.
     inland = raster.border & raster.centre_covered
     inland[touched_cells(grid, outer[0])] = False
     needed &= ~inland
-    blocks = candidate_blocks(grid, projection, segments, needed)
     plane = PlaneTiles.build(grid, projection)
+    blocks = candidate_blocks(grid, projection, segments, needed, plane)
     return IndexTables.of(grid, projection, plane, geometries, segments, _entries(raster, blocks))
 
 
