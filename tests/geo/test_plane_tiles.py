@@ -4,7 +4,7 @@ import numpy as np
 
 from geo.grid import Grid
 from geo.index import PrecinctIndex
-from geo.plane_tiles import PlaneTiles
+from geo.plane_tiles import PlaneTiles, TileTable
 from geo.projection import LocalProjection
 
 
@@ -51,3 +51,29 @@ def test_tiles_of_a_national_grid_reproduce_pyproj_to_a_millimetre() -> None:
         fitted = np.array(plane.to_local(lon, lat, ix, iy))
         exact = np.array(projection.to_local(lon, lat))
         assert float(np.hypot(*(fitted - exact))) < 1e-3
+
+
+def test_a_tile_table_projects_many_points_as_the_tiles_do_one_by_one(
+    nyc_index: PrecinctIndex,
+) -> None:
+    tables = nyc_index._tables
+    assert tables is not None
+    points = _random_cells(tables.grid, 2000)
+    lon, lat, ix, iy = (np.array(column) for column in zip(*points, strict=True))
+    x, y = TileTable.of(tables.plane).to_local_many(
+        lon.astype(np.float64), lat.astype(np.float64), ix, iy
+    )
+    one_by_one = np.array([tables.plane.to_local(*point) for point in points])
+    assert np.array_equal(np.column_stack((x, y)), one_by_one)
+    # A tile that calls pyproj does so here too.
+    grid = Grid(-120.0, 20.0, 1.0, 1.0, 40, 30)
+    coarse = PlaneTiles.build(grid, LocalProjection.centred_on(-100.0, 35.0))
+    assert any(tile is None for tile in coarse.tiles)
+    lons, lats = np.array([-119.5, -81.2]), np.array([20.5, 49.1])
+    cells = np.array([0, 38]), np.array([0, 29])
+    x, y = TileTable.of(coarse).to_local_many(lons, lats, *cells)
+    for k in range(2):
+        expected = coarse.to_local(
+            float(lons[k]), float(lats[k]), int(cells[0][k]), int(cells[1][k])
+        )
+        assert (float(x[k]), float(y[k])) == expected
