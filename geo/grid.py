@@ -91,12 +91,15 @@ class Grid:
 
 @dataclass(frozen=True, slots=True)
 class Rasterised:
-    """``owner[cell]`` is the interior precinct or -1; border cells list candidates."""
+    """``owner[cell]`` is the interior precinct or -1; border cells list candidates;
+    ``centre_covered[cell]``: some precinct holds the cell's centre (numerically safe
+    where no boundary comes near the centre)."""
 
     owner: npt.NDArray[np.int32]
     border: npt.NDArray[np.bool_]
     candidate_cells: IntArray
     candidate_polygons: IntArray
+    centre_covered: npt.NDArray[np.bool_]
 
 
 def ring_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, IntArray]:
@@ -248,7 +251,12 @@ def rasterise(grid: Grid, geometries: npt.NDArray[np.object_]) -> Rasterised:
         cells.append(crowded[box_idx])
         polys.append(poly_idx)
     merged = unique_ints(np.concatenate(cells) * n_poly + np.concatenate(polys))
-    return Rasterised(owner, border, merged // n_poly, merged % n_poly)
+    return Rasterised(owner, border, merged // n_poly, merged % n_poly, count > 0)
+
+
+def touched_cells(grid: Grid, segments: FloatArray) -> IntArray:
+    """The cells that some segment (rows ``ax, ay, bx, by``) comes within _EPS of."""
+    return _boundary_pairs(grid, segments, np.zeros(len(segments), dtype=np.int64), 1)
 
 
 def _cell_boxes(grid: Grid, cells: IntArray) -> npt.NDArray[np.object_]:

@@ -415,6 +415,13 @@ class PrecinctIndex:
                 return self._inside[polygon]
         x, y = tables.plane.to_local(lon, lat, ix, iy)
         block = tables.entry_block_mv[entry]
+        if block < 0:
+            # A cell inside the union has no list (``geo.tables``): no point of it is
+            # outside every candidate, so this is never expected; answer exactly.
+            polygon, distance = tables.segments.nearest_anywhere(
+                *tables.projection.to_local(lon, lat)
+            )
+            return Location(None, self.codes[polygon], distance)
         blocks = tables.block_offsets_mv
         polygon, distance = nearest_on(
             x, y, tables.segments.rows, tables.block_segments_mv, blocks[block], blocks[block + 1]

@@ -47,9 +47,13 @@ class SegmentTable:
 
     @classmethod
     def build(
-        cls, geometries: npt.NDArray[np.object_], projection: LocalProjection
+        cls,
+        geometries: npt.NDArray[np.object_],
+        projection: LocalProjection,
+        outer: tuple[FloatArray, IntArray] | None = None,
     ) -> SegmentTable:
-        segments, owners = outer_segments(geometries)
+        """``outer``: ``outer_segments(geometries)``, when the caller has it already."""
+        segments, owners = outer_segments(geometries) if outer is None else outer
         ax, ay = projection.to_local_many(segments[:, 0], segments[:, 1])
         bx, by = projection.to_local_many(segments[:, 2], segments[:, 3])
         ux, uy = bx - ax, by - ay

@@ -23,8 +23,15 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.grid import Grid, Rasterised, polygon_array, rasterise, unique_ints_counts
-from geo.nearest import SegmentTable
+from geo.grid import (
+    Grid,
+    Rasterised,
+    polygon_array,
+    rasterise,
+    touched_cells,
+    unique_ints_counts,
+)
+from geo.nearest import SegmentTable, outer_segments
 from geo.plane_tiles import PlaneTiles
 from geo.projection import LocalProjection
 from geo.quadtree import CandidateBlocks, candidate_blocks
@@ -172,8 +179,16 @@ def build_tables(geometries_list: Sequence[BaseGeometry], cell_share: float = 1.
     grid = Grid.covering(bounds, cells=target, margin=_MARGIN)
     projection = LocalProjection.for_bounds(bounds)
     raster = rasterise(grid, geometries)
-    segments = SegmentTable.build(geometries, projection)
+    outer = outer_segments(geometries)
+    segments = SegmentTable.build(geometries, projection, outer)
+    # Nearest-precinct lists are for points in no precinct. A border cell that the
+    # union's outer boundary does not touch, with its centre in some precinct, lies
+    # wholly inside the union (every point of it is in a candidate precinct): inland
+    # borders, most border cells of a national layer, need no list.
     needed = raster.owner < 0
+    inland = raster.border & raster.centre_covered
+    inland[touched_cells(grid, outer[0])] = False
+    needed &= ~inland
     blocks = candidate_blocks(grid, projection, segments, needed)
     plane = PlaneTiles.build(grid, projection)
     return IndexTables.of(grid, projection, plane, geometries, segments, _entries(raster, blocks))

@@ -164,6 +164,46 @@ def test_exact_shared_edges_in_a_checkerboard_are_decided_by_index_order() -> No
                 assert int(index.locate_many(np.array([lon]), np.array([lat]))[0]) == min(holders)
 
 
+def test_inland_border_cells_need_no_nearest_list_and_answers_stay_exact() -> None:
+    """Cells on the shared edges of a checkerboard lie wholly inside the union: they get
+    no nearest-precinct list, and every point of them is still in a precinct; points
+    outside get the exact nearest precinct."""
+    # Densified, so the outer boundary has enough segments for the quadtree to split.
+    squares = [
+        Precinct(
+            f"{row}-{col}",
+            "",
+            shapely.segmentize(box(col / 8, row / 8, (col + 1) / 8, (row + 1) / 8), 1 / 1024),
+        )
+        for row in range(4)
+        for col in range(4)
+    ]
+    index = PrecinctIndex.build(squares)
+    tables = index._tables
+    assert tables is not None
+    codes = np.asarray(tables.cells_view).astype(np.int64)
+    n_blocks = len(tables.block_offsets) - 1
+    border = np.flatnonzero((codes < 0) & (~codes >= n_blocks))
+    listless = border[np.asarray(tables.entry_block)[~codes[border]] < 0]
+    assert len(listless) > 0
+    grid = tables.grid
+    rng = np.random.default_rng(2)
+    cells = rng.choice(listless, 2000)
+    lons = grid.x0 + (cells % grid.nx + rng.random(len(cells))) * grid.dx
+    lats = grid.y0 + (cells // grid.nx + rng.random(len(cells))) * grid.dy
+    for lon, lat in zip(lons.tolist(), lats.tolist(), strict=True):
+        assert index.locate(lon, lat).precinct is not None
+    union = shapely.union_all([s.geometry for s in squares])
+    for lon, lat in ((0.55, 0.2), (-0.03, 0.27), (0.26, 0.52), (0.3, -0.01)):
+        found = index.locate(lon, lat)
+        assert found.precinct is None
+        nearest = min(
+            range(len(squares)), key=lambda i: squares[i].geometry.distance(shapely.Point(lon, lat))
+        )
+        assert found.nearest == squares[nearest].code
+        assert union.distance(shapely.Point(lon, lat)) > 0
+
+
 def test_empty_index_finds_nothing() -> None:
     index = PrecinctIndex.build([])
     assert len(index) == 0
