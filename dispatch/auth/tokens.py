@@ -58,6 +58,11 @@ def _unb64(data: bytes) -> bytes:
 
 
 _REQUIRED = ("exp", "iat", "sub", "typ")
+# Tokens whose signature was checked lately, with their payloads: a phone or a console
+# sends the same token with every request, so its HMAC and decoding are done once.
+# Only what was signed here gets in (failures are never kept); everything else about a
+# token (issuer, kind, expiry; and the caller's revocation checks) is checked each time.
+_VERIFIED_MAX = 4096
 
 
 class TokenSigner:
@@ -65,6 +70,7 @@ class TokenSigner:
         if len(secret_key) < 32:
             raise ValueError("the token signing key needs at least 32 bytes")
         self._key = secret_key
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def _sign(self, signing_input: bytes) -> bytes:
         return _b64(hmac.digest(self._key, signing_input, "sha256"))
@@ -88,8 +94,8 @@ class TokenSigner:
         signing_input = _HEADER + b"." + _b64(_encode_json(payload))
         return (signing_input + b"." + self._sign(signing_input)).decode(), expires
 
-    def verify(self, token: str, kind: TokenKind, *, now: datetime) -> Claims:
-        """The claims of a valid token of `kind`; Unauthorized naming why otherwise."""
+    def _verify_signature(self, token: str) -> dict[str, Any]:
+        """The payload of a token signed with our key; Unauthorized naming why otherwise."""
         try:
             header, body, signature = token.encode("ascii").split(b".")
         except (UnicodeEncodeError, ValueError):
@@ -103,7 +109,17 @@ class TokenSigner:
         if not hmac.compare_digest(self._sign(header + b"." + body), signature):
             raise Unauthorized("the token's signature is not valid", field="token")
         # Signed by us: the payload is an object we wrote, unless the key leaked.
-        payload = _decode_json(_unb64(body))
+        payload: dict[str, Any] = _decode_json(_unb64(body))
+        return payload
+
+    def verify(self, token: str, kind: TokenKind, *, now: datetime) -> Claims:
+        """The claims of a valid token of `kind`; Unauthorized naming why otherwise."""
+        payload = self._verified.get(token)
+        if payload is None:
+            payload = self._verify_signature(token)
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified.clear()  # cheaper than ordering them: refilled as they come
+            self._verified[token] = payload
         if missing := [claim for claim in _REQUIRED if claim not in payload]:
             raise Unauthorized(f"the token has no {missing[0]!r} claim", field="token")
         if payload.get("iss") != _ISSUER:

@@ -91,3 +91,26 @@ def test_kind_and_expiry_are_checked() -> None:
         signer.verify(token, TokenKind.CITIZEN, now=NOW + timedelta(hours=2))
     with pytest.raises(ValueError, match="32 bytes"):
         TokenSigner(b"short")
+
+
+def test_a_token_checked_before_is_still_checked_for_kind_and_expiry_and_copies_are_not_trusted() -> (
+    None
+):
+    signer = TokenSigner(KEY)
+    token, _ = signer.issue(TokenKind.STAFF, "7", now=NOW, ttl=timedelta(hours=1), sid="s-1")
+    first = signer.verify(token, TokenKind.STAFF, now=NOW)
+    first.extra["sid"] = "changed by a caller"
+    assert signer.verify(token, TokenKind.STAFF, now=NOW).extra["sid"] == "s-1"
+    with pytest.raises(Unauthorized, match="not a citizen token"):
+        signer.verify(token, TokenKind.CITIZEN, now=NOW)
+    with pytest.raises(Unauthorized, match="expired"):
+        signer.verify(token, TokenKind.STAFF, now=NOW + timedelta(hours=2))
+    header, body, signature = token.split(".")
+    forged = _b64(json.dumps({"iss": "micro110", "typ": "staff", "sub": "1", "iat": 0,
+                              "exp": 2**40, "sid": "s-1"}).encode())  # fmt: skip
+    with pytest.raises(Unauthorized, match="signature"):
+        signer.verify(f"{header}.{forged}.{signature}", TokenKind.STAFF, now=NOW)
+    altered = ("B" if signature[0] == "A" else "A") + signature[1:]
+    with pytest.raises(Unauthorized, match="signature"):
+        signer.verify(f"{header}.{body}.{altered}", TokenKind.STAFF, now=NOW)
+    assert signer.verify(token, TokenKind.STAFF, now=NOW).subject == "7"
