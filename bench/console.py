@@ -17,6 +17,9 @@ Measured, per phase:
   and the main thread's whole busy time, its script and its layout + style (CDP
   `Performance.getMetrics`), milliseconds per second;
 * the console's open incidents, sampled each second (min and max: the retiring keeps up);
+* the cores each process group kept busy (server, PostgreSQL, Redis, Chromium with
+  Playwright's driver, this script, the rest of the machine): on a small machine the
+  latency is often decided there, not in the page;
 * JS heap after a forced GC (CDP `Runtime.getHeapUsage`), at the start and after each
   phase.  The page hands its stamps over each second (`stats.take()`) and forgets
   them, so the heap holds nothing of the bench's own.
@@ -36,13 +39,23 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _harness import PASSWORD, cluster, login, new_citizen, percentile_ms
+import psutil
+from _harness import (
+    PASSWORD,
+    CpuMeter,
+    cluster,
+    login,
+    new_citizen,
+    percentile_ms,
+    service_pids,
+)
 from intake import Alarms, city_positions
 from playwright.async_api import async_playwright
 
@@ -73,6 +86,9 @@ class Phase:
     open_min: int  # the console's open incidents, sampled each second
     open_max: int
     heap_mb_end: float
+    # Cores kept busy during the phase, by process group: the server, PostgreSQL, Redis,
+    # Chromium (with Playwright's driver), this script (the poster), the rest.
+    cores: dict[str, float]
 
 
 async def busy_s(cdp: Any) -> dict[str, float]:
@@ -130,6 +146,7 @@ async def run_phase(
     rate: int,
     seconds: float,
     retire_after_s: float,
+    meter: CpuMeter,
 ) -> Phase:
     await page.evaluate("() => { window.__longTaskMs = 0; }")
     sent_at: dict[str, float] = {}
@@ -163,6 +180,7 @@ async def run_phase(
     stop = asyncio.Event()
     taking = asyncio.create_task(taker(stop))
     busy_before = await busy_s(cdp)
+    cpu_before = meter.read()
     total = int(rate * seconds)
     begin = time.perf_counter()
     for n in range(total):
@@ -178,6 +196,10 @@ async def run_phase(
     elapsed = time.perf_counter() - begin
     long_ms = await page.evaluate("() => window.__longTaskMs")
     busy_after = await busy_s(cdp)
+    spent = meter.spent(cpu_before, meter.read())
+    cores = {name: round(spent.total(name) / spent.elapsed_s, 2) for name in spent.groups}
+    cores["other"] = round(spent.other_s / spent.elapsed_s, 2)
+    cores["machine"] = round(spent.machine_cores(), 2)
 
     def per_s(*names: str) -> float:
         spent = sum(busy_after[n] - busy_before[n] for n in names)
@@ -215,7 +237,18 @@ async def run_phase(
         open_min=min(open_counts, default=0),
         open_max=max(open_counts, default=0),
         heap_mb_end=await heap_mb(cdp),
+        cores=cores,
     )
+
+
+def playwright_pids() -> list[int]:
+    """Playwright's driver processes (Node.js), children of this one: Chromium runs under
+    them, so their trees are the browser's CPU."""
+    return [
+        child.pid
+        for child in psutil.Process().children()
+        if "node" in child.name() or "playwright" in " ".join(child.cmdline())
+    ]
 
 
 def top_functions(profile: dict[str, Any], count: int = 15) -> list[str]:
@@ -285,13 +318,28 @@ async def main_async(
                 await cdp.send("Performance.enable")
                 heap_start = await heap_mb(cdp)
                 print(f"console loaded: {len(seeded)} open incidents, heap {heap_start} MB")
+                meter = CpuMeter(
+                    {"server": [c.nodes[0].proc.pid]}
+                    | await service_pids(c.pool, c.redis_url)
+                    | {"chromium": playwright_pids(), "bench": [os.getpid()]},
+                    flat=["bench"],
+                )
                 phases = []
                 for rate in rates:
                     if profile:
                         await cdp.send("Profiler.enable")
                         await cdp.send("Profiler.start")
                     phase = await run_phase(
-                        page, cdp, http, base, alarms, retirer, rate, seconds, retire_after_s
+                        page,
+                        cdp,
+                        http,
+                        base,
+                        alarms,
+                        retirer,
+                        rate,
+                        seconds,
+                        retire_after_s,
+                        meter,
                     )
                     phases.append(phase)
                     print(f"{rate}/s: " + ", ".join(f"{k}={v}" for k, v in asdict(phase).items()))
