@@ -27,7 +27,8 @@ large city: run it in an executor.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,6 +52,7 @@ from geo.precincts import Precinct
 from geo.projection import LocalProjection
 from geo.regions import PER_DEGREE, Frame, RegionRouter, group_regions
 from geo.tables import IndexTables, build_tables
+from geo.validate import Polygonal
 
 PrecinctIndices = npt.NDArray[np.int32]
 _intersects_xy = shapely.lib.intersects_xy
@@ -93,10 +95,18 @@ class PrecinctIndex:
     _main: int = -1
 
     @classmethod
-    def build(cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0) -> PrecinctIndex:
+    def build(
+        cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0, workers: int = 1
+    ) -> PrecinctIndex:
         """``cell_share``: the fraction of the cell budget this index may use (regions
         share one budget in proportion to their vertices, so a national layer of
-        thirteen regions is not thirteen city-sized grids)."""
+        thirteen regions is not thirteen city-sized grids).
+
+        ``workers``: how many regions are built at once, on threads, largest first.
+        Their work is numpy, shapely and pyproj over whole arrays, which release the
+        GIL, so a national layer's mainland and Alaska build side by side on two cores.
+        Regions share nothing while they build, so the index is the same, byte for
+        byte, whatever the number."""
         for precinct in precincts:
             if not isinstance(precinct.geometry, Polygon | MultiPolygon):
                 raise TypeError(f"precinct {precinct.code!r} is not a Polygon or MultiPolygon")
@@ -112,12 +122,18 @@ class PrecinctIndex:
             ]
             # Built as single regions straight away: grouping a region's own parts again
             # finds the same one region (thirteen more groupings on a national layer).
+            tables = _largest_first(
+                build_tables,
+                [
+                    ([g for _, g in region], cell_share * count / sum(vertices))
+                    for region, count in zip(regions, vertices, strict=True)
+                ],
+                vertices,
+                workers,
+            )
             children = tuple(
-                cls._of_tables(
-                    tuple(replace(precincts[i], geometry=g) for i, g in region),
-                    build_tables([g for _, g in region], cell_share * count / sum(vertices)),
-                )
-                for region, count in zip(regions, vertices, strict=True)
+                cls._of_tables(tuple(replace(precincts[i], geometry=g) for i, g in region), built)
+                for region, built in zip(regions, tables, strict=True)
             )
             positions = tuple(
                 np.asarray([i for i, _ in region], dtype=np.int32) for region in regions
@@ -578,6 +594,24 @@ class PrecinctIndex:
                 best, best_number = answer, number
         assert best is not None
         return best
+
+
+def _largest_first(
+    build: Callable[[Sequence[Polygonal], float], IndexTables],
+    jobs: Sequence[tuple[Sequence[Polygonal], float]],
+    sizes: Sequence[int],
+    workers: int,
+) -> list[IndexTables]:
+    """``build(*job)`` for every job, in the jobs' order; on ``workers`` threads, the
+    largest jobs started first so the longest one is not left to run alone at the end."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [build(*job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        started = {
+            number: pool.submit(build, *jobs[number])
+            for number in sorted(range(len(jobs)), key=lambda n: -sizes[n])
+        }
+        return [started[number].result() for number in range(len(jobs))]
 
 
 def _merged(parts: list[Polygon]) -> MultiPolygon:
