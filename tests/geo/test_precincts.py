@@ -10,7 +10,7 @@ from shapely.geometry import shape
 
 from geo.datum import Datum
 from geo.issues import IssueKind
-from geo.precincts import PrecinctImport, geometry_to_geojson, load_precincts
+from geo.precincts import PrecinctImport, geojson_texts, load_precincts
 from tests.geo.conftest import load, read_collection
 
 _SQUARE = [[[0.0, 0.0], [0.01, 0.0], [0.01, 0.01], [0.0, 0.01], [0.0, 0.0]]]
@@ -217,8 +217,9 @@ def test_not_a_feature_collection_is_an_error() -> None:
         )
 
 
-def test_geometry_to_geojson_round_trips_through_json(nyc_precincts: PrecinctImport) -> None:
-    geometry = nyc_precincts.precincts[0].geometry
-    stored = json.loads(json.dumps(geometry_to_geojson(geometry)))
-    assert stored["type"] == geometry.geom_type
-    assert shapely.equals_exact(shape(stored), geometry, 0.0)
+def test_geojson_texts_round_trip_exactly(nyc_precincts: PrecinctImport) -> None:
+    geometries = [p.geometry for p in nyc_precincts.precincts]
+    for geometry, text in zip(geometries, geojson_texts(geometries), strict=True):
+        stored = json.loads(text)
+        assert stored["type"] == geometry.geom_type
+        assert shapely.equals_exact(shape(stored), geometry, 0.0)
