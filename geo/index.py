@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -102,11 +102,13 @@ class PrecinctIndex:
         share one budget in proportion to their vertices, so a national layer of
         thirteen regions is not thirteen city-sized grids).
 
-        ``workers``: how many regions are built at once, on threads, largest first.
-        Their work is numpy, shapely and pyproj over whole arrays, which release the
-        GIL, so a national layer's mainland and Alaska build side by side on two cores.
-        Regions share nothing while they build, so the index is the same, byte for
-        byte, whatever the number."""
+        ``workers``: threads for the build. Regions are built up to that many at once,
+        largest first, and each region's quadtree prunes its pairs in chunks on as many
+        threads (``geo.quadtree``). The work is numpy, shapely and pyproj over whole
+        arrays, which release the GIL, so a national layer's mainland and Alaska build
+        side by side on two cores. Regions share nothing while they build and chunks
+        are combined in order, so the index is the same, byte for byte, whatever the
+        number."""
         for precinct in precincts:
             if not isinstance(precinct.geometry, Polygon | MultiPolygon):
                 raise TypeError(f"precinct {precinct.code!r} is not a Polygon or MultiPolygon")
@@ -115,6 +117,21 @@ class PrecinctIndex:
             raise ValueError("precinct codes must be unique")
         if not precincts:
             return cls((), (), None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), ())
+        if workers <= 1:
+            return cls._build(precincts, cell_share, None)
+        # Its own pool: a region's build waits for its chunks, and must never wait for
+        # a thread that is itself building a region.
+        with ThreadPoolExecutor(max_workers=workers) as pruning:
+            return cls._build(precincts, cell_share, pruning, workers)
+
+    @classmethod
+    def _build(
+        cls,
+        precincts: Sequence[Precinct],
+        cell_share: float,
+        pruning: Executor | None,
+        workers: int = 1,
+    ) -> PrecinctIndex:
         regions = group_regions([p.geometry for p in precincts])
         if len(regions) > 1:
             vertices = [
@@ -125,7 +142,7 @@ class PrecinctIndex:
             tables = _largest_first(
                 build_tables,
                 [
-                    ([g for _, g in region], cell_share * count / sum(vertices))
+                    ([g for _, g in region], cell_share * count / sum(vertices), pruning)
                     for region, count in zip(regions, vertices, strict=True)
                 ],
                 vertices,
@@ -141,7 +158,7 @@ class PrecinctIndex:
             index = cls._of_regions(tuple(precincts), children, positions)
             return replace(index, _far=index._far_fields())
         return cls._of_tables(
-            tuple(precincts), build_tables([p.geometry for p in precincts], cell_share)
+            tuple(precincts), build_tables([p.geometry for p in precincts], cell_share, pruning)
         )
 
     def __len__(self) -> int:
@@ -597,8 +614,8 @@ class PrecinctIndex:
 
 
 def _largest_first(
-    build: Callable[[Sequence[Polygonal], float], IndexTables],
-    jobs: Sequence[tuple[Sequence[Polygonal], float]],
+    build: Callable[[Sequence[Polygonal], float, Executor | None], IndexTables],
+    jobs: Sequence[tuple[Sequence[Polygonal], float, Executor | None]],
     sizes: Sequence[int],
     workers: int,
 ) -> list[IndexTables]:

@@ -10,6 +10,7 @@ the finest level. Everything is vectorised over (block, segment) pairs.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +58,13 @@ def candidate_blocks(
     table: SegmentTable,
     needed: npt.NDArray[np.bool_],
     plane: PlaneTiles | None = None,
+    pool: Executor | None = None,
 ) -> CandidateBlocks:
     """Segment lists for every cell where ``needed`` (cells that are not interior).
 
     ``plane``: the grid's plane tiles, which project the blocks' corners (to a
     millimetre, far inside the blocks' growth) without a pyproj call per corner.
+    ``pool``: threads for the pruning (``_prune``); the lists come out the same.
 
     Starts from one block holding every segment and splits blocks in four, each child
     keeping the subset of its parent's segments that survive the child's own test.
@@ -101,7 +104,7 @@ def candidate_blocks(
                 continue
             pair_block, pair_segment = runs.expand(pair_block, pair_run)
             by_runs = False
-        pair_block, pair_segment = _prune(geometry, table, pair_block, pair_segment)
+        pair_block, pair_segment = _prune(geometry, table, pair_block, pair_segment, pool)
         counts = np.bincount(pair_block, minlength=len(bx))
         resolved = (counts <= _MAX_CANDIDATES) | (level == 0)
         ids = np.full(len(bx), -1, dtype=np.int64)
@@ -320,7 +323,11 @@ class _BlockGeometry:
 
 
 def _prune(
-    blocks: _BlockGeometry, table: SegmentTable, pair_block: IntArray, pair_segment: IntArray
+    blocks: _BlockGeometry,
+    table: SegmentTable,
+    pair_block: IntArray,
+    pair_segment: IntArray,
+    pool: Executor | None = None,
 ) -> tuple[IntArray, IntArray]:
     """Drop (block, segment) pairs where the segment is never nearest within the block.
 
@@ -333,28 +340,42 @@ def _prune(
 
     Pairs go through in chunks (three passes: nearest distance per block, q, then the
     tests), so a level's dozen temporaries never exist for all its millions of pairs at
-    once: they set the build's peak memory on a national layer.
+    once: they set the build's peak memory on a national layer. With ``pool``, each
+    pass runs its chunks on the pool's threads (numpy releases the GIL over arrays);
+    their results are combined in chunk order, so the pairs kept are the same.
     """
     n = len(pair_block)
     if n == 0:
         return pair_block, pair_segment
     spans = [(a, min(a + _PRUNE_CHUNK, n)) for a in range(0, n, _PRUNE_CHUNK)]
+    run = map if pool is None or len(spans) == 1 else pool.map
     to_centre = np.empty(n)
-    best = np.full(len(blocks.cx), np.inf)
-    for a, b in spans:
+
+    def nearest(span: tuple[int, int]) -> FloatArray:
+        a, b = span
         wx, wy, t, ux, uy = _to_centre(blocks, table, pair_block[a:b], pair_segment[a:b])
         to_centre[a:b] = _norm(wx - t * ux, wy - t * uy)
+        best = np.full(len(blocks.cx), np.inf)
         np.minimum.at(best, pair_block[a:b], to_centre[a:b])
-    qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
-    for a, b in spans:
+        return best
+
+    best = np.minimum.reduce(list(run(nearest, spans)))
+
+    def winners(span: tuple[int, int]) -> tuple[IntArray, FloatArray, FloatArray]:
+        a, b = span
         block = pair_block[a:b]
         winner = np.flatnonzero(to_centre[a:b] == best[block])
         segment = pair_segment[a:b][winner]
         _, _, t, ux, uy = _to_centre(blocks, table, block[winner], segment)
-        qx[block[winner]] = table.ax[segment] + t * ux
-        qy[block[winner]] = table.ay[segment] + t * uy
-    kept: list[tuple[IntArray, IntArray]] = []
-    for a, b in spans:
+        return block[winner], table.ax[segment] + t * ux, table.ay[segment] + t * uy
+
+    qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
+    # In chunk order: where several segments are equally near, the last one is q.
+    for block, x, y in run(winners, spans):
+        qx[block], qy[block] = x, y
+
+    def survivors(span: tuple[int, int]) -> tuple[IntArray, IntArray]:
+        a, b = span
         block = pair_block[a:b]
         # Cheap first cut, implied by the corner test: a segment more than 2 radii
         # further from the centre than q cannot be nearest anywhere in the block.
@@ -362,7 +383,9 @@ def _prune(
         reach += 2.0 * blocks.radius[block] + _SLACK_M
         near = np.flatnonzero(to_centre[a:b] <= reach)
         del reach
-        kept.append(_corner_test(blocks, table, qx, qy, block[near], pair_segment[a:b][near]))
+        return _corner_test(blocks, table, qx, qy, block[near], pair_segment[a:b][near])
+
+    kept = list(run(survivors, spans))
     return np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept])
 
 

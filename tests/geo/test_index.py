@@ -10,6 +10,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import Polygon, box
 
+import geo.quadtree
 from geo.datum import Datum, from_wgs84
 from geo.index import Location, Nearest, PrecinctIndex
 from geo.precincts import Precinct, PrecinctImport
@@ -283,14 +284,21 @@ def test_cities_on_different_continents_are_indexed_as_regions(
     }
 
 
-def test_regions_built_on_threads_pack_byte_for_byte_as_built_one_by_one(
-    nyc_precincts: PrecinctImport,
+def test_an_index_built_on_threads_packs_byte_for_byte_as_one_built_on_one(
+    nyc_precincts: PrecinctImport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The importer builds regions side by side; nodes must get the same index."""
+    """The importer builds regions side by side, and prunes each quadtree level's pairs
+    in chunks on several threads; nodes must get the same index."""
     everything = _three_cities(nyc_precincts)
+    # Chunks this small make every level of these cities' quadtrees several chunks.
+    monkeypatch.setattr(geo.quadtree, "_PRUNE_CHUNK", 1 << 12)
     one_by_one = PrecinctIndex.build(everything).to_bytes()
     for workers in (2, 3):
         assert PrecinctIndex.build(everything, workers=workers).to_bytes() == one_by_one
+    # One region (a city alone): its quadtree alone runs on the threads.
+    city = list(nyc_precincts.precincts)
+    alone = PrecinctIndex.build(city, workers=2).to_bytes()
+    assert alone == PrecinctIndex.build(city).to_bytes()
 
 
 def test_a_packed_index_loads_with_the_same_answers(nyc_index: PrecinctIndex) -> None:
