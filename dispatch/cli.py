@@ -232,6 +232,7 @@ async def _migrate(settings: Settings) -> None:
 async def _precincts_import(settings: Settings, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
+    from dispatch.infra.malloc import one_arena
     from dispatch.infra.precinct_registry import LIVE_WITHIN_S
     from dispatch.services.precincts import import_precincts, wait_until_served
     from geo.datum import Datum
@@ -243,6 +244,7 @@ async def _precincts_import(settings: Settings, args: argparse.Namespace) -> Non
         raise CommandError(f"cannot read {args.file}: {exc.strerror}") from exc
     except ValueError as exc:
         raise CommandError(f"{args.file} is not valid JSON: {exc}") from exc
+    one_arena()  # before the index build starts its threads
     async with open_infrastructure(settings, need_redis=False) as infra:
         with tqdm(desc="validating", unit="feature", file=sys.stderr, disable=None) as bar:
 
