@@ -51,6 +51,8 @@ async def import_precincts(
 ) -> ImportResult:
     """Validate, repair and store a GeoJSON boundary file; running servers reload it."""
     loop = asyncio.get_running_loop()
+    # Every core for the CPU work: the importing process has nothing else to do meanwhile.
+    workers = os.cpu_count() or 1
     try:
         loaded = await loop.run_in_executor(
             None,
@@ -61,6 +63,7 @@ async def import_precincts(
                 code_property=code_property,
                 datum=datum,
                 progress=progress,
+                workers=workers,
             ),
         )
     except ValueError as exc:
@@ -83,7 +86,7 @@ async def import_precincts(
         order = await precinct_store.active_codes_after(conn, list(imported), replace=replace)
         kept = await precinct_store.active_geometries(conn, [c for c in order if c not in imported])
         building = loop.run_in_executor(
-            None, functools.partial(_packed_index, order, imported, kept, cache)
+            None, functools.partial(_packed_index, order, imported, kept, cache, workers)
         )
         try:
             await precinct_store.upsert_precincts(conn, rows, source)
@@ -126,11 +129,10 @@ def _packed_index(
     imported: Mapping[str, Precinct],
     kept: list[precinct_store.StoredPrecinct],
     cache: IndexCache | None,
+    workers: int,
 ) -> bytes:
     others = {r.code: Precinct(r.code, r.name, shape(r.geometry)) for r in kept}
     precincts = [imported.get(code) or others[code] for code in order]
-    # Every core: the importing process has nothing else to do meanwhile.
-    workers = os.cpu_count() or 1
     if cache is None:
         return PrecinctIndex.build(precincts, workers=workers).to_bytes()
     return cache.packed(precincts, workers=workers)

@@ -109,11 +109,14 @@ def test_election_districts_overlaps_are_reported_and_resolved(
 
 
 def test_overlap_resolution_is_deterministic(election_districts: PrecinctImport) -> None:
+    """Whatever the file's order, and however many threads test the ~15,000 pairs of
+    neighbours."""
     collection = read_collection("nyc_election_districts_5199.geojson")
     collection["features"] = list(reversed(collection["features"]))
     again = load_precincts(
-        collection, name_property="ElectDist", code_property="ElectDist", datum=Datum.WGS84
-    )
+        collection, name_property="ElectDist", code_property="ElectDist", datum=Datum.WGS84,
+        workers=3,
+    )  # fmt: skip
     assert [p.code for p in again.precincts] == [p.code for p in election_districts.precincts]
     for ours, theirs in zip(again.precincts, election_districts.precincts, strict=True):
         assert shapely.equals_exact(ours.geometry, theirs.geometry, 0.0)
