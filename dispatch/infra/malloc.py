@@ -11,7 +11,6 @@ Python's own allocator), so sharing one arena costs no measurable time.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 logger = logging.getLogger(__name__)
@@ -23,12 +22,10 @@ _M_ARENA_MAX = -8
 def one_arena() -> None:
     """Limit the process to one malloc arena; call before starting threads. Nothing
     happens where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
     try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
+        # The symbols the interpreter is linked with: the C library's, on Linux.
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
         return
     if mallopt(_M_ARENA_MAX, 1) != 1:
         logger.info("mallopt(M_ARENA_MAX) refused; the build may use more memory")
