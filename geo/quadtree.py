@@ -175,7 +175,7 @@ class _Runs:
         best = np.full(len(blocks.cx), np.inf)
         np.minimum.at(best, pair_block, to_point)
         winner = np.flatnonzero(to_point == best[pair_block])
-        qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
+        qx, qy = np.zeros_like(blocks.cx), np.zeros_like(blocks.cy)
         qx[pair_block[winner]] = self.px[pair_run[winner]]
         qy[pair_block[winner]] = self.py[pair_run[winner]]
         to_box = self._distance(cx, cy, pair_run)
@@ -188,7 +188,8 @@ class _Runs:
         for k in range(4):
             block = pair_block[undecided]
             px, py = blocks.corner_x[k][block], blocks.corner_y[k][block]
-            to_q = np.hypot(px - qx[block], py - qy[block]) + _SLACK_M
+            # Per block, then per pair: the same values, one gather instead of a dozen.
+            to_q = (np.hypot(blocks.corner_x[k] - qx, blocks.corner_y[k] - qy) + _SLACK_M)[block]
             passed = self._distance(px, py, pair_run[undecided]) <= to_q
             keep[undecided[passed]] = True
             undecided = undecided[~passed]
@@ -369,10 +370,11 @@ def _prune(
         _, _, t, ux, uy = _to_centre(blocks, table, block[winner], segment)
         return block[winner], table.ax[segment] + t * ux, table.ay[segment] + t * uy
 
-    qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
+    qx, qy = np.zeros_like(blocks.cx), np.zeros_like(blocks.cy)
     # In chunk order: where several segments are equally near, the last one is q.
     for block, x, y in run(winners, spans):
         qx[block], qy[block] = x, y
+    limits = _corner_limits(blocks, qx, qy)
 
     def survivors(span: tuple[int, int]) -> tuple[IntArray, IntArray]:
         a, b = span
@@ -383,7 +385,7 @@ def _prune(
         reach += 2.0 * blocks.radius[block] + _SLACK_M
         near = np.flatnonzero(to_centre[a:b] <= reach)
         del reach
-        return _corner_test(blocks, table, qx, qy, block[near], pair_segment[a:b][near])
+        return _corner_test(blocks, table, limits, block[near], pair_segment[a:b][near])
 
     kept = list(run(survivors, spans))
     return np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept])
@@ -402,15 +404,26 @@ def _to_centre(
     return wx, wy, t, ux, uy
 
 
+def _corner_limits(blocks: _BlockGeometry, qx: FloatArray, qy: FloatArray) -> list[FloatArray]:
+    """Per corner k and block: the square of (the corner's distance to q + slack). It is
+    the same for every pair of a block, so it is computed once per block, not per pair."""
+    limits = []
+    for k in range(4):
+        to_q = _norm(blocks.corner_x[k] - qx, blocks.corner_y[k] - qy)
+        to_q += _SLACK_M
+        limits.append(to_q * to_q)
+    return limits
+
+
 def _corner_test(
     blocks: _BlockGeometry,
     table: SegmentTable,
-    qx: FloatArray,
-    qy: FloatArray,
+    limits: list[FloatArray],
     pair_block: IntArray,
     pair_segment: IntArray,
 ) -> tuple[IntArray, IntArray]:
-    """The pairs whose segment is at least as close as q at some corner of the block."""
+    """The pairs whose segment is at least as close as q at some corner of the block
+    (``limits``: ``_corner_limits``)."""
     ax, ay = table.ax[pair_segment], table.ay[pair_segment]
     ux, uy = table.ux[pair_segment], table.uy[pair_segment]
     inverse = table.inverse_length2[pair_segment]
@@ -425,9 +438,7 @@ def _corner_test(
         t = _projection_parameter(wx, wy, sx, sy, inverse[undecided])
         wx -= t * sx
         wy -= t * sy
-        to_q = _norm(px - qx[block], py - qy[block])
-        to_q += _SLACK_M
-        passed = wx * wx + wy * wy <= to_q * to_q
+        passed = wx * wx + wy * wy <= limits[k][block]
         keep[undecided[passed]] = True
         undecided = undecided[~passed]
     return pair_block[keep], pair_segment[keep]
