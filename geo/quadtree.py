@@ -179,9 +179,7 @@ class _Runs:
         qx[pair_block[winner]] = self.px[pair_run[winner]]
         qy[pair_block[winner]] = self.py[pair_run[winner]]
         to_box = self._distance(cx, cy, pair_run)
-        near = np.flatnonzero(
-            to_box <= best[pair_block] + 2.0 * blocks.radius[pair_block] + _SLACK_M
-        )
+        near = np.flatnonzero(to_box <= (best + 2.0 * blocks.radius + _SLACK_M)[pair_block])
         pair_block, pair_run = pair_block[near], pair_run[near]
         keep = np.zeros(len(pair_block), dtype=bool)
         undecided = np.arange(len(pair_block))
@@ -376,15 +374,14 @@ def _prune(
         qx[block], qy[block] = x, y
     limits = _corner_limits(blocks, qx, qy)
 
+    # Cheap first cut, implied by the corner test: a segment more than 2 radii further
+    # from the centre than q cannot be nearest anywhere in the block.
+    reach = best + (2.0 * blocks.radius + _SLACK_M)
+
     def survivors(span: tuple[int, int]) -> tuple[IntArray, IntArray]:
         a, b = span
         block = pair_block[a:b]
-        # Cheap first cut, implied by the corner test: a segment more than 2 radii
-        # further from the centre than q cannot be nearest anywhere in the block.
-        reach = best[block]
-        reach += 2.0 * blocks.radius[block] + _SLACK_M
-        near = np.flatnonzero(to_centre[a:b] <= reach)
-        del reach
+        near = np.flatnonzero(to_centre[a:b] <= reach[block])
         return _corner_test(blocks, table, limits, block[near], pair_segment[a:b][near])
 
     kept = list(run(survivors, spans))
