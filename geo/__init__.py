@@ -6,7 +6,7 @@ Callers parse GeoJSON and pass dicts in; they store what comes out.
 from geo.datum import Datum, from_wgs84, from_wgs84_many, to_wgs84, to_wgs84_many
 from geo.index import Location, Nearest, PrecinctIndex
 from geo.issues import ImportIssue, IssueKind
-from geo.precincts import Precinct, PrecinctImport, geometry_to_geojson, load_precincts
+from geo.precincts import Precinct, PrecinctImport, geojson_texts, load_precincts
 from geo.projection import LocalProjection
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "PrecinctIndex",
     "from_wgs84",
     "from_wgs84_many",
-    "geometry_to_geojson",
+    "geojson_texts",
     "load_precincts",
     "to_wgs84",
     "to_wgs84_many",

@@ -17,6 +17,7 @@ Everything is vectorised numpy; there is no per-cell Python.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -186,7 +187,46 @@ def _chunk_pairs(grid: Grid, segments: FloatArray, owners: IntArray, n_poly: int
 
 
 def _centre_fill(grid: Grid, segments: FloatArray, owners: IntArray) -> tuple[IntArray, IntArray]:
-    """Per cell centre: how many precincts contain it, and the sum of (index + 1)."""
+    """Per cell centre: how many precincts contain it, and the sum of (index + 1).
+
+    Whole precincts go through in chunks of about ``_CHUNK`` segments (a precinct's
+    crossings pair up among its own), so the crossings' temporaries never exist for a
+    national layer's million segments at once: they set the build's peak memory. The
+    sums are of small integers, exact in any order, so chunking changes no value.
+    """
+    width = grid.nx + 1
+    size = grid.ny * width
+    count = np.zeros(size)
+    total = np.zeros(size)
+    for a, b in _whole_precincts(owners):
+        flat, ids = _crossings(grid, segments[a:b], owners[a:b])
+        count += np.bincount(flat, np.sign(ids), size)
+        total += np.bincount(flat, ids, size)
+    results = []
+    for sums in (count, total):
+        rows = sums.reshape(grid.ny, width)
+        np.cumsum(rows, axis=1, out=rows)
+        np.rint(rows, out=rows)
+        results.append(rows[:, :-1].astype(np.int64).ravel())
+    return results[0], results[1]
+
+
+def _whole_precincts(owners: IntArray) -> list[tuple[int, int]]:
+    """(start, end) spans of about ``_CHUNK`` segments that never split a precinct's
+    segments (``owners`` is in precinct order)."""
+    cuts = [0]
+    for position in range(_CHUNK, len(owners), _CHUNK):
+        cut = int(np.searchsorted(owners, owners[position], side="left"))
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    cuts.append(len(owners))
+    return list(itertools.pairwise(cuts))
+
+
+def _crossings(grid: Grid, segments: FloatArray, owners: IntArray) -> tuple[IntArray, FloatArray]:
+    """Where each precinct's rings enter and leave it along every row of cell centres:
+    flat positions in a (ny, nx + 1) table, with +(index + 1) where a precinct is
+    entered and -(index + 1) where it is left."""
     au = (segments[:, 0] - grid.x0) / grid.dx
     av = (segments[:, 1] - grid.y0) / grid.dy
     bu = (segments[:, 2] - grid.x0) / grid.dx
@@ -215,15 +255,8 @@ def _centre_fill(grid: Grid, segments: FloatArray, owners: IntArray) -> tuple[In
     c_out = np.clip(np.ceil(u_out - 0.5), 0, grid.nx).astype(np.int64)
     width = grid.nx + 1
     flat = np.concatenate((r * width + c_in, r * width + c_out))
-    ones = np.concatenate((np.ones(len(r)), -np.ones(len(r))))
     ids = np.concatenate((p + 1, -(p + 1))).astype(np.float64)
-    size = grid.ny * width
-    count = np.cumsum(np.bincount(flat, ones, size).reshape(grid.ny, width), axis=1)
-    total = np.cumsum(np.bincount(flat, ids, size).reshape(grid.ny, width), axis=1)
-    return (
-        np.rint(count[:, :-1]).astype(np.int64).ravel(),
-        np.rint(total[:, :-1]).astype(np.int64).ravel(),
-    )
+    return flat, ids
 
 
 def rasterise(grid: Grid, geometries: npt.NDArray[np.object_]) -> Rasterised:

@@ -27,7 +27,8 @@ large city: run it in an executor.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,12 +46,13 @@ from geo.far_field import (
     half_diagonal_m,
     world_cell_box,
 )
-from geo.nearest import nearest_on
+from geo.nearest import SegmentTable, nearest_on
 from geo.packing import pack, unpack
 from geo.precincts import Precinct
 from geo.projection import LocalProjection
 from geo.regions import PER_DEGREE, Frame, RegionRouter, group_regions
 from geo.tables import IndexTables, build_tables
+from geo.validate import Polygonal
 
 PrecinctIndices = npt.NDArray[np.int32]
 _intersects_xy = shapely.lib.intersects_xy
@@ -93,10 +95,20 @@ class PrecinctIndex:
     _main: int = -1
 
     @classmethod
-    def build(cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0) -> PrecinctIndex:
+    def build(
+        cls, precincts: Sequence[Precinct], *, cell_share: float = 1.0, workers: int = 1
+    ) -> PrecinctIndex:
         """``cell_share``: the fraction of the cell budget this index may use (regions
         share one budget in proportion to their vertices, so a national layer of
-        thirteen regions is not thirteen city-sized grids)."""
+        thirteen regions is not thirteen city-sized grids).
+
+        ``workers``: threads for the build. Regions are built up to that many at once,
+        largest first, and each region's quadtree prunes its pairs in chunks on as many
+        threads (``geo.quadtree``). The work is numpy, shapely and pyproj over whole
+        arrays, which release the GIL, so a national layer's mainland and Alaska build
+        side by side on two cores. Regions share nothing while they build and chunks
+        are combined in order, so the index is the same, byte for byte, whatever the
+        number."""
         for precinct in precincts:
             if not isinstance(precinct.geometry, Polygon | MultiPolygon):
                 raise TypeError(f"precinct {precinct.code!r} is not a Polygon or MultiPolygon")
@@ -105,6 +117,21 @@ class PrecinctIndex:
             raise ValueError("precinct codes must be unique")
         if not precincts:
             return cls((), (), None, (0.0, 0.0, 0.0, 0.0, 0, 0), memoryview(b""), ())
+        if workers <= 1:
+            return cls._build(precincts, cell_share, None)
+        # Its own pool: a region's build waits for its chunks, and must never wait for
+        # a thread that is itself building a region.
+        with ThreadPoolExecutor(max_workers=workers) as pruning:
+            return cls._build(precincts, cell_share, pruning, workers)
+
+    @classmethod
+    def _build(
+        cls,
+        precincts: Sequence[Precinct],
+        cell_share: float,
+        pruning: Executor | None,
+        workers: int = 1,
+    ) -> PrecinctIndex:
         regions = group_regions([p.geometry for p in precincts])
         if len(regions) > 1:
             vertices = [
@@ -112,20 +139,26 @@ class PrecinctIndex:
             ]
             # Built as single regions straight away: grouping a region's own parts again
             # finds the same one region (thirteen more groupings on a national layer).
+            tables = _largest_first(
+                build_tables,
+                [
+                    ([g for _, g in region], cell_share * count / sum(vertices), pruning)
+                    for region, count in zip(regions, vertices, strict=True)
+                ],
+                vertices,
+                workers,
+            )
             children = tuple(
-                cls._of_tables(
-                    tuple(replace(precincts[i], geometry=g) for i, g in region),
-                    build_tables([g for _, g in region], cell_share * count / sum(vertices)),
-                )
-                for region, count in zip(regions, vertices, strict=True)
+                cls._of_tables(tuple(replace(precincts[i], geometry=g) for i, g in region), built)
+                for region, built in zip(regions, tables, strict=True)
             )
             positions = tuple(
                 np.asarray([i for i, _ in region], dtype=np.int32) for region in regions
             )
             index = cls._of_regions(tuple(precincts), children, positions)
-            return replace(index, _far=index._far_fields())
+            return replace(index, _far=index._far_fields(pruning))
         return cls._of_tables(
-            tuple(precincts), build_tables([p.geometry for p in precincts], cell_share)
+            tuple(precincts), build_tables([p.geometry for p in precincts], cell_share, pruning)
         )
 
     def __len__(self) -> int:
@@ -258,7 +291,7 @@ class PrecinctIndex:
             tables.projection.lon_0, tables.projection.lat_0, box, reach,
         )  # fmt: skip
 
-    def _far_fields(self) -> tuple[FarField | None, ...]:
+    def _far_fields(self, pool: Executor | None = None) -> tuple[FarField | None, ...]:
         """A far field for each region that some out-of-jurisdiction point asks as the
         rival of the region owning its world cell (``_in_regions``), over the world
         cells where that can happen: those where the owner's distance, at most its
@@ -289,6 +322,7 @@ class PrecinctIndex:
                 wanted.setdefault(router.rival[cell], []).append(cell)
                 owners.setdefault(router.rival[cell], set()).add(number)
         far: list[FarField | None] = [None] * len(self._regions)
+        jobs: dict[int, tuple[list[int], int, LocalProjection, SegmentTable, Side | None]] = {}
         for number, asked in wanted.items():
             tables = self._regions[number]._tables
             assert tables is not None
@@ -302,9 +336,12 @@ class PrecinctIndex:
                     owner_tables.grid, owner_tables.cells_view, owner_tables.entry_block,
                     owner_tables.block_offsets, owner_tables.block_segments,
                 )  # fmt: skip
-            far[number] = FarField.build(
-                asked, PER_DEGREE, tables.projection, tables.segments, side
-            )
+            jobs[number] = (asked, PER_DEGREE, tables.projection, tables.segments, side)
+        # Independent of each other (a national layer's ten take 0.3 s of CPU).
+        run = map if pool is None else pool.map
+        built = run(lambda job: FarField.build(*job), jobs.values())
+        for number, field in zip(jobs, built, strict=True):
+            far[number] = field
         return tuple(far)
 
     @property
@@ -578,6 +615,24 @@ class PrecinctIndex:
                 best, best_number = answer, number
         assert best is not None
         return best
+
+
+def _largest_first(
+    build: Callable[[Sequence[Polygonal], float, Executor | None], IndexTables],
+    jobs: Sequence[tuple[Sequence[Polygonal], float, Executor | None]],
+    sizes: Sequence[int],
+    workers: int,
+) -> list[IndexTables]:
+    """``build(*job)`` for every job, in the jobs' order; on ``workers`` threads, the
+    largest jobs started first so the longest one is not left to run alone at the end."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [build(*job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        started = {
+            number: pool.submit(build, *jobs[number])
+            for number in sorted(range(len(jobs)), key=lambda n: -sizes[n])
+        }
+        return [started[number].result() for number in range(len(jobs))]
 
 
 def _merged(parts: list[Polygon]) -> MultiPolygon:

@@ -10,6 +10,7 @@ the finest level. Everything is vectorised over (block, segment) pairs.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +58,13 @@ def candidate_blocks(
     table: SegmentTable,
     needed: npt.NDArray[np.bool_],
     plane: PlaneTiles | None = None,
+    pool: Executor | None = None,
 ) -> CandidateBlocks:
     """Segment lists for every cell where ``needed`` (cells that are not interior).
 
     ``plane``: the grid's plane tiles, which project the blocks' corners (to a
     millimetre, far inside the blocks' growth) without a pyproj call per corner.
+    ``pool``: threads for the pruning (``_prune``); the lists come out the same.
 
     Starts from one block holding every segment and splits blocks in four, each child
     keeping the subset of its parent's segments that survive the child's own test.
@@ -101,7 +104,7 @@ def candidate_blocks(
                 continue
             pair_block, pair_segment = runs.expand(pair_block, pair_run)
             by_runs = False
-        pair_block, pair_segment = _prune(geometry, table, pair_block, pair_segment)
+        pair_block, pair_segment = _prune(geometry, table, pair_block, pair_segment, pool)
         counts = np.bincount(pair_block, minlength=len(bx))
         resolved = (counts <= _MAX_CANDIDATES) | (level == 0)
         ids = np.full(len(bx), -1, dtype=np.int64)
@@ -172,20 +175,19 @@ class _Runs:
         best = np.full(len(blocks.cx), np.inf)
         np.minimum.at(best, pair_block, to_point)
         winner = np.flatnonzero(to_point == best[pair_block])
-        qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
+        qx, qy = np.zeros_like(blocks.cx), np.zeros_like(blocks.cy)
         qx[pair_block[winner]] = self.px[pair_run[winner]]
         qy[pair_block[winner]] = self.py[pair_run[winner]]
         to_box = self._distance(cx, cy, pair_run)
-        near = np.flatnonzero(
-            to_box <= best[pair_block] + 2.0 * blocks.radius[pair_block] + _SLACK_M
-        )
+        near = np.flatnonzero(to_box <= (best + 2.0 * blocks.radius + _SLACK_M)[pair_block])
         pair_block, pair_run = pair_block[near], pair_run[near]
         keep = np.zeros(len(pair_block), dtype=bool)
         undecided = np.arange(len(pair_block))
         for k in range(4):
             block = pair_block[undecided]
             px, py = blocks.corner_x[k][block], blocks.corner_y[k][block]
-            to_q = np.hypot(px - qx[block], py - qy[block]) + _SLACK_M
+            # Per block, then per pair: the same values, one gather instead of a dozen.
+            to_q = (np.hypot(blocks.corner_x[k] - qx, blocks.corner_y[k] - qy) + _SLACK_M)[block]
             passed = self._distance(px, py, pair_run[undecided]) <= to_q
             keep[undecided[passed]] = True
             undecided = undecided[~passed]
@@ -320,7 +322,11 @@ class _BlockGeometry:
 
 
 def _prune(
-    blocks: _BlockGeometry, table: SegmentTable, pair_block: IntArray, pair_segment: IntArray
+    blocks: _BlockGeometry,
+    table: SegmentTable,
+    pair_block: IntArray,
+    pair_segment: IntArray,
+    pool: Executor | None = None,
 ) -> tuple[IntArray, IntArray]:
     """Drop (block, segment) pairs where the segment is never nearest within the block.
 
@@ -333,36 +339,52 @@ def _prune(
 
     Pairs go through in chunks (three passes: nearest distance per block, q, then the
     tests), so a level's dozen temporaries never exist for all its millions of pairs at
-    once: they set the build's peak memory on a national layer.
+    once: they set the build's peak memory on a national layer. With ``pool``, each
+    pass runs its chunks on the pool's threads (numpy releases the GIL over arrays);
+    their results are combined in chunk order, so the pairs kept are the same.
     """
     n = len(pair_block)
     if n == 0:
         return pair_block, pair_segment
     spans = [(a, min(a + _PRUNE_CHUNK, n)) for a in range(0, n, _PRUNE_CHUNK)]
+    run = map if pool is None or len(spans) == 1 else pool.map
     to_centre = np.empty(n)
-    best = np.full(len(blocks.cx), np.inf)
-    for a, b in spans:
+
+    def nearest(span: tuple[int, int]) -> FloatArray:
+        a, b = span
         wx, wy, t, ux, uy = _to_centre(blocks, table, pair_block[a:b], pair_segment[a:b])
         to_centre[a:b] = _norm(wx - t * ux, wy - t * uy)
+        best = np.full(len(blocks.cx), np.inf)
         np.minimum.at(best, pair_block[a:b], to_centre[a:b])
-    qx, qy = np.empty_like(blocks.cx), np.empty_like(blocks.cy)
-    for a, b in spans:
+        return best
+
+    best = np.minimum.reduce(list(run(nearest, spans)))
+
+    def winners(span: tuple[int, int]) -> tuple[IntArray, FloatArray, FloatArray]:
+        a, b = span
         block = pair_block[a:b]
         winner = np.flatnonzero(to_centre[a:b] == best[block])
         segment = pair_segment[a:b][winner]
         _, _, t, ux, uy = _to_centre(blocks, table, block[winner], segment)
-        qx[block[winner]] = table.ax[segment] + t * ux
-        qy[block[winner]] = table.ay[segment] + t * uy
-    kept: list[tuple[IntArray, IntArray]] = []
-    for a, b in spans:
+        return block[winner], table.ax[segment] + t * ux, table.ay[segment] + t * uy
+
+    qx, qy = np.zeros_like(blocks.cx), np.zeros_like(blocks.cy)
+    # In chunk order: where several segments are equally near, the last one is q.
+    for block, x, y in run(winners, spans):
+        qx[block], qy[block] = x, y
+    limits = _corner_limits(blocks, qx, qy)
+
+    # Cheap first cut, implied by the corner test: a segment more than 2 radii further
+    # from the centre than q cannot be nearest anywhere in the block.
+    reach = best + (2.0 * blocks.radius + _SLACK_M)
+
+    def survivors(span: tuple[int, int]) -> tuple[IntArray, IntArray]:
+        a, b = span
         block = pair_block[a:b]
-        # Cheap first cut, implied by the corner test: a segment more than 2 radii
-        # further from the centre than q cannot be nearest anywhere in the block.
-        reach = best[block]
-        reach += 2.0 * blocks.radius[block] + _SLACK_M
-        near = np.flatnonzero(to_centre[a:b] <= reach)
-        del reach
-        kept.append(_corner_test(blocks, table, qx, qy, block[near], pair_segment[a:b][near]))
+        near = np.flatnonzero(to_centre[a:b] <= reach[block])
+        return _corner_test(blocks, table, limits, block[near], pair_segment[a:b][near])
+
+    kept = list(run(survivors, spans))
     return np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept])
 
 
@@ -379,15 +401,26 @@ def _to_centre(
     return wx, wy, t, ux, uy
 
 
+def _corner_limits(blocks: _BlockGeometry, qx: FloatArray, qy: FloatArray) -> list[FloatArray]:
+    """Per corner k and block: the square of (the corner's distance to q + slack). It is
+    the same for every pair of a block, so it is computed once per block, not per pair."""
+    limits = []
+    for k in range(4):
+        to_q = _norm(blocks.corner_x[k] - qx, blocks.corner_y[k] - qy)
+        to_q += _SLACK_M
+        limits.append(to_q * to_q)
+    return limits
+
+
 def _corner_test(
     blocks: _BlockGeometry,
     table: SegmentTable,
-    qx: FloatArray,
-    qy: FloatArray,
+    limits: list[FloatArray],
     pair_block: IntArray,
     pair_segment: IntArray,
 ) -> tuple[IntArray, IntArray]:
-    """The pairs whose segment is at least as close as q at some corner of the block."""
+    """The pairs whose segment is at least as close as q at some corner of the block
+    (``limits``: ``_corner_limits``)."""
     ax, ay = table.ax[pair_segment], table.ay[pair_segment]
     ux, uy = table.ux[pair_segment], table.uy[pair_segment]
     inverse = table.inverse_length2[pair_segment]
@@ -402,9 +435,7 @@ def _corner_test(
         t = _projection_parameter(wx, wy, sx, sy, inverse[undecided])
         wx -= t * sx
         wy -= t * sy
-        to_q = _norm(px - qx[block], py - qy[block])
-        to_q += _SLACK_M
-        passed = wx * wx + wy * wy <= to_q * to_q
+        passed = wx * wx + wy * wy <= limits[k][block]
         keep[undecided[passed]] = True
         undecided = undecided[~passed]
     return pair_block[keep], pair_segment[keep]

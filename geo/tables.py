@@ -15,6 +15,7 @@ loads back as views of them (``from_arrays``) without a per-cell Python object.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,7 +170,10 @@ class IndexTables:
         return result
 
 
-def build_tables(geometries_list: Sequence[BaseGeometry], cell_share: float = 1.0) -> IndexTables:
+def build_tables(
+    geometries_list: Sequence[BaseGeometry], cell_share: float = 1.0, pool: Executor | None = None
+) -> IndexTables:
+    """``pool``: threads for the quadtree's pruning, most of a large layer's build."""
     geometries = polygon_array(geometries_list)
     shapely.prepare(geometries)
     bounds = tuple(float(v) for v in shapely.total_bounds(geometries))
@@ -190,7 +194,7 @@ def build_tables(geometries_list: Sequence[BaseGeometry], cell_share: float = 1.
     inland[touched_cells(grid, outer[0])] = False
     needed &= ~inland
     plane = PlaneTiles.build(grid, projection)
-    blocks = candidate_blocks(grid, projection, segments, needed, plane)
+    blocks = candidate_blocks(grid, projection, segments, needed, plane, pool)
     return IndexTables.of(grid, projection, plane, geometries, segments, _entries(raster, blocks))
 
 

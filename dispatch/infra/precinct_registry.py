@@ -63,9 +63,10 @@ class IndexCache:
         ]
         return self._built_index(precincts)[0]
 
-    def packed(self, precincts: Sequence[Precinct]) -> bytes:
-        """The index of `precincts`, packed (`PrecinctIndex.to_bytes`)."""
-        return self._built_index(precincts)[1]
+    def packed(self, precincts: Sequence[Precinct], *, workers: int = 1) -> bytes:
+        """The index of `precincts`, packed (`PrecinctIndex.to_bytes`); built on
+        `workers` threads when it is not here yet."""
+        return self._built_index(precincts, workers)[1]
 
     def loaded(self, blob: bytes) -> PrecinctIndex:
         """The index packed in `blob`."""
@@ -75,7 +76,9 @@ class IndexCache:
             entry = (PrecinctIndex.from_bytes(blob), b"")
         return self._keep(key, entry)[0]
 
-    def _built_index(self, precincts: Sequence[Precinct]) -> tuple[PrecinctIndex, bytes]:
+    def _built_index(
+        self, precincts: Sequence[Precinct], workers: int = 1
+    ) -> tuple[PrecinctIndex, bytes]:
         digest = hashlib.sha256()
         for precinct in precincts:
             digest.update(f"{precinct.code}\0{precinct.name}\0".encode())
@@ -83,7 +86,7 @@ class IndexCache:
         key = digest.hexdigest()
         entry = self._built.pop(key, None)
         if entry is None:
-            index = PrecinctIndex.build(precincts)
+            index = PrecinctIndex.build(precincts, workers=workers)
             entry = (index, index.to_bytes())
         return self._keep(key, entry)
 

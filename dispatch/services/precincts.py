@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from dispatch.store import precincts as precinct_store
 from dispatch.store.precincts import NodeServing
 from geo.datum import Datum
 from geo.index import PrecinctIndex
-from geo.precincts import Precinct, geometry_to_geojson, load_precincts
+from geo.precincts import Precinct, geojson_texts, load_precincts
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ async def import_precincts(
 ) -> ImportResult:
     """Validate, repair and store a GeoJSON boundary file; running servers reload it."""
     loop = asyncio.get_running_loop()
+    # Every core for the CPU work: the importing process has nothing else to do meanwhile.
+    workers = os.cpu_count() or 1
     try:
         loaded = await loop.run_in_executor(
             None,
@@ -60,6 +63,7 @@ async def import_precincts(
                 code_property=code_property,
                 datum=datum,
                 progress=progress,
+                workers=workers,
             ),
         )
     except ValueError as exc:
@@ -68,32 +72,38 @@ async def import_precincts(
         raise BadRequest(
             "no usable precinct in the file:\n" + "\n".join(loaded.report), field="file"
         )
-    rows = [(p.code, p.name, geometry_to_geojson(p.geometry)) for p in loaded.precincts]
+    texts = await loop.run_in_executor(None, geojson_texts, [p.geometry for p in loaded.precincts])
+    rows = [(p.code, p.name, text) for p, text in zip(loaded.precincts, texts, strict=True)]
+    imported = {p.code: p for p in loaded.precincts}
     async with pool.acquire() as conn, conn.transaction():
         await precinct_store.lock_imports(conn)
-        await precinct_store.upsert_precincts(conn, rows, source)
-        retired = (
-            await precinct_store.deactivate_others(conn, [p.code for p in loaded.precincts])
-            if replace
-            else []
-        )
-        import_id = await precinct_store.record_import(
-            conn,
-            source=source,
-            datum=datum.value,
-            accepted=len(loaded.precincts),
-            rejected=loaded.rejected,
-            report=list(loaded.report),
-        )
         # The index every node will serve, built here once: nodes load it in a
         # fraction of a second instead of each spending seconds (or, for a national
-        # layer, minutes and gigabytes) rebuilding it while serving.
-        order = await precinct_store.active_codes(conn)
-        imported = {p.code: p for p in loaded.precincts}
+        # layer, minutes and gigabytes) rebuilding it while serving. Its precincts are
+        # known before the rows are written (the lock keeps them so), so it builds
+        # while they are: PostgreSQL takes a second or two over a national layer's
+        # rows, the build several.
+        order = await precinct_store.active_codes_after(conn, list(imported), replace=replace)
         kept = await precinct_store.active_geometries(conn, [c for c in order if c not in imported])
-        packed = await loop.run_in_executor(
-            None, functools.partial(_packed_index, order, imported, kept, cache)
+        building = loop.run_in_executor(
+            None, functools.partial(_packed_index, order, imported, kept, cache, workers)
         )
+        try:
+            await precinct_store.upsert_precincts(conn, rows, source)
+            retired = (
+                await precinct_store.deactivate_others(conn, list(imported)) if replace else []
+            )
+            import_id = await precinct_store.record_import(
+                conn,
+                source=source,
+                datum=datum.value,
+                accepted=len(loaded.precincts),
+                rejected=loaded.rejected,
+                report=list(loaded.report),
+            )
+        finally:
+            # Awaited even when a write failed, so no build outlives its import.
+            packed = await building
         await precinct_store.store_index(conn, import_id, packed)
         await event_store.append_event(
             conn,
@@ -119,12 +129,13 @@ def _packed_index(
     imported: Mapping[str, Precinct],
     kept: list[precinct_store.StoredPrecinct],
     cache: IndexCache | None,
+    workers: int,
 ) -> bytes:
     others = {r.code: Precinct(r.code, r.name, shape(r.geometry)) for r in kept}
     precincts = [imported.get(code) or others[code] for code in order]
     if cache is None:
-        return PrecinctIndex.build(precincts).to_bytes()
-    return cache.packed(precincts)
+        return PrecinctIndex.build(precincts, workers=workers).to_bytes()
+    return cache.packed(precincts, workers=workers)
 
 
 async def wait_until_served(

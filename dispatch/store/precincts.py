@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 # Servers LISTEN here; the NOTIFY is sent inside the import's transaction, so
 # PostgreSQL delivers it only if and when that transaction commits.
@@ -15,15 +16,16 @@ PRECINCTS_CHANNEL = "micro110_precincts"
 
 
 async def upsert_precincts(
-    conn: asyncpg.Connection, rows: Sequence[tuple[str, str, dict[str, Any]]], source: str
+    conn: asyncpg.Connection, rows: Sequence[tuple[str, str, str]], source: str
 ) -> None:
+    """``rows``: (code, name, geometry as GeoJSON text), the text stored as it is."""
     await conn.executemany(
         """INSERT INTO precincts (code, name, geometry, source, active, updated_at)
            VALUES ($1, $2, $3, $4, true, now())
            ON CONFLICT (code) DO UPDATE
              SET name = excluded.name, geometry = excluded.geometry,
                  source = excluded.source, active = true, updated_at = now()""",
-        [(code, name, geometry, source) for code, name, geometry in rows],
+        [(code, name, msgspec.Raw(geometry.encode()), source) for code, name, geometry in rows],
     )
 
 
@@ -122,6 +124,22 @@ async def active_codes(conn: asyncpg.Connection) -> list[str]:
     return [
         r["code"] for r in await conn.fetch("SELECT code FROM precincts WHERE active ORDER BY code")
     ]
+
+
+async def active_codes_after(
+    conn: asyncpg.Connection, imported: Sequence[str], *, replace: bool
+) -> list[str]:
+    """What ``active_codes`` will say once ``imported`` are upserted and, with
+    ``replace``, every other precinct retired: read before those writes (under the
+    import lock), in the same order, since PostgreSQL sorts both by the same collation."""
+    rows = await conn.fetch(
+        """SELECT code FROM (SELECT unnest($1::text[])
+                             UNION SELECT code FROM precincts WHERE active AND NOT $2) AS c (code)
+           ORDER BY code""",
+        list(imported),
+        replace,
+    )
+    return [r["code"] for r in rows]
 
 
 async def active_geometries(conn: asyncpg.Connection, codes: Sequence[str]) -> list[StoredPrecinct]:

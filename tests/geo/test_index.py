@@ -10,6 +10,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import Polygon, box
 
+import geo.quadtree
 from geo.datum import Datum, from_wgs84
 from geo.index import Location, Nearest, PrecinctIndex
 from geo.precincts import Precinct, PrecinctImport
@@ -233,10 +234,8 @@ def test_build_rejects_what_it_cannot_index() -> None:
         PrecinctIndex.build([Precinct("1", "", shapely.Point(0, 0))])
 
 
-def test_cities_on_different_continents_are_indexed_as_regions(
-    nyc_precincts: PrecinctImport, nyc_index: PrecinctIndex
-) -> None:
-    """One grid from New York to Nanjing and Shenzhen would be enormous or useless."""
+def _three_cities(nyc_precincts: PrecinctImport) -> list[Precinct]:
+    """New York's precincts, Nanjing's and Shenzhen's districts, in code order."""
     nanjing = load(
         "nanjing_320100_districts_wgs84.geojson", code="adcode", name_property="name",
         datum=Datum.WGS84,
@@ -245,10 +244,17 @@ def test_cities_on_different_continents_are_indexed_as_regions(
         "shenzhen_440300_districts_wgs84.geojson", code="adcode", name_property="name",
         datum=Datum.WGS84,
     )  # fmt: skip
-    everything = sorted(
+    return sorted(
         [*nyc_precincts.precincts, *nanjing.precincts, *shenzhen.precincts],
         key=lambda p: p.code,
     )
+
+
+def test_cities_on_different_continents_are_indexed_as_regions(
+    nyc_precincts: PrecinctImport, nyc_index: PrecinctIndex
+) -> None:
+    """One grid from New York to Nanjing and Shenzhen would be enormous or useless."""
+    everything = _three_cities(nyc_precincts)
     index = PrecinctIndex.build(everything)
     assert len(index) == 77 + 11 + 9
     assert index.locate(*XUANWU_LAKE).precinct == "320102"
@@ -274,8 +280,25 @@ def test_cities_on_different_continents_are_indexed_as_regions(
     assert mid_pacific.nearest is not None and mid_pacific.distance_m > 1_000_000
     near_nanjing = index.locate(118.40, 31.20)
     assert near_nanjing.precinct is None and near_nanjing.nearest in {
-        p.code for p in nanjing.precincts
+        p.code for p in everything if p.code.startswith("3201")
     }
+
+
+def test_an_index_built_on_threads_packs_byte_for_byte_as_one_built_on_one(
+    nyc_precincts: PrecinctImport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The importer builds regions side by side, and prunes each quadtree level's pairs
+    in chunks on several threads; nodes must get the same index."""
+    everything = _three_cities(nyc_precincts)
+    # Chunks this small make every level of these cities' quadtrees several chunks.
+    monkeypatch.setattr(geo.quadtree, "_PRUNE_CHUNK", 1 << 12)
+    one_by_one = PrecinctIndex.build(everything).to_bytes()
+    for workers in (2, 3):
+        assert PrecinctIndex.build(everything, workers=workers).to_bytes() == one_by_one
+    # One region (a city alone): its quadtree alone runs on the threads.
+    city = list(nyc_precincts.precincts)
+    alone = PrecinctIndex.build(city, workers=2).to_bytes()
+    assert alone == PrecinctIndex.build(city).to_bytes()
 
 
 def test_a_packed_index_loads_with_the_same_answers(nyc_index: PrecinctIndex) -> None:

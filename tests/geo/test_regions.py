@@ -92,10 +92,11 @@ def test_far_fields_answer_as_the_exact_search_does() -> None:
     and its far field answers instead of an exact search of its boundary."""
     mainland = shapely.union(box(-100.0, 30.0, -80.0, 40.0), box(-100.0, 20.0, -95.0, 30.0))
     island = shapely.Polygon([(-78.5, 19.0), (-77.9, 19.1), (-78.0, 19.6), (-78.6, 19.4)])
-    index = PrecinctIndex.build(
-        [Precinct("01", "mainland", mainland), Precinct("02", "island", island)]
-    )
+    precincts = [Precinct("01", "mainland", mainland), Precinct("02", "island", island)]
+    index = PrecinctIndex.build(precincts)
     assert len(index._regions) == 2
+    # Built on threads (regions, pruning and far fields), the same index.
+    assert PrecinctIndex.build(precincts, workers=2).to_bytes() == index.to_bytes()
     far = index._far[1]
     assert far is not None
     island_tables = index._regions[1]._tables

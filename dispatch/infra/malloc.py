@@ -1,0 +1,31 @@
+"""The C allocator of a process that builds a precinct index on several threads.
+
+glibc gives each thread that allocates while another holds the lock an arena of its
+own, and memory freed in one arena is reused only by it: the index build's threads
+each leave hundreds of megabytes of freed numpy temporaries in theirs, so a national
+layer's build peaked at +550 MB of RSS with two threads against +440 MB with one arena
+(+300 MB single-threaded). The build's large allocations are few (the small ones go to
+Python's own allocator), so sharing one arena costs no measurable time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+logger = logging.getLogger(__name__)
+
+# mallopt's parameter number for the arena limit (glibc's malloc.h).
+_M_ARENA_MAX = -8
+
+
+def one_arena() -> None:
+    """Limit the process to one malloc arena; call before starting threads. Nothing
+    happens where the C library is not glibc."""
+    try:
+        # The symbols the interpreter is linked with: the C library's, on Linux.
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    if mallopt(_M_ARENA_MAX, 1) != 1:
+        logger.info("mallopt(M_ARENA_MAX) refused; the build may use more memory")
