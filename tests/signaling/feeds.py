@@ -16,9 +16,14 @@ class FeedClient:
     namespace: str
     token: str
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # permessage-deflate window bits to offer, as a browser does (15); 0 offers none,
+    # as python-socketio does by default.
+    compress: int = 0
 
     def __post_init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(
+            reconnection=False, websocket_extra_options={"compress": self.compress}
+        )
         self._changed = asyncio.Condition()
         self.refusal: Any = None
         self.sio.on("*", self._record, namespace=self.namespace)

@@ -1,0 +1,142 @@
+"""Direct writes: an event's WebSocket frame built once and written to each idle client.
+
+Engine.IO gives every client a queue and a writer task: a send puts the packet on the
+queue, the task wakes, takes it, frames it and writes it to the connection.  A feed
+event for 50 consoles costs 50 task wake-ups (three loop turns each on Python 3.11,
+whose `wait_for` runs the queue's `get` in a task of its own), 50 UTF-8 encodes and 50
+frame builds of the same bytes: most of the server's CPU per delivery.
+
+A server's WebSocket frames are not masked, so an uncompressed text frame is the same
+bytes for every client: `text_frame` builds it once per event, and a client whose
+connection can take it now gets it with one `transport.write` (`Links.write`):
+
+* its Engine.IO session is on a WebSocket (upgraded) without permessage-deflate.
+  Browsers negotiate compression, whose compressor carries state from message to
+  message per connection, so their frames differ: they keep the queue (python-socketio
+  clients do not ask for it);
+* its writer task waits on an empty queue: everything queued for it before (a ping, an
+  answer, earlier events) is on the connection already, so a direct write keeps its
+  order; anything queued or in flight sends the event through the queue after it;
+* its connection has less than `BUFFER_LIMIT` bytes the kernel has not taken.  A client
+  that reads slowly, or not at all, gets its events through the queue, whose writer
+  waits for the connection to drain and whose length `FeedManager` bounds (cut off):
+  the server's memory for it stays bounded (this limit plus the writer's flow control
+  plus `max_backlog` packets).
+
+Ping, pong and close still go through the queue, as Engine.IO sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from engineio.async_drivers import aiohttp as engineio_aiohttp
+
+# Unsent bytes on a connection above which it gets no direct write (the queue, with its
+# flow control, takes over): asyncio's own high-water mark for a transport.
+BUFFER_LIMIT = 64 * 1024
+
+
+def text_frame(text: str) -> bytes:
+    """An unmasked, uncompressed, final WebSocket text frame (RFC 6455 5.2)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An uncompressed WebSocket connection carrying one Engine.IO session."""
+
+    response: web.WebSocketResponse
+    transport: asyncio.Transport
+
+
+def _writer_waits(queue: asyncio.Queue[Any]) -> bool:
+    """Whether a task waits on `queue` for its next item, and nothing is in it.
+
+    asyncio.Queue keeps its waiting getters in `_getters` (since Python 3.4), the one
+    place that says so; a getter already woken (or cancelled) is done."""
+    getters = queue._getters  # type: ignore[attr-defined]
+    return queue.empty() and bool(getters) and not getters[0].done()
+
+
+class Links:
+    """This node's Engine.IO sessions whose WebSocket can take a frame directly."""
+
+    def __init__(self) -> None:
+        self._links: dict[Any, Link] = {}
+        # Frames written directly, since start (the rest went through the queues).
+        self.written = 0
+
+    def install(self, eio: Any) -> None:
+        """Wrap `eio`'s aiohttp WebSocket adapter so that every WebSocket an Engine.IO
+        session opens is known here while it lasts.  The adapter table is the driver
+        module's own dict: this server gets a copy, never the module's."""
+        eio._async = {**eio._async, "websocket": functools.partial(_WebSocket, links=self)}
+
+    def writable(self, socket: Any) -> bool:
+        """Whether a frame for `socket` may be written to its connection now."""
+        link = self._links.get(socket)
+        return not (
+            link is None
+            or not socket.upgraded
+            or link.response.closed
+            or link.transport.is_closing()
+            or link.transport.get_write_buffer_size() >= BUFFER_LIMIT
+            or not _writer_waits(socket.queue)
+        )
+
+    def write(self, socket: Any, frame: bytes) -> bool:
+        """Write `frame` (from `text_frame`) to `socket`'s connection if it may be now;
+        False: send it through the queue."""
+        if not self.writable(socket):
+            return False
+        self._links[socket].transport.write(frame)
+        self.written += 1
+        return True
+
+    def transport(self, socket: Any) -> asyncio.Transport | None:
+        """The WebSocket connection of `socket`, if it is on an uncompressed one."""
+        link = self._links.get(socket)
+        return None if link is None else link.transport
+
+    def add(self, socket: Any, ws: Any) -> None:
+        """`socket`'s WebSocket `ws` (the adapter) is open: known if uncompressed."""
+        response: web.WebSocketResponse = ws._sock
+        transport = ws.environ["aiohttp.request"].transport
+        if not response.compress and transport is not None:
+            self._links[socket] = Link(response, transport)
+
+    def discard(self, socket: Any) -> None:
+        self._links.pop(socket, None)
+
+
+class _WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
+    """engineio's aiohttp WebSocket, known to `links` from the handshake to the end.
+
+    engineio hands the adapter its socket's bound `_websocket_handler`, which runs
+    for as long as the connection carries the session."""
+
+    def __init__(self, handler: Any, server: Any, *, links: Links) -> None:
+        socket = handler.__self__
+
+        async def handle(ws: Any) -> None:
+            links.add(socket, ws)
+            try:
+                await handler(ws)
+            finally:
+                links.discard(socket)
+
+        super().__init__(handle, server)
