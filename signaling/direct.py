@@ -8,7 +8,7 @@ frame builds of the same bytes: most of the server's CPU per delivery.
 
 A server's WebSocket frames are not masked, so an uncompressed text frame is the same
 bytes for every client: `text_frame` builds it once per event, and a client whose
-connection can take it now gets it with one `transport.write` (`Links.write`):
+connection can take it now gets it without its queue (`Links.write`) when:
 
 * its Engine.IO session is on a WebSocket (upgraded) without permessage-deflate.
   Browsers negotiate compression, whose compressor carries state from message to
@@ -24,6 +24,15 @@ connection can take it now gets it with one `transport.write` (`Links.write`):
   plus `max_backlog` packets).
 
 Ping, pong and close still go through the queue, as Engine.IO sends them.
+
+The frames a client gets directly during one turn of the event loop (the events of one
+commit batch: under load the group commit carries several) are written together at
+the end of the turn, one system call per client instead of one per event: at 200
+alarms/s on a busy machine, ~4 events a write.  Their order against the queue holds
+because the end-of-turn write is scheduled (call_soon) when the first frame is held,
+before anything put on the client's queue afterwards can wake its writer, and asyncio
+runs callbacks in the order they were scheduled.  The held frames are the event's
+shared bytes, so holding them costs no copy per client.
 """
 
 from __future__ import annotations
@@ -77,8 +86,12 @@ class Links:
 
     def __init__(self) -> None:
         self._links: dict[Any, Link] = {}
-        # Frames written directly, since start (the rest went through the queues).
+        # Frames written directly, since start (the rest went through the queues), and
+        # the writes that carried them.
         self.written = 0
+        self.writes = 0
+        # The frames held for each socket during this loop turn, written at its end.
+        self._held: dict[Any, list[bytes]] = {}
 
     def install(self, eio: Any) -> None:
         """Wrap `eio`'s aiohttp WebSocket adapter so that every WebSocket an Engine.IO
@@ -99,13 +112,24 @@ class Links:
         )
 
     def write(self, socket: Any, frame: bytes) -> bool:
-        """Write `frame` (from `text_frame`) to `socket`'s connection if it may be now;
-        False: send it through the queue."""
+        """Write `frame` (from `text_frame`) to `socket`'s connection, at the end of this
+        loop turn, if it may be; False: send it through the queue."""
         if not self.writable(socket):
             return False
-        self._links[socket].transport.write(frame)
+        if not self._held:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._held.setdefault(socket, []).append(frame)
         self.written += 1
         return True
+
+    def _flush(self) -> None:
+        held, self._held = self._held, {}
+        for socket, frames in held.items():
+            link = self._links.get(socket)
+            if link is None or link.response.closed or link.transport.is_closing():
+                continue  # gone meanwhile: it resumes from its last seq when it reconnects
+            link.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+            self.writes += 1
 
     def transport(self, socket: Any) -> asyncio.Transport | None:
         """The WebSocket connection of `socket`, if it is on an uncompressed one."""

@@ -137,3 +137,22 @@ async def test_a_console_resumes_after_reconnecting_and_gets_events_directly_aga
     assert second.seqs() == sorted(set(second.seqs()))
     assert manager.links.written - written >= len(missed) + len(later) // 2
     await second.close()
+
+
+async def test_the_events_of_one_loop_turn_reach_a_console_in_one_write(
+    app_client: Client, staff: Staff, feed: Callable[[str, str], FeedClient]
+) -> None:
+    manager: FeedManager = app_of(app_client)[SOCKETIO].manager
+    console = feed("/console", staff.commander.token)
+    await console.go_live()
+    sid, eio_socket = server_side(manager, console)
+    await eventually(lambda: manager.links.writable(eio_socket), what="an idle writer")
+    written, writes = manager.links.written, manager.links.writes
+    # As the hub delivers a commit batch: one event after another, with no loop turn.
+    for i in range(5):
+        encoded = manager.encode("/console", "n", {"i": i}, binary=False)
+        await manager.send_encoded("/console", sid, encoded)
+    await console.wait_for(lambda events: len(numbered(events)) == 5)
+    assert numbered(console.events) == list(range(5))
+    assert (manager.links.written - written, manager.links.writes - writes) == (5, 1)
+    await console.close()
