@@ -19,6 +19,8 @@ class FeedClient:
     # permessage-deflate window bits to offer, as a browser does (15); 0 offers none,
     # as python-socketio does by default.
     compress: int = 0
+    # ("polling", "websocket"): long-polling first, then the upgrade, as a browser does.
+    transports: tuple[str, ...] = ("websocket",)
 
     def __post_init__(self) -> None:
         self.sio = socketio.AsyncClient(
@@ -40,7 +42,7 @@ class FeedClient:
     async def connect(self) -> None:
         await self.sio.connect(
             self.url, namespaces=[self.namespace], auth={"token": self.token},
-            transports=["websocket"], wait_timeout=10,
+            transports=list(self.transports), wait_timeout=10,
         )  # fmt: skip
 
     async def go_live(self) -> None:

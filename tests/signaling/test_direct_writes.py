@@ -111,6 +111,27 @@ async def test_a_compressing_client_keeps_its_queue_and_both_get_everything(
     await deflating.close()
 
 
+async def test_a_session_upgraded_from_long_polling_is_written_to_once_upgraded(
+    app_client: Client, citizen: CitizenSession, staff: Staff
+) -> None:
+    manager: FeedManager = app_of(app_client)[SOCKETIO].manager
+    base = str(app_client.make_url("/")).rstrip("/")
+    console = FeedClient(
+        base, "/console", staff.commander.token, transports=("polling", "websocket")
+    )
+    await console.go_live()
+    assert console.sio.eio.current_transport == "websocket"
+    _, eio_socket = server_side(manager, console)
+    assert eio_socket.upgraded and manager.links.transport(eio_socket) is not None
+
+    written = manager.links.written
+    ids = [(await report(app_client, citizen))["incident_id"] for _ in range(10)]
+    await console.wait_for(lambda events: len(events) == len(ids))
+    assert [data["incident"]["id"] for _, data in console.events] == ids
+    assert manager.links.written - written >= len(ids) // 2
+    await console.close()
+
+
 async def test_a_console_resumes_after_reconnecting_and_gets_events_directly_again(
     app_client: Client,
     citizen: CitizenSession,
