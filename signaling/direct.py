@@ -76,8 +76,9 @@ def _writer_waits(queue: asyncio.Queue[Any]) -> bool:
     """Whether a task waits on `queue` for its next item, and nothing is in it.
 
     asyncio.Queue keeps its waiting getters in `_getters` (since Python 3.4), the one
-    place that says so; a getter already woken (or cancelled) is done."""
-    getters = queue._getters  # type: ignore[attr-defined]
+    place that says so; a getter already woken (or cancelled) is done.  Should a
+    Python lack it, every client keeps its queue."""
+    getters: Any = getattr(queue, "_getters", None)
     return queue.empty() and bool(getters) and not getters[0].done()
 
 
@@ -138,9 +139,9 @@ class Links:
 
     def add(self, socket: Any, ws: Any) -> None:
         """`socket`'s WebSocket `ws` (the adapter) is open: known if uncompressed."""
-        response: web.WebSocketResponse = ws._sock
+        response = getattr(ws, "_sock", None)
         transport = ws.environ["aiohttp.request"].transport
-        if not response.compress and transport is not None:
+        if isinstance(response, web.WebSocketResponse) and not response.compress and transport:
             self._links[socket] = Link(response, transport)
 
     def discard(self, socket: Any) -> None:
@@ -151,10 +152,14 @@ class _WebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
     """engineio's aiohttp WebSocket, known to `links` from the handshake to the end.
 
     engineio hands the adapter its socket's bound `_websocket_handler`, which runs
-    for as long as the connection carries the session."""
+    for as long as the connection carries the session.  Should another engineio hand
+    it something else, the adapter is engineio's own and every client keeps its queue."""
 
     def __init__(self, handler: Any, server: Any, *, links: Links) -> None:
-        socket = handler.__self__
+        socket = getattr(handler, "__self__", None)
+        if not isinstance(getattr(socket, "queue", None), asyncio.Queue):
+            super().__init__(handler, server)
+            return
 
         async def handle(ws: Any) -> None:
             links.add(socket, ws)
