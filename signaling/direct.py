@@ -66,10 +66,12 @@ def text_frame(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """An uncompressed WebSocket connection carrying one Engine.IO session."""
+    """The WebSocket connection carrying one Engine.IO session."""
 
     response: web.WebSocketResponse
     transport: asyncio.Transport
+    # No permessage-deflate: the event's shared frame is what this connection sends.
+    plain: bool
 
 
 def _writer_waits(queue: asyncio.Queue[Any]) -> bool:
@@ -83,7 +85,7 @@ def _writer_waits(queue: asyncio.Queue[Any]) -> bool:
 
 
 class Links:
-    """This node's Engine.IO sessions whose WebSocket can take a frame directly."""
+    """This node's Engine.IO sessions on a WebSocket, and which can take a frame directly."""
 
     def __init__(self) -> None:
         self._links: dict[Any, Link] = {}
@@ -105,6 +107,7 @@ class Links:
         link = self._links.get(socket)
         return not (
             link is None
+            or not link.plain
             or not socket.upgraded
             or link.response.closed
             or link.transport.is_closing()
@@ -133,16 +136,16 @@ class Links:
             self.writes += 1
 
     def transport(self, socket: Any) -> asyncio.Transport | None:
-        """The WebSocket connection of `socket`, if it is on an uncompressed one."""
+        """The WebSocket connection of `socket`, if it is on one."""
         link = self._links.get(socket)
         return None if link is None else link.transport
 
     def add(self, socket: Any, ws: Any) -> None:
-        """`socket`'s WebSocket `ws` (the adapter) is open: known if uncompressed."""
+        """`socket`'s WebSocket `ws` (the adapter) is open."""
         response = getattr(ws, "_sock", None)
         transport = ws.environ["aiohttp.request"].transport
-        if isinstance(response, web.WebSocketResponse) and not response.compress and transport:
-            self._links[socket] = Link(response, transport)
+        if isinstance(response, web.WebSocketResponse) and transport is not None:
+            self._links[socket] = Link(response, transport, plain=not response.compress)
 
     def discard(self, socket: Any) -> None:
         self._links.pop(socket, None)
