@@ -13,6 +13,9 @@ make its queue grow with every event, without bound: the server's memory.  A cli
 than `max_backlog` packets behind is cut off instead: its queue is emptied and its
 connection aborted.  Nothing is lost: it connects again and resumes after the last seq
 it has, from PostgreSQL.  The others never wait for it (a put on an unbounded queue).
+
+A client whose writer is idle gets the event without its queue at all: the WebSocket
+frame, built once per event, written straight to its connection (`signaling.direct`).
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+from signaling.direct import Links, text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +39,15 @@ logger = logging.getLogger(__name__)
 # replays at once (namespaces.MAX_REPLAY, 5,000), so only a client that does not read
 # gets there; an event is 1-2 KiB, so this bounds a client's backlog near 10-20 MiB.
 MAX_BACKLOG = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An event as Engine.IO packets, and as the one WebSocket frame that carries it when
+    it is a single text packet (None: binary attachments, sent through the queue)."""
+
+    packets: list[Any]
+    frame: bytes | None
 
 
 class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -65,6 +80,11 @@ class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         # Sockets cut off and not yet closed by Engine.IO: nothing more is put on them.
         self._cut: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.links = Links()
+
+    def set_server(self, server: Any) -> None:
+        super().set_server(server)
+        self.links.install(server.eio)
 
     async def emit(
         self,
@@ -105,41 +125,45 @@ class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         recipients = list(self.get_participants(namespace, rooms))
         if not recipients:
             return 0
-        packets = self.encode(namespace, event, data, binary=binary)
-        return await self._send(recipients, packets, skip_sid)
+        return await self._send(
+            recipients, self.encode(namespace, event, data, binary=binary), skip_sid
+        )
 
     def encode(
         self, namespace: str, event: str, data: Any, *, binary: bool | None = None
-    ) -> list[Any]:
-        """`event` with `data` as the Engine.IO packets `send_encoded` sends."""
+    ) -> Encoded:
+        """`event` with `data` as `send_encoded` sends it."""
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         encoded = self.server.packet_class(
             sio_packet.EVENT, namespace=namespace, data=[event, *args], binary=binary
         ).encode()
-        return [
+        packets = [
             eio_packet.Packet(eio_packet.MESSAGE, part)
             for part in (encoded if isinstance(encoded, list) else [encoded])
         ]
+        text = len(packets) == 1 and not packets[0].binary
+        return Encoded(packets, text_frame(packets[0].encode()) if text else None)
 
     async def send_encoded(
         self,
         namespace: str,
         rooms: str | Sequence[str],
-        packets: Sequence[Any],
+        encoded: Encoded,
         skip_sid: str | list[str] | None = None,
     ) -> int:
-        """Send packets from `encode` to this node's clients in any of `rooms` (each once)."""
-        return await self._send(list(self.get_participants(namespace, rooms)), packets, skip_sid)
+        """Send what `encode` made to this node's clients in any of `rooms` (each once)."""
+        return await self._send(list(self.get_participants(namespace, rooms)), encoded, skip_sid)
 
     async def _send(
         self,
         recipients: Sequence[tuple[str, str]],
-        packets: Sequence[Any],
+        encoded: Encoded,
         skip_sid: str | list[str] | None,
     ) -> int:
         skipped = set(skip_sid if isinstance(skip_sid, list) else [skip_sid])
         sent = 0
         sockets = self.server.eio.sockets
+        packets, frame = encoded.packets, encoded.frame
         for sid, eio_sid in recipients:
             if sid in skipped:
                 continue
@@ -153,9 +177,12 @@ class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 # Gone: the library says so (and forgets a closed one), as for any send.
                 for part in packets:
                     await self.server.eio.send_packet(eio_sid, part)
-            elif await socket.check_ping_timeout():
-                # What Engine.IO's send does, without three coroutines per client and
-                # packet: the queue is unbounded, so a put never waits.
+            elif await socket.check_ping_timeout() and (
+                frame is None or not self.links.write(socket, frame)
+            ):
+                # Not written directly: what Engine.IO's send does, without three
+                # coroutines per client and packet (the queue is unbounded, a put never
+                # waits).
                 for part in packets:
                     socket.queue.put_nowait(part)
             sent += 1
@@ -174,8 +201,12 @@ class FeedManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             queue.task_done()
             dropped += 1
         queue.put_nowait(None)  # the writer's end-of-stream, once it is free again
-        request = self.server.environ.get(eio_sid, {}).get("aiohttp.request")
-        transport = getattr(request, "transport", None)
+        # The WebSocket's own connection: the session's first request may have been
+        # another one (a long-poll before the upgrade).
+        transport = self.links.transport(socket)
+        if transport is None:
+            request = self.server.environ.get(eio_sid, {}).get("aiohttp.request")
+            transport = getattr(request, "transport", None)
         if transport is not None:
             transport.abort()
         logger.warning(

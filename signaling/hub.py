@@ -41,6 +41,7 @@ from dispatch.infra.loops import honour_cancellation, wait_at_most
 from dispatch.infra.redis_writes import RedisWrites
 from dispatch.services.feed import events_between, horizon, settled_seq
 from signaling.audiences import membership, rooms_for
+from signaling.fanout import Encoded
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +136,8 @@ class Dispatched:
 
     event: StoredEvent
     deliveries: tuple[Delivery, ...]
-    # Each delivery's packets once encoded (by delivery index), for the next replay.
-    packets: dict[int, list[Any]] = field(default_factory=dict, compare=False)
+    # Each delivery once encoded (by delivery index), for the next replay.
+    packets: dict[int, Encoded] = field(default_factory=dict, compare=False)
 
 
 @dataclass

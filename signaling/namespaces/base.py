@@ -178,11 +178,11 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                     for index, (namespace, room, name, wire) in enumerate(dispatched.deliveries):
                         if namespace == self.namespace and room in wanted:
                             # Encoded once for all the clients a storm replays it to.
-                            packets = dispatched.packets.get(index)
-                            if packets is None:
-                                packets = manager.encode(namespace, name, wire, binary=False)
-                                dispatched.packets[index] = packets
-                            await manager.send_encoded(namespace, sid, packets)
+                            encoded = dispatched.packets.get(index)
+                            if encoded is None:
+                                encoded = manager.encode(namespace, name, wire, binary=False)
+                                dispatched.packets[index] = encoded
+                            await manager.send_encoded(namespace, sid, encoded)
                             break
                     moved = membership(dispatched.event)
                     if moved is not None and moved[0] == self.namespace and moved[1] in wanted:

@@ -16,9 +16,16 @@ class FeedClient:
     namespace: str
     token: str
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # permessage-deflate window bits to offer, as a browser does (15); 0 offers none,
+    # as python-socketio does by default.
+    compress: int = 0
+    # ("polling", "websocket"): long-polling first, then the upgrade, as a browser does.
+    transports: tuple[str, ...] = ("websocket",)
 
     def __post_init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(
+            reconnection=False, websocket_extra_options={"compress": self.compress}
+        )
         self._changed = asyncio.Condition()
         self.refusal: Any = None
         self.sio.on("*", self._record, namespace=self.namespace)
@@ -35,7 +42,7 @@ class FeedClient:
     async def connect(self) -> None:
         await self.sio.connect(
             self.url, namespaces=[self.namespace], auth={"token": self.token},
-            transports=["websocket"], wait_timeout=10,
+            transports=list(self.transports), wait_timeout=10,
         )  # fmt: skip
 
     async def go_live(self) -> None:

@@ -4,7 +4,9 @@ consoles are not held back, and it loses nothing (it resumes after reconnecting)
 The stalled console is a real WebSocket client (Engine.IO/Socket.IO spoken by hand on
 a plain socket) that, once resumed, never reads again.  The link to it is narrowed as
 a slow radio link would: small kernel buffers on both ends, so the server's writer
-blocks after a few dozen events instead of after megabytes.
+blocks after a few dozen events instead of after megabytes.  Its events go straight to
+its connection (signaling.direct) until that holds BUFFER_LIMIT unsent bytes, then
+through its queue: both stay bounded.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dispatch.app import SOCKETIO
+from signaling.direct import BUFFER_LIMIT
 from signaling.fanout import MAX_BACKLOG
 from tests.conftest import CitizenSession, Client, Staff, app_of
 from tests.dispatch.calls import alarm
@@ -143,13 +146,13 @@ async def test_a_console_that_stops_reading_is_cut_off_and_the_others_keep_up(
     await live.go_live()
     stalled = await RawConsole.open(base, staff.dispatcher.token)
     start_seq = await stalled.resume()
-    request = sio.environ[stalled.eio_sid]["aiohttp.request"]
-    server_side = request.transport.get_extra_info("socket")
-    server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    transport = sio.manager.links.transport(sio.eio.sockets[stalled.eio_sid])
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
 
     # The stalled console reads nothing from here on.
     seqs: list[int] = []
     backlog_seen = 0
+    buffered_seen = 0
     for _ in range(400):
         response = await app_client.post("/api/alarms", json=alarm(), headers=citizen.headers)
         assert response.status == 201, await response.text()
@@ -162,9 +165,14 @@ async def test_a_console_that_stops_reading_is_cut_off_and_the_others_keep_up(
             break
         backlog_seen = max(backlog_seen, eio_socket.queue.qsize())
         assert eio_socket.queue.qsize() <= BACKLOG + 1  # bounded: never more than the limit
+        # And what its connection holds: direct writes stop at BUFFER_LIMIT, aiohttp's
+        # writer waits for the connection to drain once it has written 256 KiB more.
+        buffered_seen = max(buffered_seen, transport.get_write_buffer_size())
+        assert transport.get_write_buffer_size() <= BUFFER_LIMIT + 256 * 1024 + 16 * 1024
     else:
         raise AssertionError("400 alarms and the stalled console was never cut off")
     assert backlog_seen >= BACKLOG - 1  # it did fall behind, up to the limit
+    assert buffered_seen >= BUFFER_LIMIT  # after its connection had filled up
 
     # It reads again: what had reached it, then the end of that connection.
     got = [event["seq"] for event in await stalled.events_until_closed()]
