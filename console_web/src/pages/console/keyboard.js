@@ -3,7 +3,7 @@
 // Chinese IME sends keydown for every letter of a word being composed), and while a
 // dialog is open.
 import * as state from "./state.js";
-import { dialog, showHelp } from "./dialogs.js";
+import { closeDialog, dialog, showHelp } from "./dialogs.js";
 import { assignDialog } from "./detail.js";
 
 function typing(event) {
@@ -22,6 +22,13 @@ export function installKeyboard({ api, act }) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "Escape" && event.target?.id === "search" && !event.isComposing) {
       event.target.blur(); // back to the queue's keys, the search kept
+      return;
+    }
+    // A dialog takes Escape itself once its focus is inside; until then (a key pressed
+    // the moment it opened, before its button took the focus) Escape closes it here.
+    if (event.key === "Escape" && dialog.peek() && !event.isComposing) {
+      closeDialog(false);
+      event.preventDefault();
       return;
     }
     // Enter or Space on a focused button presses it (the button `a` focuses, say).
