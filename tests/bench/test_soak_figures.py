@@ -46,6 +46,22 @@ def test_growth_is_from_the_first_minute_after_the_warm_up_to_the_last_per_node(
     assert got["open_incidents"] == [1500, 1490]
 
 
+def test_descriptors_are_judged_less_the_connections_the_clients_hold_counted_by_them() -> None:
+    minutes = [
+        _minute(1, [100], [40], 40.0, 1500, http_in=20),
+        _minute(2, [100], [50], 40.0, 1500, http_in=30),
+        _minute(3, [100], [60], 40.0, 1500, http_in=40),
+    ]
+    # The clients held 20, then 30, then 30 connections: the node's 40th http-in
+    # descriptor at minute 3 is one no client holds (a socket it failed to close), so it
+    # counts against the node.
+    for minute, held in zip(minutes, (20, 30, 30), strict=True):
+        minute["bench_connections"] = [held]
+    got = growth(minutes, warmup=1)
+    assert got["fds_pct"] == 20.0
+    assert got["fds_less_clients_pct"] == 50.0  # 20 -> 30 of the node's own
+
+
 def test_growth_of_a_run_no_longer_than_the_warm_up_and_one_minute_is_not_judged() -> None:
     minutes = [_minute(n, [100], [30], 40.0, 5) for n in (1, 2, 3)]
     got = growth(minutes, warmup=2)
