@@ -62,6 +62,16 @@ def test_descriptors_are_judged_less_the_connections_the_clients_hold_counted_by
     assert got["fds_less_clients_pct"] == 50.0  # 20 -> 30 of the node's own
 
 
+def test_p99_is_judged_on_medians_of_five_minutes_not_on_two_single_minutes() -> None:
+    # Steady, up and down by a fifth from one minute to the next.
+    noisy = [30.0, 33.0, 36.0, 33.0, 30.0, 33.0, 36.0, 33.0, 30.0, 33.0, 36.0]
+    minutes = [_minute(n, [100], [30], p99, 1500) for n, p99 in enumerate(noisy, 1)]
+    assert growth(minutes, warmup=0)["p99_pct"] == 0.0  # end to end, 30 -> 36: +20%
+    rising = [30.0, 31.0, 30.0, 31.0, 30.0, 40.0, 41.0, 40.0, 41.0, 40.0]
+    minutes = [_minute(n, [100], [30], p99, 1500) for n, p99 in enumerate(rising, 1)]
+    assert growth(minutes, warmup=0)["p99_pct"] == 33.3  # 30 -> 40
+
+
 def test_growth_of_a_run_no_longer_than_the_warm_up_and_one_minute_is_not_judged() -> None:
     minutes = [_minute(n, [100], [30], 40.0, 5) for n in (1, 2, 3)]
     got = growth(minutes, warmup=2)
