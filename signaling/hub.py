@@ -137,7 +137,7 @@ class Dispatched:
     event: StoredEvent
     deliveries: tuple[Delivery, ...]
     # Each delivery once encoded (by delivery index), for the next replay.
-    packets: dict[int, Encoded] = field(default_factory=dict, compare=False)
+    encoded: dict[int, Encoded] = field(default_factory=dict, compare=False)
 
 
 @dataclass

@@ -178,10 +178,10 @@ class _FeedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                     for index, (namespace, room, name, wire) in enumerate(dispatched.deliveries):
                         if namespace == self.namespace and room in wanted:
                             # Encoded once for all the clients a storm replays it to.
-                            encoded = dispatched.packets.get(index)
+                            encoded = dispatched.encoded.get(index)
                             if encoded is None:
                                 encoded = manager.encode(namespace, name, wire, binary=False)
-                                dispatched.packets[index] = encoded
+                                dispatched.encoded[index] = encoded
                             await manager.send_encoded(namespace, sid, encoded)
                             break
                     moved = membership(dispatched.event)
