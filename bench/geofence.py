@@ -292,6 +292,8 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
                 raise RuntimeError(f"import failed: {out}")
             served = next(line for line in out.splitlines() if "served by" in line)
             print(f"  {served}")
+            # The command's own account of where its time went (read, validate, ...).
+            print("  " + next(line for line in out.splitlines() if "seconds" in line))
             rss = max(psutil.Process(node.proc.pid).memory_info().rss for node in nodes.nodes)
             async with nodes.pool.acquire() as conn:
                 blob = await conn.fetchval(

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -259,12 +260,56 @@ def _crossings(grid: Grid, segments: FloatArray, owners: IntArray) -> tuple[IntA
     return flat, ids
 
 
-def rasterise(grid: Grid, geometries: npt.NDArray[np.object_]) -> Rasterised:
-    segments, owners = ring_segments(geometries)
+def rasterise(
+    grid: Grid,
+    geometries: npt.NDArray[np.object_],
+    rings: tuple[FloatArray, IntArray] | None = None,
+) -> Rasterised:
+    """``rings``: ``ring_segments(geometries)``, when the caller has it already."""
+    return rasterise_on(None, grid, geometries, rings)()
+
+
+def rasterise_on(
+    pool: Executor | None,
+    grid: Grid,
+    geometries: npt.NDArray[np.object_],
+    rings: tuple[FloatArray, IntArray] | None = None,
+) -> Callable[[], Rasterised]:
+    """``rasterise``, its two halves (boundary cells, centre fill) started on ``pool``:
+    the call returned waits for them and combines. Both halves are leaves (they submit
+    nothing), so a thread of the pool never waits for the pool; the caller's thread is
+    free meanwhile (a region's build makes its segment table and plane tiles)."""
+    segments, owners = ring_segments(geometries) if rings is None else rings
     n_poly = len(geometries)
-    keys = _boundary_pairs(grid, segments, owners, n_poly)
+    if pool is None:
+        keys: Future[IntArray] | IntArray = _boundary_pairs(grid, segments, owners, n_poly)
+        fill: Future[tuple[IntArray, IntArray]] | tuple[IntArray, IntArray] = _centre_fill(
+            grid, segments, owners
+        )
+    else:
+        keys = pool.submit(_boundary_pairs, grid, segments, owners, n_poly)
+        fill = pool.submit(_centre_fill, grid, segments, owners)
+
+    def combined() -> Rasterised:
+        return _combined(
+            grid,
+            geometries,
+            keys.result() if isinstance(keys, Future) else keys,
+            fill.result() if isinstance(fill, Future) else fill,
+        )
+
+    return combined
+
+
+def _combined(
+    grid: Grid,
+    geometries: npt.NDArray[np.object_],
+    keys: IntArray,
+    fill: tuple[IntArray, IntArray],
+) -> Rasterised:
+    n_poly = len(geometries)
     pair_cells, pair_polys = keys // n_poly, keys % n_poly
-    count, total = _centre_fill(grid, segments, owners)
+    count, total = fill
     border = np.zeros(grid.size, dtype=bool)
     border[pair_cells] = True
     # Overlaps were resolved at import, so two owners at a centre means a sliver left by

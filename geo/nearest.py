@@ -123,7 +123,9 @@ class SegmentTable:
         return int(self.owners[hits].min()), float(distances.min())
 
 
-def outer_segments(geometries: npt.NDArray[np.object_]) -> tuple[FloatArray, IntArray]:
+def outer_segments(
+    geometries: npt.NDArray[np.object_], rings: tuple[FloatArray, IntArray] | None = None
+) -> tuple[FloatArray, IntArray]:
     """Ring segments that no other ring shares, and the precinct of each.
 
     A border shared by two neighbours appears in both rings (either way round) and can

@@ -28,7 +28,8 @@ from geo.grid import (
     Grid,
     Rasterised,
     polygon_array,
-    rasterise,
+    rasterise_on,
+    ring_segments,
     touched_cells,
     unique_ints_counts,
 )
@@ -182,9 +183,15 @@ def build_tables(
     target = max(_MIN_CELLS, min(int(_MAX_CELLS * cell_share), _CELLS_PER_VERTEX * n_vertices))
     grid = Grid.covering(bounds, cells=target, margin=_MARGIN)
     projection = LocalProjection.for_bounds(bounds)
-    raster = rasterise(grid, geometries)
-    outer = outer_segments(geometries)
+    rings = ring_segments(geometries)
+    # The raster's halves on the pool while this thread makes the segment table and
+    # plane tiles: a national layer's largest region is otherwise the build's critical
+    # path, one thread long, while the other cores wait for its quadtree.
+    rasterised = rasterise_on(pool, grid, geometries, rings)
+    outer = outer_segments(geometries, rings)
     segments = SegmentTable.build(geometries, projection, outer)
+    plane = PlaneTiles.build(grid, projection)
+    raster = rasterised()
     # Nearest-precinct lists are for points in no precinct. A border cell that the
     # union's outer boundary does not touch, with its centre in some precinct, lies
     # wholly inside the union (every point of it is in a candidate precinct): inland
@@ -193,7 +200,6 @@ def build_tables(
     inland = raster.border & raster.centre_covered
     inland[touched_cells(grid, outer[0])] = False
     needed &= ~inland
-    plane = PlaneTiles.build(grid, projection)
     blocks = candidate_blocks(grid, projection, segments, needed, plane, pool)
     return IndexTables.of(grid, projection, plane, geometries, segments, _entries(raster, blocks))
 

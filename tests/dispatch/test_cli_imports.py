@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,12 @@ async def test_an_import_while_two_nodes_run_takes_effect_on_both_without_restar
         )  # fmt: skip
         assert code == 0, err
         assert "micro110: imported 9 precinct(s), rejected 0" in out
+        # Where its time went, step by step.
+        assert re.search(
+            r"micro110: seconds read [\d.]+, validate [\d.]+, build [\d.]+, store [\d.]+, "
+            r"served [\d.]+\n",
+            out,
+        ), out
         # The command returns once both nodes serve the import: no waiting after it.
         assert "served by node-1 (since " in out and ", node-2 (since " in out
         for node in (node_1, node_2):
