@@ -12,7 +12,7 @@ Loading a large file is CPU work of a second or more: run it in an executor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,8 @@ from geo.datum import Datum
 from geo.issues import ImportIssue, IssueKind, feature_label
 from geo.overlaps import resolve_overlaps
 from geo.projection import LocalProjection
-from geo.validate import Polygonal, polygonal_geometry
+from geo.validate import GeometryFinding, Polygonal, Progress, polygonal_geometries
 
-Progress = Callable[[int, int], None]
-
-# Report progress about a hundred times however large the file.
-_PROGRESS_STEPS = 100
 # Overlaps smaller than this are digitising noise along shared borders: resolved like
 # any overlap, but summed into one line rather than listed pair by pair.
 _SLIVER_M2 = 1.0
@@ -99,16 +95,37 @@ def load_precincts(
 
     Codes and names are read as text from the two properties (which may be the same).
     When two features share a code, the first one in the file with a usable geometry
-    keeps it. ``progress(done, total)`` is called about a hundred times while features
-    are checked. ``workers``: threads for finding overlaps (``geo.overlaps``). Raises
-    ValueError only when the input is not a FeatureCollection at all.
+    keeps it. ``progress(done, total)`` (in features) is called about a hundred times
+    while the geometries are read. ``workers``: threads for
+    judging and repairing geometries (``geo.validate``) and finding overlaps
+    (``geo.overlaps``). Raises ValueError only when the input is not a
+    FeatureCollection at all.
     """
     features = _features(collection)
     issues: list[ImportIssue] = []
-    accepted: dict[str, _Accepted] = {}
-    step = max(1, len(features) // _PROGRESS_STEPS)
+    labelled: list[tuple[int, str, str, object]] = []
     for index, feature in enumerate(features):
-        candidate = _feature(index, feature, name_property, code_property, datum, issues)
+        found = _labelled(index, feature, name_property, code_property, issues)
+        if found is not None:
+            labelled.append(found)
+
+    def read(count: int, _: int) -> None:
+        # In features of the file: the reading of the geometries is the slow part.
+        assert progress is not None
+        done = len(features) if count == len(labelled) else labelled[count - 1][0] + 1
+        progress(done, len(features))
+
+    findings = polygonal_geometries(
+        [g for *_, g in labelled],
+        datum,
+        workers=workers,
+        progress=None if progress is None else read,
+    )
+    if progress is not None and not labelled:
+        progress(len(features), len(features))
+    accepted: dict[str, _Accepted] = {}
+    for (index, code, name, _), finding in zip(labelled, findings, strict=True):
+        candidate = _judged(index, code, name, finding, issues)
         if candidate is not None:
             earlier = accepted.get(candidate.code)
             if earlier is None:
@@ -124,8 +141,6 @@ def load_precincts(
                         f"feature #{earlier.index}, which was kept",
                     )
                 )
-        if progress is not None and ((index + 1) % step == 0 or index + 1 == len(features)):
-            progress(index + 1, len(features))
     ordered = sorted(accepted.values(), key=lambda a: code_sort_key(a.code))
     precincts = _resolve(ordered, issues, workers)
     issues.sort(key=lambda i: (i.feature_index is None, i.feature_index or 0))
@@ -148,14 +163,14 @@ def _features(collection: object) -> Sequence[object]:
     raise ValueError("precincts must be a GeoJSON FeatureCollection with a features list")
 
 
-def _feature(
+def _labelled(
     index: int,
     feature: object,
     name_property: str,
     code_property: str,
-    datum: Datum,
     issues: list[ImportIssue],
-) -> _Accepted | None:
+) -> tuple[int, str, str, object] | None:
+    """The feature's index, code, name and GeoJSON geometry, or None (with its issue)."""
     if not isinstance(feature, Mapping) or feature.get("type") != "Feature":
         label = feature_label(index, None, None)
         issues.append(
@@ -175,7 +190,13 @@ def _feature(
         return None
     assert code is not None
     assert name is not None
-    finding = polygonal_geometry(feature.get("geometry"), datum)
+    return index, code, name, feature.get("geometry")
+
+
+def _judged(
+    index: int, code: str, name: str, finding: GeometryFinding, issues: list[ImportIssue]
+) -> _Accepted | None:
+    label = feature_label(index, code, name)
     if finding.geometry is None:
         assert finding.kind is not None
         message = f"{label}: rejected, {finding.detail}"

@@ -9,7 +9,9 @@ judged on the geometry the index will actually use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -23,9 +25,14 @@ from geo.datum import Datum, to_wgs84_many
 from geo.issues import IssueKind
 
 Polygonal: TypeAlias = Polygon | MultiPolygon
+Progress: TypeAlias = Callable[[int, int], None]
 FloatArray = npt.NDArray[np.float64]
 
 _POLYGONAL_TYPES = ("Polygon", "MultiPolygon")
+# Report progress about a hundred times however large the file.
+_PROGRESS_STEPS = 100
+# Geometries below which one thread judges them all (a city's dozens take milliseconds).
+_LEAST_PER_THREAD = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +49,59 @@ class _Malformed(ValueError):
     pass
 
 
-def polygonal_geometry(geometry: object, datum: Datum) -> GeometryFinding:
+def polygonal_geometries(
+    geometries: Sequence[object],
+    datum: Datum,
+    *,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> list[GeometryFinding]:
+    """Each GeoJSON geometry (in ``datum``) as a valid WGS84 (Multi)Polygon, repaired
+    and reported, or rejected with the reason, in order. The rings are read one by one
+    (Python), then validity is judged and repairs made on ``workers`` threads: GEOS releases the
+    GIL, and on a national layer the validity test and the repairs are about half of
+    the loading's time. ``progress(done, total)`` is called about a hundred times
+    while the rings are read."""
+    parsed: list[_Parsed | GeometryFinding] = []
+    step = max(1, len(geometries) // _PROGRESS_STEPS)
+    for count, geometry in enumerate(geometries, start=1):
+        parsed.append(_parsed(geometry, datum))
+        if progress is not None and (count % step == 0 or count == len(geometries)):
+            progress(count, len(geometries))
+    shapes = [p for p in parsed if isinstance(p, _Parsed)]
+    array = np.empty(len(shapes), dtype=object)
+    array[:] = [p.shape for p in shapes]
+    workers = max(1, min(workers, len(shapes) // _LEAST_PER_THREAD))
+    cuts = np.linspace(0, len(shapes), workers + 1).astype(int).tolist()
+    spans = list(itertools.pairwise(cuts))
+
+    def valid(span: tuple[int, int]) -> list[bool]:
+        flags: list[bool] = np.asarray(
+            shapely.is_valid(array[span[0] : span[1]]), dtype=bool
+        ).tolist()
+        return flags
+
+    def finished(span: tuple[int, int]) -> list[GeometryFinding]:
+        a, b = span
+        return [_finished(shapes[i], validity[i]) for i in range(a, b)]
+
+    if workers == 1:
+        validity = valid(spans[0])
+        done = iter(finished(spans[0]))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            validity = [ok for part in pool.map(valid, spans) for ok in part]
+            done = iter([finding for part in pool.map(finished, spans) for finding in part])
+    return [next(done) if isinstance(p, _Parsed) else p for p in parsed]
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    shape: BaseGeometry
+    notes: list[str]
+
+
+def _parsed(geometry: object, datum: Datum) -> _Parsed | GeometryFinding:
     if not isinstance(geometry, Mapping):
         return GeometryFinding(None, IssueKind.NOT_POLYGONAL, "has no geometry")
     kind = geometry.get("type")
@@ -62,7 +121,12 @@ def polygonal_geometry(geometry: object, datum: Datum) -> GeometryFinding:
         )
     shape: BaseGeometry = parts[0] if len(parts) == 1 else MultiPolygon(parts)
     notes = [f"dropped {dropped} ring(s) with fewer than four positions"] if dropped else []
-    if not shape.is_valid:
+    return _Parsed(shape, notes)
+
+
+def _finished(parsed: _Parsed, valid: bool) -> GeometryFinding:
+    shape, notes = parsed.shape, list(parsed.notes)
+    if not valid:
         notes.insert(0, f"invalid geometry ({shapely.is_valid_reason(shape)})")
         try:
             shape = polygonal_part(shapely.make_valid(shape))
