@@ -74,17 +74,30 @@ class PlaneTiles:
             return projection.to_local_many(lon0 + u * h, lat0 + v * k)
 
         # Least squares on a 4 x 4 lattice of the tile (one pseudo-inverse for all
-        # tiles: the lattice is the same in units of the half tile).
+        # tiles: the lattice is the same in units of the half tile). Neighbouring tiles
+        # share their lattices' edges, so the whole grid's lattice (a third of a tile
+        # apart) is projected once: 9 pyproj points per tile instead of 16.
         nodes = [(u, v) for v in _NODES for u in _NODES]
         fit = np.linalg.pinv(_design([u for u, _ in nodes], [v for _, v in nodes]))
-        values = [at(u, v) for u, v in nodes]
+        third_x, third_y = 2.0 * h / 3.0, 2.0 * k / 3.0
+        lattice_x, lattice_y = np.meshgrid(
+            grid.x0 + third_x * np.arange(3 * columns + 1),
+            grid.y0 + third_y * np.arange(3 * rows + 1),
+        )
+        plane_x, plane_y = projection.to_local_many(lattice_x.ravel(), lattice_y.ravel())
+        first = (3 * ty.ravel()) * (3 * columns + 1) + 3 * tx.ravel()
+        values = [
+            (plane_x[first + j + i * (3 * columns + 1)], plane_y[first + j + i * (3 * columns + 1)])
+            for i in range(len(_NODES))
+            for j in range(len(_NODES))
+        ]
         scale = np.array([h**a * k**b for a, b in _TERMS])[:, None]
         coefficients = [
             (fit @ np.array([value[axis] for value in values])) / scale for axis in (0, 1)
         ]
         error = np.zeros(len(lon0))
         for u, v in _CHECKS:
-            true_x, true_y = at(u, v)
+            true_x, true_y = values[0] if (u, v) == (_NODES[0], _NODES[0]) else at(u, v)
             terms = _design([u], [v])[0] * scale[:, 0]
             error = np.maximum(
                 error, np.hypot(terms @ coefficients[0] - true_x, terms @ coefficients[1] - true_y)
