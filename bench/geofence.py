@@ -246,6 +246,7 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
                 await new_citizen(http, url, f"bench-swap-{n}") for n, url in enumerate(nodes.urls)
             ]
             answers: list[float] = []
+            sent_at: list[float] = []
             rng = np.random.default_rng(4)
 
             async def alarms() -> None:
@@ -263,6 +264,7 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
                         if response.status != 201:
                             raise RuntimeError(f"alarm answered {response.status}")
                     answers.append(time.perf_counter() - start)
+                    sent_at.append(start)
                     n += 1
                     await asyncio.sleep(0.1)
 
@@ -296,6 +298,13 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
                 raise RuntimeError(f"import failed: {out}")
             served = next(line for line in out.splitlines() if "served by" in line)
             print(f"  {served}")
+            slowest = sorted(range(len(answers)), key=lambda i: -answers[i])[:3]
+            print(
+                "  slowest alarms (ms, sent s after the import started): "
+                + ", ".join(
+                    f"{answers[i] * 1000:.1f} at {sent_at[i] - start:+.2f}" for i in slowest
+                )
+            )
             # The command's own account of where its time went (read, validate, ...).
             seconds = next(line for line in out.splitlines() if "seconds" in line)
             print("  " + seconds)

@@ -43,6 +43,8 @@ _TILE_METRES = 32_000.0
 # a millimetre (a quadratic over 30 km misses by about a tenth of one).
 _MAX_TILES = 1 << 14
 _TOLERANCE_M = 1e-3
+# Tiles unpacked per call that holds the GIL (about a millisecond's worth).
+_UNPACK_ROWS = 1024
 # Where each tile's cubic is checked: mostly off the sixteen fitting points, in units of
 # the half tile, so that an error there would show.
 _CHECKS = ((0.5, 0.5), (-0.5, 0.75), (1.0, -0.5), (-1.0, -1.0), (0.25, -0.9), (-0.8, 0.3))
@@ -125,9 +127,12 @@ class PlaneTiles:
             # A quadratic table stored by an earlier version: the cubic terms are 0.
             zeros = np.zeros((len(table), len(_TERMS) - 6))
             table = np.hstack((table[:, :8], zeros, table[:, 8:], zeros))
-        # map(tuple, ...) at C speed: a national index has ~37,000 tiles, and a node
-        # unpacks them while it swaps the import in.
-        rows: list[tuple[float, ...] | None] = list(map(tuple, table.tolist()))
+        # map(tuple, ...) at C speed: a national index has ~25,000 tiles, and a node
+        # unpacks them while it serves. In slices: one tolist() of the mainland's tiles
+        # held the GIL, and so the node's event loop, for 22 ms.
+        rows: list[tuple[float, ...] | None] = []
+        for start in range(0, len(table), _UNPACK_ROWS):
+            rows.extend(map(tuple, table[start : start + _UNPACK_ROWS].tolist()))
         for i in np.flatnonzero(np.isnan(table[:, 0])).tolist():
             rows[i] = None
         return cls(projection, shift, columns, tuple(rows))
