@@ -22,6 +22,7 @@ import cProfile
 import gc
 import gzip
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ import numpy.typing as npt
 import psutil
 import shapely
 
+from dispatch.infra.malloc import one_arena
 from geo.datum import Datum
 from geo.index import PrecinctIndex
 from geo.precincts import Precinct, load_precincts
@@ -129,6 +131,12 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the build here")
     parser.add_argument("--no-lookups", action="store_true")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="build threads, as `micro110 precincts import` uses (default: every core)",
+    )
+    parser.add_argument(
         "--postgis",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -143,6 +151,9 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, Any] = {"densify": args.densify}
 
+    if args.workers > 1:
+        one_arena()  # as the import command does before its threads start
+    figures["workers"] = args.workers
     cpu = time.process_time()
     precincts = _load(args.densify)
     figures["load_cpu_s"] = round(time.process_time() - cpu, 2)
@@ -157,7 +168,7 @@ def main() -> None:
         cpu = time.process_time()
         if profile is not None:
             profile.enable()
-        index = PrecinctIndex.build(precincts)
+        index = PrecinctIndex.build(precincts, workers=args.workers)
         if profile is not None:
             profile.disable()
         figures["build_cpu_s"] = round(time.process_time() - cpu, 2)

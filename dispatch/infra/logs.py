@@ -8,8 +8,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from aiohttp.http_exceptions import BadHttpMessage
-
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -36,6 +34,9 @@ class MalformedRequests(logging.Filter):
     one info line instead, so the errors an operator watches stay ours."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Here, not at the top: commands that serve nothing skip importing aiohttp.
+        from aiohttp.http_exceptions import BadHttpMessage
+
         problem = record.exc_info[1] if record.exc_info else None
         if isinstance(problem, BadHttpMessage):
             record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
