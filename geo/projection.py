@@ -29,11 +29,16 @@ class LocalProjection:
 
     @classmethod
     def centred_on(cls, lon_0: float, lat_0: float) -> LocalProjection:
-        crs = pyproj.CRS.from_proj4(
-            f"+proj=aeqd +lat_0={float(lat_0)!r} +lon_0={float(lon_0)!r} "
-            "+datum=WGS84 +units=m +no_defs"
+        # The operation itself, not a search of PROJ's database for one from EPSG:4326 to
+        # an aeqd CRS (which finds this pipeline in ~6 ms, while this takes 0.06 ms: a
+        # national index has thirteen projections, made at every build and load). The
+        # same projection; the search's only difference was a centre rounded to 15
+        # digits, a micrometre.
+        forward = pyproj.Transformer.from_pipeline(
+            "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+            f"+step +proj=aeqd +lat_0={float(lat_0)!r} +lon_0={float(lon_0)!r} "
+            "+x_0=0 +y_0=0 +ellps=WGS84"
         )
-        forward = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
         return cls(lon_0, lat_0, forward)
 
     @classmethod
