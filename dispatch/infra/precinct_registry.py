@@ -68,8 +68,10 @@ class IndexCache:
         `workers` threads when it is not here yet."""
         return self._built_index(precincts, workers)[1]
 
-    def loaded(self, blob: bytes) -> PrecinctIndex:
-        """The index packed in `blob`."""
+    def loaded(self, pieces: Sequence[bytes]) -> PrecinctIndex:
+        """The index packed in `pieces` (`precinct_store.stored_index`), joined here:
+        off the event loop."""
+        blob = b"".join(pieces)
         key = "packed:" + hashlib.sha256(blob).hexdigest()
         entry = self._built.pop(key, None)
         if entry is None:
@@ -132,14 +134,16 @@ class PrecinctRegistry:
                         conn, self._node, import_id, self._snapshot.loaded_at
                     )
                     return self._snapshot
-                blob = await precinct_store.stored_index(conn, import_id)
-                records = None if blob is not None else await precinct_store.active_precincts(conn)
+                pieces = await precinct_store.stored_index(conn, import_id)
+                records = (
+                    None if pieces is not None else await precinct_store.active_precincts(conn)
+                )
                 names = await precinct_store.precinct_names(conn)
             loop = asyncio.get_running_loop()
             # Off the event loop: unpacking (or, for an old import, building) must never
             # hold up an alarm.
-            if blob is not None:
-                index = await loop.run_in_executor(None, self._cache.loaded, blob)
+            if pieces is not None:
+                index = await loop.run_in_executor(None, self._cache.loaded, pieces)
             else:
                 assert records is not None
                 index = await loop.run_in_executor(None, self._cache.build, records)
@@ -150,7 +154,11 @@ class PrecinctRegistry:
                 )
             logger.info(
                 "precinct index loaded",
-                extra={"import_id": import_id, "precincts": len(index), "stored": blob is not None},
+                extra={
+                    "import_id": import_id,
+                    "precincts": len(index),
+                    "stored": pieces is not None,
+                },
             )
         async with self.reloaded:
             self.reloaded.notify_all()

@@ -40,11 +40,11 @@ def _squares(codes: list[str], *, lon: float = 121.0) -> dict[str, Any]:
 async def _stored_and_rebuilt(pg: asyncpg.Pool, import_id: int) -> tuple[bytes, bytes]:
     """The index the import stored, and the one a node would build from the rows."""
     async with pg.acquire() as conn:
-        blob = await precinct_store.stored_index(conn, import_id)
+        pieces = await precinct_store.stored_index(conn, import_id)
         records = await precinct_store.active_precincts(conn)
-    assert blob is not None
+    assert pieces is not None
     precincts = [Precinct(r.code, r.name, shape(r.geometry)) for r in records]
-    return blob, PrecinctIndex.build(precincts).to_bytes()
+    return b"".join(pieces), PrecinctIndex.build(precincts).to_bytes()
 
 
 @pytest.mark.parametrize("replace", [False, True])
@@ -67,3 +67,24 @@ async def test_the_stored_index_is_the_one_the_rows_build(
     assert result.retired == (sorted(set(nanjing) - set(codes)) if replace else [])
     assert index.locate(121.005, 31.005).precinct == "0"
     assert index.locate(121.025, 31.005).precinct == "320105"
+
+
+async def test_a_stored_index_is_read_in_pieces_that_join_to_it(pg: asyncpg.Pool) -> None:
+    # A national index is tens of megabytes: read in pieces, so no one row holds a
+    # serving node's event loop; the pieces join to the bytes stored.
+    blob = bytes(range(256)) * ((2 * precinct_store.INDEX_PIECE + 12_345) // 256 + 1)
+    async with pg.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            import_id = await precinct_store.record_import(
+                conn, source="pieces", datum="wgs84", accepted=0, rejected=0, report=[]
+            )
+            await precinct_store.store_index(conn, import_id, blob)
+            pieces = await precinct_store.stored_index(conn, import_id)
+            assert pieces is not None and len(pieces) == 3
+            assert all(len(p) == precinct_store.INDEX_PIECE for p in pieces[:2])
+            assert b"".join(pieces) == blob
+            assert await precinct_store.stored_index(conn, import_id + 1) is None
+        finally:
+            await transaction.rollback()
