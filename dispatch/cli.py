@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import getpass
 import logging
-import os
 import signal
 import sys
 import time
@@ -33,8 +31,6 @@ logger = logging.getLogger("dispatch.cli")
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
-# `precincts import` runs this much below the default CPU priority.
-IMPORT_NICENESS = 10
 
 
 class CommandError(Exception):
@@ -255,12 +251,6 @@ async def _precincts_import(settings: Settings, args: argparse.Namespace) -> Non
     read_s = time.perf_counter() - reading_from
     one_arena()  # before the index build starts its threads
     async with open_infrastructure(settings, need_redis=False) as infra:
-        # Below the serving nodes' priority (and after any embedded database has
-        # started, so that it keeps its own): an import on a node's machine keeps every
-        # core busy for seconds, and an alarm answered meanwhile must not wait for one.
-        # On an otherwise idle machine it changes nothing.
-        with contextlib.suppress(OSError):
-            os.nice(IMPORT_NICENESS)
         with tqdm(desc="validating", unit="feature", file=sys.stderr, disable=None) as bar:
 
             def progress(done: int, total: int) -> None:
