@@ -161,8 +161,9 @@ async def store_index(conn: asyncpg.Connection, import_id: int, index: bytes) ->
 
 # Bytes of a stored index read per query. A national index is ~63 MB, and asyncpg
 # decodes a row on the event loop: one row of it held a serving node's loop for 80-90
-# ms (alarms answered meanwhile waited), pieces of 1 MB for 3-8 ms, in the same time.
-INDEX_PIECE = 1 << 20
+# ms (alarms answered meanwhile waited), pieces of 1-4 MB for 3-8 ms, in the same time
+# (the fewer the pieces, the fewer round trips on a busy machine).
+INDEX_PIECE = 4 << 20
 
 
 async def stored_index(conn: asyncpg.Connection, import_id: int) -> list[bytes] | None:
