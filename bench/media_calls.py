@@ -62,13 +62,20 @@ from _harness import (  # noqa: E402
 
 from dispatch.domain.users import Role  # noqa: E402
 from media import frames  # noqa: E402
+from _media_peers import FastConsole, FastPhone, packetize  # noqa: E402
 from tests.media.peers import Clip, Console, Phone, encode_clip  # noqa: E402
 
 SDP = {"Content-Type": "application/sdp"}
 
 
 async def _one_call(
-    http: aiohttp.ClientSession, base: str, n: int, token: str, watcher: str, clip: Clip
+    http: aiohttp.ClientSession,
+    base: str,
+    n: int,
+    token: str,
+    watcher: str,
+    clip: Clip,
+    chunks: list[list[bytes]] | None,
 ) -> dict[str, Any]:
     citizen = await new_citizen(http, base, f"bench-phone-{n:05d}")
     headers = {"Authorization": f"Bearer {citizen}"}
@@ -78,14 +85,16 @@ async def _one_call(
     async with http.post(f"{base}/api/calls", json=body, headers=headers) as response:
         assert response.status == 201, await response.text()
         call = await response.json()
-    phone = Phone(video_clip=clip)
+    phone: Phone | FastPhone = (
+        Phone(video_clip=clip) if chunks is None else FastPhone(clip, chunks)
+    )
     async with http.post(
         base + call["session_url"], data=await phone.offer(), headers=headers | SDP
     ) as response:
         assert response.status == 201, await response.text()
         await phone.accept(await response.text())
         session = response.headers["Location"]
-    console = Console()
+    console: Console | FastConsole = Console() if chunks is None else FastConsole()
     offer = await console.offer()
     posted = time.perf_counter()
     async with http.post(
@@ -152,10 +161,13 @@ async def _ledger(calls: list[dict[str, Any]]) -> dict[str, float]:
          "viewer_packets_lost", "viewer_frames"), 0,
     )  # fmt: skip
     for c in calls:
-        for sender in c["phone"].pc.getSenders():
-            for report in (await sender.getStats()).values():
-                if report.type == "outbound-rtp":
-                    ledger["phone_packets_sent"] += report.packetsSent
+        if isinstance(c["phone"], FastPhone):
+            ledger["phone_packets_sent"] += c["phone"].packets_sent
+        else:
+            for sender in c["phone"].pc.getSenders():
+                for report in (await sender.getStats()).values():
+                    if report.type == "outbound-rtp":
+                        ledger["phone_packets_sent"] += report.packetsSent
         ledger["phone_frames_sent"] += c["phone"].video.sent
         for receiver in c["console"].pc.getReceivers():
             got, lost = frames.packets_received(receiver)
@@ -166,18 +178,29 @@ async def _ledger(calls: list[dict[str, Any]]) -> dict[str, float]:
 
 
 async def load(
-    base: str, first: int, count: int, watcher: str, seconds: float, *, hold: bool = False
+    base: str,
+    first: int,
+    count: int,
+    watcher: str,
+    seconds: float,
+    *,
+    hold: bool = False,
+    aiortc_peers: bool = False,
 ) -> None:
     """One load process: `count` calls; prints one JSON line of what it measured.  With
     `hold`, it first prints its packet ledger and waits for a line on stdin before
-    hanging up (the parent reads the server's side meanwhile)."""
+    hanging up (the parent reads the server's side meanwhile).  The peers are
+    bench/_media_peers.py's (aiortc's per-packet path bypassed), or with
+    `aiortc_peers` tests/media/peers.py's (aiortc all the way)."""
     loop = asyncio.get_running_loop()
     clip = await loop.run_in_executor(None, encode_clip, 640, 480, 4, 1_000_000)
+    chunks = None if aiortc_peers else packetize(clip)
     lag: list[float] = []
     lag_task = asyncio.create_task(_loop_lag(lag))
     async with aiohttp.ClientSession() as http:
         calls = [
-            await _one_call(http, base, first + i, watcher, watcher, clip) for i in range(count)
+            await _one_call(http, base, first + i, watcher, watcher, clip, chunks)
+            for i in range(count)
         ]
         print(json.dumps({"ready": True}), flush=True)
         await asyncio.sleep(2)  # settle
@@ -376,7 +399,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for count in share:
             procs.append(await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--load", base, str(first), str(count), watcher,
-                str(args.seconds), "--hold", stdout=asyncio.subprocess.PIPE,
+                str(args.seconds), "--hold", *(["--aiortc-peers"] if args.aiortc_peers else []),
+                stdout=asyncio.subprocess.PIPE,
                 stdin=asyncio.subprocess.PIPE,
             ))  # fmt: skip
             first += count
@@ -469,12 +493,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
         base, first, count, watcher, seconds = sys.argv[2:7]
-        hold = sys.argv[7:8] == ["--hold"]
-        asyncio.run(load(base, int(first), int(count), watcher, float(seconds), hold=hold))
+        flags = sys.argv[7:]
+        asyncio.run(load(base, int(first), int(count), watcher, float(seconds),
+                         hold="--hold" in flags, aiortc_peers="--aiortc-peers" in flags))  # fmt: skip
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--aiortc-peers", action="store_true",
+                        help="phones and consoles on aiortc's own per-packet path (costlier)")  # fmt: skip
     figures = asyncio.run(main(parser.parse_args()))
     print(json.dumps(figures))
