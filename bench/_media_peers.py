@@ -143,7 +143,7 @@ class FastPhone:
         self._tracks = [_Idle("video"), _Idle("audio")]
         self._video_sender = self.pc.addTransceiver(self._tracks[0], direction="sendonly").sender
         self._audio_sender = self.pc.addTransceiver(self._tracks[1], direction="sendrecv").sender
-        self._video_sender._send_keyframe = self._want_keyframe
+        self._video_sender._send_keyframe = self._want_keyframe  # type: ignore[method-assign]
         self._send: Callable[[bytes], None] | None = None
         self._handles: list[asyncio.TimerHandle] = []
         self._closed = False
@@ -170,10 +170,11 @@ class FastPhone:
         for kind, sender in (("video", self._video_sender), ("audio", self._audio_sender)):
             stream = _Stream(sender, kind)
             transceiver = next(t for t in self.pc.getTransceivers() if t.sender is sender)
-            stream.configure(self.pc._RTCPeerConnection__localRtp(transceiver))
+            pc: Any = self.pc  # (aiortc's private parameters of the negotiated stream)
+            stream.configure(pc._RTCPeerConnection__localRtp(transceiver))
             self._streams[kind] = stream
             # NACKs: resend the packet as it was.
-            sender._retransmit = self._retransmitter(stream)
+            sender._retransmit = self._retransmitter(stream)  # type: ignore[method-assign,assignment]
         connection = dtls.transport._connection
         pair = connection._nominated[1]
         sock, addr, srtp = pair.protocol.transport, pair.remote_addr, dtls._tx_srtp
@@ -277,16 +278,13 @@ class FastConsole:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         video, audio = self.pc.getTransceivers()
         dtls = video.receiver.transport
-        params = {
-            t.kind: self.pc._RTCPeerConnection__remoteRtp(t) for t in (video, audio)
-        }
+        pc: Any = self.pc  # (aiortc's private parameters and statistics)
+        params = {t.kind: pc._RTCPeerConnection__remoteRtp(t) for t in (video, audio)}
         video_pts = {c.payloadType for c in params["video"].codecs if c.name == "VP8"}
         audio_pts = {c.payloadType for c in params["audio"].codecs if c.name == "opus"}
         stats: dict[int, StreamStatistics] = {}
-        streams = {
-            "video": video.receiver._RTCRtpReceiver__remote_streams,
-            "audio": audio.receiver._RTCRtpReceiver__remote_streams,
-        }
+        receivers: dict[str, Any] = {"video": video.receiver, "audio": audio.receiver}
+        streams = {kind: r._RTCRtpReceiver__remote_streams for kind, r in receivers.items()}
         connection = dtls.transport._connection
         original = connection.data_received
         counter_video, counter_audio = self.video, self.audio
@@ -299,7 +297,7 @@ class FastConsole:
                 return
             try:
                 data = srtp.unprotect(data)
-            except Exception:  # noqa: BLE001 - a packet that does not decrypt: dropped
+            except Exception:
                 return
             b0, b1, seq, _ts, ssrc = unpack(data)
             pt = b1 & 0x7F
@@ -350,7 +348,7 @@ class FastConsole:
                     counter_video.times.append(now)
                 self._frame_ok = False
 
-        connection.data_received = data_received
+        connection.data_received = data_received  # type: ignore[method-assign]
 
     async def close(self) -> None:
         await self.pc.close()

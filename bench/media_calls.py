@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 # The repository first, bench/ last: bench/media.py must not stand in for the `media`
 # package (this file also runs directly, as the load processes).
@@ -59,10 +60,10 @@ from _harness import (  # noqa: E402
     new_citizen,
     percentile_ms,
 )
+from _media_peers import FastConsole, FastPhone, packetize  # noqa: E402
 
 from dispatch.domain.users import Role  # noqa: E402
 from media import frames  # noqa: E402
-from _media_peers import FastConsole, FastPhone, packetize  # noqa: E402
 from tests.media.peers import Clip, Console, Phone, encode_clip  # noqa: E402
 
 SDP = {"Content-Type": "application/sdp"}
@@ -85,9 +86,7 @@ async def _one_call(
     async with http.post(f"{base}/api/calls", json=body, headers=headers) as response:
         assert response.status == 201, await response.text()
         call = await response.json()
-    phone: Phone | FastPhone = (
-        Phone(video_clip=clip) if chunks is None else FastPhone(clip, chunks)
-    )
+    phone: Phone | FastPhone = Phone(video_clip=clip) if chunks is None else FastPhone(clip, chunks)
     async with http.post(
         base + call["session_url"], data=await phone.offer(), headers=headers | SDP
     ) as response:
@@ -409,7 +408,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             line = await proc.stdout.readline()
             assert json.loads(line)["ready"], line
         server = c.nodes[0].proc.pid
-        meter = CpuMeter({"server": [server], "load": [p.pid for p in procs]})
+        # The node and its media processes (MICRO110_MEDIA_PROCESSES), apart.
+        media_pids = [p.pid for p in psutil.Process(server).children()]
+        meter = CpuMeter(
+            {"node": [server], "media": media_pids, "load": [p.pid for p in procs]},
+            flat=("node",),
+        )
         await asyncio.sleep(2)
         before = meter.read()
         kernel_before = kernel_udp_errors()
@@ -426,7 +430,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ledgers.append(json.loads(await proc.stdout.readline())["ledger"])
         async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
             server_stats = _media_gauges(await response.text())
-        server_sockets, server_drops = udp_drops(server)
+        server_sockets = server_drops = 0
+        for pid in (server, *media_pids):
+            sockets, drops = udp_drops(pid)
+            server_sockets += sockets
+            server_drops += drops
         kernel_after = kernel_udp_errors()
         results = []
         for proc in procs:
@@ -458,7 +466,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ratio = frames / max(1, sent.get(str(row["incident_id"]), 1))
             ratios.append(ratio)
             ok += ratio >= 0.98
-        server_s = spent.total("server")
+        server_s = spent.total("node") + spent.total("media")
         figures = {
             "calls": args.calls,
             "viewer_fps_min": round(min(fps), 2),
@@ -470,8 +478,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "recordings_total": args.calls,
         }
         elapsed = spent.elapsed_s
+        node_cores, media_cores = spent.total("node") / elapsed, spent.total("media") / elapsed
         print(
-            f"server CPU {server_s / elapsed:.2f} cores, load processes "
+            f"server CPU {server_s / elapsed:.2f} cores (the node {node_cores:.2f}, "
+            f"{len(media_pids)} media processes {media_cores:.2f}), load processes "
             f"{spent.total('load') / elapsed:.2f}, rest of the machine "
             f"{spent.other_s / elapsed:.2f}, stolen {spent.stolen_s / elapsed:.2f}"
         )
@@ -494,14 +504,18 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
         base, first, count, watcher, seconds = sys.argv[2:7]
         flags = sys.argv[7:]
-        asyncio.run(load(base, int(first), int(count), watcher, float(seconds),
-                         hold="--hold" in flags, aiortc_peers="--aiortc-peers" in flags))  # fmt: skip
+        asyncio.run(load(
+            base, int(first), int(count), watcher, float(seconds),
+            hold="--hold" in flags, aiortc_peers="--aiortc-peers" in flags,
+        ))  # fmt: skip
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--procs", type=int, default=2)
-    parser.add_argument("--aiortc-peers", action="store_true",
-                        help="phones and consoles on aiortc's own per-packet path (costlier)")  # fmt: skip
+    parser.add_argument(
+        "--aiortc-peers", action="store_true",
+        help="phones and consoles on aiortc's own per-packet path (costlier)",
+    )  # fmt: skip
     figures = asyncio.run(main(parser.parse_args()))
     print(json.dumps(figures))
