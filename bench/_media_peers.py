@@ -35,7 +35,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import HeaderExtensions
 
+from media import frames
 from tests.media.peers import FPS, Clip, Counter
+
+frames.install()  # aioice hands media datagrams over without trying them as STUN first
 
 _VP8_CHUNK = PACKET_MAX - 4  # aiortc's descriptor: 4 bytes (2-byte picture id)
 _HEADER = struct.Struct("!BBHII")
