@@ -234,7 +234,7 @@ class Settings:
     # them); 0: on the node's own event loop.  And how much lower their CPU priority is
     # than the node's (nice), so that intake and push win the CPU when it is short.
     media_processes: int = _env("MICRO110_MEDIA_PROCESSES", _int, default=2)
-    media_niceness: int = _env("MICRO110_MEDIA_NICENESS", _int, default=0)
+    media_niceness: int = _env("MICRO110_MEDIA_NICENESS", _int, default=10)
     # How other nodes reach this one (a pick-up of a call held here is forwarded to it).
     node_url: str | None = _env("MICRO110_NODE_URL", _optional_str, default=None)
 
