@@ -272,12 +272,23 @@ class FastConsole:
         self._frame_ok = False
         self._frame_key = False
         self._shown = False  # a key frame was complete: frames count from there on
+        # When (perf_counter) the answer came, the connection was up, the first media
+        # packet arrived: where an offer's time to the first frame goes.
+        self.answered_at: float | None = None
+        self.connected_at: float | None = None
+        self.first_packet_at: float | None = None
+
+        @self.pc.on("connectionstatechange")
+        def changed() -> None:
+            if self.pc.connectionState == "connected" and self.connected_at is None:
+                self.connected_at = time.perf_counter()
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
     async def accept(self, answer: str) -> None:
+        self.answered_at = time.perf_counter()
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         video, audio = self.pc.getTransceivers()
         dtls = video.receiver.transport
@@ -308,6 +319,8 @@ class FastConsole:
             if kind is None:
                 return  # retransmissions (RTX): not counted
             self.packets += 1
+            if self.first_packet_at is None:
+                self.first_packet_at = time.perf_counter()
             stream = stats.get(ssrc)
             if stream is None:
                 stream = stats[ssrc] = streams[kind].setdefault(

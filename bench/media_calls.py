@@ -226,6 +226,16 @@ async def load(
             for c in calls
         ]  # fmt: skip
         ledger = await _ledger(calls)
+        # Where the slowest offers' time to the first frame went (ms from the POST).
+        steps = []
+        for c, ms in zip(calls, first_ms, strict=True):
+            console = c["console"]
+            if ms is not None and isinstance(console, FastConsole):
+                steps.append([round(ms)] + [
+                    round((t - c["posted"]) * 1000) if t else None
+                    for t in (console.answered_at, console.connected_at, console.first_packet_at)
+                ])  # fmt: skip
+        ledger["first_frame_steps"] = sorted(steps, reverse=True)[:3]
         ledger["udp_sockets"], ledger["udp_drops"] = udp_drops(os.getpid())
         lag.sort()
         ledger["lag_p99_ms"] = round(1000 * lag[int(0.99 * (len(lag) - 1))], 1) if lag else 0
@@ -355,7 +365,9 @@ def _print_ledger(
 ) -> None:
     """Where the packets went: phones -> server -> recorders and viewers (counts since
     each call started, read at the end of the window)."""
-    total = {k: sum(ledger[k] for ledger in ledgers) for k in ledgers[0]}
+    total = {
+        k: sum(ledger[k] for ledger in ledgers) for k in ledgers[0] if k != "first_frame_steps"
+    }
 
     def share(part: float, whole: float) -> str:
         return f"{100 * part / whole:.2f}%" if whole else "-"
@@ -499,6 +511,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         _print_ledger(ledgers, server_stats, server_sockets, server_drops,
                       {k: v - kernel_before[k] for k, v in kernel_after.items()})  # fmt: skip
+        slow = sorted((f for f in first_ms if f), reverse=True)
+        worst = sorted((s for ledger in ledgers for s in ledger["first_frame_steps"]), reverse=True)
+        print(
+            f"offer -> first frame: slowest {[round(f) for f in slow[:5]]} ms, "
+            f"(first frame, answer, connected, first packet) ms after the POST: {worst[:4]}, "
+            f"{sum(1 for f in slow if f >= 300)} of {len(first_ms)} at 300 ms or more, "
+            f"{sum(1 for f in first_ms if not f)} never"
+        )
         print(
             f"recordings: {len(rows)} found, decoded/sent min {min(ratios, default=0):.3f}, "
             f"{refused_total} packets the decoder refused"
