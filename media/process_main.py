@@ -160,10 +160,11 @@ async def serve(fd: int) -> None:
     root.handlers[:] = [_LogRelay(link, index)]
     root.setLevel(logging.INFO)
 
-    from media.network import limit_host_interfaces
+    from media.network import limit_host_interfaces, read_datagrams_in_bursts
     from media.server import MediaServer
 
     limit_host_interfaces(interfaces)
+    read_datagrams_in_bursts()  # this process carries media only
 
     class _Server(MediaServer):
         def _new_call(self, call_id: str) -> Any:
