@@ -225,7 +225,7 @@ async def load(
             if c["console"].video.first_at else None
             for c in calls
         ]  # fmt: skip
-        ledger = await _ledger(calls)
+        ledger: dict[str, Any] = dict(await _ledger(calls))
         # Where the slowest offers' time to the first frame went (ms from the POST).
         steps = []
         for c, ms in zip(calls, first_ms, strict=True):
