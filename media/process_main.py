@@ -152,13 +152,16 @@ async def serve(fd: int) -> None:
     setup = await read_message(reader)
     if setup is None:
         return
-    config, interfaces, niceness, index = setup
+    config, interfaces, niceness, index, level = setup
     if niceness:
         with contextlib.suppress(OSError):
             os.nice(niceness)
     root = logging.getLogger()
     root.handlers[:] = [_LogRelay(link, index)]
-    root.setLevel(logging.INFO)
+    # The node's level, and its quiet for aiortc's and aioice's chatter.
+    root.setLevel(level)
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
 
     from media.network import limit_host_interfaces, read_datagrams_in_bursts
     from media.server import MediaServer

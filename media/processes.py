@@ -132,7 +132,8 @@ class MediaProcesses:
         loop = asyncio.get_running_loop()
         process = _Process(index, proc, writer, loop.create_future())
         self._processes[index] = process
-        writer.write(encode_message((self._config, self._interfaces, self._niceness, index)))
+        level = logging.getLogger().getEffectiveLevel()  # the node's: its records come here
+        writer.write(encode_message((self._config, self._interfaces, self._niceness, index, level)))
         process.tasks.append(asyncio.create_task(self._read(process, reader)))
         process.tasks.append(asyncio.create_task(self._report(process)))
         await asyncio.shield(process.ready)
