@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 # The repository first, bench/ last: bench/media.py must not stand in for the `media`
 # package (this file also runs directly, as the load processes).
@@ -59,16 +61,24 @@ from _harness import (  # noqa: E402
     new_citizen,
     percentile_ms,
 )
+from _media_peers import FastConsole, FastPhone, packetize  # noqa: E402
 
 from dispatch.domain.users import Role  # noqa: E402
 from media import frames  # noqa: E402
 from tests.media.peers import Clip, Console, Phone, encode_clip  # noqa: E402
 
 SDP = {"Content-Type": "application/sdp"}
+LOAD_NICENESS = 10  # = the node's default MICRO110_MEDIA_NICENESS
 
 
 async def _one_call(
-    http: aiohttp.ClientSession, base: str, n: int, token: str, watcher: str, clip: Clip
+    http: aiohttp.ClientSession,
+    base: str,
+    n: int,
+    token: str,
+    watcher: str,
+    clip: Clip,
+    chunks: list[list[bytes]] | None,
 ) -> dict[str, Any]:
     citizen = await new_citizen(http, base, f"bench-phone-{n:05d}")
     headers = {"Authorization": f"Bearer {citizen}"}
@@ -78,14 +88,14 @@ async def _one_call(
     async with http.post(f"{base}/api/calls", json=body, headers=headers) as response:
         assert response.status == 201, await response.text()
         call = await response.json()
-    phone = Phone(video_clip=clip)
+    phone: Phone | FastPhone = Phone(video_clip=clip) if chunks is None else FastPhone(clip, chunks)
     async with http.post(
         base + call["session_url"], data=await phone.offer(), headers=headers | SDP
     ) as response:
         assert response.status == 201, await response.text()
         await phone.accept(await response.text())
         session = response.headers["Location"]
-    console = Console()
+    console: Console | FastConsole = Console() if chunks is None else FastConsole()
     offer = await console.offer()
     posted = time.perf_counter()
     async with http.post(
@@ -152,10 +162,13 @@ async def _ledger(calls: list[dict[str, Any]]) -> dict[str, float]:
          "viewer_packets_lost", "viewer_frames"), 0,
     )  # fmt: skip
     for c in calls:
-        for sender in c["phone"].pc.getSenders():
-            for report in (await sender.getStats()).values():
-                if report.type == "outbound-rtp":
-                    ledger["phone_packets_sent"] += report.packetsSent
+        if isinstance(c["phone"], FastPhone):
+            ledger["phone_packets_sent"] += c["phone"].packets_sent
+        else:
+            for sender in c["phone"].pc.getSenders():
+                for report in (await sender.getStats()).values():
+                    if report.type == "outbound-rtp":
+                        ledger["phone_packets_sent"] += report.packetsSent
         ledger["phone_frames_sent"] += c["phone"].video.sent
         for receiver in c["console"].pc.getReceivers():
             got, lost = frames.packets_received(receiver)
@@ -166,18 +179,33 @@ async def _ledger(calls: list[dict[str, Any]]) -> dict[str, float]:
 
 
 async def load(
-    base: str, first: int, count: int, watcher: str, seconds: float, *, hold: bool = False
+    base: str,
+    first: int,
+    count: int,
+    watcher: str,
+    seconds: float,
+    *,
+    hold: bool = False,
+    aiortc_peers: bool = False,
 ) -> None:
     """One load process: `count` calls; prints one JSON line of what it measured.  With
     `hold`, it first prints its packet ledger and waits for a line on stdin before
-    hanging up (the parent reads the server's side meanwhile)."""
+    hanging up (the parent reads the server's side meanwhile).  The peers are
+    bench/_media_peers.py's (aiortc's per-packet path bypassed), or with
+    `aiortc_peers` tests/media/peers.py's (aiortc all the way)."""
+    # The phones and consoles stand in for peers on other machines: they run at the
+    # media processes' priority (MICRO110_MEDIA_NICENESS's default), not above them.
+    with contextlib.suppress(OSError):
+        os.nice(LOAD_NICENESS)
     loop = asyncio.get_running_loop()
     clip = await loop.run_in_executor(None, encode_clip, 640, 480, 4, 1_000_000)
+    chunks = None if aiortc_peers else packetize(clip)
     lag: list[float] = []
     lag_task = asyncio.create_task(_loop_lag(lag))
     async with aiohttp.ClientSession() as http:
         calls = [
-            await _one_call(http, base, first + i, watcher, watcher, clip) for i in range(count)
+            await _one_call(http, base, first + i, watcher, watcher, clip, chunks)
+            for i in range(count)
         ]
         print(json.dumps({"ready": True}), flush=True)
         await asyncio.sleep(2)  # settle
@@ -197,7 +225,17 @@ async def load(
             if c["console"].video.first_at else None
             for c in calls
         ]  # fmt: skip
-        ledger = await _ledger(calls)
+        ledger: dict[str, Any] = dict(await _ledger(calls))
+        # Where the slowest offers' time to the first frame went (ms from the POST).
+        steps = []
+        for c, ms in zip(calls, first_ms, strict=True):
+            console = c["console"]
+            if ms is not None and isinstance(console, FastConsole):
+                steps.append([round(ms)] + [
+                    round((t - c["posted"]) * 1000) if t else None
+                    for t in (console.answered_at, console.connected_at, console.first_packet_at)
+                ])  # fmt: skip
+        ledger["first_frame_steps"] = sorted(steps, reverse=True)[:3]
         ledger["udp_sockets"], ledger["udp_drops"] = udp_drops(os.getpid())
         lag.sort()
         ledger["lag_p99_ms"] = round(1000 * lag[int(0.99 * (len(lag) - 1))], 1) if lag else 0
@@ -327,7 +365,9 @@ def _print_ledger(
 ) -> None:
     """Where the packets went: phones -> server -> recorders and viewers (counts since
     each call started, read at the end of the window)."""
-    total = {k: sum(ledger[k] for ledger in ledgers) for k in ledgers[0]}
+    total = {
+        k: sum(ledger[k] for ledger in ledgers) for k in ledgers[0] if k != "first_frame_steps"
+    }
 
     def share(part: float, whole: float) -> str:
         return f"{100 * part / whole:.2f}%" if whole else "-"
@@ -376,7 +416,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for count in share:
             procs.append(await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--load", base, str(first), str(count), watcher,
-                str(args.seconds), "--hold", stdout=asyncio.subprocess.PIPE,
+                str(args.seconds), "--hold", *(["--aiortc-peers"] if args.aiortc_peers else []),
+                stdout=asyncio.subprocess.PIPE,
                 stdin=asyncio.subprocess.PIPE,
             ))  # fmt: skip
             first += count
@@ -385,7 +426,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             line = await proc.stdout.readline()
             assert json.loads(line)["ready"], line
         server = c.nodes[0].proc.pid
-        meter = CpuMeter({"server": [server], "load": [p.pid for p in procs]})
+        # The node and its media processes (MICRO110_MEDIA_PROCESSES), apart.
+        media_pids = [p.pid for p in psutil.Process(server).children()]
+        meter = CpuMeter(
+            {"node": [server], "media": media_pids, "load": [p.pid for p in procs]},
+            flat=("node",),
+        )
         await asyncio.sleep(2)
         before = meter.read()
         kernel_before = kernel_udp_errors()
@@ -402,7 +448,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ledgers.append(json.loads(await proc.stdout.readline())["ledger"])
         async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
             server_stats = _media_gauges(await response.text())
-        server_sockets, server_drops = udp_drops(server)
+        server_sockets = server_drops = 0
+        for pid in (server, *media_pids):
+            sockets, drops = udp_drops(pid)
+            server_sockets += sockets
+            server_drops += drops
         kernel_after = kernel_udp_errors()
         results = []
         for proc in procs:
@@ -434,7 +484,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ratio = frames / max(1, sent.get(str(row["incident_id"]), 1))
             ratios.append(ratio)
             ok += ratio >= 0.98
-        server_s = spent.total("server")
+        server_s = spent.total("node") + spent.total("media")
         figures = {
             "calls": args.calls,
             "viewer_fps_min": round(min(fps), 2),
@@ -446,8 +496,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "recordings_total": args.calls,
         }
         elapsed = spent.elapsed_s
+        node_cores, media_cores = spent.total("node") / elapsed, spent.total("media") / elapsed
         print(
-            f"server CPU {server_s / elapsed:.2f} cores, load processes "
+            f"server CPU {server_s / elapsed:.2f} cores (the node {node_cores:.2f}, "
+            f"{len(media_pids)} media processes {media_cores:.2f}), load processes "
             f"{spent.total('load') / elapsed:.2f}, rest of the machine "
             f"{spent.other_s / elapsed:.2f}, stolen {spent.stolen_s / elapsed:.2f}"
         )
@@ -459,6 +511,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         _print_ledger(ledgers, server_stats, server_sockets, server_drops,
                       {k: v - kernel_before[k] for k, v in kernel_after.items()})  # fmt: skip
+        slow = sorted((f for f in first_ms if f), reverse=True)
+        worst = sorted((s for ledger in ledgers for s in ledger["first_frame_steps"]), reverse=True)
+        print(
+            f"offer -> first frame: slowest {[round(f) for f in slow[:5]]} ms, "
+            f"(first frame, answer, connected, first packet) ms after the POST: {worst[:4]}, "
+            f"{sum(1 for f in slow if f >= 300)} of {len(first_ms)} at 300 ms or more, "
+            f"{sum(1 for f in first_ms if not f)} never"
+        )
         print(
             f"recordings: {len(rows)} found, decoded/sent min {min(ratios, default=0):.3f}, "
             f"{refused_total} packets the decoder refused"
@@ -469,12 +529,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
         base, first, count, watcher, seconds = sys.argv[2:7]
-        hold = sys.argv[7:8] == ["--hold"]
-        asyncio.run(load(base, int(first), int(count), watcher, float(seconds), hold=hold))
+        flags = sys.argv[7:]
+        asyncio.run(load(
+            base, int(first), int(count), watcher, float(seconds),
+            hold="--hold" in flags, aiortc_peers="--aiortc-peers" in flags,
+        ))  # fmt: skip
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument(
+        "--aiortc-peers", action="store_true",
+        help="phones and consoles on aiortc's own per-packet path (costlier)",
+    )  # fmt: skip
     figures = asyncio.run(main(parser.parse_args()))
     print(json.dumps(figures))

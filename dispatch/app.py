@@ -304,26 +304,38 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     evidence_root = settings.data_dir.resolve() / "evidence"
 
     def media_server() -> StartableMedia:
-        from media.server import MediaConfig, MediaServer  # (loaded by then)
+        from media.config import MediaConfig
+
+        config = MediaConfig(
+            recordings_dir=evidence_root,
+            # The server's own ICE servers (aiortc uses the first STUN and TURN URL).
+            ice_servers=tuple(ice_servers(
+                settings.ice_servers, user=f"node-{settings.node_name}", now=time.time(),
+                turn_secret=settings.turn_secret, turn_ttl_s=24 * 3600,
+                turn_username=settings.turn_username, turn_password=settings.turn_password,
+            )),
+            max_calls=settings.max_calls,
+            peer_timeout_s=settings.call_peer_timeout_s,
+        )  # fmt: skip
+        if settings.media_processes:
+            from media.processes import MediaProcesses  # (loaded by then)
+
+            return MediaProcesses(
+                config, processes=settings.media_processes, niceness=settings.media_niceness,
+                interfaces=settings.media_interfaces,
+            )  # fmt: skip
+        from media.server import MediaServer  # (loaded by then)
 
         limit_host_interfaces(settings.media_interfaces)
-        return MediaServer(
-            MediaConfig(
-                recordings_dir=evidence_root,
-                # The server's own ICE servers (aiortc uses the first STUN and TURN URL).
-                ice_servers=tuple(ice_servers(
-                    settings.ice_servers, user=f"node-{settings.node_name}", now=time.time(),
-                    turn_secret=settings.turn_secret, turn_ttl_s=24 * 3600,
-                    turn_username=settings.turn_username, turn_password=settings.turn_password,
-                )),
-                max_calls=settings.max_calls,
-                peer_timeout_s=settings.call_peer_timeout_s,
-            )
-        )  # fmt: skip
+        return MediaServer(config)
 
-    # aiortc and PyAV are imported beside the first requests (media/deferred.py), once
-    # the node serves (`after_ready`).
-    media = DeferredMedia(media_server, modules=["media.server"], max_calls=settings.max_calls)
+    # The media runs in its own processes (media/processes.py), started beside the first
+    # requests once the node serves (`after_ready`); or, without them, aiortc and PyAV
+    # are imported then in this process (media/deferred.py).
+    media = DeferredMedia(
+        media_server, max_calls=settings.max_calls,
+        modules=["media.processes"] if settings.media_processes else ["media.server"],
+    )  # fmt: skip
     calls = CallService(
         pool=infra.pool, publisher=app[PUBLISHER], clock=app[CLOCK], intake=app[INTAKE],
         media=media, evidence_root=evidence_root, node=settings.node_name,

@@ -230,6 +230,11 @@ class Settings:
     # Network interfaces media is offered on (host candidates), e.g. "eth0"; empty: every
     # interface but loopback (aiortc's default).
     media_interfaces: tuple[str, ...] = _env("MICRO110_MEDIA_INTERFACES", _csv, default=())
+    # Processes the calls' media runs in, off the node's event loop (each call in one of
+    # them); 0: on the node's own event loop.  And how much lower their CPU priority is
+    # than the node's (nice), so that intake and push win the CPU when it is short.
+    media_processes: int = _env("MICRO110_MEDIA_PROCESSES", _int, default=2)
+    media_niceness: int = _env("MICRO110_MEDIA_NICENESS", _int, default=10)
     # How other nodes reach this one (a pick-up of a call held here is forwarded to it).
     node_url: str | None = _env("MICRO110_NODE_URL", _optional_str, default=None)
 
@@ -322,6 +327,10 @@ class Settings:
             raise SettingsError("MICRO110_OFFICER_READ_AFTER_S", "must be 0 or more")
         if self.registrations_per_minute < 0:
             raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
+        if self.media_processes < 0:
+            raise SettingsError("MICRO110_MEDIA_PROCESSES", "must be 0 (in the node) or more")
+        if not 0 <= self.media_niceness <= 19:
+            raise SettingsError("MICRO110_MEDIA_NICENESS", "must be 0 to 19")
         for name, value in (
             ("MICRO110_MAX_JSON_BYTES", self.max_json_bytes),
             ("MICRO110_MAX_UPLOAD_BYTES", self.max_upload_bytes),

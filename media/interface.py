@@ -2,8 +2,9 @@
 and what `media` tells `dispatch` back.
 
 `dispatch` knows a call only by an id (the incident's) and SDP text; `media` knows
-nothing of incidents, users or the database.  `MediaServer` (aiortc, in this process)
-implements `CallMedia`; an SFU such as LiveKit or mediasoup could implement it too
+nothing of incidents, users or the database.  `MediaServer` (aiortc, on one event loop)
+implements `CallMedia`, and so does `MediaProcesses` (several `MediaServer`s in media
+processes, the node's default); an SFU such as LiveKit or mediasoup could implement it too
 (publish and watch become WHIP/WHEP or the SFU's own signalling, and recordings come
 from its egress), with the rest of the application unchanged.  See docs/calls.md.
 """

@@ -25,7 +25,7 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ifaddr
 
@@ -133,3 +133,39 @@ def enlarge_receive_buffers(pc: RTCPeerConnection, size: int = RECEIVE_BUFFER_BY
             if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < size:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+_BURST = 64  # datagrams read at most per readiness of a socket
+
+
+def read_datagrams_in_bursts() -> None:
+    """Make asyncio's datagram transports (this process's, created from now on) read
+    every datagram waiting on a socket when it is ready, up to `_BURST`, instead of
+    one per event-loop iteration: a video frame arrives as a burst of packets, and each
+    packet otherwise costs a turn of the loop (an epoll_wait and its callbacks).
+    Process-wide, on asyncio's private `_SelectorDatagramTransport`: for processes that
+    carry media only (the media processes, the benchmark's peers)."""
+    from asyncio import selector_events
+
+    transport_class: Any = getattr(selector_events, "_SelectorDatagramTransport")  # noqa: B009
+
+    def _read_ready(self: Any) -> None:
+        sock, protocol = self._sock, self._protocol
+        for _ in range(_BURST):
+            if self._conn_lost:
+                return
+            try:
+                data, addr = sock.recvfrom(self.max_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                protocol.error_received(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - as asyncio's own
+                self._fatal_error(exc, "Fatal read error on datagram transport")
+                return
+            protocol.datagram_received(data, addr)
+
+    transport_class._read_ready = _read_ready

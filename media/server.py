@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
@@ -27,6 +26,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 from aiortc.stats import RTCOutboundRtpStreamStats
 
 from media import frames
+from media.config import MediaConfig as MediaConfig
 from media.fanout import Fanout, ForwardedTrack, Subscription
 from media.frames import EncodedFrame
 from media.interface import (
@@ -41,7 +41,7 @@ from media.interface import (
     SessionEnded,
     ViewerLeft,
 )
-from media.network import IceServer, enlarge_receive_buffers, rtc_configuration
+from media.network import enlarge_receive_buffers, rtc_configuration
 from media.offers import Role, check_offer
 from media.recorder import WebmRecorder
 
@@ -53,17 +53,6 @@ _NEGOTIATION_ERRORS = (
 KEYFRAME_INTERVAL_S = 0.5  # at most one key-frame request to the citizen per this
 VIEWER_VIDEO_QUEUE = 90  # ~3 s of video a viewer may fall behind before it skips ahead
 VIEWER_AUDIO_QUEUE = 150
-
-
-@dataclass(frozen=True, slots=True)
-class MediaConfig:
-    recordings_dir: Path
-    ice_servers: tuple[IceServer, ...] = ()
-    max_calls: int = 60
-    max_viewers_per_call: int = 8
-    peer_timeout_s: float = 6.0  # nothing heard from a peer for this long: it is gone
-    reoffer_window_s: float = 60.0  # viewers wait this long for a citizen to reconnect
-    check_interval_s: float = 1.0
 
 
 def _now() -> datetime:

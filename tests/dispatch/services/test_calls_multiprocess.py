@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import av
+import psutil
 import pytest
 
 from dispatch.auth.passwords import Passwords
@@ -115,8 +116,14 @@ async def test_a_recording_is_readable_after_kill_9_and_becomes_evidence_at_rest
             await phone.accept(answer)
             await wait_for(lambda: phone.video.sent >= 90, within=20, what="3 s of video")
             sent = phone.video.sent
+            # The call's media runs in the node's media processes: they die with it.
+            media = psutil.Process(node_1.proc.pid).children()
+            assert media, "no media process"
             node_1.proc.send_signal(signal.SIGKILL)
             await node_1.proc.wait()
+            await wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                                           for p in media),
+                           within=5, what="the media processes to die with the node")  # fmt: skip
     finally:
         await phone.close()
     session_id = session.rsplit("/", 1)[1]
