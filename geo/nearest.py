@@ -25,6 +25,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 # ax, ay, ux, uy, 1/|u|^2 (0 for a degenerate segment), polygon index
 SegmentRow = tuple[float, float, float, float, float, int]
+# Python objects made per call that holds the GIL (a few milliseconds' worth).
+_OBJECTS_PER_CALL = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +73,31 @@ class SegmentTable:
         inverse: FloatArray,
         owners: IntArray,
     ) -> SegmentTable:
-        rows = tuple(
-            zip(
-                ax.tolist(),
-                ay.tolist(),
-                ux.tolist(),
-                uy.tolist(),
-                inverse.tolist(),
-                owners.tolist(),
-                strict=True,
+        # Rows and line strings in slices: each call that makes Python objects holds the
+        # GIL throughout, and a node makes a national layer's table (~200,000 segments)
+        # in an executor thread while its event loop answers alarms; whole, these calls
+        # held the loop for 20-30 ms.
+        rows: list[SegmentRow] = []
+        lines = []
+        for a in range(0, len(ax), _OBJECTS_PER_CALL):
+            b = a + _OBJECTS_PER_CALL
+            rows.extend(
+                zip(
+                    ax[a:b].tolist(),
+                    ay[a:b].tolist(),
+                    ux[a:b].tolist(),
+                    uy[a:b].tolist(),
+                    inverse[a:b].tolist(),
+                    owners[a:b].tolist(),
+                    strict=True,
+                )
             )
-        )
-        ends = np.stack((np.column_stack((ax, ay)), np.column_stack((ax + ux, ay + uy))), axis=1)
-        tree = shapely.STRtree(shapely.linestrings(ends))
-        return cls(ax, ay, ux, uy, inverse, owners, rows, tree)
+            starts = np.column_stack((ax[a:b], ay[a:b]))
+            ends = np.column_stack((ax[a:b] + ux[a:b], ay[a:b] + uy[a:b]))
+            lines.append(shapely.linestrings(np.stack((starts, ends), axis=1)))
+        segments = np.concatenate(lines) if lines else np.empty(0, dtype=object)
+        tree = shapely.STRtree(segments)
+        return cls(ax, ay, ux, uy, inverse, owners, tuple(rows), tree)
 
     def to_arrays(self) -> dict[str, npt.NDArray[np.float64] | IntArray]:
         return {
