@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -260,45 +260,30 @@ def _crossings(grid: Grid, segments: FloatArray, owners: IntArray) -> tuple[IntA
     return flat, ids
 
 
-def rasterise(
-    grid: Grid,
-    geometries: npt.NDArray[np.object_],
-    rings: tuple[FloatArray, IntArray] | None = None,
-) -> Rasterised:
-    """``rings``: ``ring_segments(geometries)``, when the caller has it already."""
-    return rasterise_on(None, grid, geometries, rings)()
-
-
 def rasterise_on(
     pool: Executor | None,
     grid: Grid,
     geometries: npt.NDArray[np.object_],
-    rings: tuple[FloatArray, IntArray] | None = None,
+    rings: tuple[FloatArray, IntArray],
 ) -> Callable[[], Rasterised]:
-    """``rasterise``, its two halves (boundary cells, centre fill) started on ``pool``:
-    the call returned waits for them and combines. Both halves are leaves (they submit
-    nothing), so a thread of the pool never waits for the pool; the caller's thread is
-    free meanwhile (a region's build makes its segment table and plane tiles)."""
-    segments, owners = ring_segments(geometries) if rings is None else rings
+    """Rasterise ``geometries`` (``rings``: their ``ring_segments``). With ``pool``, its
+    two halves (boundary cells, centre fill) start there and the call returned waits for
+    them: both are leaves (they submit nothing), so a thread of the pool never waits for
+    the pool, and the caller's thread is free meanwhile (a region's build makes its
+    segment table and plane tiles)."""
+    segments, owners = rings
     n_poly = len(geometries)
     if pool is None:
-        keys: Future[IntArray] | IntArray = _boundary_pairs(grid, segments, owners, n_poly)
-        fill: Future[tuple[IntArray, IntArray]] | tuple[IntArray, IntArray] = _centre_fill(
-            grid, segments, owners
-        )
-    else:
-        keys = pool.submit(_boundary_pairs, grid, segments, owners, n_poly)
-        fill = pool.submit(_centre_fill, grid, segments, owners)
-
-    def combined() -> Rasterised:
-        return _combined(
+        done = _combined(
             grid,
             geometries,
-            keys.result() if isinstance(keys, Future) else keys,
-            fill.result() if isinstance(fill, Future) else fill,
+            _boundary_pairs(grid, segments, owners, n_poly),
+            _centre_fill(grid, segments, owners),
         )
-
-    return combined
+        return lambda: done
+    keys = pool.submit(_boundary_pairs, grid, segments, owners, n_poly)
+    fill = pool.submit(_centre_fill, grid, segments, owners)
+    return lambda: _combined(grid, geometries, keys.result(), fill.result())
 
 
 def _combined(

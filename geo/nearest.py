@@ -192,7 +192,8 @@ def _repeated_rows(rows: FloatArray) -> npt.NDArray[np.bool_]:
         where = np.flatnonzero(crowded)
         crowd = rows[where]
         by_key = np.lexsort(crowd.T[::-1])
-        same = np.all(crowd[by_key][1:] == crowd[by_key][:-1], axis=1)
+        ordered_crowd = crowd[by_key]
+        same = np.all(ordered_crowd[1:] == ordered_crowd[:-1], axis=1)
         hit = np.zeros(len(where), dtype=bool)
         hit[1:] |= same
         hit[:-1] |= same

@@ -13,7 +13,6 @@ result depends on the input alone, not on the order of processing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ import shapely
 
 from geo.codes import code_sort_key
 from geo.projection import LocalProjection
+from geo.slices import in_slices
 from geo.validate import Polygonal, polygonal_part
 
 # DE-9IM: the interiors share at least a point (touching along a border does not).
@@ -98,17 +98,14 @@ def _interiors_meet(
     """Per pair, whether the interiors meet: on a national layer 10,267 neighbouring
     pairs along densified borders, 0.65 s of GEOS, which releases the GIL, so the
     pairs go in equal slices to ``workers`` threads."""
-    if workers <= 1 or len(a) < 2 * _MIN_SLICE:
-        return np.asarray(shapely.relate_pattern(a, b, _INTERIORS_MEET), dtype=bool)
-    cuts = np.linspace(0, len(a), workers + 1).astype(int).tolist()
 
-    def meet(start: int, end: int) -> npt.NDArray[np.bool_]:
-        return np.asarray(
+    def meet(start: int, end: int) -> list[bool]:
+        flags: list[bool] = np.asarray(
             shapely.relate_pattern(a[start:end], b[start:end], _INTERIORS_MEET), dtype=bool
-        )
+        ).tolist()
+        return flags
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return np.concatenate(list(pool.map(meet, cuts[:-1], cuts[1:])))
+    return np.asarray(in_slices(meet, len(a), workers, least=_MIN_SLICE), dtype=bool)
 
 
 def _areas_m2(

@@ -87,19 +87,17 @@ class PlaneTiles:
             grid.y0 + third_y * np.arange(3 * rows + 1),
         )
         plane_x, plane_y = projection.to_local_many(lattice_x.ravel(), lattice_y.ravel())
-        first = (3 * ty.ravel()) * (3 * columns + 1) + 3 * tx.ravel()
-        values = [
-            (plane_x[first + j + i * (3 * columns + 1)], plane_y[first + j + i * (3 * columns + 1)])
-            for i in range(len(_NODES))
-            for j in range(len(_NODES))
-        ]
+        width = 3 * columns + 1
+        first = 3 * ty.ravel() * width + 3 * tx.ravel()
+        lattice = [first + j + i * width for i in range(len(_NODES)) for j in range(len(_NODES))]
+        values = [(plane_x[at_node], plane_y[at_node]) for at_node in lattice]
         scale = np.array([h**a * k**b for a, b in _TERMS])[:, None]
         coefficients = [
             (fit @ np.array([value[axis] for value in values])) / scale for axis in (0, 1)
         ]
         error = np.zeros(len(lon0))
         for u, v in _CHECKS:
-            true_x, true_y = values[0] if (u, v) == (_NODES[0], _NODES[0]) else at(u, v)
+            true_x, true_y = at(u, v)
             terms = _design([u], [v])[0] * scale[:, 0]
             error = np.maximum(
                 error, np.hypot(terms @ coefficients[0] - true_x, terms @ coefficients[1] - true_y)

@@ -96,10 +96,9 @@ def load_precincts(
     Codes and names are read as text from the two properties (which may be the same).
     When two features share a code, the first one in the file with a usable geometry
     keeps it. ``progress(done, total)`` (in features) is called about a hundred times
-    while the geometries are read. ``workers``: threads for
-    judging and repairing geometries (``geo.validate``) and finding overlaps
-    (``geo.overlaps``). Raises ValueError only when the input is not a
-    FeatureCollection at all.
+    while the geometries are read. ``workers``: threads for judging and repairing
+    geometries (``geo.validate``) and finding overlaps (``geo.overlaps``). Raises
+    ValueError only when the input is not a FeatureCollection at all.
     """
     features = _features(collection)
     issues: list[ImportIssue] = []

@@ -9,9 +9,7 @@ judged on the geometry the index will actually use.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -23,6 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo.datum import Datum, to_wgs84_many
 from geo.issues import IssueKind
+from geo.slices import in_slices
 
 Polygonal: TypeAlias = Polygon | MultiPolygon
 Progress: TypeAlias = Callable[[int, int], None]
@@ -58,10 +57,10 @@ def polygonal_geometries(
 ) -> list[GeometryFinding]:
     """Each GeoJSON geometry (in ``datum``) as a valid WGS84 (Multi)Polygon, repaired
     and reported, or rejected with the reason, in order. The rings are read one by one
-    (Python), then validity is judged and repairs made on ``workers`` threads: GEOS releases the
-    GIL, and on a national layer the validity test and the repairs are about half of
-    the loading's time. ``progress(done, total)`` is called about a hundred times
-    while the rings are read."""
+    (Python), then validity is judged and repairs made on ``workers`` threads: GEOS
+    releases the GIL, and on a national layer the validity test and the repairs are
+    about half of the loading's time. ``progress(done, total)`` is called about a
+    hundred times while the rings are read."""
     parsed: list[_Parsed | GeometryFinding] = []
     step = max(1, len(geometries) // _PROGRESS_STEPS)
     for count, geometry in enumerate(geometries, start=1):
@@ -71,27 +70,12 @@ def polygonal_geometries(
     shapes = [p for p in parsed if isinstance(p, _Parsed)]
     array = np.empty(len(shapes), dtype=object)
     array[:] = [p.shape for p in shapes]
-    workers = max(1, min(workers, len(shapes) // _LEAST_PER_THREAD))
-    cuts = np.linspace(0, len(shapes), workers + 1).astype(int).tolist()
-    spans = list(itertools.pairwise(cuts))
 
-    def valid(span: tuple[int, int]) -> list[bool]:
-        flags: list[bool] = np.asarray(
-            shapely.is_valid(array[span[0] : span[1]]), dtype=bool
-        ).tolist()
-        return flags
+    def judged(start: int, end: int) -> list[GeometryFinding]:
+        valid = np.asarray(shapely.is_valid(array[start:end]), dtype=bool).tolist()
+        return [_finished(p, ok) for p, ok in zip(shapes[start:end], valid, strict=True)]
 
-    def finished(span: tuple[int, int]) -> list[GeometryFinding]:
-        a, b = span
-        return [_finished(shapes[i], validity[i]) for i in range(a, b)]
-
-    if workers == 1:
-        validity = valid(spans[0])
-        done = iter(finished(spans[0]))
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            validity = [ok for part in pool.map(valid, spans) for ok in part]
-            done = iter([finding for part in pool.map(finished, spans) for finding in part])
+    done = iter(in_slices(judged, len(shapes), workers, least=_LEAST_PER_THREAD))
     return [next(done) if isinstance(p, _Parsed) else p for p in parsed]
 
 

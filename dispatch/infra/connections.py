@@ -20,14 +20,14 @@ import asyncpg
 
 from dispatch.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from dispatch.settings import Settings
-
-if TYPE_CHECKING:
-    import redis.asyncio as aioredis
 from dispatch.store import database
 from dispatch.store.database import (
     DatabaseUnavailable as DatabaseUnavailable,
 )  # for the entry point
 from dispatch.store.database import create_pool, migrate, schema_version
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 logger = logging.getLogger(__name__)
 
