@@ -92,3 +92,31 @@ def test_the_faster_clock_reads_what_aiortc_s_own_does() -> None:
     ntp, ours = ntp_time(), frames._current_ntp_time()
     assert 0 <= ours - ntp < (1 << 32) // 10  # within 0.1 s
     assert 0 <= frames._current_ms() - ms() < 100
+
+
+def test_aioice_hands_what_is_not_stun_to_the_connection() -> None:
+    # media/frames.py skips the failed STUN parse of each media datagram and does what
+    # aioice does after it.
+    from aioice.ice import StunProtocol
+
+    source = inspect.getsource(frames._original_datagram_received)
+    assert "stun.parse_message(data)" in source
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in source
+    frames.install()
+    assert StunProtocol.datagram_received is frames._datagram_received
+
+
+def test_asyncio_reads_one_datagram_per_readiness_as_media_network_replaces() -> None:
+    # media/network.py's burst reader is asyncio's _read_ready in a loop: the same
+    # attributes, exceptions and callbacks.
+    from media.network import ORIGINAL_READ_READY
+
+    source = inspect.getsource(ORIGINAL_READ_READY)
+    for needed in (
+        "self._conn_lost",
+        "self._sock.recvfrom(self.max_size)",
+        "self._protocol.error_received(exc)",
+        "self._fatal_error(exc, 'Fatal read error on datagram transport')",
+        "self._protocol.datagram_received(data, addr)",
+    ):
+        assert needed in source, needed
