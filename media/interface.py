@@ -11,12 +11,15 @@ from its egress), with the rest of the application unchanged.  See docs/calls.md
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from media.recordings import Recording
+
+logger = logging.getLogger(__name__)
 
 
 class EndReason(StrEnum):
@@ -111,6 +114,16 @@ class CallObserver(Protocol):
     async def session_ended(self, ended: SessionEnded) -> None: ...
 
     async def viewer_left(self, left: ViewerLeft) -> None: ...
+
+
+class Unobserved:
+    """The observer before the application attaches its own: an end is only logged."""
+
+    async def session_ended(self, ended: SessionEnded) -> None:
+        logger.info("call session ended, nobody told", extra={"session_id": ended.session_id})
+
+    async def viewer_left(self, left: ViewerLeft) -> None:
+        pass
 
 
 class CallMedia(Protocol):

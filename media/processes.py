@@ -37,8 +37,7 @@ from media.interface import (
     LeaveReason,
     MediaStats,
     NoLiveCall,
-    SessionEnded,
-    ViewerLeft,
+    Unobserved,
 )
 from media.process_main import encode_message, read_message, refusal_from_wire
 
@@ -64,14 +63,6 @@ class _Process:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-class _Unobserved:
-    async def session_ended(self, ended: SessionEnded) -> None:
-        pass
-
-    async def viewer_left(self, left: ViewerLeft) -> None:
-        pass
-
-
 class MediaProcesses:
     """Implements `media.interface.CallMedia` with `processes` media processes."""
 
@@ -88,7 +79,7 @@ class MediaProcesses:
         self._count = max(1, processes)
         self._niceness = niceness
         self._interfaces = tuple(interfaces)
-        self._observer: CallObserver = observer or _Unobserved()
+        self._observer: CallObserver = observer or Unobserved()
         self._processes: list[_Process | None] = [None] * self._count
         self._starting: list[asyncio.Task[_Process] | None] = [None] * self._count
         self._ids = itertools.count(1)

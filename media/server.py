@@ -39,6 +39,7 @@ from media.interface import (
     MediaStats,
     NoLiveCall,
     SessionEnded,
+    Unobserved,
     ViewerLeft,
 )
 from media.network import enlarge_receive_buffers, rtc_configuration
@@ -64,14 +65,6 @@ def _codec(kind: str, name: str) -> list[Any]:
     wanted = [c for c in capabilities if c.mimeType.lower() == f"{kind}/{name}".lower()]
     # Retransmissions (RTX) stay allowed for video: NACK repair towards the viewer.
     return wanted + [c for c in capabilities if c.mimeType.lower() == f"{kind}/rtx"]
-
-
-class _Unobserved:
-    async def session_ended(self, ended: SessionEnded) -> None:
-        logger.info("call session ended, nobody told", extra={"session_id": ended.session_id})
-
-    async def viewer_left(self, left: ViewerLeft) -> None:
-        pass
 
 
 @dataclass(eq=False)
@@ -115,7 +108,7 @@ class MediaServer:
 
     def __init__(self, config: MediaConfig, observer: CallObserver | None = None) -> None:
         self._config = config
-        self._observer = observer or _Unobserved()
+        self._observer = observer or Unobserved()
         self._calls: dict[str, _Call] = {}
         self._reserved = 0  # publishes negotiating now (count against the limit)
         self._watchdog: asyncio.Task[None] | None = None
