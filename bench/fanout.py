@@ -318,19 +318,19 @@ async def _run_micro110(args: argparse.Namespace) -> Report:
         pids |= await service_pids(c.pool, c.redis_url)
         calls = []
         if args.calls:  # live video calls on the first node meanwhile (issue 15, item 8)
-            from media_calls import start_calls, stop_calls
+            from media_calls import MediaWindow, start_calls, stop_calls
 
             hold = args.warmup + args.seconds + args.grace + 60
             calls = await start_calls(c.urls[0], args.calls, tokens[c.urls[0], "bench-commander"],
                                       hold)  # fmt: skip
             pids["calls"] = [p.pid for p in calls]
+            window = MediaWindow(c.urls[0])
+            await window.start()
         try:
             return await _measure(args, "micro110", c.urls, consoles, citizens, pids, last_seq)
         finally:
             if calls:
-                from media_calls import live_media
-
-                print(f"  video calls at the end of the measurement: {await live_media(c.urls[0])}")
+                print(f"  video calls: {await window.report()}")
                 await stop_calls(calls)
 
 

@@ -341,13 +341,15 @@ async def _run(
         }
         held = []
         if calls:  # live video calls on the node meanwhile (issue 15, item 8)
-            from media_calls import start_calls
+            from media_calls import MediaWindow, start_calls
 
             await servers.add_staff("bench-commander", Role.COMMANDER)
             async with aiohttp.ClientSession() as http:
                 watcher = await login(http, node, "bench-commander")
             held = await start_calls(node, calls, watcher, 2 * WARMUP_S + duration_s + 90)
             print(f"{calls} live video calls, each watched")
+            window = MediaWindow(node)
+            await window.start()
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as http:
             tokens = [
@@ -370,9 +372,7 @@ async def _run(
                 samples[name].add(got)
                 micro_total += got.ok if name == "micro110" else 0
             if held:
-                from media_calls import live_media
-
-                print(f"  video calls at the end of the measurement: {await live_media(node)}")
+                print(f"  video calls: {await window.report()}")
             no_io = await drive(http, f"{floor}/no-io", alarms["floor"].next, concurrency, 3.0)
             print(f"  load generator against a no-I/O route: {no_io.per_s():,.0f}/s")
         if held:
