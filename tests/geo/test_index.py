@@ -11,6 +11,7 @@ from pyproj import Geod
 from shapely.geometry import Polygon, box
 
 import geo.quadtree
+import geo.tables
 from geo.datum import Datum, from_wgs84
 from geo.index import Location, Nearest, PrecinctIndex
 from geo.precincts import Precinct, PrecinctImport
@@ -313,6 +314,30 @@ def test_a_packed_index_loads_with_the_same_answers(nyc_index: PrecinctIndex) ->
     assert loaded.locate_many(lons, lats).tolist() == nyc_index.locate_many(lons, lats).tolist()
     with pytest.raises(ValueError, match="not a packed precinct index"):
         PrecinctIndex.from_bytes(b"something else")
+
+
+def test_a_packed_index_loads_its_polygons_a_little_at_a_time(
+    nyc_index: PrecinctIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node reads the polygons' WKB in pieces (each `from_wkb` call holds the GIL, and
+    the node's event loop waits for it); in pieces or whole, the same polygons."""
+    packed = nyc_index.to_bytes()
+    calls: list[int] = []
+    from_wkb = shapely.from_wkb
+
+    def counted(parts: list[bytes]) -> object:
+        calls.append(sum(map(len, parts)))
+        return from_wkb(parts)
+
+    monkeypatch.setattr(geo.tables, "_WKB_BYTES_PER_CALL", 4096)
+    monkeypatch.setattr(geo.tables.shapely, "from_wkb", counted)
+    loaded = PrecinctIndex.from_bytes(packed)
+    assert len(calls) > 10
+    assert max(calls) < 4096 + max(len(p.geometry.wkb) for p in nyc_index.precincts)
+    assert loaded.to_bytes() == packed
+    assert [p.geometry.wkb for p in loaded.precincts] == [
+        p.geometry.wkb for p in nyc_index.precincts
+    ]
 
 
 def test_a_precinct_across_the_antimeridian_does_not_make_a_globe_wide_grid() -> None:
