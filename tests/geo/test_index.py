@@ -330,7 +330,7 @@ def test_a_packed_index_loads_its_polygons_a_little_at_a_time(
         return from_wkb(parts)
 
     monkeypatch.setattr(geo.tables, "_WKB_BYTES_PER_CALL", 4096)
-    monkeypatch.setattr(geo.tables.shapely, "from_wkb", counted)
+    monkeypatch.setattr(shapely, "from_wkb", counted)
     loaded = PrecinctIndex.from_bytes(packed)
     assert len(calls) > 10
     assert max(calls) < 4096 + max(len(p.geometry.wkb) for p in nyc_index.precincts)
