@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import getpass
 import logging
 import signal
@@ -22,6 +21,7 @@ from dispatch.auth.passwords import Passwords, generate_password
 from dispatch.domain.errors import DispatchError
 from dispatch.domain.events import Actor
 from dispatch.domain.users import Role
+from dispatch.infra.collector import settle_memory
 from dispatch.infra.connections import DatabaseUnavailable, RedisUnavailable, open_infrastructure
 from dispatch.infra.embedded import EmbeddedServiceError
 from dispatch.infra.logs import configure_logging
@@ -172,7 +172,7 @@ async def _serve(settings: Settings) -> None:
             ) from exc
         logins = app.get(DEMO_LOGINS)
         began = time.perf_counter()
-        _settle_memory()
+        settle_memory()
         phases |= app[STARTUP] | {"memory": round(time.perf_counter() - began, 3)}
         _print_banner(settings, logins or [], startup=phases)
         after_ready(app)
@@ -181,18 +181,6 @@ async def _serve(settings: Settings) -> None:
     finally:
         await runner.cleanup()
     print("micro110: stopped", flush=True)
-
-
-def _settle_memory() -> None:
-    """Once started: the start-up's objects (precinct index, codecs, modules) will live
-    as long as the process, so the cyclic garbage collector stops walking them, and it
-    runs less often.  Its full collections over them were the slowest requests (p99 of
-    intake 49 -> 29 ms in bench/intake.py).  A full collection still comes every 20
-    million allocations or so (minutes under load): cyclic garbage of a server that
-    runs for months must not pile up."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 def _print_banner(

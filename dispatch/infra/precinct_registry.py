@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import asyncpg
 from shapely.geometry import shape
 
+from dispatch.infra.collector import made_to_last
 from dispatch.infra.loops import honour_cancellation, wait_at_most
 from dispatch.store import precincts as precinct_store
 from geo.index import PrecinctIndex
@@ -75,7 +76,8 @@ class IndexCache:
         key = "packed:" + hashlib.sha256(blob).hexdigest()
         entry = self._built.pop(key, None)
         if entry is None:
-            entry = (PrecinctIndex.from_bytes(blob), b"")
+            with made_to_last():
+                entry = (PrecinctIndex.from_bytes(blob), b"")
         return self._keep(key, entry)[0]
 
     def _built_index(
