@@ -298,7 +298,7 @@ async def _national(postgis: asyncpg.Connection | None) -> tuple[Result, Nationa
                 raise RuntimeError(f"import failed: {out}")
             served = next(line for line in out.splitlines() if "served by" in line)
             print(f"  {served}")
-            slowest = sorted(range(len(answers)), key=lambda i: -answers[i])[:3]
+            slowest = sorted(range(len(answers)), key=lambda i: -answers[i])[:5]
             print(
                 "  slowest alarms (ms, sent s after the import started): "
                 + ", ".join(
