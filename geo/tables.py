@@ -84,9 +84,7 @@ class IndexTables:
         arrays: Mapping[str, npt.NDArray[Any]],
     ) -> IndexTables:
         shapely.prepare(geometries)
-        # GEOS builds a prepared polygon's point locator lazily, on first use; do it now
-        # so concurrent readers of a published index never race to build it.
-        shapely.intersects_xy(geometries, 0.0, 0.0)
+        _build_point_locators(geometries)
         views = {name: _read_only(arrays[name]) for name in _ARRAYS}
         return cls(
             grid, projection, plane, geometries, segments,
@@ -260,3 +258,17 @@ def _geometries_of(wkb: npt.NDArray[np.uint8], sizes: npt.NDArray[np.int64]) -> 
             batch, batched = [], 0
     geometries.extend(shapely.from_wkb(batch).tolist())
     return geometries
+
+
+def _build_point_locators(geometries: npt.NDArray[np.object_]) -> None:
+    """GEOS answers the first point tested inside a prepared polygon's bounding box
+    without an index and builds the polygon's point locator on the second: build them
+    all now, so that concurrent readers of a published index never race to build one,
+    and no alarm pays for it (5-90 us for a county the first times, 1.6-2 us after; a
+    point outside the box, as (0, 0) was here before, is answered without either)."""
+    if len(geometries) == 0:
+        return
+    bounds = shapely.bounds(geometries)
+    x, y = (bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2
+    for _ in range(2):
+        shapely.intersects_xy(geometries, x, y)
