@@ -279,7 +279,9 @@ async def _measure(
         )
         # The poster alone: the consoles and servers are its children, counted apart.
         meter = CpuMeter(
-            {**server_pids, "consoles": client_pids, "poster": [os.getpid()]}, flat={"poster"}
+            {**server_pids, "consoles": client_pids, "poster": [os.getpid()]},
+            # With calls, the nodes alone: their media processes are a group of their own.
+            flat={"poster", "server"} if "media" in server_pids else {"poster"},
         )
         before = meter.read()
         alarms = await _post_alarms(urls, citizens, args.rate, count, warmup)
@@ -318,12 +320,13 @@ async def _run_micro110(args: argparse.Namespace) -> Report:
         pids |= await service_pids(c.pool, c.redis_url)
         calls = []
         if args.calls:  # live video calls on the first node meanwhile (issue 15, item 8)
-            from media_calls import MediaWindow, start_calls, stop_calls
+            from media_calls import MediaWindow, media_pids, start_calls, stop_calls
 
             hold = args.warmup + args.seconds + args.grace + 60
             calls = await start_calls(c.urls[0], args.calls, tokens[c.urls[0], "bench-commander"],
                                       hold)  # fmt: skip
             pids["calls"] = [p.pid for p in calls]
+            pids["media"] = media_pids(c.nodes[0].proc.pid)
             window = MediaWindow(c.urls[0])
             await window.start()
         try:

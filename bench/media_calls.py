@@ -187,7 +187,6 @@ async def load(
     *,
     hold: bool = False,
     aiortc_peers: bool = False,
-    idle: bool = False,
 ) -> None:
     """One load process: `count` calls; prints one JSON line of what it measured.  With
     `hold`, it first prints its packet ledger and waits for a line on stdin before
@@ -196,14 +195,11 @@ async def load(
     `aiortc_peers` tests/media/peers.py's (aiortc all the way).
 
     The phones and consoles stand in for peers on other machines: they run at the media
-    processes' priority (MICRO110_MEDIA_NICENESS's default), not above them; with `idle`
-    (other benchmarks' --calls) at the kernel's idle priority (SCHED_IDLE), so that they
-    take only the CPU the server's machine leaves: those benchmarks measure what the
-    server's media costs the rest of the server, not what the stand-ins cost."""
+    processes' priority (MICRO110_MEDIA_NICENESS's default), not above them.  (At the
+    kernel's idle priority, SCHED_IDLE, they sent half their frames while fanout.py
+    ran: the calls' load must be there in full to be measured.)"""
     with contextlib.suppress(OSError):
         os.nice(LOAD_NICENESS)
-        if idle:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     loop = asyncio.get_running_loop()
     clip = await loop.run_in_executor(None, encode_clip, 640, 480, 4, 1_000_000)
     chunks = None if aiortc_peers else packetize(clip)
@@ -293,7 +289,7 @@ async def start_calls(
             continue
         started.append(await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--load", base, str(first), str(count), watcher,
-            str(seconds), "--idle", stdout=asyncio.subprocess.PIPE,
+            str(seconds), stdout=asyncio.subprocess.PIPE,
         ))  # fmt: skip
         first += count
     for proc in started:
@@ -319,6 +315,15 @@ async def _probe_health(base: str, samples: list[float]) -> None:
                 await response.read()
             samples.append(time.perf_counter() - started)
             await asyncio.sleep(0.1)
+
+
+def media_pids(node: int) -> list[int]:
+    """The media processes of the node whose pid is `node` (MICRO110_MEDIA_PROCESSES)."""
+    return [
+        child.pid
+        for child in psutil.Process(node).children()
+        if "media.process_main" in " ".join(child.cmdline())
+    ]
 
 
 class MediaWindow:
@@ -564,7 +569,6 @@ if __name__ == "__main__":
         asyncio.run(load(
             base, int(first), int(count), watcher, float(seconds),
             hold="--hold" in flags, aiortc_peers="--aiortc-peers" in flags,
-            idle="--idle" in flags,
         ))  # fmt: skip
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
