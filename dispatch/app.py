@@ -410,7 +410,9 @@ def create_app(
     app[PASSWORDS] = passwords or Passwords()
     app[CLOCK] = clock or SystemClock()
     app[SMS] = sms_sender or sms_sender_for(settings)
-    app[INDEX_CACHE] = index_cache or IndexCache()
+    # A serving node keeps only the index it serves: each national layer it served
+    # before would otherwise stay in memory (~250 MB each, bench/geofence.py).
+    app[INDEX_CACHE] = index_cache or IndexCache(keep=1)
     app[STARTUP] = {}
     app[AFTER_READY] = []
     if infrastructure is None:

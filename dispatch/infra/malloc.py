@@ -1,4 +1,4 @@
-"""The C allocator of a process that builds a precinct index on several threads.
+"""The C allocator of a process that builds or swaps large precinct indexes.
 
 glibc gives each thread that allocates while another holds the lock an arena of its
 own, and memory freed in one arena is reused only by it: the index build's threads
@@ -29,3 +29,17 @@ def one_arena() -> None:
         return
     if mallopt(_M_ARENA_MAX, 1) != 1:
         logger.info("mallopt(M_ARENA_MAX) refused; the build may use more memory")
+
+
+def give_back_free_memory() -> None:
+    """Return the C allocator's free memory to the system (glibc's malloc_trim): a node
+    that swapped one national index for another freed the old one's geometries, trees
+    and arrays, but glibc kept most of the pages (RSS 377 -> 564 -> 566 -> 644 MB over
+    four loads of a national index; trimmed after each, 372 -> 385 -> 388 -> 396 MB).
+    Blocking (it walks the heap, the GIL released): call it off the event loop. Nothing
+    happens where the C library is not glibc."""
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return
+    malloc_trim(0)

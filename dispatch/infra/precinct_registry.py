@@ -25,6 +25,7 @@ from shapely.geometry import shape
 
 from dispatch.infra.collector import made_to_last
 from dispatch.infra.loops import honour_cancellation, wait_at_most
+from dispatch.infra.malloc import give_back_free_memory
 from dispatch.store import precincts as precinct_store
 from geo.index import PrecinctIndex
 from geo.precincts import Precinct
@@ -52,11 +53,12 @@ class IndexCache:
     than once (tests, several apps in one process) shares the result.
     """
 
-    # Indexes kept: the current one, and a few recent ones a test run reuses.
+    # Indexes kept by default: the current one, and a few recent ones a test run reuses.
     KEEP = 4
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = KEEP) -> None:
         self._built: dict[str, tuple[PrecinctIndex, bytes]] = {}
+        self._keep_at_most = keep
 
     def build(self, records: Sequence[precinct_store.StoredPrecinct]) -> PrecinctIndex:
         precincts = [
@@ -96,7 +98,7 @@ class IndexCache:
 
     def _keep(self, key: str, entry: tuple[PrecinctIndex, bytes]) -> tuple[PrecinctIndex, bytes]:
         self._built[key] = entry  # most recently used last
-        while len(self._built) > self.KEEP:  # every import would otherwise stay in memory
+        while len(self._built) > self._keep_at_most:  # every import would otherwise stay in memory
             del self._built[next(iter(self._built))]
         return entry
 
@@ -149,7 +151,10 @@ class PrecinctRegistry:
             else:
                 assert records is not None
                 index = await loop.run_in_executor(None, self._cache.build, records)
+            replaced = self._snapshot is not None
             self._snapshot = PrecinctSnapshot(import_id, index, names, self._now())
+            if replaced:  # the old index is freed (once no request holds it): give it back
+                await loop.run_in_executor(None, give_back_free_memory)
             async with self._pool.acquire() as conn:
                 await precinct_store.report_serving(
                     conn, self._node, import_id, self._snapshot.loaded_at
