@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,6 +104,15 @@ class IndexCache:
         return entry
 
 
+def _free_in_pieces(parts: list[object]) -> None:
+    """Drop `parts` (a replaced snapshot, then its index's `large_parts()`) one at a time,
+    letting other threads take the GIL in between, then give the memory back."""
+    while parts:
+        parts.pop(0)
+        time.sleep(0)  # the event loop's turn, if it waits for the GIL
+    give_back_free_memory()
+
+
 class PrecinctRegistry:
     def __init__(
         self,
@@ -151,10 +161,15 @@ class PrecinctRegistry:
             else:
                 assert records is not None
                 index = await loop.run_in_executor(None, self._cache.build, records)
-            replaced = self._snapshot is not None
-            self._snapshot = PrecinctSnapshot(import_id, index, names, self._now())
-            if replaced:  # the old index is freed (once no request holds it): give it back
-                await loop.run_in_executor(None, give_back_free_memory)
+            old, self._snapshot = (
+                self._snapshot,
+                PrecinctSnapshot(import_id, index, names, self._now()),
+            )
+            if old is not None:
+                # Freed off the event loop, a piece at a time, and given back.
+                parts = [old, *old.index.large_parts()]
+                del old
+                await loop.run_in_executor(None, _free_in_pieces, parts)
             async with self._pool.acquire() as conn:
                 await precinct_store.report_serving(
                     conn, self._node, import_id, self._snapshot.loaded_at

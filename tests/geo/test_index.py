@@ -340,6 +340,26 @@ def test_a_packed_index_loads_its_polygons_a_little_at_a_time(
     ]
 
 
+def test_an_index_names_its_largest_parts_for_freeing_a_piece_at_a_time(
+    nyc_precincts: PrecinctImport,
+) -> None:
+    """A node drops a replaced index, then frees these one by one off its event loop
+    (dispatch/infra/precinct_registry.py): every region's segments and polygons."""
+    index = PrecinctIndex.build(_three_cities(nyc_precincts))
+    regions = index._regions
+    assert len(regions) == 3
+    parts = index.large_parts()
+    for region in regions:
+        tables = region._tables
+        assert tables is not None
+        for part in (tables.segments.rows, tables.segments.tree, tables.geometries):
+            assert any(p is part for p in parts)
+    assert any(p is index.precincts for p in parts)
+    city = PrecinctIndex.build(list(nyc_precincts.precincts))  # one region: itself
+    assert city._tables is not None
+    assert any(p is city._tables.segments.tree for p in city.large_parts())
+
+
 def test_a_precinct_across_the_antimeridian_does_not_make_a_globe_wide_grid() -> None:
     """Alaska's Aleutians West has islands on both sides of 180 degrees."""
     west = shapely.MultiPolygon([box(172.0, 52.0, 173.0, 53.0), box(-178.0, 51.0, -177.0, 52.0)])
