@@ -235,6 +235,10 @@ class Settings:
     # than the node's (nice), so that intake and push win the CPU when it is short.
     media_processes: int = _env("MICRO110_MEDIA_PROCESSES", _int, default=2)
     media_niceness: int = _env("MICRO110_MEDIA_NICENESS", _int, default=10)
+    # How much lower `micro110 precincts import` runs (nice) than the nodes: its CPU
+    # (decoding, validation, the index build on every core) is batch work, and alarms
+    # answered by nodes on the same machine must not wait for it.
+    import_niceness: int = _env("MICRO110_IMPORT_NICENESS", _int, default=10)
     # How other nodes reach this one (a pick-up of a call held here is forwarded to it).
     node_url: str | None = _env("MICRO110_NODE_URL", _optional_str, default=None)
 
@@ -331,6 +335,8 @@ class Settings:
             raise SettingsError("MICRO110_MEDIA_PROCESSES", "must be 0 (in the node) or more")
         if not 0 <= self.media_niceness <= 19:
             raise SettingsError("MICRO110_MEDIA_NICENESS", "must be 0 to 19")
+        if not 0 <= self.import_niceness <= 19:
+            raise SettingsError("MICRO110_IMPORT_NICENESS", "must be 0 to 19")
         for name, value in (
             ("MICRO110_MAX_JSON_BYTES", self.max_json_bytes),
             ("MICRO110_MAX_UPLOAD_BYTES", self.max_upload_bytes),

@@ -39,6 +39,8 @@ def test_external_database_disables_demo_by_default() -> None:
         ({"MICRO110_CONNECT_TIMEOUT": "nan"}, "MICRO110_CONNECT_TIMEOUT"),
         ({"MICRO110_LOG_FORMAT": "xml"}, "MICRO110_LOG_FORMAT"),
         ({"MICRO110_MAX_JSON_BYTES": "0"}, "MICRO110_MAX_JSON_BYTES"),
+        ({"MICRO110_MEDIA_NICENESS": "20"}, "MICRO110_MEDIA_NICENESS"),
+        ({"MICRO110_IMPORT_NICENESS": "-1"}, "MICRO110_IMPORT_NICENESS"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:

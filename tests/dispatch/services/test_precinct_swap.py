@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import time
 from pathlib import Path
 
@@ -96,6 +97,9 @@ async def test_alarms_are_answered_while_a_national_layer_is_imported_and_swappe
         f"{max(s for s, _, _ in answers) * 1000:.1f} ms over {len(answers)} alarms"
     )
     assert "served by node-1 (since " in out
+    # Batch work, below the node's priority (MICRO110_IMPORT_NICENESS: 10 more than ours).
+    niceness = min(19, os.nice(0) + 10)
+    assert f"micro110: importing at niceness {niceness}, below the nodes" in out
     # The swap happened while alarms were being answered, and none was refused.
     assert registry.snapshot.import_id > before
     assert {status for _, status, _ in answers} == {201}
