@@ -301,6 +301,18 @@ def test_an_index_built_on_threads_packs_byte_for_byte_as_one_built_on_one(
     assert alone == PrecinctIndex.build(city).to_bytes()
 
 
+def test_the_pruning_arithmetic_in_spans_of_any_size_makes_the_same_index(
+    nyc_precincts: PrecinctImport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quadtree's pruning computes ``_CACHED_PAIRS`` pairs at a time (for the cache);
+    how many must not change a list, nor which segment is a block's q on a tie."""
+    everything = _three_cities(nyc_precincts)
+    packed = PrecinctIndex.build(everything).to_bytes()
+    for size in (251, 1 << 24):
+        monkeypatch.setattr(geo.quadtree, "_CACHED_PAIRS", size)
+        assert PrecinctIndex.build(everything).to_bytes() == packed
+
+
 def test_a_packed_index_loads_with_the_same_answers(nyc_index: PrecinctIndex) -> None:
     """What an import stores and every node loads: arrays, not a rebuild."""
     loaded = PrecinctIndex.from_bytes(nyc_index.to_bytes())
