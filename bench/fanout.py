@@ -333,8 +333,10 @@ async def _run_micro110(args: argparse.Namespace) -> Report:
             return await _measure(args, "micro110", c.urls, consoles, citizens, pids, last_seq)
         finally:
             if calls:
-                print(f"  video calls: {await window.report()}")
-                await stop_calls(calls)
+                try:
+                    print(f"  video calls: {await window.report()}")
+                finally:
+                    await stop_calls(calls)
 
 
 async def _run_baseline(args: argparse.Namespace) -> Report:

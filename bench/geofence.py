@@ -53,7 +53,7 @@ import numpy as np
 import numpy.typing as npt
 import psutil
 import shapely
-from _harness import cluster, new_citizen
+from _harness import Cluster, cluster, new_citizen
 
 from geo.datum import Datum
 from geo.index import PrecinctIndex
@@ -243,7 +243,7 @@ class _Imported:
 
 
 async def _import(
-    nodes: Any, http: aiohttp.ClientSession, tokens: list[str], geojson: Path
+    nodes: Cluster, http: aiohttp.ClientSession, tokens: list[str], geojson: Path
 ) -> _Imported:
     """`micro110 precincts import --replace geojson` while alarms are posted to the nodes
     ten times a second; prints the command's account and the slowest alarms."""

@@ -319,11 +319,12 @@ async def _probe_health(base: str, samples: list[float]) -> None:
 
 def media_pids(node: int) -> list[int]:
     """The media processes of the node whose pid is `node` (MICRO110_MEDIA_PROCESSES)."""
-    return [
-        child.pid
-        for child in psutil.Process(node).children()
-        if "media.process_main" in " ".join(child.cmdline())
-    ]
+    found = []
+    for child in psutil.Process(node).children():
+        with contextlib.suppress(psutil.Error):  # (one exiting meanwhile)
+            if "media.process_main" in " ".join(child.cmdline()):
+                found.append(child.pid)
+    return found
 
 
 class MediaWindow:
@@ -346,13 +347,14 @@ class MediaWindow:
         packets and video frames the server received, the frames it recorded and the
         packets it sent to viewers (a phone sends ~30 frames/s, ~130 packets/s)."""
         (t0, before), (t1, now) = self._start, await self._read()
-        calls = max(now.get("calls", 0), 1)
+        calls = max((before.get("calls", 0) + now.get("calls", 0)) / 2, 1)
 
         def rate(name: str) -> float:
             return (now.get(name, 0) - before.get(name, 0)) / (t1 - t0) / calls
 
         return (
-            f"{now.get('calls', 0):.0f} calls live, {now.get('viewers', 0):.0f} viewers; "
+            f"{before.get('calls', 0):.0f} -> {now.get('calls', 0):.0f} calls live, "
+            f"{now.get('viewers', 0):.0f} viewers; "
             f"over the {t1 - t0:.1f} s measured, per call: received "
             f"{rate('packets_received'):.0f} packets/s and {rate('video_frames'):.1f} "
             f"video frames/s, recorded {rate('frames_recorded'):.1f} frames/s, sent "

@@ -230,6 +230,10 @@ async def _precincts_import(settings: Settings, args: argparse.Namespace) -> Non
     from geo.datum import Datum
     from geo.geojson import decode_feature_collection
 
+    if settings.import_niceness:  # before any work and any thread
+        with contextlib.suppress(OSError):
+            os.nice(settings.import_niceness)  # batch work: the nodes' alarms go first
+            print(f"micro110: importing at niceness {os.nice(0)}, below the nodes", flush=True)
     reading_from = time.perf_counter()
     try:
         # Rings as arrays (geo.geojson): a national layer's tens of megabytes decode in
@@ -242,10 +246,6 @@ async def _precincts_import(settings: Settings, args: argparse.Namespace) -> Non
         raise CommandError(f"{args.file} is not valid JSON: {exc}") from exc
     read_s = time.perf_counter() - reading_from
     one_arena()  # before the index build starts its threads
-    if settings.import_niceness:
-        with contextlib.suppress(OSError):
-            os.nice(settings.import_niceness)  # batch work: the nodes' alarms go first
-            print(f"micro110: importing at niceness {os.nice(0)}, below the nodes", flush=True)
     async with open_infrastructure(settings, need_redis=False) as infra:
         with tqdm(desc="validating", unit="feature", file=sys.stderr, disable=None) as bar:
 

@@ -169,14 +169,14 @@ class PrecinctIndex:
         and tree, its polygons.  Freed at once, a national index holds the GIL for about
         40 ms (a serving node's event loop waits); a caller that holds these parts in a
         list, drops the index, then frees them one by one, lets the loop in between
-        (5-9 ms each)."""
-        parts: list[object] = []
+        (9-10 ms at most). The whole layer's precincts come first: their polygons are
+        the regions' too, and go with each region's own list."""
+        parts: list[object] = [self.precincts]
         for region in self._regions or (self,):
             tables = region._tables
             if tables is not None:
                 parts += [tables.segments.rows, tables.segments.tree, tables.geometries,
                           tables.geometry_list, region.precincts]  # fmt: skip
-        parts.append(self.precincts)
         return parts
 
     def to_bytes(self) -> bytes:

@@ -87,8 +87,12 @@ def _geojson(precincts: tuple[Precinct, ...]) -> bytes:
 
 @routes.get("/api/precincts.geojson")
 async def precincts_geojson(request: web.Request) -> web.Response:
+    # Not the snapshot across the await: a replaced index is freed off the event loop
+    # (dispatch/infra/precinct_registry.py) only if no request still holds it.
     snapshot = request.app[PRECINCTS].snapshot
-    drawn = await request.app[DRAWINGS].get(snapshot.import_id, snapshot.index.precincts)
+    import_id, precincts = snapshot.import_id, snapshot.index.precincts
+    del snapshot
+    drawn = await request.app[DRAWINGS].get(import_id, precincts)
     headers = {"ETag": drawn.etag, "Cache-Control": "no-cache"}
     if drawn.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)

@@ -106,6 +106,7 @@ async def metrics(request: web.Request) -> web.Response:
     node = request.app[SETTINGS].node_name
     registry.precinct_import.labels(node).set(snapshot.import_id)
     registry.precinct_import_loaded.labels(node).set(snapshot.loaded_at.timestamp())
+    del snapshot  # not held across the await (see client_config.precincts_geojson)
     media = await request.app[CALLS].media_stats()
     for name, gauge in registry.media.items():
         gauge.set(getattr(media, name))

@@ -18,12 +18,15 @@ async def index(request: web.Request) -> web.FileResponse:
 @routes.get("/api/status")
 async def api_status(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    schema_version = await request.app[INFRA].schema_version()
+    # Read after the await: a request never holds a replaced index (see
+    # client_config.precincts_geojson).
     snapshot = request.app[PRECINCTS].snapshot
     return web.json_response(
         {
             "service": "micro110",
             "node": settings.node_name,
-            "schema_version": await request.app[INFRA].schema_version(),
+            "schema_version": schema_version,
             "precincts": len(snapshot.index),
             "precinct_import": snapshot.import_id,
             "precinct_import_loaded_at": snapshot.loaded_at.isoformat(),

@@ -15,8 +15,11 @@ import gc
 import threading
 from collections.abc import Iterator
 
+# Module state, as the collector it guards is process-wide: blocks of made_to_last()
+# running now, on any thread, and whether collection was on before the first began.
 _lock = threading.Lock()
-_making = 0  # blocks of made_to_last() running now, on any thread
+_making = 0
+_was_enabled = True
 
 
 def settle_memory() -> None:
@@ -35,11 +38,13 @@ def settle_memory() -> None:
 def made_to_last() -> Iterator[None]:
     """A block that makes objects meant to live long (a precinct index loaded while the
     node serves): no collection runs while it does, and, in a process that settled its
-    memory at start (`settle_memory`), what it made is then frozen with the rest.  Cyclic
-    garbage made meanwhile on other threads is frozen too: a little, once per import."""
-    global _making
+    memory at start (`settle_memory`), what it made is then frozen with the rest.  So is
+    every other object alive then, on any thread: a request's or a feed's objects that
+    later become cyclic garbage are never collected.  A little, once per import."""
+    global _making, _was_enabled
     with _lock:
         if _making == 0:
+            _was_enabled = gc.isenabled()
             gc.disable()
         _making += 1
     made = False
@@ -51,5 +56,5 @@ def made_to_last() -> Iterator[None]:
             _making -= 1
             if made and gc.get_freeze_count() > 0:
                 gc.freeze()
-            if _making == 0:
+            if _making == 0 and _was_enabled:
                 gc.enable()

@@ -36,10 +36,12 @@ def give_back_free_memory() -> None:
     that swapped one national index for another freed the old one's geometries, trees
     and arrays, but glibc kept most of the pages (RSS 377 -> 564 -> 566 -> 644 MB over
     four loads of a national index; trimmed after each, 372 -> 385 -> 388 -> 396 MB).
-    Blocking (it walks the heap, the GIL released): call it off the event loop. Nothing
-    happens where the C library is not glibc."""
+    Blocking (it walks the heap, the GIL released): call it off the event loop. glibc
+    holds each arena's lock while it trims it, so another thread's malloc may wait for
+    part of those milliseconds. Nothing happens where the C library is not glibc."""
     try:
         malloc_trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError, TypeError):
         return
+    malloc_trim.argtypes = [ctypes.c_size_t]
     malloc_trim(0)

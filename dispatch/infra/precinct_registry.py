@@ -165,11 +165,8 @@ class PrecinctRegistry:
                 self._snapshot,
                 PrecinctSnapshot(import_id, index, names, self._now()),
             )
-            if old is not None:
-                # Freed off the event loop, a piece at a time, and given back.
-                parts = [old, *old.index.large_parts()]
-                del old
-                await loop.run_in_executor(None, _free_in_pieces, parts)
+            replaced = [] if old is None else [old, *old.index.large_parts()]
+            del old
             async with self._pool.acquire() as conn:
                 await precinct_store.report_serving(
                     conn, self._node, import_id, self._snapshot.loaded_at
@@ -184,6 +181,8 @@ class PrecinctRegistry:
             )
         async with self.reloaded:
             self.reloaded.notify_all()
+        if replaced:  # once served: freed off the event loop, a piece at a time
+            await loop.run_in_executor(None, _free_in_pieces, replaced)
         return self._snapshot
 
     async def forget(self) -> None:

@@ -77,3 +77,13 @@ def test_a_process_that_never_froze_its_objects_freezes_nothing() -> None:
         made = [[n] for n in range(1000)]
     assert gc.get_freeze_count() == 0
     assert gc.isenabled() and len(made) == 1000
+
+
+def test_collection_turned_off_before_stays_off() -> None:
+    gc.disable()
+    try:
+        with made_to_last():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
