@@ -10,7 +10,6 @@ the finest level. Everything is vectorised over (block, segment) pairs.
 from __future__ import annotations
 
 import math
-import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -37,8 +36,6 @@ _EXPAND_PAIRS = 2_000_000
 # of them go through one round of arithmetic (the temporaries' 128 KB stay in L2).
 _PRUNE_CHUNK = 1 << 19
 _CACHED_PAIRS = 1 << 14
-# Pairs of a level from which its blocks descend in two halves on two threads.
-_PARALLEL_PAIRS = 1 << 20
 # Metres of slack in every comparison: float noise and points rounded across a cell edge.
 _SLACK_M = 0.01
 # Blocks of this side or more are painted a slice each (_paint).
@@ -71,14 +68,17 @@ def candidate_blocks(
 
     ``plane``: the grid's plane tiles, which project the blocks' corners (to a
     millimetre, far inside the blocks' growth) without a pyproj call per corner.
-    ``pool``: threads for the pruning (``_prune``) and for half of the finer levels
-    (``_Descent``); the lists come out the same.
+    ``pool``: threads for the pruning (``_prune``); the lists come out the same.
 
     Starts from one block holding every segment and splits blocks in four, each child
     keeping the subset of its parent's segments that survive the child's own test.
     """
     top = max(0, math.ceil(math.log2(max(grid.nx, grid.ny))))
     pyramid = _any_pyramid(needed.reshape(grid.ny, grid.nx), top)
+    block_of_cell = np.full(grid.size, -1, dtype=np.int32)
+    segment_chunks: list[IntArray] = []
+    count_chunks: list[IntArray] = []
+    n_blocks = 0
     bx = by = np.zeros(1 if pyramid[top].any() else 0, dtype=np.int64)
     # Coarse levels work on runs of consecutive segments (a ring's next few edges lie
     # close together): a national boundary has tens of thousands of segments, and
@@ -88,221 +88,46 @@ def candidate_blocks(
     pair_block = np.zeros(len(runs.first) * len(bx), dtype=np.int64)
     pair_run = np.arange(len(pair_block), dtype=np.int64)
     pair_segment = np.zeros(0, dtype=np.int64)
+    by_runs = len(runs.first) > 0
     # Large blocks of a country-sized grid bend more than the 1% growth covers (see
     # _BlockGeometry); the bend shrinks fourfold per level, so once it is negligible
     # the finer levels skip measuring it.
     bent = True
     tiles = None if plane is None else TileTable.of(plane)
-    descent = _Descent(grid, projection, table, pyramid, tiles, pool)
-    level = top
-    geometry = _BlockGeometry.of(grid, projection, bx, by, 1 << level, bent=bent, tiles=tiles)
-    while len(runs.first) > 0:
-        pair_block, pair_run = runs.prune(geometry, pair_block, pair_run)
-        expanded = int(runs.size[pair_run].sum())
-        if level == 0 or expanded <= _EXPAND_PAIRS:
-            pair_block, pair_segment = runs.expand(pair_block, pair_run)
-            break
+    for level in range(top, -1, -1):
+        side = 1 << level
+        geometry = _BlockGeometry.of(grid, projection, bx, by, side, bent=bent, tiles=tiles)
         bent = geometry.bend > _NEGLIGIBLE_BEND
-        bx, by, pair_block, pair_run = _split(
-            pyramid[level - 1], bx, by, np.ones(len(bx), dtype=bool), pair_block, pair_run
+        if by_runs:
+            pair_block, pair_run = runs.prune(geometry, pair_block, pair_run)
+            expanded = int(runs.size[pair_run].sum())
+            if level > 0 and expanded > _EXPAND_PAIRS:
+                bx, by, pair_block, pair_run = _split(
+                    pyramid[level - 1], bx, by, np.ones(len(bx), dtype=bool), pair_block, pair_run
+                )
+                continue
+            pair_block, pair_segment = runs.expand(pair_block, pair_run)
+            by_runs = False
+        pair_block, pair_segment = _prune(geometry, table, pair_block, pair_segment, pool)
+        counts = np.bincount(pair_block, minlength=len(bx))
+        resolved = (counts <= _MAX_CANDIDATES) | (level == 0)
+        ids = np.full(len(bx), -1, dtype=np.int64)
+        ids[resolved] = n_blocks + np.arange(int(resolved.sum()))
+        n_blocks += int(resolved.sum())
+        keep = resolved[pair_block]
+        order = np.argsort(ids[pair_block[keep]], kind="stable")
+        segment_chunks.append(pair_segment[keep][order])
+        count_chunks.append(counts[resolved])
+        _paint(block_of_cell, grid, bx[resolved], by[resolved], ids[resolved], side)
+        if level == 0 or resolved.all():
+            break
+        bx, by, pair_block, pair_segment = _split(
+            pyramid[level - 1], bx, by, ~resolved, pair_block[~keep], pair_segment[~keep]
         )
-        level -= 1
-        geometry = _BlockGeometry.of(grid, projection, bx, by, 1 << level, bent=bent, tiles=tiles)
-    start = [_Level(level, bx, by, pair_block, pair_segment)]
-    del bx, by, pair_block, pair_segment, pair_run
-    levels = descent.run(start, geometry)
-
-    block_of_cell = np.full(grid.size, -1, dtype=np.int32)
-    n_blocks = 0
-    for found in levels:
-        ids = n_blocks + np.arange(len(found.bx))
-        n_blocks += len(found.bx)
-        _paint(block_of_cell, grid, found.bx, found.by, ids, 1 << found.level)
-    counts = [found.counts for found in levels]
-    counts_all = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    counts_all = np.concatenate(count_chunks) if count_chunks else np.zeros(0, np.int64)
     offsets = np.concatenate(([0], np.cumsum(counts_all))).astype(np.int64)
-    chunks = [found.segments for found in levels]
-    segments = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+    segments = np.concatenate(segment_chunks) if segment_chunks else np.zeros(0, np.int64)
     return CandidateBlocks(block_of_cell, offsets, segments.astype(np.int64))
-
-
-@dataclass(frozen=True, slots=True)
-class _Level:
-    """Blocks of one level (``bx``, ``by``, in the level's order) and their (block,
-    segment) pairs."""
-
-    level: int
-    bx: IntArray
-    by: IntArray
-    pair_block: IntArray
-    pair_segment: IntArray
-
-
-@dataclass(frozen=True, slots=True)
-class _Resolved:
-    """A level's resolved blocks, in the level's order, their lists' lengths, and the
-    lists one after another."""
-
-    level: int
-    bx: IntArray
-    by: IntArray
-    counts: IntArray
-    segments: IntArray
-
-
-class _Descent:
-    """The quadtree's levels from the first one of single segments down, on the
-    caller's thread; once a level has ``_PARALLEL_PAIRS`` pairs, its blocks are cut into
-    two contiguous halves and the second half descends on the pool meanwhile (the
-    mainland's quadtree was a national build's critical path, a third of it spent
-    outside the pruning, on one thread).
-
-    Blocks are independent (a block's list depends on its own pairs, in their order),
-    and at every level the first half's blocks come before the second's, so each
-    level's resolved blocks are the first half's, then the second's: the lists and
-    their numbering are the same. One value is shared: whether the next level still
-    measures its blocks' bend, from the largest bend of the level over both halves,
-    which they exchange at every level while it matters (``_SharedBend``).
-    """
-
-    def __init__(
-        self,
-        grid: Grid,
-        projection: LocalProjection,
-        table: SegmentTable,
-        pyramid: list[npt.NDArray[np.bool_]],
-        tiles: TileTable | None,
-        pool: Executor | None,
-    ) -> None:
-        self.grid, self.projection, self.table = grid, projection, table
-        self.pyramid, self.tiles, self.pool = pyramid, tiles, pool
-
-    def run(self, start: list[_Level], geometry: _BlockGeometry) -> list[_Resolved]:
-        """From ``start.pop()``, whose geometry is ``geometry``, down to every block's
-        list. Handed over in a list, so no frame holds a level's arrays once they are
-        pruned (``_descend``)."""
-        return self._descend(start, geometry, geometry.bend > _NEGLIGIBLE_BEND, None)
-
-    def _descend(
-        self,
-        start: list[_Level],
-        geometry: _BlockGeometry | None,
-        bent: bool,
-        shared: _SharedBend | None,
-    ) -> list[_Resolved]:
-        """``bent``: whether the next level measures its bend (or, without
-        ``geometry``, this one). A half (``shared``) prunes on its own thread."""
-        found: list[_Resolved] = []
-        at = start.pop()
-        level, bx, by = at.level, at.bx, at.by
-        pair_block, pair_segment = at.pair_block, at.pair_segment
-        del at
-        pool = self.pool if shared is None else None
-        while True:
-            if geometry is None:
-                geometry = _BlockGeometry.of(
-                    self.grid, self.projection, bx, by, 1 << level, bent=bent, tiles=self.tiles
-                )
-                bend = geometry.bend if shared is None else shared.largest(level, geometry.bend)
-                bent = bend > _NEGLIGIBLE_BEND
-            pair_block, pair_segment = _prune(geometry, self.table, pair_block, pair_segment, pool)
-            geometry = None
-            counts = np.bincount(pair_block, minlength=len(bx))
-            resolved = (counts <= _MAX_CANDIDATES) | (level == 0)
-            rank = np.cumsum(resolved) - 1
-            keep = resolved[pair_block]
-            order = np.argsort(rank[pair_block[keep]], kind="stable")
-            found.append(
-                _Resolved(
-                    level, bx[resolved], by[resolved], counts[resolved], pair_segment[keep][order]
-                )
-            )
-            if level == 0 or resolved.all():
-                return found
-            bx, by, pair_block, pair_segment = _split(
-                self.pyramid[level - 1], bx, by, ~resolved, pair_block[~keep], pair_segment[~keep]
-            )
-            level -= 1
-            if shared is None and pool is not None and len(pair_block) >= _PARALLEL_PAIRS:
-                first, second = _cut_in_halves(_Level(level, bx, by, pair_block, pair_segment))
-                # The level's whole arrays go before the halves descend (a national
-                # layer's are ~100 MB).
-                del bx, by, pair_block, pair_segment, keep, order
-                return found + self._halves([first], [second], bent)
-
-    def _halves(self, first: list[_Level], second: list[_Level], bent: bool) -> list[_Resolved]:
-        """``first`` on this thread and ``second`` on the pool, side by side."""
-        assert self.pool is not None
-        top = first[0].level
-        shared = _SharedBend(bent)
-        # The second half first, so it is under way while this thread does the first.
-        later = self.pool.submit(self._half, second, bent, shared)
-        try:
-            ours = self._half(first, bent, shared)
-        finally:
-            theirs = later.result()
-        merged = []
-        for level in range(top, -1, -1):
-            parts = [f for f in (*ours, *theirs) if f.level == level]
-            if parts:
-                merged.append(
-                    _Resolved(level, np.concatenate([p.bx for p in parts]),
-                              np.concatenate([p.by for p in parts]),
-                              np.concatenate([p.counts for p in parts]),
-                              np.concatenate([p.segments for p in parts]))
-                )  # fmt: skip
-        return merged
-
-    def _half(self, at: list[_Level], bent: bool, shared: _SharedBend) -> list[_Resolved]:
-        try:
-            return self._descend(at, None, bent, shared)
-        finally:
-            # No longer waited for: it has no blocks at the finer levels.
-            shared.finished()
-
-
-def _cut_in_halves(at: _Level) -> tuple[_Level, _Level]:
-    """``at``'s blocks in two contiguous halves of about as many pairs each."""
-    per_block = np.cumsum(np.bincount(at.pair_block, minlength=len(at.bx)))
-    cut = int(np.clip(np.searchsorted(per_block, per_block[-1] / 2.0), 1, len(at.bx) - 1))
-    first = at.pair_block < cut
-    head = _Level(at.level, at.bx[:cut], at.by[:cut], at.pair_block[first], at.pair_segment[first])
-    first = ~first
-    tail = _Level(
-        at.level, at.bx[cut:], at.by[cut:], at.pair_block[first] - cut, at.pair_segment[first]
-    )
-    return head, tail
-
-
-class _SharedBend:
-    """The largest bend of a level over the halves that still descend: each half
-    reports its own and waits for the other's (a half that has finished has no blocks,
-    so no bend). Once it is negligible no finer level measures a bend (every later bend
-    is 0), so the halves stop waiting for each other."""
-
-    def __init__(self, bent: bool) -> None:
-        self._condition = threading.Condition()
-        self._active = 2
-        self._bends: dict[int, list[float]] = {}
-        self._settled = not bent
-
-    def largest(self, level: int, bend: float) -> float:
-        with self._condition:
-            if self._settled:
-                return bend
-            reported = self._bends.setdefault(level, [])
-            reported.append(bend)
-            self._condition.notify_all()
-            self._condition.wait_for(lambda: len(reported) >= self._active)
-            largest = max(reported)
-            if largest <= _NEGLIGIBLE_BEND:
-                self._settled = True
-            return largest
-
-    def finished(self) -> None:
-        with self._condition:
-            self._active -= 1
-            self._condition.notify_all()
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,10 +291,8 @@ def test_an_index_built_on_threads_packs_byte_for_byte_as_one_built_on_one(
     """The importer builds regions side by side, and prunes each quadtree level's pairs
     in chunks on several threads; nodes must get the same index."""
     everything = _three_cities(nyc_precincts)
-    # Chunks this small make every level of these cities' quadtrees several chunks, and
-    # their finer levels descend in two halves.
+    # Chunks this small make every level of these cities' quadtrees several chunks.
     monkeypatch.setattr(geo.quadtree, "_PRUNE_CHUNK", 1 << 12)
-    monkeypatch.setattr(geo.quadtree, "_PARALLEL_PAIRS", 1 << 12)
     one_by_one = PrecinctIndex.build(everything).to_bytes()
     for workers in (2, 3):
         assert PrecinctIndex.build(everything, workers=workers).to_bytes() == one_by_one
@@ -302,44 +300,6 @@ def test_an_index_built_on_threads_packs_byte_for_byte_as_one_built_on_one(
     city = list(nyc_precincts.precincts)
     alone = PrecinctIndex.build(city, workers=2).to_bytes()
     assert alone == PrecinctIndex.build(city).to_bytes()
-
-
-def test_a_continent_sized_region_descends_in_two_halves_to_the_same_index(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The quadtree's finer levels run in two halves on two threads; whether a level
-    measures its blocks' bend depends on the largest bend of the level before, over
-    both halves. With the negligible bend set between the halves' own bends at one
-    level (0.00207 and 0.00241 for this layer), each half deciding alone would differ."""
-    squares = [
-        Precinct(
-            f"{row}-{col}",
-            "",
-            shapely.segmentize(
-                box(-120 + 8 * col, 25 + 6 * row, -112 + 8 * col, 31 + 6 * row), 0.05
-            ),
-        )
-        for row in range(4)
-        for col in range(6)
-    ]
-    monkeypatch.setattr(geo.quadtree, "_NEGLIGIBLE_BEND", 0.0022)
-    alone = PrecinctIndex.build(squares).to_bytes()
-    monkeypatch.setattr(geo.quadtree, "_PARALLEL_PAIRS", 1 << 12)
-    halves = []
-    descend_in_halves = geo.quadtree._Descent._halves
-
-    def spied(
-        descent: geo.quadtree._Descent,
-        first: list[geo.quadtree._Level],
-        second: list[geo.quadtree._Level],
-        bent: bool,
-    ) -> object:
-        halves.append(first[0].level)
-        return descend_in_halves(descent, first, second, bent)
-
-    monkeypatch.setattr(geo.quadtree._Descent, "_halves", spied)
-    assert PrecinctIndex.build(squares, workers=2).to_bytes() == alone
-    assert halves == [10]
 
 
 def test_the_pruning_arithmetic_in_spans_of_any_size_makes_the_same_index(
