@@ -228,14 +228,17 @@ def _split(
     on_grid = (cbx < child_needed.shape[1]) & (cby < child_needed.shape[0])
     wanted = np.zeros(len(cbx), dtype=bool)
     wanted[on_grid] = child_needed[cby[on_grid], cbx[on_grid]]
-    child_id = np.where(wanted, np.cumsum(wanted) - 1, -1)
-    # Each parent pair becomes up to four child pairs (one per wanted child).
+    # Each parent pair becomes one child pair per wanted child: a parent's wanted
+    # children are numbered one after another, from ``first``.
+    children = wanted.reshape(-1, 4).sum(axis=1)
+    first = np.cumsum(children) - children
     parent_of_pair = renumber[pair_block]
-    child_slots = child_id.reshape(-1, 4)[parent_of_pair]
-    segment = np.repeat(pair_segment, 4)
-    block = child_slots.ravel()
-    present = block >= 0
-    return cbx[wanted], cby[wanted], block[present], segment[present]
+    count = children[parent_of_pair]
+    segment = np.repeat(pair_segment, count)
+    # The k-th child pair of a pair is its parent's child first + k.
+    block = np.repeat(first[parent_of_pair] - (np.cumsum(count) - count), count)
+    block += np.arange(len(block))
+    return cbx[wanted], cby[wanted], block, segment
 
 
 @dataclass(frozen=True, slots=True)
