@@ -115,8 +115,9 @@ def candidate_blocks(
         ids[resolved] = n_blocks + np.arange(int(resolved.sum()))
         n_blocks += int(resolved.sum())
         keep = resolved[pair_block]
-        order = np.argsort(ids[pair_block[keep]], kind="stable")
-        segment_chunks.append(pair_segment[keep][order])
+        # Pairs are grouped by block in the blocks' order (``_split``), so the resolved
+        # blocks' lists are already one after another.
+        segment_chunks.append(pair_segment[keep])
         count_chunks.append(counts[resolved])
         _paint(block_of_cell, grid, bx[resolved], by[resolved], ids[resolved], side)
         if level == 0 or resolved.all():
@@ -219,7 +220,13 @@ def _split(
     pair_block: IntArray,
     pair_segment: IntArray,
 ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    """Children of the splitting blocks that hold needed cells, inheriting the pairs."""
+    """Children of the splitting blocks that hold needed cells, inheriting the pairs.
+
+    ``pair_block`` must be grouped by block, in the blocks' order (as the single top
+    block's pairs are, and every level's pruning keeps them), and the child pairs come
+    out so too: a block's pairs are then contiguous, and its resolved list needs no
+    sorting (``candidate_blocks``).
+    """
     parents = np.flatnonzero(splitting)
     renumber = np.full(len(bx), -1, dtype=np.int64)
     renumber[parents] = np.arange(len(parents))
@@ -228,16 +235,19 @@ def _split(
     on_grid = (cbx < child_needed.shape[1]) & (cby < child_needed.shape[0])
     wanted = np.zeros(len(cbx), dtype=bool)
     wanted[on_grid] = child_needed[cby[on_grid], cbx[on_grid]]
-    # Each parent pair becomes one child pair per wanted child: a parent's wanted
-    # children are numbered one after another, from ``first``.
+    # Pairs come grouped by block, in the blocks' order (every split below keeps them
+    # so): each wanted child gets its parent's pairs, in their order, and the children
+    # (numbered one after another) follow each other, so the pairs stay grouped by block.
     children = wanted.reshape(-1, 4).sum(axis=1)
-    first = np.cumsum(children) - children
-    parent_of_pair = renumber[pair_block]
-    count = children[parent_of_pair]
-    segment = np.repeat(pair_segment, count)
-    # The k-th child pair of a pair is its parent's child first + k.
-    block = np.repeat(first[parent_of_pair] - (np.cumsum(count) - count), count)
-    block += np.arange(len(block))
+    per_parent = np.bincount(renumber[pair_block], minlength=len(parents))
+    # One run of pairs per child: its parent's, starting where the parent's start.
+    child_parent = np.repeat(np.arange(len(parents)), children)
+    length = per_parent[child_parent]
+    source = (np.cumsum(per_parent) - per_parent)[child_parent]
+    block = np.repeat(np.arange(len(child_parent)), length)
+    at = np.repeat(source - (np.cumsum(length) - length), length)
+    at += np.arange(len(at))
+    segment = pair_segment[at]
     return cbx[wanted], cby[wanted], block, segment
 
 
