@@ -121,6 +121,8 @@ NATIONAL = "us_counties_x16"
 US_ATLAS = FIXTURES / "us_atlas_3.0.1_counties_10m.topojson.gz"
 DENSIFY = 16
 MAINLAND = (-124.8, 24.5, -66.9, 49.4)
+# --import-niceness: the import command's MICRO110_IMPORT_NICENESS (None: its default).
+IMPORT_NICENESS: int | None = None
 
 
 def _points(
@@ -271,6 +273,8 @@ async def _import(
             await asyncio.sleep(0.1)
 
     env = child_env({"DATABASE_URL": nodes.database_url}, external=True)
+    if IMPORT_NICENESS is not None:
+        env["MICRO110_IMPORT_NICENESS"] = str(IMPORT_NICENESS)
     sender = asyncio.create_task(alarms())
     start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
@@ -441,12 +445,18 @@ def main() -> None:
         help="also import the national layer into running nodes (a few minutes)",
     )
     parser.add_argument(
+        "--import-niceness", type=int, default=None,
+        help="the import command's MICRO110_IMPORT_NICENESS (default: its own, 10)",
+    )  # fmt: skip
+    parser.add_argument(
         "--cities",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="the city datasets (NYC, London)",
     )
     args = parser.parse_args()
+    global IMPORT_NICENESS
+    IMPORT_NICENESS = args.import_niceness
     results, national = asyncio.run(_run(args.cities, args.national))
     _goals(results)
     if national is not None:
