@@ -37,7 +37,7 @@ class SegmentTable:
     never closer), and dropping the shared borders shrinks the table by 2-15x.
     """
 
-    # Structure of arrays (contiguous 1-D columns gather fastest in _prune).
+    # Structure of arrays (contiguous 1-D columns gather fastest in geo.pruning).
     ax: FloatArray
     ay: FloatArray
     ux: FloatArray

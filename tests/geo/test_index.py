@@ -10,7 +10,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import Polygon, box
 
-import geo.quadtree
+import geo.pruning
 import geo.tables
 from geo.datum import Datum, from_wgs84
 from geo.index import Location, Nearest, PrecinctIndex
@@ -292,7 +292,7 @@ def test_an_index_built_on_threads_packs_byte_for_byte_as_one_built_on_one(
     in chunks on several threads; nodes must get the same index."""
     everything = _three_cities(nyc_precincts)
     # Chunks this small make every level of these cities' quadtrees several chunks.
-    monkeypatch.setattr(geo.quadtree, "_PRUNE_CHUNK", 1 << 12)
+    monkeypatch.setattr(geo.pruning, "_PRUNE_CHUNK", 1 << 12)
     one_by_one = PrecinctIndex.build(everything).to_bytes()
     for workers in (2, 3):
         assert PrecinctIndex.build(everything, workers=workers).to_bytes() == one_by_one
@@ -310,7 +310,7 @@ def test_the_pruning_arithmetic_in_spans_of_any_size_makes_the_same_index(
     everything = _three_cities(nyc_precincts)
     packed = PrecinctIndex.build(everything).to_bytes()
     for size in (251, 1 << 24):
-        monkeypatch.setattr(geo.quadtree, "_CACHED_PAIRS", size)
+        monkeypatch.setattr(geo.pruning, "_CACHED_PAIRS", size)
         assert PrecinctIndex.build(everything).to_bytes() == packed
 
 
