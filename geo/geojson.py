@@ -15,7 +15,10 @@ kept: ``type`` and ``features``; a feature's ``type``, ``properties`` and ``geom
 Coordinates that are not all such rings (3-D positions, an empty ring, text where a
 number should be, a Point's) are decoded the usual way, and so is the whole file when
 it is not a FeatureCollection of Features with objects or null as properties. Invalid
-JSON raises what ``msgspec.json.decode`` raises (a ``ValueError``).
+JSON raises what ``msgspec.json.decode`` raises (a ``ValueError``), except in members
+that are not read (invalid UTF-8 or a number out of range there passes); arrays nested
+too deeply for the decoder raise ``ValueError`` too (msgspec raises RecursionError). A
+UTF-8 byte order mark at the start is skipped (RFC 8259 allows it).
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ _NUMBER_OR_SPACE = b"0123456789+-.eE \t\n\r"
 def decode_feature_collection(data: bytes) -> Any:
     """``data`` decoded as ``msgspec.json.decode`` would, rings as arrays (see the
     module docstring)."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return _decode(data)
+    except RecursionError as exc:
+        raise ValueError("arrays or objects nested too deeply") from exc
+
+
+def _decode(data: bytes) -> Any:
     try:
         collection = _COLLECTION.decode(data)
     except msgspec.ValidationError:
@@ -106,7 +117,7 @@ def _ring(raw: msgspec.Raw) -> FloatArray:
     try:
         numbers = _NUMBERS.decode(b"[" + text.translate(_UNBRACKET) + b"]")
     except msgspec.DecodeError as exc:
-        # Not numbers (or an empty ring, whose brackets leave a stray comma).
+        # Not numbers (or an empty position, [], whose brackets leave a stray comma).
         raise _NotPairs from exc
     pairs = len(numbers) // 2
     # With the numbers and spaces gone, a list of n pairs is "[[" (",],[" n - 1 times)

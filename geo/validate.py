@@ -177,7 +177,7 @@ def _parts(polygons: Sequence[object], datum: Datum) -> tuple[list[Polygon], int
 def _ring(ring: object, datum: Datum) -> FloatArray | None:
     try:
         coords = np.asarray(ring, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # (an integer of 400 digits)
         raise _Malformed(
             f"a ring is not a list of [longitude, latitude] positions ({exc})"
         ) from exc

@@ -126,3 +126,30 @@ def test_precincts_load_the_same_from_either_decoding(name: str, code: str) -> N
     assert shapely.to_wkb([p.geometry for p in ours.precincts]).tolist() == (
         shapely.to_wkb([p.geometry for p in theirs.precincts]).tolist()
     )
+
+
+def test_a_byte_order_mark_is_skipped_and_deep_nesting_is_a_value_error() -> None:
+    square = '{"type": "Polygon", "coordinates": [[[1, 1], [2, 1], [2, 2], [1, 1]]]}'
+    data = _collection(square)
+    assert _plain(decode_feature_collection(b"\xef\xbb\xbf" + data)) == _plain(
+        decode_feature_collection(data)
+    )
+    deep = _collection('{"type": "Polygon", "coordinates": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_feature_collection(deep)
+
+
+def test_a_number_too_large_for_a_float_rejects_its_feature_alone() -> None:
+    """A 400-digit integer is valid JSON; the feature is reported, the import goes on."""
+    huge = "1" + "0" * 400
+    data = _collection(
+        '{"type": "Polygon", "coordinates": [[[1, 1], [2, 1], [2, 2], [1, 1]]]}',
+        f'{{"type": "Polygon", "coordinates": [[[{huge}, 1], [2, 1], [2, 2], [{huge}, 1]]]}}',
+    )
+    loaded = load_precincts(
+        decode_feature_collection(data), name_property="name", code_property="code",
+        datum=Datum.WGS84,
+    )  # fmt: skip
+    assert [p.code for p in loaded.precincts] == ["0"]
+    assert loaded.rejected == 1
+    assert any("not a list of [longitude, latitude] positions" in line for line in loaded.report)
