@@ -20,12 +20,12 @@ from typing import Protocol
 
 from media.interface import (
     Answer,
-    AtCapacity,
     CallMedia,
     CallObserver,
     EndReason,
     LeaveReason,
     MediaStats,
+    check_call_limit,
 )
 
 logger = logging.getLogger(__name__)
@@ -109,11 +109,8 @@ class DeferredMedia:
     def check_capacity(self, call_id: str | None = None) -> None:
         if self._media is not None:
             self._media.check_capacity(call_id)
-        elif self._max_calls <= 0:  # as `MediaServer` says it with no call live
-            raise AtCapacity(
-                f"this server carries its limit of {self._max_calls} video calls",
-                retry_after_s=30,
-            )
+        else:  # as `MediaServer` says it with no call live
+            check_call_limit(0, self._max_calls)
 
     def live_session(self, call_id: str) -> str | None:
         return None if self._media is None else self._media.live_session(call_id)

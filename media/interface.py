@@ -64,6 +64,14 @@ class AtCapacity(MediaRefused):
         self.retry_after_s = retry_after_s
 
 
+def check_call_limit(calls: int, max_calls: int) -> None:
+    """`AtCapacity` when `calls` (live and being set up) leave no room for a new one."""
+    if calls >= max_calls:
+        raise AtCapacity(
+            f"this server carries its limit of {max_calls} video calls", retry_after_s=30
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """The SDP answer to an offer, and the id of what it created (session or viewer)."""

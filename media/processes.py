@@ -38,6 +38,7 @@ from media.interface import (
     MediaStats,
     NoLiveCall,
     Unobserved,
+    check_call_limit,
 )
 from media.process_main import encode_message, read_message, refusal_from_wire
 
@@ -262,11 +263,7 @@ class MediaProcesses:
             p is not None and p.alive and call_id in p.calls for p in self._processes
         ):
             return
-        if self.live_calls() + self._reserved >= self._config.max_calls:
-            raise AtCapacity(
-                f"this server carries its limit of {self._config.max_calls} video calls",
-                retry_after_s=30,
-            )
+        check_call_limit(self.live_calls() + self._reserved, self._config.max_calls)
 
     async def publish(self, call_id: str, session_id: str, offer_sdp: str) -> Answer:
         if self._closing:

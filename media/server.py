@@ -41,6 +41,7 @@ from media.interface import (
     SessionEnded,
     Unobserved,
     ViewerLeft,
+    check_call_limit,
 )
 from media.network import enlarge_receive_buffers, rtc_configuration
 from media.offers import Role, check_offer
@@ -175,11 +176,7 @@ class MediaServer:
         here may always reconnect)."""
         if call_id is not None and call_id in self._calls:
             return
-        if self.live_calls() + self._reserved >= self._config.max_calls:
-            raise AtCapacity(
-                f"this server carries its limit of {self._config.max_calls} video calls",
-                retry_after_s=30,
-            )
+        check_call_limit(self.live_calls() + self._reserved, self._config.max_calls)
 
     async def publish(self, call_id: str, session_id: str, offer_sdp: str) -> Answer:
         if self._closing:
