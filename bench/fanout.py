@@ -40,7 +40,7 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,9 @@ class Report:
     max_ms: float
     cpu_ms_per_alarm: dict[str, Any] = field(default_factory=dict)
     p99_ms_by_node: list[float] = field(default_factory=list)
+    # --calls: live video calls meanwhile, and whether all ran at full rate throughout.
+    calls: int = 0
+    calls_full_rate: bool | None = None
 
 
 # --- the poster ----------------------------------------------------------------------
@@ -330,13 +333,16 @@ async def _run_micro110(args: argparse.Namespace) -> Report:
             window = MediaWindow(c.urls[0])
             await window.start()
         try:
-            return await _measure(args, "micro110", c.urls, consoles, citizens, pids, last_seq)
+            report = await _measure(args, "micro110", c.urls, consoles, citizens, pids, last_seq)
         finally:
             if calls:
                 try:
                     print(f"  video calls: {await window.report()}")
                 finally:
                     await stop_calls(calls)
+        if calls:
+            report = replace(report, calls=args.calls, calls_full_rate=window.full_rate)
+        return report
 
 
 async def _run_baseline(args: argparse.Namespace) -> Report:

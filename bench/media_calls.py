@@ -327,6 +327,10 @@ def media_pids(node: int) -> list[int]:
     return found
 
 
+# A phone sends 30 frames/s; a call recorded at less over a measurement was starved.
+FULL_RATE_FPS = 29.0
+
+
 class MediaWindow:
     """What the server's live calls did over a measurement (for benchmarks run with
     --calls): `await window.start()` before it, `await window.report()` after."""
@@ -334,6 +338,11 @@ class MediaWindow:
     def __init__(self, base: str) -> None:
         self._base = base
         self._start: tuple[float, dict[str, float]] = (0.0, {})
+        # After report(): whether every call ran at full rate over the window (all
+        # still live, >= FULL_RATE_FPS recorded per call, no packet lost).  If not,
+        # the machine could not carry the calls beside the benchmark, and a latency
+        # compared with a run without calls says nothing about keeping media apart.
+        self.full_rate: bool | None = None
 
     async def _read(self) -> tuple[float, dict[str, float]]:
         async with aiohttp.ClientSession() as http, http.get(f"{self._base}/metrics") as got:
@@ -352,6 +361,12 @@ class MediaWindow:
         def rate(name: str) -> float:
             return (now.get(name, 0) - before.get(name, 0)) / (t1 - t0) / calls
 
+        lost = now.get("packets_lost", 0) - before.get("packets_lost", 0)
+        self.full_rate = (
+            now.get("calls", 0) == before.get("calls", 0)
+            and rate("frames_recorded") >= FULL_RATE_FPS
+            and lost == 0
+        )
         return (
             f"{before.get('calls', 0):.0f} -> {now.get('calls', 0):.0f} calls live, "
             f"{now.get('viewers', 0):.0f} viewers; "
@@ -359,8 +374,12 @@ class MediaWindow:
             f"{rate('packets_received'):.0f} packets/s and {rate('video_frames'):.1f} "
             f"video frames/s, recorded {rate('frames_recorded'):.1f} frames/s, sent "
             f"{rate('packets_sent_to_viewers'):.0f} packets/s to the viewer; packets lost "
-            f"{now.get('packets_lost', 0) - before.get('packets_lost', 0):.0f}"
-        )
+            f"{lost:.0f}; "
+            + ("at full rate" if self.full_rate else
+               "NOT at full rate: the machine could not carry the calls beside this "
+               "benchmark, so its latency against a run without calls is not a measure "
+               "of keeping media apart")
+        )  # fmt: skip
 
 
 def _media_gauges(text: str) -> dict[str, float]:
