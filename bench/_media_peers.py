@@ -7,7 +7,8 @@ Only the per-packet media path is bypassed, because aiortc's costs about as much
 the server's and two cores cannot carry both at 50 calls:
 
 * `FastPhone` packetises the clip once per process (VP8 payloads as aiortc's own
-  packetiser cuts them, Opus as it is) and sends each frame's packets straight through
+  packetiser cuts them, Opus as it is, or joined into packets of as many milliseconds
+  as the answer's `a=ptime` asks, as Chrome does) and sends each frame's packets straight through
   the DTLS transport's SRTP session and the nominated ICE pair's socket, with the
   headers aiortc would write (sequence numbers, timestamps, marker, the mid and
   abs-send-time extensions: the server's bandwidth estimator runs as for a browser).
@@ -115,6 +116,32 @@ class _Stream:
         return data
 
 
+def join_opus(packets: list[bytes]) -> bytes:
+    """One Opus packet holding the frames of `packets` (single-frame packets of one
+    configuration): RFC 6716 3.2.5, code 3, variable sizes."""
+    if len(packets) == 1:
+        return packets[0]
+    toc = packets[0][0]
+    if any(p[0] != toc or toc & 3 for p in packets):
+        raise ValueError("only single-frame packets of one configuration join")
+    lengths = b""
+    for frame in packets[:-1]:
+        size = len(frame) - 1
+        lengths += bytes((size,)) if size < 252 else bytes((252 + (size & 3), (size - 252) >> 2))
+    return bytes((toc | 3, 0x80 | len(packets))) + lengths + b"".join(p[1:] for p in packets)
+
+
+def answered_ptime(answer: str) -> int:
+    """The audio milliseconds per packet the answer asks for (a=ptime), 20 without."""
+    in_audio = False
+    for line in answer.splitlines():
+        if line.startswith("m="):
+            in_audio = line.startswith("m=audio")
+        elif in_audio and line.startswith("a=ptime:"):
+            return int(line[8:])
+    return 20
+
+
 def packetize(clip: Clip) -> list[list[bytes]]:
     """Each video frame's VP8 payload chunks (without the 4-byte descriptor)."""
     return [
@@ -145,6 +172,8 @@ class FastPhone:
         self._position = 0
         self._picture_id = 0
         self._audio_sent = 0
+        self._audio: list[bytes] = list(clip.audio)
+        self._audio_per = 1
         self._tracks = [_Idle("video"), _Idle("audio")]
         self._video_sender = self.pc.addTransceiver(self._tracks[0], direction="sendonly").sender
         self._audio_sender = self.pc.addTransceiver(self._tracks[1], direction="sendrecv").sender
@@ -163,6 +192,12 @@ class FastPhone:
 
     async def accept(self, answer: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        # Each audio packet: ptime / 20 of the clip's 20 ms packets, joined.
+        per = max(1, answered_ptime(answer) // 20)
+        clip = self._clip.audio
+        whole = len(clip) - len(clip) % per
+        self._audio = [join_opus(list(clip[i : i + per])) for i in range(0, whole, per)]
+        self._audio_per = per
         asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
@@ -238,15 +273,15 @@ class FastPhone:
     def _tick_audio(self) -> None:
         if self._closed or self._send is None:
             return
-        audio = self._clip.audio
+        audio, per = self._audio, self._audio_per
         stream = self._streams["audio"]
         try:
             self._send(stream.packet(audio[self._audio_sent % len(audio)],
-                                     self._audio_sent * 960, True))  # fmt: skip
+                                     self._audio_sent * 960 * per, True))  # fmt: skip
         except OSError:
             return
         self._audio_sent += 1
-        self._audio_at += 0.02
+        self._audio_at += 0.02 * per
         loop = asyncio.get_running_loop()
         self._handles.append(loop.call_at(max(self._audio_at, loop.time()), self._tick_audio))
 

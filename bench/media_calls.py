@@ -38,6 +38,7 @@ import itertools
 import json
 import os
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -53,6 +54,7 @@ _BENCH = REPO / "bench"
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p and Path(p).resolve() not in (REPO, _BENCH)]
 sys.path.append(str(_BENCH))
 
+import _media_profile  # noqa: E402
 from _harness import (  # noqa: E402
     CpuMeter,
     cluster,
@@ -460,7 +462,15 @@ def _print_ledger(
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    async with cluster(1, MICRO110_MAX_CALLS=str(args.calls + 10), MICRO110_LOG_LEVEL="INFO") as c:
+    with tempfile.TemporaryDirectory(prefix="m110-media-profile-") as profiles:
+        return await _measure(args, Path(profiles))
+
+
+async def _measure(args: argparse.Namespace, profiles: Path) -> dict[str, Any]:
+    async with cluster(
+        1, MICRO110_MAX_CALLS=str(args.calls + 10), MICRO110_LOG_LEVEL="INFO",
+        MICRO110_MEDIA_PROFILE_DIR=str(profiles), MICRO110_CALL_AUDIO_PTIME=str(args.ptime),
+    ) as c:  # fmt: skip
         base = c.urls[0]
         await c.add_staff("bench-commander", Role.COMMANDER)
         async with aiohttp.ClientSession() as http:
@@ -511,6 +521,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             server_sockets += sockets
             server_drops += drops
         kernel_after = kernel_udp_errors()
+        profiled = ""
+        if args.profile:  # after the window (cProfile slows what it measures), calls still up
+            profiled = _media_profile.report(
+                await _media_profile.profile(media_pids, profiles, args.profile)
+            )
         results = []
         for proc in procs:
             assert proc.stdin is not None
@@ -580,6 +595,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             f"recordings: {len(rows)} found, decoded/sent min {min(ratios, default=0):.3f}, "
             f"{refused_total} packets the decoder refused"
         )
+        if profiled:
+            print(profiled)
         return figures
 
 
@@ -596,6 +613,15 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument(
+        "--ptime", type=int, default=60, choices=(0, 20, 40, 60, 120),
+        help="MICRO110_CALL_AUDIO_PTIME: audio ms per packet the phones are asked for "
+        "(0: theirs, 20)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=float, default=0, metavar="SECONDS",
+        help="after the window, profile the media processes (cProfile) for SECONDS",
+    )  # fmt: skip
     parser.add_argument(
         "--aiortc-peers", action="store_true",
         help="phones and consoles on aiortc's own per-packet path (costlier)",

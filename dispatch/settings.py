@@ -227,6 +227,9 @@ class Settings:
     # Nothing heard from a call's peer for this long (media from a phone, RTCP from a
     # viewer): it is gone.  ICE consent alone takes ~30 s.
     call_peer_timeout_s: float = _env("MICRO110_CALL_PEER_TIMEOUT", _float, default=6.0)
+    # Milliseconds of audio per packet asked of the browsers (a=ptime); 0: theirs (20).
+    # 60 is a third of the packets, for 40 ms more delay (media.offers.with_audio_ptime).
+    call_audio_ptime_ms: int = _env("MICRO110_CALL_AUDIO_PTIME", _int, default=60)
     # Network interfaces media is offered on (host candidates), e.g. "eth0"; empty: every
     # interface but loopback (aiortc's default).
     media_interfaces: tuple[str, ...] = _env("MICRO110_MEDIA_INTERFACES", _csv, default=())
@@ -235,6 +238,13 @@ class Settings:
     # than the node's (nice), so that intake and push win the CPU when it is short.
     media_processes: int = _env("MICRO110_MEDIA_PROCESSES", _int, default=2)
     media_niceness: int = _env("MICRO110_MEDIA_NICENESS", _int, default=10)
+    # For finding where a media process's CPU goes: with a directory, SIGUSR1 to a media
+    # process starts cProfile there and the next SIGUSR1 writes `media-<pid>.prof` in it
+    # (`python -m pstats`; bench/media.py --profile does both).  Sampling profilers
+    # mislead here: they over-count locks and the first packet of every burst.
+    media_profile_dir: Path | None = _env(
+        "MICRO110_MEDIA_PROFILE_DIR", _optional_path, default=None
+    )
     # How much lower `micro110 precincts import` runs (nice) than the nodes: its CPU
     # (decoding, validation, the index build on every core) is batch work, and alarms
     # answered by nodes on the same machine must not wait for it.
@@ -333,6 +343,8 @@ class Settings:
             raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
         if self.media_processes < 0:
             raise SettingsError("MICRO110_MEDIA_PROCESSES", "must be 0 (in the node) or more")
+        if self.call_audio_ptime_ms not in (0, 20, 40, 60, 120):
+            raise SettingsError("MICRO110_CALL_AUDIO_PTIME", "must be 0, 20, 40, 60 or 120")
         if not 0 <= self.media_niceness <= 19:
             raise SettingsError("MICRO110_MEDIA_NICENESS", "must be 0 to 19")
         if not 0 <= self.import_niceness <= 19:

@@ -18,3 +18,6 @@ class MediaConfig:
     peer_timeout_s: float = 6.0  # nothing heard from a peer for this long: it is gone
     reoffer_window_s: float = 60.0  # viewers wait this long for a citizen to reconnect
     check_interval_s: float = 1.0
+    # The audio packet time asked of the browsers (a=ptime in the answers), ms; 0: theirs
+    # (20 ms).  See `media.offers.with_audio_ptime`.
+    audio_ptime_ms: int = 60

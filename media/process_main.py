@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import ctypes
 import logging
 import os
@@ -29,6 +30,7 @@ import signal
 import socket
 import struct
 import sys
+from pathlib import Path
 from typing import Any
 
 from media.interface import (
@@ -152,7 +154,7 @@ async def serve(fd: int) -> None:
     setup = await read_message(reader)
     if setup is None:
         return
-    config, interfaces, niceness, index, level = setup
+    config, interfaces, niceness, index, level, profile_dir = setup
     if niceness:
         with contextlib.suppress(OSError):
             os.nice(niceness)
@@ -168,6 +170,8 @@ async def serve(fd: int) -> None:
 
     limit_host_interfaces(interfaces)
     read_datagrams_in_bursts()  # this process carries media only
+    if profile_dir is not None:
+        profile_on_signal(Path(profile_dir))
 
     class _Server(MediaServer):
         def _new_call(self, call_id: str) -> Any:
@@ -219,6 +223,27 @@ async def serve(fd: int) -> None:
         with contextlib.suppress(Exception):
             await writer.drain()
         writer.close()
+
+
+def profile_on_signal(directory: Path) -> None:
+    """SIGUSR1 starts cProfile in this process; the next writes what it measured to
+    `directory/media-<pid>.prof` (and the next starts again).  Deterministic, unlike a
+    sampling profiler: those over-count the places where a thread takes a lock and the
+    costly first packet of every burst, and their pauses of the process shift its work."""
+    profile: cProfile.Profile | None = None
+
+    def toggle(*_: Any) -> None:
+        nonlocal profile
+        if profile is None:
+            profile = cProfile.Profile()
+            profile.enable()
+            return
+        profile.disable()
+        directory.mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(directory / f"media-{os.getpid()}.prof")
+        profile = None
+
+    signal.signal(signal.SIGUSR1, toggle)
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ from media.interface import (
     check_call_limit,
 )
 from media.network import enlarge_receive_buffers, rtc_configuration
-from media.offers import Role, check_offer
+from media.offers import Role, check_offer, with_audio_ptime
 from media.recorder import WebmRecorder
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class MediaServer:
 
     def __init__(self, config: MediaConfig, observer: CallObserver | None = None) -> None:
         self._config = config
+        self._ptime = config.audio_ptime_ms
         self._observer = observer or Unobserved()
         self._calls: dict[str, _Call] = {}
         self._reserved = 0  # publishes negotiating now (count against the limit)
@@ -240,7 +241,7 @@ class MediaServer:
         self._on_state(pc, lambda: self._publisher_failed(call, publisher))
         logger.info("call session answered", extra={"call_id": call_id, "session_id": session_id})
         self.start()
-        return Answer(session_id, pc.localDescription.sdp)
+        return Answer(session_id, with_audio_ptime(pc.localDescription.sdp, self._ptime))
 
     async def watch(self, call_id: str, viewer_id: str, offer_sdp: str, *, talk: bool) -> Answer:
         summary = check_offer(offer_sdp, Role.VIEWER)
@@ -292,7 +293,7 @@ class MediaServer:
         self._on_state(pc, lambda: self._viewer_failed(call, viewer))
         self._request_keyframe(call, force=True)
         logger.info("viewer joined", extra={"call_id": call_id, "viewer_id": viewer_id})
-        return Answer(viewer_id, pc.localDescription.sdp)
+        return Answer(viewer_id, with_audio_ptime(pc.localDescription.sdp, self._ptime))
 
     async def hang_up(self, call_id: str, session_id: str, reason: EndReason) -> bool:
         call = self._calls.get(call_id)

@@ -40,6 +40,7 @@ def test_external_database_disables_demo_by_default() -> None:
         ({"MICRO110_LOG_FORMAT": "xml"}, "MICRO110_LOG_FORMAT"),
         ({"MICRO110_MAX_JSON_BYTES": "0"}, "MICRO110_MAX_JSON_BYTES"),
         ({"MICRO110_MEDIA_NICENESS": "20"}, "MICRO110_MEDIA_NICENESS"),
+        ({"MICRO110_CALL_AUDIO_PTIME": "30"}, "MICRO110_CALL_AUDIO_PTIME"),
         ({"MICRO110_IMPORT_NICENESS": "-1"}, "MICRO110_IMPORT_NICENESS"),
     ],
 )

@@ -5,6 +5,7 @@ recording holds the frames the browser encoded."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import asyncpg
@@ -55,8 +56,10 @@ async ({url, token, send, receiveVideo}) => {
 
 STATS = """
 async () => {
-  const found = {framesEncoded: 0, framesDecoded: 0, audioPacketsReceived: 0, audioEnergy: 0};
+  const found = {framesEncoded: 0, framesDecoded: 0, audioPacketsReceived: 0, audioEnergy: 0,
+                 audioPacketsSent: 0, at: performance.now()};
   (await window.pc.getStats()).forEach((r) => {
+    if (r.type === 'outbound-rtp' && r.kind === 'audio') found.audioPacketsSent = r.packetsSent;
     if (r.type === 'outbound-rtp' && r.kind === 'video') found.framesEncoded = r.framesEncoded;
     if (r.type === 'inbound-rtp' && r.kind === 'video') found.framesDecoded = r.framesDecoded;
     if (r.type === 'inbound-rtp' && r.kind === 'audio') {
@@ -109,8 +112,18 @@ async def test_chromium_calls_a_dispatcher_who_answers_and_the_recording_holds_i
         heard = await _until(phone, "audioEnergy", 0.0001)
         assert heard["audioPacketsReceived"] > 0
         # Some seconds of the call recorded (about 60 frames more), then hang up.
-        more = (await phone.evaluate(STATS))["framesEncoded"] + 60
-        encoded = (await _until(phone, "framesEncoded", more))["framesEncoded"]
+        before = await phone.evaluate(STATS)
+        desk_before = await desk.evaluate(STATS)
+        after = await _until(phone, "framesEncoded", before["framesEncoded"] + 60)
+        encoded = after["framesEncoded"]
+        desk_after = await desk.evaluate(STATS)
+        # Both browsers send 60 ms of speech per packet, as the answers ask (a=ptime:60):
+        # 16.7 packets a second, not 50.
+        for start, end in ((before, after), (desk_before, desk_after)):
+            rate = (end["audioPacketsSent"] - start["audioPacketsSent"]) / (
+                (end["at"] - start["at"]) / 1000
+            )
+            assert 10 < rate < 20, rate
         hung_up = await phone.evaluate(
             """async ({url, token}) => (await fetch(url, {method: 'DELETE',
                  headers: {'Authorization': 'Bearer ' + token}})).status""",
@@ -123,3 +136,14 @@ async def test_chromium_calls_a_dispatcher_who_answers_and_the_recording_holds_i
     with av.open(str(path)) as container:
         decoded = sum(1 for _ in container.decode(video=0))
     assert decoded >= 0.95 * encoded, (decoded, encoded)
+    # The phone's 60 ms Opus packets are recorded as they came, and decode.
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        assert audio.time_base is not None
+        time_base = audio.time_base
+        times = [p.pts * time_base for p in container.demux(audio) if p.pts is not None]
+    with av.open(str(path)) as container:
+        lengths = sorted(frame.samples for frame in container.decode(audio=0))
+    spacing = sorted(b - a for a, b in itertools.pairwise(times))[len(times) // 2]
+    assert 0.055 <= spacing <= 0.065, spacing
+    assert len(lengths) > 30 and lengths[len(lengths) // 2] == 2880  # 60 ms at 48 kHz

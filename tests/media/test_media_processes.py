@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pstats
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -133,3 +134,29 @@ async def test_a_dead_media_process_takes_its_calls_and_the_next_call_works(
     finally:
         await again.close()
     await asyncio.sleep(0)
+
+
+async def test_a_media_process_profiles_between_two_sigusr1(tmp_path: Path) -> None:
+    """MICRO110_MEDIA_PROFILE_DIR: SIGUSR1 starts cProfile in a media process, the next
+    writes its stats, and the calls go on (bench/media.py --profile)."""
+    profiles = tmp_path / "profiles"
+    server = MediaProcesses(
+        MediaConfig(recordings_dir=tmp_path / "rec"), processes=1, profile_dir=profiles
+    )
+    server.start()
+    phone = Phone()
+    try:
+        answer = await server.publish("call-p", "s1", await phone.offer())
+        await phone.accept(answer.sdp)
+        (child,) = _children()
+        os.kill(child.pid, signal.SIGUSR1)
+        await asyncio.sleep(1)
+        os.kill(child.pid, signal.SIGUSR1)
+        written = profiles / f"media-{child.pid}.prof"
+        await wait_for(written.exists, what="the profile written")
+        functions = {name for _, _, name in pstats.Stats(str(written)).stats}  # type: ignore[attr-defined]
+        assert "_recv_next" in functions  # the phone's packets, profiled
+        assert server.live_session("call-p") == "s1"
+    finally:
+        await phone.close()
+        await server.close()
