@@ -67,6 +67,7 @@ from _media_peers import FastConsole, FastPhone, packetize  # noqa: E402
 
 from dispatch.domain.users import Role  # noqa: E402
 from media import frames  # noqa: E402
+from media.config import AUDIO_PTIMES_MS  # noqa: E402
 from tests.media.peers import Clip, Console, Phone, encode_clip  # noqa: E402
 
 SDP = {"Content-Type": "application/sdp"}
@@ -614,7 +615,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument(
-        "--ptime", type=int, default=60, choices=(0, 20, 40, 60, 120),
+        "--ptime", type=int, default=60, choices=AUDIO_PTIMES_MS,
         help="MICRO110_CALL_AUDIO_PTIME: audio ms per packet the phones are asked for "
         "(0: theirs, 20)",
     )  # fmt: skip

@@ -317,13 +317,14 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
             max_calls=settings.max_calls,
             peer_timeout_s=settings.call_peer_timeout_s,
             audio_ptime_ms=settings.call_audio_ptime_ms,
+            profile_dir=settings.media_profile_dir,
         )  # fmt: skip
         if settings.media_processes:
             from media.processes import MediaProcesses  # (loaded by then)
 
             return MediaProcesses(
                 config, processes=settings.media_processes, niceness=settings.media_niceness,
-                interfaces=settings.media_interfaces, profile_dir=settings.media_profile_dir,
+                interfaces=settings.media_interfaces,
             )  # fmt: skip
         from media.server import MediaServer  # (loaded by then)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatch.domain.priority import PriorityWeights, weights_from_json
+from media.config import AUDIO_PTIMES_MS
 
 
 class SettingsError(ValueError):
@@ -343,8 +344,9 @@ class Settings:
             raise SettingsError("MICRO110_REGISTRATIONS_PER_MINUTE", "must be 0 (no limit) or more")
         if self.media_processes < 0:
             raise SettingsError("MICRO110_MEDIA_PROCESSES", "must be 0 (in the node) or more")
-        if self.call_audio_ptime_ms not in (0, 20, 40, 60, 120):
-            raise SettingsError("MICRO110_CALL_AUDIO_PTIME", "must be 0, 20, 40, 60 or 120")
+        if self.call_audio_ptime_ms not in AUDIO_PTIMES_MS:
+            allowed = ", ".join(map(str, AUDIO_PTIMES_MS))
+            raise SettingsError("MICRO110_CALL_AUDIO_PTIME", f"must be one of {allowed}")
         if not 0 <= self.media_niceness <= 19:
             raise SettingsError("MICRO110_MEDIA_NICENESS", "must be 0 to 19")
         if not 0 <= self.import_niceness <= 19:

@@ -83,10 +83,6 @@ def check_offer(text: str, role: Role) -> OfferSummary:
     return OfferSummary(video_direction=v.direction or "sendrecv", audio_direction=audio_direction)
 
 
-# Opus frame lengths a browser can be asked to put in one packet (RFC 7587: up to 120 ms).
-AUDIO_PTIMES_MS = (0, 20, 40, 60, 120)
-
-
 def with_audio_ptime(answer: str, ptime_ms: int) -> str:
     """`answer` asking its peer to send `ptime_ms` of audio per packet (`a=ptime`, RFC
     4566 6; Chrome's Opus encoder follows it), in an audio section that is not refused.

@@ -154,7 +154,7 @@ async def serve(fd: int) -> None:
     setup = await read_message(reader)
     if setup is None:
         return
-    config, interfaces, niceness, index, level, profile_dir = setup
+    config, interfaces, niceness, index, level = setup
     if niceness:
         with contextlib.suppress(OSError):
             os.nice(niceness)
@@ -170,8 +170,8 @@ async def serve(fd: int) -> None:
 
     limit_host_interfaces(interfaces)
     read_datagrams_in_bursts()  # this process carries media only
-    if profile_dir is not None:
-        profile_on_signal(Path(profile_dir))
+    if config.profile_dir is not None:
+        profile_on_signal(config.profile_dir)
 
     class _Server(MediaServer):
         def _new_call(self, call_id: str) -> Any:

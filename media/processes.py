@@ -26,7 +26,6 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from media.config import MediaConfig
@@ -76,10 +75,8 @@ class MediaProcesses:
         niceness: int = 0,
         interfaces: Sequence[str] = (),
         observer: CallObserver | None = None,
-        profile_dir: Path | None = None,
     ) -> None:
         self._config = config
-        self._profile_dir = profile_dir
         self._count = max(1, processes)
         self._niceness = niceness
         self._interfaces = tuple(interfaces)
@@ -128,10 +125,7 @@ class MediaProcesses:
         process = _Process(index, proc, writer, loop.create_future())
         self._processes[index] = process
         level = logging.getLogger().getEffectiveLevel()  # the node's: its records come here
-        profile_dir = None if self._profile_dir is None else str(self._profile_dir)
-        writer.write(encode_message(
-            (self._config, self._interfaces, self._niceness, index, level, profile_dir)
-        ))  # fmt: skip
+        writer.write(encode_message((self._config, self._interfaces, self._niceness, index, level)))
         process.tasks.append(asyncio.create_task(self._read(process, reader)))
         process.tasks.append(asyncio.create_task(self._report(process)))
         await asyncio.shield(process.ready)

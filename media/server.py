@@ -109,7 +109,6 @@ class MediaServer:
 
     def __init__(self, config: MediaConfig, observer: CallObserver | None = None) -> None:
         self._config = config
-        self._ptime = config.audio_ptime_ms
         self._observer = observer or Unobserved()
         self._calls: dict[str, _Call] = {}
         self._reserved = 0  # publishes negotiating now (count against the limit)
@@ -241,7 +240,9 @@ class MediaServer:
         self._on_state(pc, lambda: self._publisher_failed(call, publisher))
         logger.info("call session answered", extra={"call_id": call_id, "session_id": session_id})
         self.start()
-        return Answer(session_id, with_audio_ptime(pc.localDescription.sdp, self._ptime))
+        return Answer(
+            session_id, with_audio_ptime(pc.localDescription.sdp, self._config.audio_ptime_ms)
+        )
 
     async def watch(self, call_id: str, viewer_id: str, offer_sdp: str, *, talk: bool) -> Answer:
         summary = check_offer(offer_sdp, Role.VIEWER)
@@ -293,7 +294,9 @@ class MediaServer:
         self._on_state(pc, lambda: self._viewer_failed(call, viewer))
         self._request_keyframe(call, force=True)
         logger.info("viewer joined", extra={"call_id": call_id, "viewer_id": viewer_id})
-        return Answer(viewer_id, with_audio_ptime(pc.localDescription.sdp, self._ptime))
+        return Answer(
+            viewer_id, with_audio_ptime(pc.localDescription.sdp, self._config.audio_ptime_ms)
+        )
 
     async def hang_up(self, call_id: str, session_id: str, reason: EndReason) -> bool:
         call = self._calls.get(call_id)

@@ -141,7 +141,7 @@ async def test_a_media_process_profiles_between_two_sigusr1(tmp_path: Path) -> N
     writes its stats, and the calls go on (bench/media.py --profile)."""
     profiles = tmp_path / "profiles"
     server = MediaProcesses(
-        MediaConfig(recordings_dir=tmp_path / "rec"), processes=1, profile_dir=profiles
+        MediaConfig(recordings_dir=tmp_path / "rec", profile_dir=profiles), processes=1
     )
     server.start()
     phone = Phone()
@@ -150,7 +150,9 @@ async def test_a_media_process_profiles_between_two_sigusr1(tmp_path: Path) -> N
         await phone.accept(answer.sdp)
         (child,) = _children()
         os.kill(child.pid, signal.SIGUSR1)
-        await asyncio.sleep(1)
+        assert phone.video is not None
+        profiled_from = phone.video.sent
+        await wait_for(lambda: phone.video.sent >= profiled_from + 10, what="video profiled")
         os.kill(child.pid, signal.SIGUSR1)
         written = profiles / f"media-{child.pid}.prof"
         await wait_for(written.exists, what="the profile written")
