@@ -4,6 +4,9 @@ By default both are embedded (under a temporary directory).  With DATABASE_URL /
 REDIS_URL set, those servers are used instead: the tests create (and drop) their own
 database on that PostgreSQL server, but FLUSH the Redis database named by REDIS_URL,
 so point REDIS_URL at a database you can spare (e.g. redis://127.0.0.1:6379/15).
+Under pytest-xdist (`./dev test` with no arguments) each worker process is a test
+session of its own: its own embedded servers, or its own database on DATABASE_URL's
+server; REDIS_URL allows one worker only (pub/sub channels span a server's databases).
 """
 
 from __future__ import annotations
@@ -80,6 +83,10 @@ def postgres_admin_url(service_dir: Path) -> Iterator[str]:
 def redis_url(service_dir: Path) -> Iterator[str]:
     external = os.environ.get("REDIS_URL")
     if external:
+        if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+            # Every database of a Redis server shares its pub/sub channels: the workers'
+            # nodes would hear each other's feeds.
+            pytest.exit("REDIS_URL with several pytest workers: run with -n 0", returncode=4)
         yield external
         return
     server = EmbeddedRedis(service_dir / "redis")

@@ -251,12 +251,19 @@ def _three_cities(nyc_precincts: PrecinctImport) -> list[Precinct]:
     )
 
 
+@pytest.fixture(scope="module")
+def three_cities(nyc_precincts: PrecinctImport) -> tuple[list[Precinct], PrecinctIndex]:
+    """The three cities' precincts and their index built as an import does by default
+    (one build shared by the tests below: each takes seconds)."""
+    everything = _three_cities(nyc_precincts)
+    return everything, PrecinctIndex.build(everything)
+
+
 def test_cities_on_different_continents_are_indexed_as_regions(
-    nyc_precincts: PrecinctImport, nyc_index: PrecinctIndex
+    three_cities: tuple[list[Precinct], PrecinctIndex], nyc_index: PrecinctIndex
 ) -> None:
     """One grid from New York to Nanjing and Shenzhen would be enormous or useless."""
-    everything = _three_cities(nyc_precincts)
-    index = PrecinctIndex.build(everything)
+    everything, index = three_cities
     assert len(index) == 77 + 11 + 9
     assert index.locate(*XUANWU_LAKE).precinct == "320102"
     assert index.locate(*PING_AN_FINANCE_CENTRE).precinct == "440304"
@@ -286,29 +293,32 @@ def test_cities_on_different_continents_are_indexed_as_regions(
 
 
 def test_an_index_built_on_threads_packs_byte_for_byte_as_one_built_on_one(
-    nyc_precincts: PrecinctImport, monkeypatch: pytest.MonkeyPatch
+    three_cities: tuple[list[Precinct], PrecinctIndex],
+    nyc_precincts: PrecinctImport,
+    nyc_index: PrecinctIndex,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The importer builds regions side by side, and prunes each quadtree level's pairs
-    in chunks on several threads; nodes must get the same index."""
-    everything = _three_cities(nyc_precincts)
+    in chunks on several threads; nodes must get the same index (the ones to compare
+    were built on one thread, in chunks of the default size)."""
+    everything, built_on_one = three_cities
+    one_by_one = built_on_one.to_bytes()
     # Chunks this small make every level of these cities' quadtrees several chunks.
     monkeypatch.setattr(geo.pruning, "_PRUNE_CHUNK", 1 << 12)
-    one_by_one = PrecinctIndex.build(everything).to_bytes()
     for workers in (2, 3):
         assert PrecinctIndex.build(everything, workers=workers).to_bytes() == one_by_one
     # One region (a city alone): its quadtree alone runs on the threads.
-    city = list(nyc_precincts.precincts)
-    alone = PrecinctIndex.build(city, workers=2).to_bytes()
-    assert alone == PrecinctIndex.build(city).to_bytes()
+    alone = PrecinctIndex.build(list(nyc_precincts.precincts), workers=2).to_bytes()
+    assert alone == nyc_index.to_bytes()
 
 
 def test_the_pruning_arithmetic_in_spans_of_any_size_makes_the_same_index(
-    nyc_precincts: PrecinctImport, monkeypatch: pytest.MonkeyPatch
+    three_cities: tuple[list[Precinct], PrecinctIndex], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The quadtree's pruning computes ``_CACHED_PAIRS`` pairs at a time (for the cache);
     how many must not change a list, nor which segment is a block's q on a tie."""
-    everything = _three_cities(nyc_precincts)
-    packed = PrecinctIndex.build(everything).to_bytes()
+    everything, index = three_cities
+    packed = index.to_bytes()
     for size in (251, 1 << 24):
         monkeypatch.setattr(geo.pruning, "_CACHED_PAIRS", size)
         assert PrecinctIndex.build(everything).to_bytes() == packed
