@@ -240,7 +240,11 @@ def profile_on_signal(directory: Path) -> None:
             return
         profile.disable()
         directory.mkdir(parents=True, exist_ok=True)
-        profile.dump_stats(directory / f"media-{os.getpid()}.prof")
+        # Whole or not at all: whoever waits for the file may read it the moment it exists.
+        path = directory / f"media-{os.getpid()}.prof"
+        partial = path.with_suffix(".prof.partial")
+        profile.dump_stats(partial)
+        os.replace(partial, path)
         profile = None
 
     signal.signal(signal.SIGUSR1, toggle)
