@@ -263,7 +263,7 @@ async def test_a_commander_listens_in_silently_beside_the_dispatcher(
     phone = Phone()
     heard = phone.heard = Heard()
     try:
-        await connect_phone(app_client, citizen, call["session_url"], phone)
+        session = await connect_phone(app_client, citizen, call["session_url"], phone)
         async with chromium() as browser:
             chief = await browser.new_page()
             await chief.add_init_script(SPY)
@@ -294,6 +294,24 @@ async def test_a_commander_listens_in_silently_beside_the_dispatcher(
                 return bool(seen["leave_reason"] == "left")
 
             await eventually(left, what="the commander's leave recorded")
+
+            # Listening again when the citizen hangs up: the console says so at once (the
+            # server's DTLS close), no frozen picture left looking live.
+            await chief.click(".video [data-action=pick-up]:has-text('Listen in')")
+            await chief.wait_for_selector(".video[data-call=live]", timeout=30_000)
+            await plays(chief)
+            ice_before = await chief.evaluate("() => window.__pcs.at(-1).iceConnectionState")
+            assert (await app_client.delete(session, headers=citizen.headers)).status == 200
+            await chief.wait_for_selector(".video[data-call=ended]", timeout=30_000)
+            # Ended by the close, not by ICE noticing the silence (~8 s: "disconnected").
+            ice_after = await chief.evaluate("() => window.__pcs.at(-1).iceConnectionState")
+            assert ice_before == "connected" and ice_after in ("connected", "closed"), ice_after
+
+            async def ended_with_the_call() -> bool:
+                reasons = [v["leave_reason"] for v in await viewer_rows(pg, incident_id)]
+                return reasons == ["left", "call_ended"]
+
+            await eventually(ended_with_the_call, what="the second listening ended with the call")
             assert chief.js_errors == []
     finally:
         await phone.close()

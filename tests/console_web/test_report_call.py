@@ -232,10 +232,14 @@ async def test_a_lost_connection_is_rebuilt_and_the_same_incident_goes_on(
         await eventually(routed, what="the call routed by its first fix")
         (first,) = await sessions_of(pg, incident["id"])
 
-        # The network drops: the server loses the phone's peer connection.
+        # The server ends the phone's peer connection (as when it finds it failed, or a
+        # node goes down): the page starts over on the server's DTLS close, at once, not
+        # when ICE's consent checks would notice (~8 s, the connection then disconnected).
         media = app_of(app_client)[CALLS].media
         assert await media.hang_up(str(incident["id"]), str(first["id"]), EndReason.FAILED)
         await page.wait_for_selector(".call-state[data-state=reconnecting]", timeout=30_000)
+        ice = await page.evaluate("() => window.__pcs[0].iceConnectionState")
+        assert ice not in ("disconnected", "failed"), ice
         await page.wait_for_selector(".call-state[data-state=waiting]", timeout=60_000)
 
         async def second_segment() -> bool:

@@ -45,6 +45,11 @@ export function VideoPane({ incident }) {
     if (!s) return;
     s.mic?.getTracks().forEach((track) => track.stop());
     setPhase("ended");
+    if (s.closedByServer) {
+      // The server ended this viewer (it records why): a leave now would read as ours.
+      s.pc.close();
+      return;
+    }
     const leave = () => (s.location ? api.del(s.location) : Promise.resolve());
     const bye = (endCall ? api.del(`/api/incidents/${incident.id}/call`).catch(leave) : leave()).catch(() => {});
     // Say goodbye before closing: a connection that just closes reads, at the server,
@@ -91,6 +96,16 @@ export function VideoPane({ incident }) {
     });
     session.current.location = response.headers.get("Location");
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    // The server closed this connection (a DTLS close_notify: the call ended, the
+    // citizen hung up): show it at once, not a frozen picture until ICE gives up.
+    const dtls = pc.getReceivers()[0]?.transport;
+    if (dtls) {
+      dtls.onstatechange = () => {
+        if (session.current?.pc !== pc) return;
+        if (dtls.state === "closed") session.current.closedByServer = true;
+        if (dtls.state === "closed" || dtls.state === "failed") hangUp();
+      };
+    }
     return true;
   }
 

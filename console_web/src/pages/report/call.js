@@ -124,6 +124,16 @@ class Call {
       if (!response.ok) throw Object.assign(new Error(`HTTP ${response.status}`), { status: response.status });
       this.location = new URL(response.headers.get("Location"), location.href).href;
       await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      // The server closed this connection (a DTLS close_notify: it ended the session,
+      // e.g. a node going down): start over now, not when ICE's consent checks notice
+      // ~8 s later.  A call the dispatcher ended answers the new offer 409 (below).
+      const dtls = vt.sender.transport;
+      if (dtls) {
+        dtls.onstatechange = () => {
+          if (pc !== this.pc || this.ended || this.state === "reconnecting") return;
+          if (dtls.state === "closed" || dtls.state === "failed") this.reconnect();
+        };
+      }
     } catch (err) {
       if (pc !== this.pc) return;
       if (err.status === 409) {
