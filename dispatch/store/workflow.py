@@ -397,13 +397,15 @@ async def record_refusals(
     conn: asyncpg.Connection, citizen_id: UUID, refused: int, now: datetime
 ) -> Incident | None:
     """Show `refused` (the citizen's refused attempts of the last day) on their latest
-    open incident; None when they have none open or it shows as many already."""
+    open incident; None when they have none open or it shows as many already.  Ties of
+    `received_at` (alarms in the same microsecond) go to the higher case number, always
+    the same one: without it each write could land on another (an updated row moves)."""
     row = await conn.fetchrow(
         f"""UPDATE incidents SET refused_attempts = $2, version = version + 1, updated_at = $3
             WHERE id = (SELECT id FROM incidents
                         WHERE citizen_id = $1
                           AND state IN ('queued', 'claimed', 'assigned', 'escalated')
-                        ORDER BY received_at DESC LIMIT 1)
+                        ORDER BY received_at DESC, case_no DESC LIMIT 1)
               AND refused_attempts < $2
             RETURNING {_COLUMNS}""",
         citizen_id,

@@ -2,11 +2,13 @@
 never turned away on a first alarm; refusals say to call 110 and show on the incident."""
 
 import dataclasses
+import uuid
 from typing import Any
 
 import pytest
 
 from dispatch.settings import Settings
+from dispatch.store import workflow as workflow_store
 from tests.conftest import CitizenSession, Client, Staff, register_citizen
 from tests.dispatch.calls import alarm
 from tests.dispatch.services.test_intake_reports import fields, form
@@ -128,3 +130,36 @@ async def test_video_calls_spend_the_alarm_budget(
     )
     assert call.status == 429, await call.text()
     assert "call 110" in (await call.json())["error"]["message"] and call.headers["Retry-After"]
+
+
+async def test_refusals_stay_on_one_incident_when_several_were_received_at_once(
+    app_client: Client, citizen: CitizenSession, pg: Any, fake_clock: FakeClock
+) -> None:
+    """Alarms received in the same microsecond (here: the fake clock stands still):
+    the refusals' count goes on one of them, always the same, not wherever the last
+    update left the rows (seen as a flaky test_one_citizen_cannot_post_...)."""
+    accepted = [
+        (
+            await _alarm(
+                app_client, citizen, f"203.0.113.{n + 10}", idempotency_key=f"tie-key-{n:03d}"
+            )
+        )[1]
+        for n in range(5)
+    ]
+    async with pg.acquire() as conn:
+        received = await conn.fetchval("SELECT count(DISTINCT received_at) FROM incidents")
+        assert received == 1
+        # Whichever plan PostgreSQL takes: by the citizen's index, or (every other time
+        # here) a scan and a sort, which meets the tied rows in the order they lie, and
+        # an updated row moves.
+        for refused in range(1, 21):
+            async with conn.transaction():
+                if refused % 2:
+                    await conn.execute("SET LOCAL enable_indexscan = off")
+                    await conn.execute("SET LOCAL enable_bitmapscan = off")
+                await workflow_store.record_refusals(
+                    conn, uuid.UUID(citizen.id), refused, fake_clock.now()
+                )
+        shown = await conn.fetch("SELECT case_no, refused_attempts FROM incidents ORDER BY case_no")
+    assert [r["refused_attempts"] for r in shown] == [0, 0, 0, 0, 20]
+    assert shown[-1]["case_no"] == max(a["case_no"] for a in accepted)
