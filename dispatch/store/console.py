@@ -94,7 +94,7 @@ async def queue_annotations(
     rows = await conn.fetch(
         f"""SELECT i.id,
                   (SELECT r.text FROM reports r WHERE r.incident_id = i.id
-                   ORDER BY r.received_at LIMIT 1) AS text,
+                   ORDER BY r.received_at, r.id LIMIT 1) AS text,
                   (SELECT count(*) FROM attachments a WHERE a.incident_id = i.id) AS images,
                   coalesce((SELECT jsonb_agg(jsonb_build_object(
                                 'incident_id', l.other_id::text, 'distance_m', l.distance_m)
