@@ -38,6 +38,7 @@ from aiortc.rtp import HeaderExtensions
 
 from media import frames
 from media.network import read_datagrams_in_bursts
+from media.offers import audio_ptime
 from tests.media.peers import FPS, Clip, Counter
 
 frames.install()  # aioice hands media datagrams over without trying them as STUN first
@@ -131,17 +132,6 @@ def join_opus(packets: list[bytes]) -> bytes:
     return bytes((toc | 3, 0x80 | len(packets))) + lengths + b"".join(p[1:] for p in packets)
 
 
-def answered_ptime(answer: str) -> int:
-    """The audio milliseconds per packet the answer asks for (a=ptime), 20 without."""
-    in_audio = False
-    for line in answer.splitlines():
-        if line.startswith("m="):
-            in_audio = line.startswith("m=audio")
-        elif in_audio and line.startswith("a=ptime:"):
-            return int(line[8:])
-    return 20
-
-
 def packetize(clip: Clip) -> list[list[bytes]]:
     """Each video frame's VP8 payload chunks (without the 4-byte descriptor)."""
     return [
@@ -193,7 +183,7 @@ class FastPhone:
     async def accept(self, answer: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         # Each audio packet: ptime / 20 of the clip's 20 ms packets, joined.
-        per = max(1, answered_ptime(answer) // 20)
+        per = max(1, audio_ptime(answer) // 20)
         clip = self._clip.audio
         whole = len(clip) - len(clip) % per
         self._audio = [join_opus(list(clip[i : i + per])) for i in range(0, whole, per)]

@@ -110,3 +110,15 @@ def with_audio_ptime(answer: str, ptime_ms: int) -> str:
     if in_audio:
         out.append(f"a=ptime:{ptime_ms}")
     return newline.join(out) + (newline if ends else "")
+
+
+def audio_ptime(sdp: str) -> int:
+    """The audio milliseconds per packet `sdp` asks for (`a=ptime` in its audio
+    section, as `with_audio_ptime` writes it); 20, Opus's usual, without one."""
+    in_audio = False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            in_audio = line.startswith("m=audio ")
+        elif in_audio and line.startswith("a=ptime:"):
+            return int(line[8:])
+    return 20

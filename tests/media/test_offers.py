@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from media.offers import with_audio_ptime
+from media.offers import audio_ptime, with_audio_ptime
 
 ANSWER = "\r\n".join([
     "v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0",
@@ -24,6 +24,7 @@ def test_the_audio_section_asks_for_the_ptime_once() -> None:
     audio = _audio_section(answer)
     assert [line for line in audio if line.startswith("a=ptime")] == ["a=ptime:60"]
     assert "a=ptime" not in answer.split("m=audio")[0]  # not in the video section
+    assert (audio_ptime(answer), audio_ptime(ANSWER)) == (60, 20)
 
 
 def test_audio_before_video_and_lf_only() -> None:

@@ -5,6 +5,7 @@ import dataclasses
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from dispatch.settings import Settings
@@ -133,7 +134,7 @@ async def test_video_calls_spend_the_alarm_budget(
 
 
 async def test_refusals_stay_on_one_incident_when_several_were_received_at_once(
-    app_client: Client, citizen: CitizenSession, pg: Any, fake_clock: FakeClock
+    app_client: Client, citizen: CitizenSession, pg: asyncpg.Pool, fake_clock: FakeClock
 ) -> None:
     """Alarms received in the same microsecond (here: the fake clock stands still):
     the refusals' count goes on one of them, always the same, not wherever the last

@@ -39,14 +39,15 @@ export function VideoPane({ incident }) {
 
   // Leave (the call goes on: another dispatcher may pick it up) or, for the claiming
   // dispatcher, end it for everyone.
-  async function hangUp(endCall = false) {
+  // `closedByServer`: the server ended this viewer and records why; a leave now would
+  // read as ours.
+  async function hangUp(endCall = false, closedByServer = false) {
     const s = session.current;
     session.current = null;
     if (!s) return;
     s.mic?.getTracks().forEach((track) => track.stop());
     setPhase("ended");
-    if (s.closedByServer) {
-      // The server ended this viewer (it records why): a leave now would read as ours.
+    if (closedByServer) {
       s.pc.close();
       return;
     }
@@ -102,8 +103,7 @@ export function VideoPane({ incident }) {
     if (dtls) {
       dtls.onstatechange = () => {
         if (session.current?.pc !== pc) return;
-        if (dtls.state === "closed") session.current.closedByServer = true;
-        if (dtls.state === "closed" || dtls.state === "failed") hangUp();
+        if (dtls.state === "closed" || dtls.state === "failed") hangUp(false, dtls.state === "closed");
       };
     }
     return true;
