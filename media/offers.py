@@ -1,8 +1,9 @@
 """Checking an SDP offer before any connection is made: what is wrong, in words.
 
 Pure: text in, a summary or `BadOffer` out.  aiortc's own parser is lenient (an empty
-string parses) and fails on garbage with bare assertion or unpacking errors, so the
-offer is checked here first and those errors are turned into `BadOffer`.
+string parses) and fails on garbage with whatever the line it reached raises (bare
+assertions, unpacking errors, an `AttributeError` on a missing value, a `StopIteration`),
+so the offer is checked here first and any such error is turned into `BadOffer`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def check_offer(text: str, role: Role) -> OfferSummary:
 
     try:
         description = sdp.SessionDescription.parse(text)
-    except (AssertionError, ValueError, IndexError, KeyError, TypeError) as exc:
+    except Exception as exc:  # any: an AttributeError, a StopIteration, ...
         raise BadOffer(f"the offer is not valid SDP ({exc or type(exc).__name__})",
                        field="sdp") from exc  # fmt: skip
     video = [m for m in description.media if m.kind == "video"]
@@ -56,11 +57,15 @@ def check_offer(text: str, role: Role) -> OfferSummary:
         raise BadOffer(f"only audio and video are taken, not {', '.join(other)}", field="sdp")
     if not video:
         raise BadOffer("the offer has no video", field="sdp")
+    for media in description.media:
+        if media.direction is None:  # browsers always say; aiortc cannot answer without
+            raise BadOffer(f"the offer's {media.kind} has no direction (sendrecv, sendonly, "
+                           "recvonly or inactive)", field="sdp")  # fmt: skip
     if len(video) > 1 or len(audio) > 1:
         raise BadOffer("the offer has more than one video or audio track", field="sdp")
     (v,) = video
     wanted = _SENDS if role is Role.PUBLISHER else _RECEIVES
-    if (v.direction or "sendrecv") not in wanted:
+    if v.direction not in wanted:
         verb = "send" if role is Role.PUBLISHER else "receive"
         raise BadOffer(f"the offer's video must {verb} (direction is {v.direction})", field="sdp")
     if not any(c.mimeType.lower() == VIDEO_CODEC.lower() for c in v.rtp.codecs):
@@ -74,13 +79,13 @@ def check_offer(text: str, role: Role) -> OfferSummary:
             offered = ", ".join(sorted({c.mimeType for c in a.rtp.codecs})) or "none"
             raise BadOffer(f"no common audio codec: the server takes Opus; the offer has "
                            f"{offered}", field="sdp")  # fmt: skip
-        audio_direction = a.direction or "sendrecv"
+        audio_direction = a.direction
     for media in description.media:
         if media.ice is None or not (media.ice.usernameFragment and media.ice.password):
             raise BadOffer("the offer has no ICE username fragment or password", field="sdp")
         if not (media.dtls and media.dtls.fingerprints):
             raise BadOffer("the offer has no DTLS fingerprint", field="sdp")
-    return OfferSummary(video_direction=v.direction or "sendrecv", audio_direction=audio_direction)
+    return OfferSummary(video_direction=v.direction, audio_direction=audio_direction)
 
 
 def with_audio_ptime(answer: str, ptime_ms: int) -> str:

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
-from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.stats import RTCOutboundRtpStreamStats
 
 from media import frames
@@ -49,9 +48,6 @@ from media.recorder import WebmRecorder
 
 logger = logging.getLogger(__name__)
 
-_NEGOTIATION_ERRORS = (
-    ValueError, OperationError, InternalError, InvalidAccessError, InvalidStateError,
-)  # fmt: skip
 KEYFRAME_INTERVAL_S = 0.5  # at most one key-frame request to the citizen per this
 VIEWER_VIDEO_QUEUE = 90  # ~3 s of video a viewer may fall behind before it skips ahead
 VIEWER_AUDIO_QUEUE = 150
@@ -66,6 +62,67 @@ def _codec(kind: str, name: str) -> list[Any]:
     wanted = [c for c in capabilities if c.mimeType.lower() == f"{kind}/{name}".lower()]
     # Retransmissions (RTX) stay allowed for video: NACK repair towards the viewer.
     return wanted + [c for c in capabilities if c.mimeType.lower() == f"{kind}/rtx"]
+
+
+def _refused(step: str, exc: Exception) -> BadOffer:
+    logger.info("an offer was refused at %s: %s: %s", step, type(exc).__name__, exc)
+    return BadOffer(f"the offer cannot be accepted ({step}: {exc or type(exc).__name__})",
+                    field="sdp")  # fmt: skip
+
+
+async def _accept_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
+    """`setRemoteDescription`, an offer aiortc cannot take refused in words.
+
+    `check_offer` has already refused what it can name; what is left fails deep in
+    aiortc's negotiation with whatever exception the line it reached raises (a
+    `ValueError`, an `AttributeError` on a missing attribute, a `StopIteration` turned
+    into `RuntimeError` by the coroutine, ...).  The offer is the only input of this
+    step, so any of those is the offer's fault: `BadOffer` (4xx), never a 500.  An
+    `OSError` is the machine's and goes on."""
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+    except OSError:
+        raise
+    except Exception as exc:
+        raise _refused("setRemoteDescription", exc) from exc
+
+
+async def _answer(pc: RTCPeerConnection) -> None:
+    """`createAnswer` and `setLocalDescription` for the accepted offer.  Both work from
+    the offer (an m-line the transceivers do not match, a `mid` used twice, a direction
+    aiortc has no answer to), so a failure is again the offer's, but for an `OSError`
+    (gathering candidates binds sockets): the machine's."""
+    step = "createAnswer"
+    try:
+        answer = await pc.createAnswer()
+        step = "setLocalDescription"
+        await pc.setLocalDescription(answer)
+    except OSError:
+        raise
+    except Exception as exc:
+        raise _refused(step, exc) from exc
+
+
+async def _close(pc: RTCPeerConnection) -> None:
+    """Close `pc` whatever state a refused offer left it in.
+
+    aiortc's `close()` stops every transceiver's transports and trips over one that an
+    offer never gave a transport (`None`), leaving the rest open: then each transport
+    that exists is stopped here (both stops are idempotent), and the error is logged
+    rather than raised over the refusal being answered."""
+    try:
+        await pc.close()
+    except Exception:  # a half-negotiated connection: finish by hand
+        logger.info("closing a half-negotiated peer connection by hand", exc_info=True)
+        for transceiver in pc.getTransceivers():
+            with contextlib.suppress(Exception):
+                await transceiver.stop()
+            dtls = transceiver.receiver.transport
+            if dtls is not None:
+                with contextlib.suppress(Exception):
+                    await dtls.stop()
+                with contextlib.suppress(Exception):
+                    await dtls.transport.stop()
 
 
 @dataclass(eq=False)
@@ -185,6 +242,7 @@ class MediaServer:
         self.check_capacity(call_id)
         self._reserved += 1
         pc = RTCPeerConnection(rtc_configuration(self._config.ice_servers))
+        recorder: WebmRecorder | None = None
         try:
             call = self._calls.get(call_id) or self._new_call(call_id)
             back = call.back.subscribe(VIEWER_AUDIO_QUEUE)
@@ -194,10 +252,7 @@ class MediaServer:
             # (nothing is sent) until a dispatcher speaks.
             audio = pc.addTransceiver(ForwardedTrack(back), direction="sendrecv")
             audio.setCodecPreferences(_codec("audio", "opus"))
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-            except _NEGOTIATION_ERRORS as exc:
-                raise BadOffer(f"the offer cannot be accepted: {exc}", field="sdp") from exc
+            await _accept_offer(pc, offer_sdp)
             recorder = WebmRecorder(
                 self._config.recordings_dir / self.recording_path(call_id, session_id)
             )
@@ -212,12 +267,13 @@ class MediaServer:
                 receiver = transceiver.receiver
                 publisher.receivers[transceiver.kind] = receiver
                 frames.forward_receiver(receiver, self._deliverer(call, publisher, fanout))
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+            await _answer(pc)
             enlarge_receive_buffers(pc)
         except BaseException:
             self._reserved -= 1
-            await pc.close()
+            await _close(pc)
+            if recorder is not None:  # its thread ends; nothing reached it, so no file
+                await recorder.close()
             left = self._calls.get(call_id)
             if left is not None:
                 left.back.unsubscribe(back)
@@ -270,22 +326,18 @@ class MediaServer:
                 ForwardedTrack(audio_sub), direction="sendrecv" if viewer.talk else "sendonly"
             )
             audio.setCodecPreferences(_codec("audio", "opus"))
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-            except _NEGOTIATION_ERRORS as exc:
-                raise BadOffer(f"the offer cannot be accepted: {exc}", field="sdp") from exc
+            await _accept_offer(pc, offer_sdp)
             if viewer.talk:
                 call.back.new_source()
                 frames.forward_receiver(audio.receiver, self._heard(viewer, call.back.push))
             for sender in (video.sender, audio.sender):
                 self._hook_sender(call, viewer, sender)
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+            await _answer(pc)
             enlarge_receive_buffers(pc)
         except BaseException:
             for fanout, subscription in viewer.subscriptions:
                 fanout.unsubscribe(subscription)
-            await pc.close()
+            await _close(pc)
             raise
         if not self._is_live(call):  # ended while this viewer was negotiating
             await self._close_viewer(viewer)
@@ -440,7 +492,7 @@ class MediaServer:
         for fanout, subscription in publisher.subscriptions:
             fanout.unsubscribe(subscription)
         try:
-            await publisher.pc.close()
+            await _close(publisher.pc)
         finally:
             recording = await publisher.recorder.close()
             ended = SessionEnded(
@@ -460,7 +512,7 @@ class MediaServer:
         viewer.ending = True
         for fanout, subscription in viewer.subscriptions:
             fanout.unsubscribe(subscription)
-        await viewer.pc.close()
+        await _close(viewer.pc)
 
     async def _end_viewer(self, call: _Call, viewer: _Viewer, reason: LeaveReason) -> None:
         if viewer.ending:
