@@ -11,9 +11,11 @@ socket, and the ends come back to the `CallObserver` on the node's loop.
 The same `CallMedia` as `MediaServer`: a call is answered by the process with the
 fewest calls and stays there (its viewers and re-offers go to it); `hang_up` and
 `leave` return once the observer has been told of what they ended, as in-process.
-A media process that dies takes its calls with it (they are recorded as ended at the
-node's next start, from what reached the disk, as after a crash); the next call
-starts a new one.
+A media process that dies takes its calls with it: their sessions are reported ended
+(`FAILED`, with what of the recording reached the disk, read back from the file) and
+their viewers as left, at once, so the incident shows no call that is not there and
+the citizen's page, offering again, starts a new segment; the next call starts a new
+process.  (If the node dies too, its next start records them, as after a crash.)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from media.config import MediaConfig
@@ -37,14 +40,24 @@ from media.interface import (
     LeaveReason,
     MediaStats,
     NoLiveCall,
+    SessionEnded,
     Unobserved,
+    ViewerLeft,
     check_call_limit,
 )
 from media.process_main import encode_message, read_message, refusal_from_wire
+from media.recordings import probe_recording
 
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _LostSession:
+    call_id: str
+    session_id: str
+    started_at: datetime
 
 
 @dataclass(eq=False)
@@ -85,6 +98,8 @@ class MediaProcesses:
         self._starting: list[asyncio.Task[_Process] | None] = [None] * self._count
         self._ids = itertools.count(1)
         self._live: dict[str, str] = {}  # call -> its live session
+        self._started: dict[str, datetime] = {}  # live session -> when it was answered
+        self._viewers: dict[str, set[str]] = {}  # call -> its viewers
         self._reserved = 0
         self._closing = False
 
@@ -176,11 +191,12 @@ class MediaProcesses:
                         process.routed.discard(value)
                     elif what == "call_dropped":
                         process.calls.discard(value)
-                    if (
-                        what == "session_ended"
-                        and self._live.get(value.call_id) == value.session_id
-                    ):
-                        del self._live[value.call_id]
+                    if what == "session_ended":
+                        self._started.pop(value.session_id, None)
+                        if self._live.get(value.call_id) == value.session_id:
+                            del self._live[value.call_id]
+                    elif what == "viewer_left":
+                        self._forget_viewer(value.call_id, value.viewer_id)
                     process.events.put_nowait((what, value))
                 elif kind == "log":
                     record = logging.makeLogRecord(message[1])
@@ -201,19 +217,61 @@ class MediaProcesses:
             if not future.done():
                 future.set_exception(error)
         process.pending.clear()
-        lost = [c for c, _ in self._live.items() if c in process.calls]
-        for call_id in lost:
-            del self._live[call_id]
+        now = datetime.now(UTC)
+        sessions = [
+            _LostSession(call_id, session_id, self._started.pop(session_id, now))
+            for call_id, session_id in list(self._live.items()) if call_id in process.calls
+        ]  # fmt: skip
+        viewers = [
+            (call_id, viewer_id) for call_id in process.calls
+            for viewer_id in self._viewers.pop(call_id, ())
+        ]  # fmt: skip
+        for session in sessions:
+            del self._live[session.call_id]
         if not self._closing:
             logger.error(
                 "a media process ended: its calls are gone", extra={
-                    "media_process": process.index, "calls": len(lost),
-                    "returncode": process.proc.returncode,
+                    "media_process": process.index, "calls": len(sessions),
+                    "viewers": len(viewers), "returncode": process.proc.returncode,
                 },
             )  # fmt: skip
+            # Told after what the process itself reported before it died.
+            process.events.put_nowait(("lost", (sessions, viewers, now)))
         process.calls.clear()
         process.routed.clear()
         process.events.put_nowait(None)
+
+    def _forget_viewer(self, call_id: str, viewer_id: str) -> None:
+        viewers = self._viewers.get(call_id)
+        if viewers is not None:
+            viewers.discard(viewer_id)
+            if not viewers:
+                del self._viewers[call_id]
+
+    async def _report_lost(
+        self, sessions: list[_LostSession], viewers: list[tuple[str, str]], at: datetime
+    ) -> None:
+        """The ends a dead process could not report: each session `FAILED` with its
+        recording as the disk holds it (the muxer flushes as it goes, so the file is
+        readable up to the last cluster; read back in a thread), each viewer `FAILED`."""
+        loop = asyncio.get_running_loop()
+        for session in sessions:
+            path = self._config.recordings_dir / self.recording_path(
+                session.call_id, session.session_id
+            )
+            recording = None
+            if path.exists():
+                try:
+                    recording = await loop.run_in_executor(None, probe_recording, path)
+                except Exception:  # av.FFmpegError, OSError: the end is told all the same
+                    logger.exception("a lost call's recording is unreadable",
+                                     extra={"path": str(path)})  # fmt: skip
+            await self._observer.session_ended(SessionEnded(
+                session.call_id, session.session_id, EndReason.FAILED, session.started_at,
+                at, connected=recording is not None, recording=recording,
+            ))  # fmt: skip
+        for call_id, viewer_id in viewers:
+            await self._observer.viewer_left(ViewerLeft(call_id, viewer_id, LeaveReason.FAILED))
 
     async def _report(self, process: _Process) -> None:
         """Tell the observer, in order, what the process ended."""
@@ -223,7 +281,9 @@ class MediaProcesses:
                 return
             what, value = item
             try:
-                if what == "session_ended":
+                if what == "lost":
+                    await self._report_lost(*value)
+                elif what == "session_ended":
                     await self._observer.session_ended(value)
                 elif what == "viewer_left":
                     await self._observer.viewer_left(value)
@@ -283,6 +343,7 @@ class MediaProcesses:
         finally:
             self._reserved -= 1
         self._live[call_id] = session_id
+        self._started[session_id] = datetime.now(UTC)
         return answer
 
     async def watch(self, call_id: str, viewer_id: str, offer_sdp: str, *, talk: bool) -> Answer:
@@ -291,6 +352,7 @@ class MediaProcesses:
             raise NoLiveCall("no one is on this call now")
         answer: Answer = await self._call(process, "watch", call_id, viewer_id, offer_sdp,
                                           talk=talk)  # fmt: skip
+        self._viewers.setdefault(call_id, set()).add(viewer_id)
         return answer
 
     async def hang_up(self, call_id: str, session_id: str, reason: EndReason) -> bool:
@@ -303,7 +365,9 @@ class MediaProcesses:
         process = await self._process_for(call_id, new=False)
         if process is None:
             return False
-        return bool(await self._call(process, "leave", call_id, viewer_id, reason))
+        left = bool(await self._call(process, "leave", call_id, viewer_id, reason))
+        self._forget_viewer(call_id, viewer_id)
+        return left
 
     async def end_call(self, call_id: str) -> None:
         process = await self._process_for(call_id, new=False)

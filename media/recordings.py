@@ -1,12 +1,15 @@
-"""What a finished recording is, and its hash: all the application needs of recordings,
-without the muxer (`media.recorder`, which loads PyAV and aiortc: a server that starts
-should not wait for them)."""
+"""What a finished recording is, its hash, and what a file holds read back: all the
+application needs of recordings, without the muxer (`media.recorder`, which loads PyAV
+and aiortc: a server that starts should not wait for them; `probe_recording` imports
+PyAV only when there is a file to read)."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 MEDIA_TYPE = "video/webm"
 
@@ -35,3 +38,36 @@ def file_sha256(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def probe_recording(path: Path) -> Recording:
+    """What a recording holds, read back from the file (after a crash, the muxer never
+    wrote its duration).  Blocking."""
+    import av  # here: PyAV takes a while to import, and most starts recover nothing
+
+    sha256, size = file_sha256(path)
+    video_frames = audio_packets = 0
+    duration = Fraction(0)
+    codecs: list[str] = []
+    width = height = None
+    with av.open(str(path)) as container:
+        for stream in container.streams:
+            codecs.append(
+                "VP8" if stream.codec_context.name == "vp8" else stream.codec_context.name
+            )
+            if stream.type == "video":
+                context: Any = stream.codec_context
+                width, height = context.width, context.height
+        for packet in container.demux():
+            if packet.pts is None or packet.time_base is None or packet.size == 0:
+                continue
+            duration = max(duration, packet.pts * packet.time_base)
+            if packet.stream.type == "video":
+                video_frames += 1
+            else:
+                audio_packets += 1
+    return Recording(
+        path=path, sha256=sha256, size=size, duration_s=round(float(duration), 3),
+        codecs=tuple(codecs), video_frames=video_frames, audio_packets=audio_packets,
+        width=width, height=height, dropped=0,
+    )  # fmt: skip

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ from media.interface import (
     SessionEnded,
     ViewerLeft,
 )
-from media.recordings import MEDIA_TYPE, Recording, file_sha256
+from media.recordings import MEDIA_TYPE, Recording, probe_recording
 
 logger = logging.getLogger(__name__)
 
@@ -92,39 +91,6 @@ def _recording_ref(
         "media_type": MEDIA_TYPE, "sha256": rec.sha256, "bytes": rec.size,
         "duration_s": rec.duration_s, "codecs": list(rec.codecs),
     }  # fmt: skip
-
-
-def probe_recording(path: Path) -> Recording:
-    """What a recording holds, read back from the file (after a crash, the muxer never
-    wrote its duration).  Blocking."""
-    import av  # here: PyAV takes a while to import, and most starts recover nothing
-
-    sha256, size = file_sha256(path)
-    video_frames = audio_packets = 0
-    duration = Fraction(0)
-    codecs: list[str] = []
-    width = height = None
-    with av.open(str(path)) as container:
-        for stream in container.streams:
-            codecs.append(
-                "VP8" if stream.codec_context.name == "vp8" else stream.codec_context.name
-            )
-            if stream.type == "video":
-                context: Any = stream.codec_context
-                width, height = context.width, context.height
-        for packet in container.demux():
-            if packet.pts is None or packet.time_base is None or packet.size == 0:
-                continue
-            duration = max(duration, packet.pts * packet.time_base)
-            if packet.stream.type == "video":
-                video_frames += 1
-            else:
-                audio_packets += 1
-    return Recording(
-        path=path, sha256=sha256, size=size, duration_s=round(float(duration), 3),
-        codecs=tuple(codecs), video_frames=video_frames, audio_packets=audio_packets,
-        width=width, height=height, dropped=0,
-    )  # fmt: skip
 
 
 @dataclass(slots=True)

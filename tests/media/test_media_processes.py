@@ -114,19 +114,34 @@ async def test_close_ends_every_call_and_process(tmp_path: Path, observed: Obser
 
 
 async def test_a_dead_media_process_takes_its_calls_and_the_next_call_works(
-    media: MediaProcesses,
+    media: MediaProcesses, observed: Observed
 ) -> None:
     phone = Phone()
+    console = Console()
     try:
         answer = await media.publish("call-1", "s1", await phone.offer())
         await phone.accept(answer.sdp)
-        await wait_for(lambda: phone.video.sent >= 10, what="video")
+        viewing = await media.watch("call-1", "v1", await console.offer(), talk=False)
+        await console.accept(viewing.sdp)
+        await wait_for(lambda: console.video.frames >= 30, what="a second of video watched")
         holder = next(p for p in media._processes if p is not None and "call-1" in p.calls)
         holder.proc.send_signal(signal.SIGKILL)
         await wait_for(lambda: media.live_session("call-1") is None, what="the call to go")
         assert media.live_calls() == 0
+        # Its end is told at once, not at the node's next start: the session failed,
+        # with the recording as far as it reached the disk, and the viewer left.
+        await wait_for(lambda: observed.ended and observed.left, what="the ends told")
     finally:
         await phone.close()
+        await console.close()
+    (ended,) = observed.ended
+    assert (ended.call_id, ended.session_id, ended.reason) == ("call-1", "s1", EndReason.FAILED)
+    assert ended.connected and ended.recording is not None
+    assert ended.recording.video_frames >= 30 and ended.recording.size > 0
+    assert ended.recording.codecs == ("VP8", "opus")
+    assert [(v.call_id, v.viewer_id, v.reason) for v in observed.left] == [
+        ("call-1", "v1", LeaveReason.FAILED)
+    ]
     again = Phone()
     try:
         answer = await media.publish("call-2", "s1", await again.offer())

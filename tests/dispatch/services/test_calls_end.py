@@ -3,14 +3,17 @@ claimed it, for everyone, and the phone may not reconnect into it."""
 
 from __future__ import annotations
 
+import signal
 import uuid
 
 import asyncpg
+import psutil
 
 from tests.conftest import CitizenSession, Client, Staff
 from tests.media.calls import connect_phone, pick_up, sdp_headers, start_call
 from tests.media.peers import Console, Phone, wait_for
 from tests.signaling.feeds import FeedClient
+from tests.waiting import eventually
 
 
 async def test_only_the_claiming_dispatcher_ends_a_call_and_the_phone_cannot_call_back(
@@ -76,3 +79,65 @@ async def test_only_the_claiming_dispatcher_ends_a_call_and_the_phone_cannot_cal
         await phone.close()
         await listener.close()
         await citizen_feed.close()
+
+
+async def test_a_dead_media_process_ends_its_calls_at_once_and_the_phone_calls_back(
+    app_client: Client, citizen: CitizenSession, staff: Staff, pg: asyncpg.Pool
+) -> None:
+    """Not at the node's next start: the session is recorded as failed with what of its
+    recording reached the disk (evidence), the viewer as left, `call.ended` in the feed,
+    and the phone's next offer is a second segment of the same incident."""
+    call = await start_call(app_client, citizen)
+    incident_id = call["incident_id"]
+    phone, console = Phone(), Console()
+    try:
+        await connect_phone(app_client, citizen, call["session_url"], phone)
+        claimed = await app_client.post(
+            f"/api/incidents/{incident_id}/claim", headers=staff.dispatcher.headers
+        )
+        assert claimed.status == 200
+        await pick_up(app_client, incident_id, staff.dispatcher.headers, console)
+        await wait_for(lambda: console.video.frames >= 30, what="a second of video")
+        # The node's media processes (the call is in one of them) die; the node lives.
+        children = [p for p in psutil.Process().children()
+                    if "media.process_main" in " ".join(p.cmdline())]  # fmt: skip
+        assert children
+        for child in children:
+            child.send_signal(signal.SIGKILL)
+
+        async def ended() -> bool:
+            async with pg.acquire() as conn:
+                return bool(await conn.fetchval(
+                    "SELECT reported FROM call_sessions WHERE incident_id = $1",
+                    uuid.UUID(incident_id),
+                ))  # fmt: skip
+
+        await eventually(ended, timeout_s=15, what="the session's end recorded")
+        async with pg.acquire() as conn:
+            session = await conn.fetchrow("SELECT * FROM call_sessions")
+            viewer = await conn.fetchrow("SELECT * FROM call_viewers")
+            evidence = await conn.fetchrow(
+                "SELECT * FROM attachments WHERE id = $1", session["attachment_id"]
+            )
+            events = [r["type"] for r in await conn.fetch(
+                "SELECT type FROM incident_events WHERE incident_id = $1 ORDER BY seq",
+                uuid.UUID(incident_id),
+            )]  # fmt: skip
+        assert (session["state"], session["end_reason"]) == ("ended", "failed")
+        assert evidence is not None and evidence["sha256"] and evidence["duration_s"] > 0.5
+        assert viewer["leave_reason"] == "failed" and viewer["left_at"] is not None
+        assert "call.ended" in events
+
+        again = Phone()
+        try:
+            await connect_phone(app_client, citizen, call["session_url"], again)
+            async with pg.acquire() as conn:
+                segments = await conn.fetch(
+                    "SELECT segment, state FROM call_sessions ORDER BY segment"
+                )
+            assert [(r["segment"], r["state"]) for r in segments] == [(1, "ended"), (2, "live")]
+        finally:
+            await again.close()
+    finally:
+        await phone.close()
+        await console.close()
