@@ -191,6 +191,7 @@ class MediaProcesses:
                         process.routed.discard(value)
                     elif what == "call_dropped":
                         process.calls.discard(value)
+                        self._viewers.pop(value, None)  # each one's leave came before
                     if what == "session_ended":
                         self._started.pop(value.session_id, None)
                         if self._live.get(value.call_id) == value.session_id:
