@@ -1,8 +1,8 @@
 """Mutated SDP offers into the media core: every one is answered or refused in words.
 
 aiortc's parser is lenient and its negotiation fails on odd input with whatever
-exception the line it reached raises.  Starting from a real offer (Chromium's, and an
-aiortc phone's), hypothesis deletes, repeats, swaps and rewrites lines and their
+exception the line it reached raises.  Starting from real offers (Chromium's, an aiortc
+phone's and an aiortc console's), hypothesis deletes, repeats, swaps and rewrites lines and their
 values; `publish` and `watch` must give an answer or one of the interface's refusals
 (`MediaRefused`: the HTTP layer's 4xx), never another exception (a 500), and leave no
 call, reservation or connection behind.
@@ -10,7 +10,6 @@ call, reservation or connection behind.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import threading
@@ -88,7 +87,9 @@ async def test_mutated_offers_are_answered_or_refused(media: MediaServer) -> Non
     phone = Phone()
     base = {"chromium": CHROMIUM_OFFER, "aiortc": await phone.offer()}
     await phone.close()
-    viewer_offer = await Console(talk=True).offer()
+    console = Console(talk=True)
+    viewer_offer = await console.offer()
+    await console.close()
     # A live call to watch: answered, its media never connects (it still stands).
     live = await media.publish("live", "s0", CHROMIUM_OFFER)
     assert live.sdp.startswith("v=0")
@@ -144,4 +145,3 @@ async def test_mutated_offers_are_answered_or_refused(media: MediaServer) -> Non
     await wait_for(lambda: process.num_fds() <= fds, within=10, what="sockets to close")
     with pytest.raises(NoLiveCall):
         await media.watch("gone", "v", viewer_offer, talk=False)
-    await asyncio.sleep(0)
