@@ -46,7 +46,7 @@ from media.interface import (
     check_call_limit,
 )
 from media.process_main import encode_message, read_message, refusal_from_wire
-from media.recordings import probe_recording
+from media.recordings import read_back
 
 logger = logging.getLogger(__name__)
 
@@ -255,18 +255,10 @@ class MediaProcesses:
         """The ends a dead process could not report: each session `FAILED` with its
         recording as the disk holds it (the muxer flushes as it goes, so the file is
         readable up to the last cluster; read back in a thread), each viewer `FAILED`."""
-        loop = asyncio.get_running_loop()
         for session in sessions:
-            path = self._config.recordings_dir / self.recording_path(
+            recording = await read_back(self._config.recordings_dir / self.recording_path(
                 session.call_id, session.session_id
-            )
-            recording = None
-            if path.exists():
-                try:
-                    recording = await loop.run_in_executor(None, probe_recording, path)
-                except Exception:  # av.FFmpegError, OSError: the end is told all the same
-                    logger.exception("a lost call's recording is unreadable",
-                                     extra={"path": str(path)})  # fmt: skip
+            ))  # fmt: skip
             await self._observer.session_ended(SessionEnded(
                 session.call_id, session.session_id, EndReason.FAILED, session.started_at,
                 at, connected=recording is not None, recording=recording,

@@ -5,13 +5,17 @@ PyAV only when there is a file to read)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 MEDIA_TYPE = "video/webm"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +75,22 @@ def probe_recording(path: Path) -> Recording:
         codecs=tuple(codecs), video_frames=video_frames, audio_packets=audio_packets,
         width=width, height=height, dropped=0,
     )  # fmt: skip
+
+
+async def read_back(path: Path) -> Recording | None:
+    """`probe_recording` in a thread for a session whose end its process never reported
+    (the node or its media process killed): None when no file was started (no key frame
+    came) or the file cannot be read (logged), so the end is recorded all the same."""
+    return await asyncio.get_running_loop().run_in_executor(None, _probe_if_readable, path)
+
+
+def _probe_if_readable(path: Path) -> Recording | None:
+    if not path.exists():
+        return None
+    import av  # (imported only when there is a recording to read)
+
+    try:
+        return probe_recording(path)
+    except (av.FFmpegError, OSError):
+        logger.exception("unreadable recording", extra={"path": str(path)})
+        return None

@@ -13,7 +13,6 @@ forwards it there).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
@@ -49,7 +48,7 @@ from media.interface import (
     SessionEnded,
     ViewerLeft,
 )
-from media.recordings import MEDIA_TYPE, Recording, probe_recording
+from media.recordings import MEDIA_TYPE, Recording, read_back
 
 logger = logging.getLogger(__name__)
 
@@ -417,17 +416,8 @@ class CallService:
         async with self.pool.acquire() as conn:
             sessions = await call_store.unrecorded_sessions_on(conn, self.node)
             viewers = await call_store.open_viewers_on(conn, self.node)
-        loop = asyncio.get_running_loop()
         for session in sessions:
-            path = self.evidence_root / session.storage_key
-            recording = None
-            if path.exists():
-                import av  # (imported only when there is a recording to read)
-
-                try:
-                    recording = await loop.run_in_executor(None, probe_recording, path)
-                except (av.FFmpegError, OSError):
-                    logger.exception("unreadable recording", extra={"path": str(path)})
+            recording = await read_back(self.evidence_root / session.storage_key)
             with contextlib.suppress(_AlreadyReported):
                 await self._record_end(session.incident_id, session.id, "server_restart",
                                        recording, Actor.system("recovery"))  # fmt: skip

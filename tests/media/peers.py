@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import frames
 from media.frames import EncodedFrame
+from media.interface import CallMedia
 
 FPS = 30
 
@@ -257,3 +258,17 @@ class Console:
 
     async def close(self) -> None:
         await self.pc.close()
+
+
+async def publish_and_watch(
+    media: CallMedia, call_id: str, session_id: str, phone: Phone, console: Console,
+    *, viewer_id: str = "v1", frames: int = 30,
+) -> str:  # fmt: skip
+    """`phone` publishes `call_id` on `media`, `console` watches it (silent) until it has
+    `frames` video frames; the publisher's answer SDP."""
+    answer = await media.publish(call_id, session_id, await phone.offer())
+    await phone.accept(answer.sdp)
+    viewing = await media.watch(call_id, viewer_id, await console.offer(), talk=False)
+    await console.accept(viewing.sdp)
+    await wait_for(lambda: console.video.frames >= frames, what=f"{frames} frames watched")
+    return answer.sdp

@@ -17,7 +17,7 @@ import pytest
 from media.config import MediaConfig
 from media.interface import AtCapacity, BadOffer, EndReason, LeaveReason, NoLiveCall
 from media.processes import MediaProcesses
-from tests.media.peers import Console, Phone, wait_for
+from tests.media.peers import Console, Phone, publish_and_watch, wait_for
 from tests.media.test_media_server import Observed
 from tests.waiting import eventually
 
@@ -119,11 +119,9 @@ async def test_a_dead_media_process_takes_its_calls_and_the_next_call_works(
     phone = Phone()
     console = Console()
     try:
-        answer = await media.publish("call-1", "s1", await phone.offer())
-        await phone.accept(answer.sdp)
-        viewing = await media.watch("call-1", "v1", await console.offer(), talk=False)
-        await console.accept(viewing.sdp)
-        await wait_for(lambda: console.video.frames >= 30, what="a second of video watched")
+        # Two seconds watched: the file's last half second (the cluster being written)
+        # may not survive the kill, the first second and more does.
+        await publish_and_watch(media, "call-1", "s1", phone, console, frames=60)
         holder = next(p for p in media._processes if p is not None and "call-1" in p.calls)
         holder.proc.send_signal(signal.SIGKILL)
         await wait_for(lambda: media.live_session("call-1") is None, what="the call to go")
