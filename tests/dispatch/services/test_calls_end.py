@@ -106,14 +106,15 @@ async def test_a_dead_media_process_ends_its_calls_at_once_and_the_phone_calls_b
         for child in children:
             child.send_signal(signal.SIGKILL)
 
-        async def ended() -> bool:
+        async def ended() -> bool:  # the session's end, then the viewer's leave
             async with pg.acquire() as conn:
                 return bool(await conn.fetchval(
-                    "SELECT reported FROM call_sessions WHERE incident_id = $1",
+                    """SELECT s.reported AND v.left_at IS NOT NULL FROM call_sessions s
+                       JOIN call_viewers v USING (incident_id) WHERE s.incident_id = $1""",
                     uuid.UUID(incident_id),
                 ))  # fmt: skip
 
-        await eventually(ended, timeout_s=15, what="the session's end recorded")
+        await eventually(ended, timeout_s=15, what="the session's end and the viewer's leave")
         async with pg.acquire() as conn:
             session = await conn.fetchrow("SELECT * FROM call_sessions")
             viewer = await conn.fetchrow("SELECT * FROM call_viewers")
